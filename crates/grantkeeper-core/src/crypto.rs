@@ -1,0 +1,263 @@
+//! AES-256-GCM envelope encryption and keyed token fingerprints.
+//!
+//! The master key lives in the OS keychain. Each tenant has its own data key, stored in SQLite
+//! wrapped (encrypted) by the master key. Every ciphertext is bound by associated data to the
+//! vault, tenant, table, column and row it belongs to, so a ciphertext copied anywhere else fails
+//! to decrypt.
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use sha2::Sha256;
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use crate::secret::SecretText;
+
+/// Version byte that starts every ciphertext blob.
+const BLOB_VERSION: u8 = 1;
+const NONCE_LEN: usize = 12;
+
+/// Decryption or key-format failures. Messages never contain key or plaintext bytes.
+#[derive(Debug, thiserror::Error)]
+pub enum CryptoError {
+    /// The tag did not verify: wrong key, wrong row or tenant, or edited bytes.
+    #[error("a stored secret failed to decrypt: it belongs to another record or was altered")]
+    Decrypt,
+    /// The blob is too short or has an unknown version.
+    #[error("a stored secret has an unknown format")]
+    Format,
+    /// A key stored in the keychain is not a valid key.
+    #[error("the key stored in the keychain is malformed")]
+    BadKey,
+}
+
+macro_rules! key_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Zeroize, ZeroizeOnDrop)]
+        pub struct $name([u8; 32]);
+
+        impl $name {
+            /// A fresh random key from the OS generator.
+            pub fn generate() -> Self {
+                let mut k = [0u8; 32];
+                rand::rngs::OsRng.fill_bytes(&mut k);
+                Self(k)
+            }
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(concat!(stringify!($name), "([redacted])"))
+            }
+        }
+    };
+}
+
+key_type!(
+    /// The vault's master key (held in the keychain); wraps tenant data keys.
+    MasterKey
+);
+key_type!(
+    /// A tenant's data key; encrypts that tenant's secrets in SQLite.
+    DataKey
+);
+
+/// Key for token fingerprints (HMAC-SHA-256), derived from the master key.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct FingerprintKey([u8; 32]);
+
+impl MasterKey {
+    /// Encodes the key for storage in the keychain.
+    pub fn to_keychain_text(&self) -> SecretText {
+        SecretText::new(B64.encode(self.0))
+    }
+
+    /// Decodes a key read from the keychain.
+    pub fn from_keychain_text(text: &SecretText) -> Result<Self, CryptoError> {
+        let mut bytes = B64
+            .decode(text.expose().trim())
+            .map_err(|_| CryptoError::BadKey)?;
+        let key: [u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| CryptoError::BadKey)?;
+        bytes.zeroize();
+        Ok(Self(key))
+    }
+
+    /// Wraps a tenant data key, bound to `aad`.
+    pub fn wrap(&self, key: &DataKey, aad: &Aad) -> Vec<u8> {
+        seal_raw(&self.0, aad, &key.0)
+    }
+
+    /// Unwraps a tenant data key.
+    pub fn unwrap_key(&self, blob: &[u8], aad: &Aad) -> Result<DataKey, CryptoError> {
+        let mut plain = open_raw(&self.0, aad, blob)?;
+        let key: [u8; 32] = plain
+            .as_slice()
+            .try_into()
+            .map_err(|_| CryptoError::Format)?;
+        plain.zeroize();
+        Ok(DataKey(key))
+    }
+
+    /// The fingerprint key derived from this master key.
+    pub fn fingerprint_key(&self) -> FingerprintKey {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("any key length");
+        mac.update(b"grantkeeper/fingerprint-key/v1");
+        FingerprintKey(mac.finalize().into_bytes().into())
+    }
+}
+
+impl DataKey {
+    /// Encrypts `plaintext`, bound to `aad`.
+    pub fn seal(&self, aad: &Aad, plaintext: &str) -> Vec<u8> {
+        seal_raw(&self.0, aad, plaintext.as_bytes())
+    }
+
+    /// Decrypts a blob made by [`DataKey::seal`] with the same `aad`.
+    pub fn open(&self, aad: &Aad, blob: &[u8]) -> Result<SecretText, CryptoError> {
+        let plain = open_raw(&self.0, aad, blob)?;
+        let text = String::from_utf8(plain).map_err(|e| {
+            let mut bytes = e.into_bytes();
+            bytes.zeroize();
+            CryptoError::Format
+        })?;
+        Ok(SecretText::new(text))
+    }
+}
+
+impl FingerprintKey {
+    /// A token's fingerprint: `gkfp1:` and the first 128 bits of HMAC-SHA-256, in hex.
+    /// It matches a leaked token to its history without storing the token.
+    pub fn fingerprint(&self, token: &str) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("any key length");
+        mac.update(token.as_bytes());
+        let digest = mac.finalize().into_bytes();
+        let mut out = String::with_capacity(6 + 32);
+        out.push_str("gkfp1:");
+        for b in &digest[..16] {
+            out.push_str(&format!("{b:02x}"));
+        }
+        out
+    }
+}
+
+/// Associated data that binds a ciphertext to where it is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Aad(String);
+
+impl Aad {
+    /// For a tenant's wrapped data key.
+    pub fn data_key(vault: &str, tenant: &str) -> Self {
+        Self(format!("gk1|dek|{vault}|{tenant}"))
+    }
+
+    /// For a secret column of one row of a tenant's table.
+    pub fn column(vault: &str, tenant: &str, table: &str, column: &str, row: &str) -> Self {
+        Self(format!("gk1|col|{vault}|{tenant}|{table}|{column}|{row}"))
+    }
+}
+
+fn seal_raw(key: &[u8; 32], aad: &Aad, plaintext: &[u8]) -> Vec<u8> {
+    let cipher = Aes256Gcm::new(key.into());
+    let mut nonce = [0u8; NONCE_LEN];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    let ct = cipher
+        .encrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: plaintext,
+                aad: aad.0.as_bytes(),
+            },
+        )
+        .expect("AES-GCM encryption cannot fail for in-memory buffers");
+    let mut blob = Vec::with_capacity(1 + NONCE_LEN + ct.len());
+    blob.push(BLOB_VERSION);
+    blob.extend_from_slice(&nonce);
+    blob.extend_from_slice(&ct);
+    blob
+}
+
+fn open_raw(key: &[u8; 32], aad: &Aad, blob: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    if blob.len() < 1 + NONCE_LEN + 16 || blob[0] != BLOB_VERSION {
+        return Err(CryptoError::Format);
+    }
+    let cipher = Aes256Gcm::new(key.into());
+    cipher
+        .decrypt(
+            Nonce::from_slice(&blob[1..1 + NONCE_LEN]),
+            Payload {
+                msg: &blob[1 + NONCE_LEN..],
+                aad: aad.0.as_bytes(),
+            },
+        )
+        .map_err(|_| CryptoError::Decrypt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn aad(row: &str) -> Aad {
+        Aad::column("v", "t1", "connections", "access_token", row)
+    }
+
+    #[test]
+    fn round_trip_and_binding() {
+        let k = DataKey::generate();
+        let blob = k.seal(&aad("r1"), "hello");
+        assert_eq!(k.open(&aad("r1"), &blob).unwrap().expose(), "hello");
+        assert!(matches!(
+            k.open(&aad("r2"), &blob),
+            Err(CryptoError::Decrypt)
+        ));
+        let other_tenant = Aad::column("v", "t2", "connections", "access_token", "r1");
+        assert!(k.open(&other_tenant, &blob).is_err());
+        assert!(DataKey::generate().open(&aad("r1"), &blob).is_err());
+        let mut tampered = blob.clone();
+        *tampered.last_mut().unwrap() ^= 1;
+        assert!(k.open(&aad("r1"), &tampered).is_err());
+        assert!(matches!(
+            k.open(&aad("r1"), &blob[..5]),
+            Err(CryptoError::Format)
+        ));
+    }
+
+    #[test]
+    fn nonces_are_fresh() {
+        let k = DataKey::generate();
+        assert_ne!(k.seal(&aad("r"), "x"), k.seal(&aad("r"), "x"));
+    }
+
+    #[test]
+    fn wrap_unwrap_and_keychain_text() {
+        let m = MasterKey::generate();
+        let d = DataKey::generate();
+        let a = Aad::data_key("v", "t");
+        let wrapped = m.wrap(&d, &a);
+        let d2 = m.unwrap_key(&wrapped, &a).unwrap();
+        assert_eq!(d.0, d2.0);
+        assert!(m.unwrap_key(&wrapped, &Aad::data_key("v", "u")).is_err());
+        let m2 = MasterKey::from_keychain_text(&m.to_keychain_text()).unwrap();
+        assert_eq!(m.0, m2.0);
+        assert!(MasterKey::from_keychain_text(&SecretText::new("short")).is_err());
+    }
+
+    #[test]
+    fn fingerprints_are_keyed_and_stable() {
+        let m = MasterKey::generate();
+        let f = m.fingerprint_key();
+        assert_eq!(f.fingerprint("tok"), m.fingerprint_key().fingerprint("tok"));
+        assert_ne!(f.fingerprint("tok"), f.fingerprint("tok2"));
+        assert_ne!(
+            f.fingerprint("tok"),
+            MasterKey::generate().fingerprint_key().fingerprint("tok")
+        );
+        assert!(f.fingerprint("tok").starts_with("gkfp1:"));
+    }
+}

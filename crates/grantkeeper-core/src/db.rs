@@ -1,0 +1,147 @@
+//! The SQLite file: connection settings and versioned migrations.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+/// Schema migrations; entry `i` moves the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE tenants (
+    id          TEXT PRIMARY KEY,
+    slug        TEXT NOT NULL UNIQUE,
+    name        TEXT NOT NULL,
+    notes       TEXT NOT NULL DEFAULT '',
+    created_at  INTEGER NOT NULL,
+    wrapped_key BLOB NOT NULL
+) STRICT;
+
+CREATE TABLE provider_apps (
+    id             TEXT PRIMARY KEY,
+    tenant_id      TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    name           TEXT NOT NULL,
+    preset         TEXT,
+    endpoints      TEXT NOT NULL,
+    client_id      TEXT NOT NULL,
+    client_secret  BLOB,
+    redirect_mode  TEXT NOT NULL,
+    redirect_port  INTEGER,
+    default_scopes TEXT NOT NULL,
+    created_at     INTEGER NOT NULL,
+    UNIQUE (tenant_id, name)
+) STRICT;
+
+CREATE TABLE connections (
+    id                      TEXT PRIMARY KEY,
+    tenant_id               TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    provider_app_id         TEXT NOT NULL REFERENCES provider_apps(id) ON DELETE RESTRICT,
+    name                    TEXT NOT NULL,
+    account_subject         TEXT,
+    account_username        TEXT,
+    account_org_id          TEXT,
+    scopes_requested        TEXT NOT NULL,
+    scopes_granted          TEXT NOT NULL,
+    scopes_granted_reported INTEGER NOT NULL,
+    consented_at            INTEGER NOT NULL,
+    consented_by            TEXT,
+    status                  TEXT NOT NULL CHECK (status IN ('active', 'needs_reconsent', 'revoked', 'error')),
+    status_detail           TEXT,
+    access_expires_at       INTEGER,
+    access_expiry_source    TEXT,
+    refresh_expires_at      INTEGER,
+    refresh_hard_expires_at INTEGER,
+    last_refresh_at         INTEGER,
+    last_used_at            INTEGER,
+    has_refresh_token       INTEGER NOT NULL,
+    metadata                TEXT NOT NULL,
+    access_token            BLOB,
+    id_token                BLOB,
+    created_at              INTEGER NOT NULL,
+    UNIQUE (tenant_id, name)
+) STRICT;
+CREATE INDEX connections_app ON connections(provider_app_id);
+
+CREATE TABLE events (
+    seq           INTEGER PRIMARY KEY,
+    ts            INTEGER NOT NULL,
+    kind          TEXT NOT NULL,
+    tenant_id     TEXT,
+    connection_id TEXT,
+    actor         TEXT,
+    app_hint      TEXT,
+    caller        TEXT,
+    detail        TEXT,
+    fingerprint   TEXT,
+    salt          BLOB,
+    redacted      INTEGER NOT NULL DEFAULT 0,
+    body_hash     BLOB NOT NULL,
+    chain_hash    BLOB NOT NULL
+) STRICT;
+CREATE INDEX events_connection ON events(connection_id, ts, kind) WHERE connection_id IS NOT NULL;
+CREATE INDEX events_tenant ON events(tenant_id) WHERE tenant_id IS NOT NULL;
+"#];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
+
+/// Opens (creating if asked) the database with the vault's settings and applies migrations.
+pub fn open(path: &Path, create: bool) -> rusqlite::Result<Connection> {
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if create {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let mut conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(Duration::from_secs(30))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Deleted secrets and tenants are overwritten with zeros, not left in free pages.
+    conn.pragma_update(None, "secure_delete", "ON")?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version >= MIGRATIONS.len() {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    // Re-read under the write lock: another process may have migrated meanwhile.
+    let version: usize = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for sql in &MIGRATIONS[version.min(MIGRATIONS.len())..] {
+        tx.execute_batch(sql)?;
+    }
+    tx.pragma_update(None, "user_version", MIGRATIONS.len())?;
+    tx.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn migrates_once_and_sets_pragmas() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("v.db");
+        let c = super::open(&p, true).unwrap();
+        let v: usize = c
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, super::SCHEMA_VERSION);
+        let mode: String = c
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let fk: i64 = c
+            .pragma_query_value(None, "foreign_keys", |r| r.get(0))
+            .unwrap();
+        assert_eq!(fk, 1);
+        drop(c);
+        super::open(&p, false).unwrap();
+        assert!(super::open(&dir.path().join("missing.db"), false).is_err());
+    }
+}

@@ -1,0 +1,19 @@
+//! Grantkeeper's core: the vault of OAuth grants, shared by the CLI and the desktop app.
+//!
+//! - [`vault`] stores tenants, provider apps and connections in SQLite, with secrets encrypted
+//!   under per-tenant keys ([`crypto`]) and refresh tokens in the OS keychain ([`keychain`]).
+//! - [`audit`] is the tamper-evident usage history every operation writes to.
+#![warn(missing_docs)]
+
+pub mod audit;
+pub mod crypto;
+pub mod db;
+pub mod error;
+pub mod keychain;
+pub mod model;
+pub mod paths;
+pub mod secret;
+pub mod vault;
+
+pub use error::{Error, Result};
+pub use vault::{ConnectionFilter, NewConnection, NewProviderApp, TenantVault, Vault};

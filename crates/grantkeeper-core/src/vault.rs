@@ -1,0 +1,1074 @@
+//! The vault: SQLite for records and encrypted secrets, the OS keychain for the master key and
+//! refresh tokens, and the usage log for every operation on them.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
+use serde_json::json;
+
+use crate::audit::{self, Actor, DailyCount, EventKind, NewEvent, UsageEvent, VerifyReport};
+use crate::crypto::{Aad, DataKey, FingerprintKey, MasterKey};
+use crate::db;
+use crate::error::{Error, Result};
+use crate::keychain::{EntryName, Keychain};
+use crate::model::*;
+use crate::secret::{AccessToken, ClientSecret, TokenSet};
+
+const DB_FILE: &str = "vault.db";
+const LOCK_FILE: &str = "vault.lock";
+
+/// An open vault.
+pub struct Vault {
+    home: PathBuf,
+    id: String,
+    db: Mutex<rusqlite::Connection>,
+    keychain: Arc<dyn Keychain>,
+    master: MasterKey,
+    fingerprints: FingerprintKey,
+}
+
+impl std::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vault")
+            .field("home", &self.home)
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A new provider app registration.
+#[derive(Debug, Clone)]
+pub struct NewProviderApp {
+    /// Display name, unique in the tenant.
+    pub name: String,
+    /// Catalog preset, if any.
+    pub preset: Option<String>,
+    /// Endpoints.
+    pub endpoints: Endpoints,
+    /// OAuth client id.
+    pub client_id: String,
+    /// OAuth client secret, for confidential clients.
+    pub client_secret: Option<ClientSecret>,
+    /// How the authorization response comes back.
+    pub redirect_mode: RedirectMode,
+    /// Fixed loopback port, if the registration needs one.
+    pub redirect_port: Option<u16>,
+    /// Scopes requested by default.
+    pub default_scopes: Vec<String>,
+}
+
+/// A grant to store after a successful token exchange.
+#[derive(Debug, Clone)]
+pub struct NewConnection {
+    /// Name, unique in the tenant.
+    pub name: String,
+    /// The provider app used.
+    pub provider_app_id: ProviderAppId,
+    /// The account at the provider.
+    pub account: AccountIdentity,
+    /// Scopes asked for.
+    pub scopes_requested: Vec<String>,
+    /// Scopes the provider reported as granted, if it said.
+    pub scopes_granted: Option<Vec<String>>,
+    /// Who consented.
+    pub consented_by: Option<String>,
+    /// Access-token expiry and where it came from.
+    pub access_expiry: Option<(UnixMillis, ExpirySource)>,
+    /// Sliding refresh-token expiry.
+    pub refresh_expires_at: Option<UnixMillis>,
+    /// Hard refresh-token expiry.
+    pub refresh_hard_expires_at: Option<UnixMillis>,
+    /// Provider metadata.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Which connections to list.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionFilter {
+    /// Only this tenant's.
+    pub tenant: Option<TenantId>,
+    /// Only those in this state.
+    pub status: Option<ConnectionStatus>,
+}
+
+impl Vault {
+    /// Opens the vault in `home`, creating it on first use.
+    ///
+    /// The keychain is checked first: a new vault's master key is written to it and read back
+    /// before any file is created, and an existing vault's master key is read before anything
+    /// is written. When the keychain cannot be used the error says why, and nothing is written.
+    pub fn open(home: &Path, keychain: Arc<dyn Keychain>) -> Result<Self> {
+        let db_path = home.join(DB_FILE);
+        if db_path.exists() {
+            return Self::open_existing(home, keychain);
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let master = MasterKey::generate();
+        let entry = EntryName::master_key(&id);
+        keychain.set(&entry, &master.to_keychain_text())?;
+        let read_back = keychain.get(&entry)?;
+        if read_back.map(|t| t.expose().to_owned())
+            != Some(master.to_keychain_text().expose().to_owned())
+        {
+            let _ = keychain.delete(&entry);
+            return Err(crate::keychain::KeychainError::Other {
+                detail: "the keychain did not return the value just stored".into(),
+            }
+            .into());
+        }
+        match create_db(home, &id) {
+            Ok(true) => Self::finish_open(home, id, keychain, master),
+            Ok(false) => {
+                // Another process created the vault meanwhile: use theirs.
+                let _ = keychain.delete(&entry);
+                Self::open_existing(home, keychain)
+            }
+            Err(e) => {
+                let _ = keychain.delete(&entry);
+                Err(e)
+            }
+        }
+    }
+
+    fn open_existing(home: &Path, keychain: Arc<dyn Keychain>) -> Result<Self> {
+        let db_path = home.join(DB_FILE);
+        let conn = rusqlite::Connection::open_with_flags(
+            &db_path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )?;
+        let id: String =
+            conn.query_row("SELECT value FROM meta WHERE key = 'vault_id'", [], |r| {
+                r.get(0)
+            })?;
+        drop(conn);
+        let text =
+            keychain
+                .get(&EntryName::master_key(&id))?
+                .ok_or_else(|| Error::MasterKeyMissing {
+                    backend: keychain.describe(),
+                    path: db_path.clone(),
+                })?;
+        let master = MasterKey::from_keychain_text(&text)?;
+        Self::finish_open(home, id, keychain, master)
+    }
+
+    fn finish_open(
+        home: &Path,
+        id: String,
+        keychain: Arc<dyn Keychain>,
+        master: MasterKey,
+    ) -> Result<Self> {
+        let conn = db::open(&home.join(DB_FILE), false)?;
+        Ok(Self {
+            home: home.to_owned(),
+            fingerprints: master.fingerprint_key(),
+            id,
+            db: Mutex::new(conn),
+            keychain,
+            master,
+        })
+    }
+
+    /// The vault's identifier (it namespaces the keychain entries).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The vault's folder.
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    /// The SQLite file.
+    pub fn db_path(&self) -> PathBuf {
+        self.home.join(DB_FILE)
+    }
+
+    /// Where secrets live, for the user.
+    pub fn keychain_backend(&self) -> &'static str {
+        self.keychain.describe()
+    }
+
+    /// A token's keyed fingerprint, to match a leaked token to its history.
+    pub fn fingerprint(&self, token: &str) -> String {
+        self.fingerprints.fingerprint(token)
+    }
+
+    fn conn(&self) -> MutexGuard<'_, rusqlite::Connection> {
+        self.db.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` in an immediate (write-locked) transaction and commits.
+    fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    // ----- tenants -----
+
+    /// Creates a tenant with its own data key. `slug` defaults to one derived from `name`.
+    pub fn create_tenant(
+        &self,
+        name: &str,
+        slug: Option<&str>,
+        notes: &str,
+        actor: &Actor,
+    ) -> Result<Tenant> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(Error::Invalid("a tenant needs a name".into()));
+        }
+        let slug = match slug {
+            Some(s) => validate_slug(s)?,
+            None => validate_slug(&slugify(name))?,
+        };
+        let tenant = Tenant {
+            id: TenantId::generate(),
+            slug,
+            name: name.to_owned(),
+            notes: notes.to_owned(),
+            created_at: now_ms(),
+        };
+        let wrapped = self.master.wrap(
+            &DataKey::generate(),
+            &Aad::data_key(&self.id, tenant.id.as_str()),
+        );
+        self.write(|tx| {
+            let exists: bool = tx.query_row("SELECT EXISTS(SELECT 1 FROM tenants WHERE slug = ?1)", [&tenant.slug], |r| r.get(0))?;
+            if exists {
+                return Err(Error::AlreadyExists { what: "tenant", name: tenant.slug.clone() });
+            }
+            tx.execute(
+                "INSERT INTO tenants (id, slug, name, notes, created_at, wrapped_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![tenant.id.as_str(), tenant.slug, tenant.name, tenant.notes, tenant.created_at, wrapped],
+            )?;
+            audit::append(
+                tx,
+                &NewEvent::new(EventKind::TenantCreated, actor)
+                    .tenant(&tenant.id)
+                    .detail(json!({ "name": tenant.name, "slug": tenant.slug })),
+            )?;
+            Ok(())
+        })?;
+        Ok(tenant)
+    }
+
+    /// All tenants with their connection counts, by name.
+    pub fn list_tenants(&self) -> Result<Vec<TenantSummary>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT t.id, t.slug, t.name, t.notes, t.created_at,
+                    COUNT(c.id), COALESCE(SUM(c.status IN ('needs_reconsent', 'error')), 0)
+             FROM tenants t LEFT JOIN connections c ON c.tenant_id = t.id
+             GROUP BY t.id ORDER BY t.name COLLATE NOCASE",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(TenantSummary {
+                tenant: row_to_tenant(r)?,
+                connections: r.get(5)?,
+                needs_attention: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Finds a tenant by slug or id.
+    pub fn find_tenant(&self, slug_or_id: &str) -> Result<Tenant> {
+        let conn = self.conn();
+        conn.query_row(
+            "SELECT id, slug, name, notes, created_at FROM tenants WHERE slug = ?1 OR id = ?1",
+            [slug_or_id],
+            row_to_tenant,
+        )
+        .optional()?
+        .ok_or_else(|| Error::NotFound {
+            what: "tenant",
+            name: slug_or_id.to_owned(),
+        })
+    }
+
+    /// Renames a tenant (display name only; the slug stays).
+    pub fn rename_tenant(&self, id: &TenantId, name: &str, actor: &Actor) -> Result<()> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(Error::Invalid("a tenant needs a name".into()));
+        }
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE tenants SET name = ?2 WHERE id = ?1",
+                params![id.as_str(), name],
+            )?;
+            if n == 0 {
+                return Err(Error::NotFound {
+                    what: "tenant",
+                    name: id.to_string(),
+                });
+            }
+            audit::append(
+                tx,
+                &NewEvent::new(EventKind::ConfigChanged, actor)
+                    .tenant(id)
+                    .detail(json!({ "change": "tenant_renamed", "name": name })),
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Deletes a tenant: its refresh tokens leave the keychain, its rows and its data key leave
+    /// the database (crypto-shredding what any backup still holds), and its events are redacted.
+    pub fn delete_tenant(&self, id: &TenantId, actor: &Actor) -> Result<()> {
+        let connections: Vec<String> = {
+            let conn = self.conn();
+            let mut stmt = conn.prepare("SELECT id FROM connections WHERE tenant_id = ?1")?;
+            let rows = stmt.query_map([id.as_str()], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        self.find_tenant(id.as_str())?;
+        for c in &connections {
+            self.keychain
+                .delete(&EntryName::refresh_token(&self.id, id.as_str(), c))?;
+        }
+        self.write(|tx| {
+            audit::redact_tenant(tx, id)?;
+            tx.execute(
+                "DELETE FROM connections WHERE tenant_id = ?1",
+                [id.as_str()],
+            )?;
+            tx.execute("DELETE FROM tenants WHERE id = ?1", [id.as_str()])?;
+            audit::append(
+                tx,
+                &NewEvent::new(EventKind::TenantDeleted, actor)
+                    .tenant(id)
+                    .detail(json!({ "connections": connections.len() })),
+            )?;
+            Ok(())
+        })?;
+        // Push the deleted pages out of the write-ahead log too.
+        self.conn()
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    /// Opens a tenant's scope: the only way to reach its secrets.
+    pub fn tenant(&self, id: &TenantId) -> Result<TenantVault<'_>> {
+        let (tenant, wrapped): (Tenant, Vec<u8>) = self
+            .conn()
+            .query_row(
+                "SELECT id, slug, name, notes, created_at, wrapped_key FROM tenants WHERE id = ?1",
+                [id.as_str()],
+                |r| Ok((row_to_tenant(r)?, r.get(5)?)),
+            )
+            .optional()?
+            .ok_or_else(|| Error::NotFound {
+                what: "tenant",
+                name: id.to_string(),
+            })?;
+        let key = self
+            .master
+            .unwrap_key(&wrapped, &Aad::data_key(&self.id, id.as_str()))?;
+        Ok(TenantVault {
+            vault: self,
+            tenant,
+            key,
+        })
+    }
+
+    // ----- connections and history -----
+
+    /// Connections across tenants, by tenant and name.
+    pub fn connections(&self, filter: &ConnectionFilter) -> Result<Vec<Connection>> {
+        let conn = self.conn();
+        let sql = format!(
+            "SELECT {CONNECTION_COLUMNS} FROM connections c JOIN tenants t ON t.id = c.tenant_id
+             WHERE (?1 IS NULL OR c.tenant_id = ?1) AND (?2 IS NULL OR c.status = ?2)
+             ORDER BY t.slug, c.name"
+        );
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(
+            params![
+                filter.tenant.as_ref().map(TenantId::as_str),
+                filter.status.map(ConnectionStatus::as_str)
+            ],
+            row_to_connection,
+        )?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The newest events of one connection, newest first.
+    pub fn connection_history(
+        &self,
+        id: &ConnectionId,
+        before: Option<UnixMillis>,
+        limit: u32,
+    ) -> Result<Vec<UsageEvent>> {
+        Ok(audit::connection_history(&self.conn(), id, before, limit)?)
+    }
+
+    /// The newest events of the whole vault.
+    pub fn recent_events(&self, limit: u32) -> Result<Vec<UsageEvent>> {
+        Ok(audit::recent(&self.conn(), limit)?)
+    }
+
+    /// Per-day event counts of one connection since `since`.
+    pub fn daily_counts(&self, id: &ConnectionId, since: UnixMillis) -> Result<Vec<DailyCount>> {
+        Ok(audit::daily_counts(&self.conn(), id, since)?)
+    }
+
+    /// Verifies the whole usage-history chain.
+    pub fn verify_history(&self) -> Result<VerifyReport> {
+        Ok(audit::verify(&self.conn())?)
+    }
+}
+
+/// One tenant's view of the vault, holding its unwrapped data key. It reaches only this
+/// tenant's rows and keychain entries.
+pub struct TenantVault<'v> {
+    vault: &'v Vault,
+    tenant: Tenant,
+    key: DataKey,
+}
+
+impl std::fmt::Debug for TenantVault<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantVault")
+            .field("tenant", &self.tenant.slug)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TenantVault<'_> {
+    /// The tenant.
+    pub fn tenant(&self) -> &Tenant {
+        &self.tenant
+    }
+
+    fn aad(&self, table: &str, column: &str, row: &str) -> Aad {
+        Aad::column(&self.vault.id, self.tenant.id.as_str(), table, column, row)
+    }
+
+    fn refresh_entry(&self, connection: &ConnectionId) -> EntryName {
+        EntryName::refresh_token(&self.vault.id, self.tenant.id.as_str(), connection.as_str())
+    }
+
+    /// Registers a provider app; a client secret is stored encrypted.
+    pub fn add_provider_app(&self, app: NewProviderApp, actor: &Actor) -> Result<ProviderApp> {
+        validate_name("provider app", &app.name)?;
+        if app.client_id.trim().is_empty() {
+            return Err(Error::Invalid("a provider app needs a client id".into()));
+        }
+        let id = ProviderAppId::generate();
+        let secret = app.client_secret.as_ref().map(|s| {
+            self.key.seal(
+                &self.aad("provider_apps", "client_secret", id.as_str()),
+                s.expose(),
+            )
+        });
+        let record = ProviderApp {
+            id,
+            tenant_id: self.tenant.id.clone(),
+            name: app.name,
+            preset: app.preset,
+            endpoints: app.endpoints,
+            client_id: app.client_id,
+            has_client_secret: secret.is_some(),
+            redirect_mode: app.redirect_mode,
+            redirect_port: app.redirect_port,
+            default_scopes: app.default_scopes,
+            created_at: now_ms(),
+        };
+        self.vault.write(|tx| {
+            let exists: bool = tx.query_row(
+                "SELECT EXISTS(SELECT 1 FROM provider_apps WHERE tenant_id = ?1 AND name = ?2)",
+                params![self.tenant.id.as_str(), record.name],
+                |r| r.get(0),
+            )?;
+            if exists {
+                return Err(Error::AlreadyExists { what: "provider app", name: record.name.clone() });
+            }
+            tx.execute(
+                "INSERT INTO provider_apps (id, tenant_id, name, preset, endpoints, client_id, client_secret,
+                     redirect_mode, redirect_port, default_scopes, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![
+                    record.id.as_str(),
+                    self.tenant.id.as_str(),
+                    record.name,
+                    record.preset,
+                    to_json(&record.endpoints),
+                    record.client_id,
+                    secret,
+                    to_json(&record.redirect_mode),
+                    record.redirect_port,
+                    to_json(&record.default_scopes),
+                    record.created_at,
+                ],
+            )?;
+            audit::append(
+                tx,
+                &NewEvent::new(EventKind::ConfigChanged, actor)
+                    .tenant(&self.tenant.id)
+                    .detail(json!({ "change": "provider_app_added", "name": record.name, "preset": record.preset })),
+            )?;
+            Ok(())
+        })?;
+        Ok(record)
+    }
+
+    /// This tenant's provider apps.
+    pub fn provider_apps(&self) -> Result<Vec<ProviderApp>> {
+        let conn = self.vault.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id, tenant_id, name, preset, endpoints, client_id, client_secret IS NOT NULL,
+                    redirect_mode, redirect_port, default_scopes, created_at
+             FROM provider_apps WHERE tenant_id = ?1 ORDER BY name",
+        )?;
+        let rows = stmt.query_map([self.tenant.id.as_str()], |r| {
+            Ok(ProviderApp {
+                id: ProviderAppId::from_string(r.get::<_, String>(0)?),
+                tenant_id: TenantId::from_string(r.get::<_, String>(1)?),
+                name: r.get(2)?,
+                preset: r.get(3)?,
+                endpoints: from_json(r, 4)?,
+                client_id: r.get(5)?,
+                has_client_secret: r.get(6)?,
+                redirect_mode: from_json(r, 7)?,
+                redirect_port: r.get(8)?,
+                default_scopes: from_json(r, 9)?,
+                created_at: r.get(10)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The client secret of one of this tenant's provider apps.
+    pub fn client_secret(&self, app: &ProviderAppId) -> Result<Option<ClientSecret>> {
+        let blob: Option<Option<Vec<u8>>> = self
+            .vault
+            .conn()
+            .query_row(
+                "SELECT client_secret FROM provider_apps WHERE id = ?1 AND tenant_id = ?2",
+                params![app.as_str(), self.tenant.id.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(blob) = blob else {
+            return Err(Error::NotFound {
+                what: "provider app",
+                name: app.to_string(),
+            });
+        };
+        blob.map(|b| {
+            let text = self.key.open(
+                &self.aad("provider_apps", "client_secret", app.as_str()),
+                &b,
+            )?;
+            Ok(ClientSecret::new(text.expose()))
+        })
+        .transpose()
+    }
+
+    /// Stores a new grant, all or nothing: the refresh token goes to the keychain, the access and
+    /// ID tokens are encrypted into the connection row, and the `consented` event is appended.
+    /// If any step fails, what was already written is removed.
+    pub fn store_connection(
+        &self,
+        new: NewConnection,
+        tokens: TokenSet,
+        actor: &Actor,
+    ) -> Result<Connection> {
+        validate_name("connection", &new.name)?;
+        let id = ConnectionId::generate();
+        let entry = self.refresh_entry(&id);
+        if let Some(rt) = &tokens.refresh_token {
+            self.vault
+                .keychain
+                .set(&entry, &crate::secret::SecretText::new(rt.expose()))?;
+        }
+        let result = self.insert_connection(&id, &new, &tokens, actor);
+        if result.is_err() && tokens.refresh_token.is_some() {
+            let _ = self.vault.keychain.delete(&entry);
+        }
+        result?;
+        self.connection(&id)
+    }
+
+    fn insert_connection(
+        &self,
+        id: &ConnectionId,
+        new: &NewConnection,
+        tokens: &TokenSet,
+        actor: &Actor,
+    ) -> Result<()> {
+        let access = self.key.seal(
+            &self.aad("connections", "access_token", id.as_str()),
+            tokens.access_token.expose(),
+        );
+        let id_token = tokens.id_token.as_ref().map(|t| {
+            self.key.seal(
+                &self.aad("connections", "id_token", id.as_str()),
+                t.expose(),
+            )
+        });
+        let now = now_ms();
+        let (granted, reported) = match &new.scopes_granted {
+            Some(g) => (g.clone(), true),
+            None => (new.scopes_requested.clone(), false),
+        };
+        self.vault.write(|tx| {
+            let app_ok: bool = tx.query_row(
+                "SELECT EXISTS(SELECT 1 FROM provider_apps WHERE id = ?1 AND tenant_id = ?2)",
+                params![new.provider_app_id.as_str(), self.tenant.id.as_str()],
+                |r| r.get(0),
+            )?;
+            if !app_ok {
+                return Err(Error::NotFound { what: "provider app", name: new.provider_app_id.to_string() });
+            }
+            let exists: bool = tx.query_row(
+                "SELECT EXISTS(SELECT 1 FROM connections WHERE tenant_id = ?1 AND name = ?2)",
+                params![self.tenant.id.as_str(), new.name],
+                |r| r.get(0),
+            )?;
+            if exists {
+                return Err(Error::AlreadyExists { what: "connection", name: new.name.clone() });
+            }
+            tx.execute(
+                "INSERT INTO connections (id, tenant_id, provider_app_id, name, account_subject, account_username,
+                     account_org_id, scopes_requested, scopes_granted, scopes_granted_reported, consented_at,
+                     consented_by, status, access_expires_at, access_expiry_source, refresh_expires_at,
+                     refresh_hard_expires_at, has_refresh_token, metadata, access_token, id_token, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'active', ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?11)",
+                params![
+                    id.as_str(),
+                    self.tenant.id.as_str(),
+                    new.provider_app_id.as_str(),
+                    new.name,
+                    new.account.subject,
+                    new.account.username,
+                    new.account.org_id,
+                    to_json(&new.scopes_requested),
+                    to_json(&granted),
+                    reported,
+                    now,
+                    new.consented_by,
+                    new.access_expiry.map(|(t, _)| t),
+                    new.access_expiry.map(|(_, s)| to_json(&s)),
+                    new.refresh_expires_at,
+                    new.refresh_hard_expires_at,
+                    tokens.refresh_token.is_some(),
+                    to_json(&new.metadata),
+                    access,
+                    id_token,
+                ],
+            )?;
+            audit::append(
+                tx,
+                &NewEvent::new(EventKind::Consented, actor)
+                    .tenant(&self.tenant.id)
+                    .connection(id)
+                    .fingerprint(self.vault.fingerprint(tokens.access_token.expose()))
+                    .detail(json!({ "scopes_requested": new.scopes_requested, "scopes_granted": granted })),
+            )?;
+            Ok(())
+        })
+    }
+
+    /// One of this tenant's connections.
+    pub fn connection(&self, id: &ConnectionId) -> Result<Connection> {
+        let conn = self.vault.conn();
+        let sql = format!(
+            "SELECT {CONNECTION_COLUMNS} FROM connections c WHERE c.id = ?1 AND c.tenant_id = ?2"
+        );
+        conn.query_row(
+            &sql,
+            params![id.as_str(), self.tenant.id.as_str()],
+            row_to_connection,
+        )
+        .optional()?
+        .ok_or_else(|| Error::NotFound {
+            what: "connection",
+            name: id.to_string(),
+        })
+    }
+
+    /// Finds one of this tenant's connections by name.
+    pub fn connection_named(&self, name: &str) -> Result<Connection> {
+        let conn = self.vault.conn();
+        let sql = format!(
+            "SELECT {CONNECTION_COLUMNS} FROM connections c WHERE c.name = ?1 AND c.tenant_id = ?2"
+        );
+        conn.query_row(
+            &sql,
+            params![name, self.tenant.id.as_str()],
+            row_to_connection,
+        )
+        .optional()?
+        .ok_or_else(|| Error::NotFound {
+            what: "connection",
+            name: format!("{}/{name}", self.tenant.slug),
+        })
+    }
+
+    /// Hands out the cached access token, recording who asked before returning it. Fails if the
+    /// event cannot be written.
+    pub fn hand_out_cached(&self, id: &ConnectionId, actor: &Actor) -> Result<AccessToken> {
+        let aad = self.aad("connections", "access_token", id.as_str());
+        self.vault.write(|tx| {
+            let blob: Option<Vec<u8>> = tx
+                .query_row(
+                    "SELECT access_token FROM connections WHERE id = ?1 AND tenant_id = ?2",
+                    params![id.as_str(), self.tenant.id.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .ok_or_else(|| Error::NotFound {
+                    what: "connection",
+                    name: id.to_string(),
+                })?;
+            let blob =
+                blob.ok_or_else(|| Error::Invalid("this connection holds no access token".into()))?;
+            let token = AccessToken::new(self.key.open(&aad, &blob)?.expose());
+            let now = now_ms();
+            audit::append(
+                tx,
+                &NewEvent::new(EventKind::HandedOut, actor)
+                    .at(now)
+                    .tenant(&self.tenant.id)
+                    .connection(id)
+                    .fingerprint(self.vault.fingerprint(token.expose())),
+            )?;
+            tx.execute(
+                "UPDATE connections SET last_used_at = ?2 WHERE id = ?1",
+                params![id.as_str(), now],
+            )?;
+            Ok(token)
+        })
+    }
+
+    /// Deletes a connection: its refresh token leaves the keychain, its row the database.
+    pub fn delete_connection(&self, id: &ConnectionId, actor: &Actor) -> Result<()> {
+        self.connection(id)?;
+        self.vault.keychain.delete(&self.refresh_entry(id))?;
+        self.vault.write(|tx| {
+            tx.execute(
+                "DELETE FROM connections WHERE id = ?1 AND tenant_id = ?2",
+                params![id.as_str(), self.tenant.id.as_str()],
+            )?;
+            audit::append(
+                tx,
+                &NewEvent::new(EventKind::Deleted, actor)
+                    .tenant(&self.tenant.id)
+                    .connection(id),
+            )?;
+            Ok(())
+        })
+    }
+}
+
+const CONNECTION_COLUMNS: &str = "c.id, c.tenant_id, c.provider_app_id, c.name, c.account_subject,
+    c.account_username, c.account_org_id, c.scopes_requested, c.scopes_granted, c.scopes_granted_reported,
+    c.consented_at, c.consented_by, c.status, c.status_detail, c.access_expires_at, c.access_expiry_source,
+    c.refresh_expires_at, c.refresh_hard_expires_at, c.last_refresh_at, c.last_used_at, c.has_refresh_token,
+    c.metadata, c.created_at";
+
+fn row_to_connection(r: &rusqlite::Row<'_>) -> rusqlite::Result<Connection> {
+    let status: String = r.get(12)?;
+    let expiry_source: Option<String> = r.get(15)?;
+    Ok(Connection {
+        id: ConnectionId::from_string(r.get::<_, String>(0)?),
+        tenant_id: TenantId::from_string(r.get::<_, String>(1)?),
+        provider_app_id: ProviderAppId::from_string(r.get::<_, String>(2)?),
+        name: r.get(3)?,
+        account: AccountIdentity {
+            subject: r.get(4)?,
+            username: r.get(5)?,
+            org_id: r.get(6)?,
+        },
+        scopes_requested: from_json(r, 7)?,
+        scopes_granted: from_json(r, 8)?,
+        scopes_granted_reported: r.get(9)?,
+        consented_at: r.get(10)?,
+        consented_by: r.get(11)?,
+        status: ConnectionStatus::parse(&status).unwrap_or(ConnectionStatus::Error),
+        status_detail: r.get(13)?,
+        access_expires_at: r.get(14)?,
+        access_expiry_source: expiry_source.and_then(|s| serde_json::from_str(&s).ok()),
+        refresh_expires_at: r.get(16)?,
+        refresh_hard_expires_at: r.get(17)?,
+        last_refresh_at: r.get(18)?,
+        last_used_at: r.get(19)?,
+        has_refresh_token: r.get(20)?,
+        metadata: from_json(r, 21)?,
+        created_at: r.get(22)?,
+    })
+}
+
+fn row_to_tenant(r: &rusqlite::Row<'_>) -> rusqlite::Result<Tenant> {
+    Ok(Tenant {
+        id: TenantId::from_string(r.get::<_, String>(0)?),
+        slug: r.get(1)?,
+        name: r.get(2)?,
+        notes: r.get(3)?,
+        created_at: r.get(4)?,
+    })
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("model types serialize")
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(
+    r: &rusqlite::Row<'_>,
+    idx: usize,
+) -> rusqlite::Result<T> {
+    let s: String = r.get(idx)?;
+    serde_json::from_str(&s).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+/// Creates the database under the vault lock. Returns `false` if another process won the race.
+fn create_db(home: &Path, vault_id: &str) -> Result<bool> {
+    create_private_dir(home)?;
+    let lock_path = home.join(LOCK_FILE);
+    let lock = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| Error::io(&lock_path, e))?;
+    lock.lock().map_err(|e| Error::io(&lock_path, e))?;
+    let db_path = home.join(DB_FILE);
+    if db_path.exists() {
+        return Ok(false);
+    }
+    let tmp = home.join(format!("{DB_FILE}.creating-{}", std::process::id()));
+    let build = || -> Result<()> {
+        let conn = db::open(&tmp, true)?;
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('vault_id', ?1), ('created_at', ?2)",
+            params![vault_id, now_ms().to_string()],
+        )?;
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        drop(conn);
+        fs::rename(&tmp, &db_path).map_err(|e| Error::io(&db_path, e))
+    };
+    let result = build();
+    if result.is_err() {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = fs::remove_file(format!("{}{suffix}", tmp.display()));
+        }
+    }
+    result.map(|()| true)
+}
+
+fn create_private_dir(dir: &Path) -> Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(|e| Error::io(dir, e))
+}
+
+fn slugify(name: &str) -> String {
+    let mut out = String::new();
+    for ch in name.chars().flat_map(char::to_lowercase) {
+        if ch.is_ascii_alphanumeric() {
+            out.push(ch);
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    out.trim_end_matches('-').to_owned()
+}
+
+fn validate_slug(slug: &str) -> Result<String> {
+    let ok = !slug.is_empty()
+        && slug.len() <= 64
+        && slug
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !slug.starts_with('-');
+    if ok {
+        Ok(slug.to_owned())
+    } else {
+        Err(Error::Invalid(format!(
+            "'{slug}' is not a valid tenant slug: use 1-64 lowercase letters, digits and dashes"
+        )))
+    }
+}
+
+fn validate_name(what: &str, name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "'{name}' is not a valid {what} name: use letters, digits, '-', '_' and '.'"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::ActorKind;
+    use crate::keychain::MemoryKeychain;
+    use crate::secret::RefreshToken;
+
+    fn open() -> (tempfile::TempDir, Arc<MemoryKeychain>, Vault) {
+        let dir = tempfile::tempdir().unwrap();
+        let kc = Arc::new(MemoryKeychain::default());
+        let v = Vault::open(&dir.path().join("home"), kc.clone()).unwrap();
+        (dir, kc, v)
+    }
+
+    fn app(t: &TenantVault<'_>) -> ProviderApp {
+        t.add_provider_app(
+            NewProviderApp {
+                name: "idp".into(),
+                preset: None,
+                endpoints: Endpoints::default(),
+                client_id: "client".into(),
+                client_secret: Some(ClientSecret::new("s3cret")),
+                redirect_mode: RedirectMode::Loopback,
+                redirect_port: None,
+                default_scopes: vec!["openid".into()],
+            },
+            &Actor::new(ActorKind::Cli),
+        )
+        .unwrap()
+    }
+
+    fn new_conn(app: &ProviderApp, name: &str) -> NewConnection {
+        NewConnection {
+            name: name.into(),
+            provider_app_id: app.id.clone(),
+            account: AccountIdentity::default(),
+            scopes_requested: vec!["openid".into(), "email".into()],
+            scopes_granted: Some(vec!["openid".into()]),
+            consented_by: None,
+            access_expiry: Some((now_ms() + 3_600_000, ExpirySource::Response)),
+            refresh_expires_at: None,
+            refresh_hard_expires_at: None,
+            metadata: BTreeMap::from([("instance_url".into(), "https://x.example".into())]),
+        }
+    }
+
+    fn tokens(tag: &str) -> TokenSet {
+        TokenSet {
+            access_token: AccessToken::new(format!("at-{tag}")),
+            refresh_token: Some(RefreshToken::new(format!("rt-{tag}"))),
+            id_token: None,
+        }
+    }
+
+    #[test]
+    fn reopen_uses_the_same_master_key() {
+        let (dir, kc, v) = open();
+        let a = Actor::new(ActorKind::Cli);
+        let t = v.create_tenant("Acme Corp", None, "", &a).unwrap();
+        assert_eq!(t.slug, "acme-corp");
+        drop(v);
+        let v = Vault::open(&dir.path().join("home"), kc.clone()).unwrap();
+        let scope = v.tenant(&t.id).unwrap();
+        let app = app(&scope);
+        assert_eq!(
+            scope.client_secret(&app.id).unwrap().unwrap().expose(),
+            "s3cret"
+        );
+        assert_eq!(kc.len(), 1);
+    }
+
+    #[test]
+    fn missing_master_key_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        Vault::open(&home, Arc::new(MemoryKeychain::default())).unwrap();
+        let err = Vault::open(&home, Arc::new(MemoryKeychain::default())).unwrap_err();
+        assert!(matches!(err, Error::MasterKeyMissing { .. }), "{err}");
+        assert!(err.to_string().contains("master key"));
+    }
+
+    #[test]
+    fn store_hand_out_delete() {
+        let (_d, kc, v) = open();
+        let a = Actor::new(ActorKind::Cli);
+        let t = v.create_tenant("Acme", None, "", &a).unwrap();
+        let scope = v.tenant(&t.id).unwrap();
+        let app = app(&scope);
+        let c = scope
+            .store_connection(new_conn(&app, "crm"), tokens("1"), &a)
+            .unwrap();
+        assert_eq!(c.scopes_granted, vec!["openid"]);
+        assert!(c.has_refresh_token);
+        assert_eq!(kc.len(), 2);
+        let tok = scope
+            .hand_out_cached(&c.id, &a.clone().with_hint(Some("sync".into())))
+            .unwrap();
+        assert_eq!(tok.expose(), "at-1");
+        let hist = v.connection_history(&c.id, None, 10).unwrap();
+        assert_eq!(hist[0].kind, EventKind::HandedOut);
+        assert_eq!(hist[0].app_hint.as_deref(), Some("sync"));
+        assert_eq!(
+            hist[0].fingerprint.as_deref(),
+            Some(v.fingerprint("at-1").as_str())
+        );
+        assert_eq!(hist[1].kind, EventKind::Consented);
+        assert!(scope.connection(&c.id).unwrap().last_used_at.is_some());
+        let dup = scope
+            .store_connection(new_conn(&app, "crm"), tokens("2"), &a)
+            .unwrap_err();
+        assert!(matches!(dup, Error::AlreadyExists { .. }));
+        assert_eq!(kc.len(), 2, "a failed store leaves no keychain entry");
+        scope.delete_connection(&c.id, &a).unwrap();
+        assert_eq!(kc.len(), 1);
+        assert!(v.verify_history().unwrap().is_intact());
+    }
+
+    #[test]
+    fn other_tenant_cannot_reach_connection() {
+        let (_d, _kc, v) = open();
+        let a = Actor::new(ActorKind::Cli);
+        let ta = v.create_tenant("A", None, "", &a).unwrap();
+        let tb = v.create_tenant("B", None, "", &a).unwrap();
+        let sa = v.tenant(&ta.id).unwrap();
+        let sb = v.tenant(&tb.id).unwrap();
+        let c = sa
+            .store_connection(new_conn(&app(&sa), "crm"), tokens("a"), &a)
+            .unwrap();
+        assert!(matches!(
+            sb.hand_out_cached(&c.id, &a),
+            Err(Error::NotFound { .. })
+        ));
+        assert!(matches!(sb.connection(&c.id), Err(Error::NotFound { .. })));
+        assert!(matches!(
+            sb.delete_connection(&c.id, &a),
+            Err(Error::NotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn slugs_and_names_are_validated() {
+        let (_d, _kc, v) = open();
+        let a = Actor::new(ActorKind::Cli);
+        assert!(v.create_tenant("", None, "", &a).is_err());
+        assert!(v.create_tenant("X", Some("Bad Slug"), "", &a).is_err());
+        v.create_tenant("X", Some("x"), "", &a).unwrap();
+        assert!(matches!(
+            v.create_tenant("X2", Some("x"), "", &a),
+            Err(Error::AlreadyExists { .. })
+        ));
+        assert_eq!(slugify("  Foo & Bar, Inc. "), "foo-bar-inc");
+        assert!(validate_name("connection", "a/b").is_err());
+    }
+}
