@@ -116,6 +116,7 @@ impl OsKeychain {
         name: &EntryName,
         op: impl FnOnce(keyring::Entry) -> Result<T, keyring::Error> + Send + 'static,
     ) -> Result<T, KeychainError> {
+        tracing::debug!(entry = %name.user, "keychain call");
         let (service, user) = (name.service.clone(), name.user.clone());
         let (tx, rx) = mpsc::sync_channel(1);
         // A blocked call (an unanswered unlock prompt) keeps its thread; the caller moves on.

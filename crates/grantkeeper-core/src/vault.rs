@@ -256,6 +256,7 @@ impl Vault {
             )?;
             Ok(())
         })?;
+        tracing::info!(tenant = %tenant.id, slug = %tenant.slug, "tenant created");
         Ok(tenant)
     }
 
@@ -349,6 +350,7 @@ impl Vault {
             )?;
             Ok(())
         })?;
+        tracing::info!(tenant = %id, connections = connections.len(), "tenant deleted");
         // Push the deleted pages out of the write-ahead log too.
         self.conn()
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
@@ -594,7 +596,11 @@ impl TenantVault<'_> {
         if result.is_err() && tokens.refresh_token.is_some() {
             let _ = self.vault.keychain.delete(&entry);
         }
+        if let Err(e) = &result {
+            tracing::warn!(tenant = %self.tenant.id, error = %e, "storing a connection failed; nothing kept");
+        }
         result?;
+        tracing::info!(tenant = %self.tenant.id, connection = %id, name = %new.name, "connection stored");
         self.connection(&id)
     }
 

@@ -1,0 +1,117 @@
+//! Helpers shared by the tests that use the real Secret Service.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use grantkeeper_core::audit::{Actor, ActorKind};
+use grantkeeper_core::keychain::OsKeychain;
+use grantkeeper_core::model::{
+    AccountIdentity, Endpoints, ExpirySource, ProviderApp, RedirectMode,
+};
+use grantkeeper_core::secret::{AccessToken, ClientSecret, IdToken, RefreshToken, TokenSet};
+use grantkeeper_core::{NewConnection, NewProviderApp, TenantVault};
+
+pub fn keychain() -> Arc<OsKeychain> {
+    assert_eq!(
+        std::env::var("GRANTKEEPER_TEST_SECRET_SERVICE").as_deref(),
+        Ok("1"),
+        "these tests need the private Secret Service session that scripts/run-tests starts"
+    );
+    Arc::new(OsKeychain::new(Duration::from_secs(20)))
+}
+
+pub fn actor() -> Actor {
+    Actor::new(ActorKind::Cli)
+}
+
+pub fn app(t: &TenantVault<'_>, secret: &str) -> ProviderApp {
+    t.add_provider_app(
+        NewProviderApp {
+            name: "idp".into(),
+            preset: None,
+            endpoints: Endpoints {
+                token: Some("https://idp.example/token".into()),
+                ..Endpoints::default()
+            },
+            client_id: "client-1".into(),
+            client_secret: Some(ClientSecret::new(secret)),
+            redirect_mode: RedirectMode::Loopback,
+            redirect_port: None,
+            default_scopes: vec!["openid".into()],
+        },
+        &actor(),
+    )
+    .unwrap()
+}
+
+pub fn new_conn(app: &ProviderApp, name: &str) -> NewConnection {
+    NewConnection {
+        name: name.into(),
+        provider_app_id: app.id.clone(),
+        account: AccountIdentity {
+            subject: Some("user-1".into()),
+            username: Some("ada@example.com".into()),
+            org_id: None,
+        },
+        scopes_requested: vec!["openid".into(), "offline_access".into()],
+        scopes_granted: None,
+        consented_by: Some("ada@example.com".into()),
+        access_expiry: Some((
+            grantkeeper_core::model::now_ms() + 3_600_000,
+            ExpirySource::Response,
+        )),
+        refresh_expires_at: None,
+        refresh_hard_expires_at: None,
+        metadata: BTreeMap::new(),
+    }
+}
+
+pub fn tokens(access: &str, refresh: &str, id: Option<&str>) -> TokenSet {
+    TokenSet {
+        access_token: AccessToken::new(access),
+        refresh_token: Some(RefreshToken::new(refresh)),
+        id_token: id.map(IdToken::new),
+    }
+}
+
+/// `secret-tool search --all service grantkeeper` for the entries of one vault: (label and
+/// attribute lines, secret) per item.
+pub fn secret_tool_items(vault_id: &str) -> Vec<(Vec<String>, String)> {
+    // secret-tool prints attributes on stderr and the rest on stdout: merge them unbuffered.
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            "stdbuf -o0 -e0 secret-tool search --all service grantkeeper 2>&1",
+        ])
+        .output()
+        .expect("secret-tool runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut items = Vec::new();
+    let mut current: Option<(Vec<String>, String)> = None;
+    for line in text.lines() {
+        if line.starts_with('[') {
+            if let Some(item) = current.take() {
+                items.push(item);
+            }
+            current = Some((Vec::new(), String::new()));
+        } else if let Some((meta, secret)) = current.as_mut() {
+            match line.strip_prefix("secret = ") {
+                Some(s) => *secret = s.to_owned(),
+                None => meta.push(line.to_owned()),
+            }
+        }
+    }
+    items.extend(current);
+    items.retain(|(meta, _)| meta.iter().any(|l| l.contains(vault_id)));
+    items
+}
+
+pub fn file_contains(path: &Path, needle: &str) -> bool {
+    std::fs::read(path)
+        .map(|bytes| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()))
+        .unwrap_or(false)
+}

@@ -1,0 +1,110 @@
+//! Plants distinctive token strings through every storage path and scans the SQLite file, its
+//! write-ahead log and all log output for them. Runs in its own test binary so that the log
+//! capture sees every log line of the process. Needs the private Secret Service session that
+//! `scripts/run-tests` starts.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use common::*;
+use grantkeeper_core::Vault;
+
+/// Collects everything the core logs, at every level.
+#[derive(Clone, Default)]
+struct LogSink(Arc<Mutex<Vec<u8>>>);
+
+impl Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn planted_tokens_appear_nowhere_in_the_database_or_logs() {
+    let kc = keychain();
+    let sink = LogSink::default();
+    let writer = sink.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let dir = tempfile::tempdir().unwrap();
+    let planted = [
+        "PLANTED-ACCESS-7f3a9c",
+        "PLANTED-REFRESH-2b8d1e",
+        "PLANTED-IDTOKEN-5c4e0a",
+        "PLANTED-CLIENTSECRET-9e1f7b",
+        "PLANTED-ACCESS2-0d2c6f",
+    ];
+    {
+        let vault = Vault::open(dir.path(), kc).unwrap();
+        let t = vault.create_tenant("Plant", None, "", &actor()).unwrap();
+        let scope = vault.tenant(&t.id).unwrap();
+        let a = app(&scope, planted[3]);
+        let c = scope
+            .store_connection(
+                new_conn(&a, "crm"),
+                tokens(planted[0], planted[1], Some(planted[2])),
+                &actor(),
+            )
+            .unwrap();
+        let handed = scope.hand_out_cached(&c.id, &actor()).unwrap();
+        tracing::info!("handed {handed} {handed:?}");
+        scope.client_secret(&a.id).unwrap();
+        // A failed store (duplicate name) goes through the error paths too.
+        let err = scope
+            .store_connection(
+                new_conn(&a, "crm"),
+                tokens(planted[4], planted[1], None),
+                &actor(),
+            )
+            .unwrap_err();
+        tracing::error!("{err} / {err:?}");
+        let c2 = scope
+            .store_connection(
+                new_conn(&a, "erp"),
+                tokens(planted[4], "rt-other", None),
+                &actor(),
+            )
+            .unwrap();
+        scope.delete_connection(&c2.id, &actor()).unwrap();
+        // Every event carries a fingerprint, not the token.
+        for e in vault.recent_events(100).unwrap() {
+            assert!(!format!("{e:?}").contains("PLANTED"));
+        }
+        assert!(vault
+            .recent_events(100)
+            .unwrap()
+            .iter()
+            .any(|e| e.fingerprint.as_deref() == Some(vault.fingerprint(planted[0]).as_str())));
+        // Scan while open, so the write-ahead log still holds recent pages.
+        scan(dir.path(), &planted);
+    }
+    scan(dir.path(), &planted);
+    let logs = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("connection stored"), "logging was captured");
+    for p in planted {
+        assert!(!logs.contains(p), "{p} in logs");
+    }
+}
+
+fn scan(dir: &Path, planted: &[&str]) {
+    let mut scanned = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        scanned += 1;
+        for p in planted {
+            assert!(!file_contains(&path, p), "{p} found in {}", path.display());
+        }
+    }
+    assert!(scanned >= 2, "database files were scanned");
+}
