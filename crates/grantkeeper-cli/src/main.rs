@@ -156,7 +156,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                     format!("usage history intact: {} events verified", report.checked)
                 }),
                 Some(bad) => {
-                    out.value(&report, || String::new());
+                    out.value(&report, String::new);
                     return Err(Failure::new(
                         exit::AUDIT_BROKEN,
                         format!("usage history is not intact: {}", bad.reason),
