@@ -135,9 +135,18 @@ impl Vault {
 
     fn open_existing(home: &Path, keychain: Arc<dyn Keychain>) -> Result<Self> {
         let db_path = home.join(DB_FILE);
+        // The vault id never changes once written (at creation, into the main file), so it is
+        // read without taking locks or creating -wal/-shm files: a failing keychain then leaves
+        // the folder untouched.
+        let escaped = db_path
+            .to_string_lossy()
+            .replace('%', "%25")
+            .replace('?', "%3f")
+            .replace('#', "%23");
+        let uri = format!("file:{escaped}?mode=ro&immutable=1");
         let conn = rusqlite::Connection::open_with_flags(
-            &db_path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            &uri,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI,
         )?;
         let id: String =
             conn.query_row("SELECT value FROM meta WHERE key = 'vault_id'", [], |r| {
