@@ -5,7 +5,6 @@ mod output;
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use grantkeeper_core::audit::{Actor, ActorKind};
@@ -96,12 +95,7 @@ fn main() -> ExitCode {
 fn open_vault() -> Result<Vault, Failure> {
     let home = paths::default_home()
         .ok_or_else(|| Failure::other("cannot find a data folder: set GRANTKEEPER_HOME"))?;
-    let timeout = std::env::var("GRANTKEEPER_KEYCHAIN_TIMEOUT_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .map(Duration::from_secs)
-        .unwrap_or(OsKeychain::DEFAULT_TIMEOUT);
-    Ok(Vault::open(&home, Arc::new(OsKeychain::new(timeout)))?)
+    Ok(Vault::open(&home, Arc::new(OsKeychain::from_env()))?)
 }
 
 fn run(cli: &Cli) -> Result<(), Failure> {

@@ -106,9 +106,22 @@ impl OsKeychain {
     /// Default time to wait for the keychain.
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
+    /// Environment variable that sets the timeout in seconds.
+    pub const TIMEOUT_ENV: &'static str = "GRANTKEEPER_KEYCHAIN_TIMEOUT_SECS";
+
     /// A keychain whose calls fail with [`KeychainError::TimedOut`] after `timeout`.
     pub fn new(timeout: Duration) -> Self {
         Self { timeout }
+    }
+
+    /// A keychain with the timeout from `GRANTKEEPER_KEYCHAIN_TIMEOUT_SECS`, else the default.
+    pub fn from_env() -> Self {
+        let timeout = std::env::var(Self::TIMEOUT_ENV)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .map(Duration::from_secs)
+            .unwrap_or(Self::DEFAULT_TIMEOUT);
+        Self::new(timeout)
     }
 
     fn call<T: Send + 'static>(

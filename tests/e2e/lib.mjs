@@ -1,0 +1,136 @@
+// Shared helpers for the end-to-end tests: the built binaries, processes, WebDriver over HTTP.
+import { spawn, execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+export const targetDir = process.env.CARGO_TARGET_DIR ?? join(root, "target");
+export const cliBin = join(targetDir, "debug", "grantkeeper");
+export const appBin = join(targetDir, "debug", "grantkeeper-app");
+export const artifacts = join(root, ".test-artifacts");
+
+/** A fresh vault folder. */
+export function freshHome() {
+  return join(mkdtempSync(join(tmpdir(), "gk-e2e-")), "vault");
+}
+
+/** Runs the CLI; returns stdout. Throws with stderr on failure. */
+export function cli(home, args) {
+  return execFileSync(cliBin, args, {
+    env: { ...process.env, GRANTKEEPER_HOME: home },
+    encoding: "utf8",
+    timeout: 60_000,
+  });
+}
+
+/** A free TCP port on 127.0.0.1. */
+export function freePort() {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.on("error", rej);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => res(port));
+    });
+  });
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `fn` until it returns a truthy value or `ms` pass. */
+export async function waitFor(what, fn, ms = 20_000) {
+  const end = Date.now() + ms;
+  let last;
+  while (Date.now() < end) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    await sleep(200);
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ""}`);
+}
+
+const ELEMENT = "element-6066-11e4-a52e-4f735466cecf";
+
+/** tauri-driver (with WebKitWebDriver) driving the real app binary. */
+export class AppSession {
+  static async start(env) {
+    const port = await freePort();
+    const nativePort = await freePort();
+    const driver = spawn("tauri-driver", ["--port", String(port), "--native-port", String(nativePort)], {
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "inherit", "inherit"],
+    });
+    const s = new AppSession(driver, `http://127.0.0.1:${port}`);
+    await waitFor("tauri-driver", async () => (await fetch(`${s.base}/status`)).ok);
+    const res = await s.req("POST", "/session", {
+      capabilities: { alwaysMatch: { "tauri:options": { application: appBin } } },
+    });
+    s.id = res.value.sessionId;
+    return s;
+  }
+
+  constructor(driver, base) {
+    this.driver = driver;
+    this.base = base;
+  }
+
+  async req(method, path, body) {
+    const r = await fetch(`${this.base}${path}`, {
+      method,
+      headers: { "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const json = await r.json();
+    if (!r.ok) throw new Error(`${method} ${path}: ${JSON.stringify(json.value ?? json)}`);
+    return json;
+  }
+
+  async find(css) {
+    const r = await this.req("POST", `/session/${this.id}/element`, { using: "css selector", value: css });
+    return r.value[ELEMENT];
+  }
+
+  async text(el) {
+    return (await this.req("GET", `/session/${this.id}/element/${el}/text`)).value;
+  }
+
+  async click(el) {
+    await this.req("POST", `/session/${this.id}/element/${el}/click`, {});
+  }
+
+  /** Waits for an element with `css` and returns its text. */
+  async waitText(css, ms) {
+    return waitFor(`element ${css}`, async () => this.text(await this.find(css)), ms);
+  }
+
+  async screenshot(name) {
+    // Let the webview paint what the DOM already holds.
+    await this.req("POST", `/session/${this.id}/execute/async`, {
+      script: "const done = arguments[0]; requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(done, 250)));",
+      args: [],
+    });
+    const png = (await this.req("GET", `/session/${this.id}/screenshot`)).value;
+    mkdirSync(join(artifacts, "screenshots"), { recursive: true });
+    const path = join(artifacts, "screenshots", `${name}.png`);
+    writeFileSync(path, Buffer.from(png, "base64"));
+    return path;
+  }
+
+  async stop() {
+    try {
+      if (this.id) await this.req("DELETE", `/session/${this.id}`);
+    } catch {
+      // The driver may already be gone; it is killed next.
+    }
+    this.driver.kill("SIGTERM");
+    await sleep(300);
+    if (this.driver.exitCode === null) this.driver.kill("SIGKILL");
+  }
+}

@@ -1,0 +1,43 @@
+// The real Tauri binary under Xvfb, driven over WebDriver (tauri-driver + WebKitWebDriver), with
+// the real Secret Service: the window opens and shows tenants seeded through the CLI.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { AppSession, cli, freshHome } from "./lib.mjs";
+
+test("the window starts and lists seeded tenants", { timeout: 120_000 }, async () => {
+  const home = freshHome();
+  cli(home, ["tenant", "add", "Acme Corp"]);
+  cli(home, ["tenant", "add", "Globex", "--slug", "globex"]);
+  const app = await AppSession.start({ GRANTKEEPER_HOME: home });
+  try {
+    const acme = await app.waitText('[data-tenant="acme-corp"]');
+    assert.match(acme, /Acme Corp/);
+    assert.match(await app.waitText('[data-tenant="globex"]'), /Globex/);
+    assert.match(await app.waitText("main h1"), /All connections/);
+    assert.match(await app.waitText(".where"), /Secret Service/);
+    await app.screenshot("window-tenants");
+    await app.click(await app.find('[data-tenant="globex"]'));
+    assert.equal(await app.waitText("main h1"), "Globex");
+  } finally {
+    await app.stop();
+  }
+});
+
+test("the window explains a vault it cannot open", { timeout: 120_000 }, async () => {
+  const home = freshHome();
+  cli(home, ["tenant", "add", "Acme Corp"]);
+  // The same vault seen through a session bus with no Secret Service on it.
+  const app = await AppSession.start({
+    GRANTKEEPER_HOME: home,
+    DBUS_SESSION_BUS_ADDRESS: "unix:path=/nonexistent/bus",
+    GRANTKEEPER_KEYCHAIN_TIMEOUT_SECS: "5",
+  });
+  try {
+    const msg = await app.waitText('[role="alert"]');
+    assert.match(msg, /cannot open the vault/);
+    assert.match(msg, /D-Bus/);
+    await app.screenshot("window-keychain-error");
+  } finally {
+    await app.stop();
+  }
+});
