@@ -31,6 +31,7 @@ CREATE TABLE provider_apps (
     client_secret  BLOB,
     redirect_mode  TEXT NOT NULL,
     redirect_port  INTEGER,
+    relay_url      TEXT,
     default_scopes TEXT NOT NULL,
     created_at     INTEGER NOT NULL,
     UNIQUE (tenant_id, name)

@@ -25,6 +25,9 @@ pub enum Error {
     /// A stored secret could not be decrypted.
     #[error(transparent)]
     Crypto(#[from] CryptoError),
+    /// A sign-in or token request failed.
+    #[error(transparent)]
+    OAuth(#[from] crate::oauth::OAuthError),
     /// A file-system operation failed.
     #[error("cannot use {path}: {source}")]
     Io {

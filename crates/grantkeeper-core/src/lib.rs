@@ -6,11 +6,15 @@
 #![warn(missing_docs)]
 
 pub mod audit;
+pub mod catalog;
+pub mod connect;
 pub mod crypto;
 pub mod db;
 pub mod error;
+pub mod http;
 pub mod keychain;
 pub mod model;
+pub mod oauth;
 pub mod paths;
 pub mod secret;
 pub mod vault;

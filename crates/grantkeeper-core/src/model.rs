@@ -150,6 +150,8 @@ pub struct ProviderApp {
     pub redirect_mode: RedirectMode,
     /// Fixed loopback port, when the registration requires one.
     pub redirect_port: Option<u16>,
+    /// The HTTPS relay page registered as redirect URI, for providers that refuse loopback.
+    pub relay_url: Option<String>,
     /// Scopes requested by default.
     pub default_scopes: Vec<String>,
     /// When it was created.

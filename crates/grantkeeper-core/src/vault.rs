@@ -22,6 +22,7 @@ const LOCK_FILE: &str = "vault.lock";
 
 /// An open vault.
 pub struct Vault {
+    pub(crate) http: crate::http::HttpClient,
     home: PathBuf,
     id: String,
     db: Mutex<rusqlite::Connection>,
@@ -56,6 +57,8 @@ pub struct NewProviderApp {
     pub redirect_mode: RedirectMode,
     /// Fixed loopback port, if the registration needs one.
     pub redirect_port: Option<u16>,
+    /// The HTTPS relay page registered as redirect URI, if any.
+    pub relay_url: Option<String>,
     /// Scopes requested by default.
     pub default_scopes: Vec<String>,
 }
@@ -172,6 +175,7 @@ impl Vault {
     ) -> Result<Self> {
         let conn = db::open(&home.join(DB_FILE), false)?;
         Ok(Self {
+            http: crate::http::HttpClient::default(),
             home: home.to_owned(),
             fingerprints: master.fingerprint_key(),
             id,
@@ -440,7 +444,7 @@ impl Vault {
 /// One tenant's view of the vault, holding its unwrapped data key. It reaches only this
 /// tenant's rows and keychain entries.
 pub struct TenantVault<'v> {
-    vault: &'v Vault,
+    pub(crate) vault: &'v Vault,
     tenant: Tenant,
     key: DataKey,
 }
@@ -490,6 +494,7 @@ impl TenantVault<'_> {
             has_client_secret: secret.is_some(),
             redirect_mode: app.redirect_mode,
             redirect_port: app.redirect_port,
+            relay_url: app.relay_url,
             default_scopes: app.default_scopes,
             created_at: now_ms(),
         };
@@ -504,8 +509,8 @@ impl TenantVault<'_> {
             }
             tx.execute(
                 "INSERT INTO provider_apps (id, tenant_id, name, preset, endpoints, client_id, client_secret,
-                     redirect_mode, redirect_port, default_scopes, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                     redirect_mode, redirect_port, relay_url, default_scopes, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 params![
                     record.id.as_str(),
                     self.tenant.id.as_str(),
@@ -516,6 +521,7 @@ impl TenantVault<'_> {
                     secret,
                     to_json(&record.redirect_mode),
                     record.redirect_port,
+                    record.relay_url,
                     to_json(&record.default_scopes),
                     record.created_at,
                 ],
@@ -534,27 +540,26 @@ impl TenantVault<'_> {
     /// This tenant's provider apps.
     pub fn provider_apps(&self) -> Result<Vec<ProviderApp>> {
         let conn = self.vault.conn();
-        let mut stmt = conn.prepare(
-            "SELECT id, tenant_id, name, preset, endpoints, client_id, client_secret IS NOT NULL,
-                    redirect_mode, redirect_port, default_scopes, created_at
-             FROM provider_apps WHERE tenant_id = ?1 ORDER BY name",
-        )?;
-        let rows = stmt.query_map([self.tenant.id.as_str()], |r| {
-            Ok(ProviderApp {
-                id: ProviderAppId::from_string(r.get::<_, String>(0)?),
-                tenant_id: TenantId::from_string(r.get::<_, String>(1)?),
-                name: r.get(2)?,
-                preset: r.get(3)?,
-                endpoints: from_json(r, 4)?,
-                client_id: r.get(5)?,
-                has_client_secret: r.get(6)?,
-                redirect_mode: from_json(r, 7)?,
-                redirect_port: r.get(8)?,
-                default_scopes: from_json(r, 9)?,
-                created_at: r.get(10)?,
-            })
-        })?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {PROVIDER_APP_COLUMNS} FROM provider_apps WHERE tenant_id = ?1 ORDER BY name"
+        ))?;
+        let rows = stmt.query_map([self.tenant.id.as_str()], row_to_provider_app)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// One of this tenant's provider apps, by id or name.
+    pub fn provider_app(&self, id_or_name: &str) -> Result<ProviderApp> {
+        let conn = self.vault.conn();
+        conn.query_row(
+            &format!("SELECT {PROVIDER_APP_COLUMNS} FROM provider_apps WHERE tenant_id = ?1 AND (id = ?2 OR name = ?2)"),
+            params![self.tenant.id.as_str(), id_or_name],
+            row_to_provider_app,
+        )
+        .optional()?
+        .ok_or_else(|| Error::NotFound {
+            what: "provider app",
+            name: format!("{}/{id_or_name}", self.tenant.slug),
+        })
     }
 
     /// The client secret of one of this tenant's provider apps.
@@ -785,6 +790,26 @@ impl TenantVault<'_> {
     }
 }
 
+const PROVIDER_APP_COLUMNS: &str = "id, tenant_id, name, preset, endpoints, client_id, client_secret IS NOT NULL,
+    redirect_mode, redirect_port, relay_url, default_scopes, created_at";
+
+fn row_to_provider_app(r: &rusqlite::Row<'_>) -> rusqlite::Result<ProviderApp> {
+    Ok(ProviderApp {
+        id: ProviderAppId::from_string(r.get::<_, String>(0)?),
+        tenant_id: TenantId::from_string(r.get::<_, String>(1)?),
+        name: r.get(2)?,
+        preset: r.get(3)?,
+        endpoints: from_json(r, 4)?,
+        client_id: r.get(5)?,
+        has_client_secret: r.get(6)?,
+        redirect_mode: from_json(r, 7)?,
+        redirect_port: r.get(8)?,
+        relay_url: r.get(9)?,
+        default_scopes: from_json(r, 10)?,
+        created_at: r.get(11)?,
+    })
+}
+
 const CONNECTION_COLUMNS: &str = "c.id, c.tenant_id, c.provider_app_id, c.name, c.account_subject,
     c.account_username, c.account_org_id, c.scopes_requested, c.scopes_granted, c.scopes_granted_reported,
     c.consented_at, c.consented_by, c.status, c.status_detail, c.access_expires_at, c.access_expiry_source,
@@ -957,6 +982,7 @@ mod tests {
                 client_secret: Some(ClientSecret::new("s3cret")),
                 redirect_mode: RedirectMode::Loopback,
                 redirect_port: None,
+                relay_url: None,
                 default_scopes: vec!["openid".into()],
             },
             &Actor::new(ActorKind::Cli),

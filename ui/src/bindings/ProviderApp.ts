@@ -45,6 +45,10 @@ redirect_mode: RedirectMode,
  */
 redirect_port: number | null, 
 /**
+ * The HTTPS relay page registered as redirect URI, for providers that refuse loopback.
+ */
+relay_url: string | null, 
+/**
  * Scopes requested by default.
  */
 default_scopes: Array<string>, 

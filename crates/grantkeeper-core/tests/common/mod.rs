@@ -41,6 +41,7 @@ pub fn app(t: &TenantVault<'_>, secret: &str) -> ProviderApp {
             client_secret: Some(ClientSecret::new(secret)),
             redirect_mode: RedirectMode::Loopback,
             redirect_port: None,
+            relay_url: None,
             default_scopes: vec!["openid".into()],
         },
         &actor(),

@@ -1,0 +1,399 @@
+//! The provider catalog: what Grantkeeper knows about each provider, as data
+//! (`catalog/providers.toml`), never as code branches.
+//!
+//! Endpoint URLs may hold `{variable}` placeholders (a My Domain host, an Entra tenant, a NetSuite
+//! account, an Okta domain). [`Preset::resolve`] fills them in, so a preset's hosts can be
+//! overridden for self-hosted and custom-domain deployments while its quirks stay.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+use crate::model::Endpoints;
+
+/// The catalog file, compiled into the binary.
+const CATALOG_TOML: &str = include_str!("../catalog/providers.toml");
+
+/// Every preset, in file order.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Catalog {
+    /// The presets.
+    #[serde(rename = "provider")]
+    pub providers: Vec<Preset>,
+}
+
+/// How risky granting a scope is, for the review screens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, TS)]
+#[ts(export)]
+#[serde(rename_all = "snake_case")]
+pub enum Risk {
+    /// Identity or read-only access to little data.
+    Low,
+    /// Read access to business data, or narrow write access.
+    Medium,
+    /// Broad write, admin, or full-account access.
+    High,
+}
+
+/// A well-known scope of a provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct ScopeInfo {
+    /// The scope string as sent to the provider.
+    pub name: String,
+    /// One line saying what it grants.
+    pub meaning: String,
+    /// Its risk level.
+    pub risk: Risk,
+}
+
+/// A placeholder in a preset's URLs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct Variable {
+    /// Placeholder name (`domain` for `{domain}`).
+    pub name: String,
+    /// What to enter, with an example.
+    pub description: String,
+    /// Value used when none is given.
+    #[serde(default)]
+    pub default: Option<String>,
+}
+
+/// PKCE support at the provider. Grantkeeper always sends S256 unless `Unsupported`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+#[serde(rename_all = "snake_case")]
+pub enum Pkce {
+    /// The provider requires PKCE.
+    Required,
+    /// The provider accepts PKCE.
+    Supported,
+    /// The provider rejects or ignores PKCE parameters.
+    Unsupported,
+}
+
+/// How the client authenticates at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    /// HTTP Basic with client id and secret.
+    ClientSecretBasic,
+    /// Client id and secret in the form body.
+    ClientSecretPost,
+    /// Public client: client id only.
+    None,
+}
+
+/// Where things sit in the provider's token response. Paths are dot-separated JSON paths
+/// (`authed_user.access_token`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct ResponseShape {
+    /// Path of the access token.
+    #[serde(default = "default_access_token")]
+    pub access_token: String,
+    /// Path of the refresh token.
+    #[serde(default = "default_refresh_token")]
+    pub refresh_token: String,
+    /// Path of the granted scopes.
+    #[serde(default = "default_scope")]
+    pub scope: String,
+    /// Separator of the granted scopes in the response (GitHub and Slack use a comma).
+    #[serde(default = "default_separator")]
+    pub scope_separator: String,
+    /// Path of the access token's lifetime in seconds (number or string).
+    #[serde(default = "default_expires_in")]
+    pub expires_in: String,
+    /// Path of the refresh token's lifetime in seconds, where the provider sends it.
+    #[serde(default)]
+    pub refresh_expires_in: Option<String>,
+    /// A boolean field that is `false` on errors sent with HTTP 200 (Slack's `ok`).
+    #[serde(default)]
+    pub ok_field: Option<String>,
+    /// Expected `token_type` values (case-insensitive); empty accepts any.
+    #[serde(default = "default_token_types")]
+    pub token_types: Vec<String>,
+    /// Metadata to keep: stored key → path in the token response.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    /// Query parameters of the redirect to keep as metadata (Intuit's `realmId`).
+    #[serde(default)]
+    pub redirect_metadata: Vec<String>,
+}
+
+fn default_access_token() -> String {
+    "access_token".into()
+}
+fn default_refresh_token() -> String {
+    "refresh_token".into()
+}
+fn default_scope() -> String {
+    "scope".into()
+}
+fn default_separator() -> String {
+    " ".into()
+}
+fn default_expires_in() -> String {
+    "expires_in".into()
+}
+fn default_token_types() -> Vec<String> {
+    vec!["bearer".into()]
+}
+
+impl Default for ResponseShape {
+    fn default() -> Self {
+        Self {
+            access_token: default_access_token(),
+            refresh_token: default_refresh_token(),
+            scope: default_scope(),
+            scope_separator: default_separator(),
+            expires_in: default_expires_in(),
+            refresh_expires_in: None,
+            ok_field: None,
+            token_types: default_token_types(),
+            metadata: BTreeMap::new(),
+            redirect_metadata: Vec::new(),
+        }
+    }
+}
+
+/// What is known about token lifetimes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct ExpiryInfo {
+    /// Access-token lifetime to assume when neither the response, a JWT nor introspection says.
+    #[serde(default)]
+    pub access_default_secs: Option<u64>,
+    /// Refresh tokens die after this many days unused (Xero 60, QuickBooks 100, Google 180).
+    #[serde(default)]
+    pub refresh_idle_days: Option<u32>,
+    /// Refresh tokens die this many days after consent, whatever their use.
+    #[serde(default)]
+    pub refresh_max_days: Option<u32>,
+    /// Refresh tokens change on every refresh.
+    #[serde(default)]
+    pub refresh_rotates: bool,
+    /// Seconds a replaced refresh token stays usable (Xero: 1800).
+    #[serde(default)]
+    pub rotation_grace_secs: Option<u64>,
+}
+
+/// How tokens are revoked at the provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+#[serde(tag = "style", rename_all = "snake_case")]
+pub enum Revocation {
+    /// RFC 7009 at the `revocation` endpoint.
+    Rfc7009,
+    /// POST to `url` with the access token as a bearer token (Slack `auth.revoke`).
+    BearerPost {
+        /// The endpoint (may hold placeholders).
+        url: String,
+    },
+    /// DELETE to `url` with client credentials as HTTP Basic and the token in a JSON body
+    /// field (GitHub's delete-an-app-authorization).
+    BasicDeleteJson {
+        /// The endpoint (may hold placeholders, including `{client_id}`).
+        url: String,
+        /// The JSON field that carries the token.
+        field: String,
+    },
+    /// The provider offers no revocation an API client can call; the user is told where to
+    /// revoke by hand.
+    Manual {
+        /// Where the user revokes access.
+        instructions: String,
+    },
+}
+
+/// Constraints on the redirect URI.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct RedirectRules {
+    /// `http://127.0.0.1:{port}` loopback redirects are accepted.
+    #[serde(default = "yes")]
+    pub loopback: bool,
+    /// The loopback port must be registered exactly (no ephemeral ports).
+    #[serde(default)]
+    pub fixed_port: bool,
+    /// Only `https://` redirects are accepted (Slack; Intuit production).
+    #[serde(default)]
+    pub https_only: bool,
+    /// Why, for the user.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for RedirectRules {
+    fn default() -> Self {
+        Self {
+            loopback: true,
+            fixed_port: false,
+            https_only: false,
+            note: None,
+        }
+    }
+}
+
+/// One provider preset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct Preset {
+    /// Stable identifier (`salesforce-sandbox`).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Whether the provider speaks OpenID Connect (ID tokens, discovery).
+    #[serde(default)]
+    pub oidc: bool,
+    /// Link to the provider's OAuth documentation.
+    pub docs: String,
+    /// Placeholders used in the URLs.
+    #[serde(default)]
+    pub variables: Vec<Variable>,
+    /// Endpoints, possibly with placeholders.
+    pub endpoints: Endpoints,
+    /// Separator of scopes in the authorization request.
+    #[serde(default = "default_separator")]
+    pub scope_separator: String,
+    /// PKCE support.
+    pub pkce: Pkce,
+    /// Token-endpoint client authentication.
+    pub client_auth: ClientAuth,
+    /// Extra authorization-request parameters (Google's `access_type=offline`).
+    #[serde(default)]
+    pub authorize_params: BTreeMap<String, String>,
+    /// Extra headers on token requests (GitHub's `Accept: application/json`).
+    #[serde(default)]
+    pub token_headers: BTreeMap<String, String>,
+    /// Scopes requested when the user picks none.
+    #[serde(default)]
+    pub default_scopes: Vec<String>,
+    /// The device authorization grant (RFC 8628) is available.
+    #[serde(default)]
+    pub device_flow: bool,
+    /// Shape of the token response.
+    #[serde(default)]
+    pub response: ResponseShape,
+    /// Token lifetimes.
+    #[serde(default)]
+    pub expiry: ExpiryInfo,
+    /// Revocation method.
+    pub revocation: Revocation,
+    /// Redirect constraints.
+    #[serde(default)]
+    pub redirect: RedirectRules,
+    /// Well-known scopes with meaning and risk.
+    #[serde(default)]
+    pub scopes: Vec<ScopeInfo>,
+}
+
+/// Errors in the catalog or in filling its placeholders.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// The catalog file does not parse.
+    #[error("the provider catalog is malformed: {0}")]
+    Malformed(String),
+    /// No preset has that id.
+    #[error("no provider preset named '{0}' (see `grantkeeper provider list`)")]
+    UnknownPreset(String),
+    /// A placeholder has no value and no default.
+    #[error("the {preset} preset needs a value for '{variable}': {description}")]
+    MissingVariable {
+        /// The preset.
+        preset: String,
+        /// The placeholder.
+        variable: String,
+        /// What to enter.
+        description: String,
+    },
+    /// A value would change more than the host (it holds '/', '?', '#', '@' or spaces).
+    #[error("'{value}' is not a valid value for '{variable}': give a host name or identifier only")]
+    BadValue {
+        /// The placeholder.
+        variable: String,
+        /// The value given.
+        value: String,
+    },
+}
+
+impl Catalog {
+    /// The built-in catalog.
+    pub fn builtin() -> &'static Catalog {
+        static CATALOG: std::sync::OnceLock<Catalog> = std::sync::OnceLock::new();
+        CATALOG.get_or_init(|| Catalog::parse(CATALOG_TOML).expect("the built-in catalog is valid (tested)"))
+    }
+
+    /// Parses a catalog file.
+    pub fn parse(text: &str) -> Result<Catalog, CatalogError> {
+        toml::from_str(text).map_err(|e| CatalogError::Malformed(e.to_string()))
+    }
+
+    /// The preset with this id.
+    pub fn get(&self, id: &str) -> Result<&Preset, CatalogError> {
+        self.providers
+            .iter()
+            .find(|p| p.id == id)
+            .ok_or_else(|| CatalogError::UnknownPreset(id.to_owned()))
+    }
+}
+
+impl Preset {
+    /// The endpoints with every `{variable}` filled from `values`, else from the variable's
+    /// default. Values may only be hosts or identifiers, so an override changes where requests
+    /// go but not the paths and quirks of the preset.
+    pub fn resolve(&self, values: &BTreeMap<String, String>) -> Result<Endpoints, CatalogError> {
+        let mut filled = BTreeMap::new();
+        for v in &self.variables {
+            let value = values
+                .get(&v.name)
+                .cloned()
+                .or_else(|| v.default.clone())
+                .ok_or_else(|| CatalogError::MissingVariable {
+                    preset: self.id.clone(),
+                    variable: v.name.clone(),
+                    description: v.description.clone(),
+                })?;
+            let value = value.trim().trim_start_matches("https://").trim_end_matches('/').to_owned();
+            if value.is_empty() || value.chars().any(|c| matches!(c, '/' | '?' | '#' | '@' | ' ' | '{' | '}')) {
+                return Err(CatalogError::BadValue {
+                    variable: v.name.clone(),
+                    value,
+                });
+            }
+            filled.insert(v.name.clone(), value);
+        }
+        let fill = |url: &Option<String>| {
+            url.as_ref().map(|u| {
+                let mut out = u.clone();
+                for (k, v) in &filled {
+                    out = out.replace(&format!("{{{k}}}"), v);
+                }
+                out
+            })
+        };
+        let e = &self.endpoints;
+        Ok(Endpoints {
+            issuer: fill(&e.issuer),
+            authorization: fill(&e.authorization),
+            token: fill(&e.token),
+            revocation: fill(&e.revocation),
+            introspection: fill(&e.introspection),
+            device_authorization: fill(&e.device_authorization),
+            jwks: fill(&e.jwks),
+            userinfo: fill(&e.userinfo),
+        })
+    }
+
+    /// What the catalog says about a scope, if it knows it.
+    pub fn scope(&self, name: &str) -> Option<&ScopeInfo> {
+        self.scopes.iter().find(|s| s.name == name)
+    }
+}

@@ -1,0 +1,411 @@
+//! Connecting an account: a consent grant obtained in the system browser (authorization code +
+//! PKCE, with a loopback, relay or pasted redirect), through the device flow, or with client
+//! credentials, then stored all or nothing.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::audit::Actor;
+use crate::catalog::Catalog;
+use crate::error::{Error, Result};
+use crate::model::{AccountIdentity, Connection, ExpirySource, ProviderApp, RedirectMode, UnixMillis};
+use crate::oauth::discovery::{self, ServerMetadata};
+use crate::oauth::flow::{self, Client, DeviceAuthorization, Quirks, TokenEndpoint};
+use crate::oauth::jwt::DecodedJwt;
+use crate::oauth::loopback::{CallbackParams, CancelToken, LoopbackListener};
+use crate::oauth::pkce::{new_nonce, new_state, PkceVerifier};
+use crate::oauth::token::TokenResponse;
+use crate::oauth::{id_token, OAuthError};
+use crate::vault::{NewConnection, TenantVault};
+
+/// What to connect.
+#[derive(Debug, Clone)]
+pub struct ConnectRequest {
+    /// Name of the new connection, unique in the tenant.
+    pub name: String,
+    /// Provider app (id or name) to connect with.
+    pub provider_app: String,
+    /// Scopes to ask for; the app's defaults when `None`.
+    pub scopes: Option<Vec<String>>,
+    /// Redirect mode; the app's own when `None`.
+    pub redirect: Option<RedirectMode>,
+}
+
+/// A sign-in waiting for the user: open [`PendingConnect::url`] in the browser, then call
+/// [`PendingConnect::wait_for_redirect`] (loopback and relay) or pass a pasted URL to
+/// [`TenantVault::finish_connect`].
+#[derive(Debug)]
+pub struct PendingConnect {
+    /// The authorization URL to open.
+    pub url: String,
+    /// The redirect URI sent to the provider.
+    pub redirect_uri: String,
+    request: ConnectRequest,
+    app: ProviderApp,
+    context: FlowContext,
+    state: String,
+    verifier: PkceVerifier,
+    nonce: Option<String>,
+    listener: Option<LoopbackListener>,
+    scopes: Vec<String>,
+}
+
+/// What one provider app's flow needs beyond the stored record.
+#[derive(Debug, Clone)]
+struct FlowContext {
+    quirks: Quirks,
+    endpoints: crate::model::Endpoints,
+    oidc: bool,
+    iss_required: bool,
+    default_access_secs: Option<u64>,
+}
+
+impl PendingConnect {
+    /// Waits for the browser to reach the loopback listener (default 5 minutes). The listener
+    /// closes when this returns, whatever the outcome.
+    pub fn wait_for_redirect(&mut self, timeout: Duration, cancel: &CancelToken) -> Result<CallbackParams, OAuthError> {
+        let listener = self
+            .listener
+            .take()
+            .ok_or_else(|| OAuthError::Config("this sign-in expects a pasted redirect URL".into()))?;
+        listener.wait(timeout, cancel)
+    }
+
+    /// The scopes asked for.
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+}
+
+/// Default time to wait for the browser.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(300);
+
+impl TenantVault<'_> {
+    fn flow_context(&self, app: &ProviderApp) -> Result<FlowContext> {
+        let preset = match &app.preset {
+            Some(id) => Some(Catalog::builtin().get(id).map_err(|e| Error::Invalid(e.to_string()))?),
+            None => None,
+        };
+        let mut endpoints = app.endpoints.clone();
+        let mut iss_required = false;
+        let oidc = preset.is_none_or(|p| p.oidc) && endpoints.issuer.is_some();
+        // Fresh metadata from the issuer when there is one: the RFC 9207 flag, JWKS, endpoints.
+        if let Some(issuer) = app.endpoints.issuer.clone() {
+            match discovery::discover(&self.vault.http, &issuer) {
+                Ok(meta) => {
+                    iss_required = meta.authorization_response_iss_parameter_supported;
+                    fill_missing(&mut endpoints, &meta);
+                }
+                Err(e @ OAuthError::IssuerMismatch { .. }) => return Err(oauth(e)),
+                Err(e) if endpoints.token.is_none() => return Err(oauth(e)),
+                Err(e) => tracing::warn!(error = %e, "discovery failed; using the stored endpoints"),
+            }
+        }
+        Ok(FlowContext {
+            quirks: Quirks::new(preset, app.has_client_secret),
+            default_access_secs: preset.and_then(|p| p.expiry.access_default_secs),
+            endpoints,
+            oidc,
+            iss_required,
+        })
+    }
+
+    fn client(&self, app: &ProviderApp) -> Result<Client> {
+        Ok(Client {
+            id: app.client_id.clone(),
+            secret: self.client_secret(&app.id)?,
+        })
+    }
+
+    /// Starts a browser sign-in: binds the loopback listener (unless the redirect is pasted)
+    /// and builds the authorization URL. Nothing is stored yet.
+    pub fn begin_connect(&self, request: ConnectRequest) -> Result<PendingConnect> {
+        let app = self.provider_app(&request.provider_app)?;
+        if self.connection_named(&request.name).is_ok() {
+            return Err(Error::AlreadyExists {
+                what: "connection",
+                name: format!("{}/{}", self.tenant().slug, request.name),
+            });
+        }
+        let context = self.flow_context(&app)?;
+        let mode = request.redirect.unwrap_or(app.redirect_mode);
+        let (listener, redirect_uri, state) = match mode {
+            RedirectMode::Loopback => {
+                let l = LoopbackListener::bind(app.redirect_port).map_err(oauth)?;
+                let uri = l.redirect_uri();
+                (Some(l), uri, new_state(None))
+            }
+            RedirectMode::Relay => {
+                let relay = app.relay_url.clone().ok_or_else(|| {
+                    Error::Invalid("this provider app has no relay URL: set one, or use --redirect paste".into())
+                })?;
+                let l = LoopbackListener::bind(app.redirect_port).map_err(oauth)?;
+                // The relay page reads the port from the state's suffix.
+                let state = new_state(Some(l.port()));
+                (Some(l), relay, state)
+            }
+            RedirectMode::Paste => {
+                let uri = match (&app.relay_url, app.redirect_port) {
+                    (Some(relay), _) => relay.clone(),
+                    (None, Some(port)) => format!("http://127.0.0.1:{port}/callback"),
+                    (None, None) => {
+                        return Err(Error::Invalid(
+                            "a pasted redirect needs a registered redirect URI: set a relay URL or a fixed port on the provider app".into(),
+                        ))
+                    }
+                };
+                (None, uri, new_state(None))
+            }
+        };
+        let scopes = request.scopes.clone().unwrap_or_else(|| app.default_scopes.clone());
+        let verifier = PkceVerifier::generate();
+        let nonce = (context.oidc && scopes.iter().any(|s| s == "openid")).then(new_nonce);
+        let auth_endpoint = flow::require(&context.endpoints, "authorization").map_err(oauth)?;
+        let url = flow::authorization_url(
+            auth_endpoint,
+            &app.client_id,
+            &redirect_uri,
+            &scopes,
+            &state,
+            &verifier,
+            nonce.as_deref(),
+            &context.quirks,
+        )
+        .map_err(oauth)?;
+        Ok(PendingConnect {
+            url,
+            redirect_uri,
+            request,
+            app,
+            context,
+            state,
+            verifier,
+            nonce,
+            listener,
+            scopes,
+        })
+    }
+
+    /// Finishes a browser sign-in with the redirect's parameters: checks state and issuer,
+    /// exchanges the code, validates the ID token, and stores the grant all or nothing.
+    pub fn finish_connect(&self, pending: PendingConnect, params: &CallbackParams, actor: &Actor) -> Result<Connection> {
+        let issuer = pending.context.endpoints.issuer.as_deref();
+        let code = flow::check_callback(params, &pending.state, issuer, pending.context.iss_required).map_err(oauth)?;
+        let client = self.client(&pending.app)?;
+        let endpoint = TokenEndpoint {
+            url: flow::require(&pending.context.endpoints, "token").map_err(oauth)?,
+            client: &client,
+            quirks: &pending.context.quirks,
+            http: &self.vault.http,
+        };
+        let response = endpoint
+            .request_tokens(&[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", &pending.redirect_uri),
+                ("code_verifier", pending.verifier.expose()),
+            ])
+            .map_err(oauth)?;
+        let mut redirect_meta = BTreeMap::new();
+        for key in &pending.context.quirks.shape.redirect_metadata {
+            if let Some(v) = params.get(key) {
+                redirect_meta.insert(key.clone(), v.clone());
+            }
+        }
+        self.store_grant(
+            &pending.request.name,
+            &pending.app,
+            &pending.context,
+            &endpoint,
+            pending.scopes.clone(),
+            pending.nonce.as_deref(),
+            response,
+            redirect_meta,
+            actor,
+        )
+    }
+
+    /// Starts the device authorization grant (RFC 8628): show the user code and verification
+    /// URI, then call [`TenantVault::finish_device_connect`].
+    pub fn begin_device_connect(&self, request: &ConnectRequest) -> Result<DeviceAuthorization> {
+        let app = self.provider_app(&request.provider_app)?;
+        let context = self.flow_context(&app)?;
+        let client = self.client(&app)?;
+        let scopes = request.scopes.clone().unwrap_or_else(|| app.default_scopes.clone());
+        let endpoint = TokenEndpoint {
+            url: flow::require(&context.endpoints, "token").map_err(oauth)?,
+            client: &client,
+            quirks: &context.quirks,
+            http: &self.vault.http,
+        };
+        let device_url = flow::require(&context.endpoints, "device_authorization").map_err(oauth)?;
+        flow::device_authorize(&endpoint, device_url, &scopes).map_err(oauth)
+    }
+
+    /// Polls until the user approves the device authorization, then stores the grant.
+    pub fn finish_device_connect(
+        &self,
+        request: &ConnectRequest,
+        device: &DeviceAuthorization,
+        cancel: &CancelToken,
+        actor: &Actor,
+    ) -> Result<Connection> {
+        let app = self.provider_app(&request.provider_app)?;
+        let context = self.flow_context(&app)?;
+        let client = self.client(&app)?;
+        let scopes = request.scopes.clone().unwrap_or_else(|| app.default_scopes.clone());
+        let endpoint = TokenEndpoint {
+            url: flow::require(&context.endpoints, "token").map_err(oauth)?,
+            client: &client,
+            quirks: &context.quirks,
+            http: &self.vault.http,
+        };
+        let response = flow::device_poll(&endpoint, device, cancel).map_err(oauth)?;
+        self.store_grant(&request.name, &app, &context, &endpoint, scopes, None, response, BTreeMap::new(), actor)
+    }
+
+    /// Obtains a service connection with the client-credentials grant.
+    pub fn connect_client_credentials(&self, request: &ConnectRequest, actor: &Actor) -> Result<Connection> {
+        let app = self.provider_app(&request.provider_app)?;
+        if !app.has_client_secret {
+            return Err(Error::Invalid("the client-credentials grant needs a client secret".into()));
+        }
+        let context = self.flow_context(&app)?;
+        let client = self.client(&app)?;
+        let scopes = request.scopes.clone().unwrap_or_else(|| app.default_scopes.clone());
+        let endpoint = TokenEndpoint {
+            url: flow::require(&context.endpoints, "token").map_err(oauth)?,
+            client: &client,
+            quirks: &context.quirks,
+            http: &self.vault.http,
+        };
+        let scope = scopes.join(&context.quirks.scope_separator);
+        let mut params = vec![("grant_type", "client_credentials")];
+        if !scope.is_empty() {
+            params.push(("scope", &scope));
+        }
+        let response = endpoint.request_tokens(&params).map_err(oauth)?;
+        self.store_grant(&request.name, &app, &context, &endpoint, scopes, None, response, BTreeMap::new(), actor)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn store_grant(
+        &self,
+        name: &str,
+        app: &ProviderApp,
+        context: &FlowContext,
+        endpoint: &TokenEndpoint<'_>,
+        scopes_requested: Vec<String>,
+        nonce: Option<&str>,
+        response: TokenResponse,
+        mut metadata: BTreeMap<String, String>,
+        actor: &Actor,
+    ) -> Result<Connection> {
+        let now = crate::model::now_ms();
+        let mut account = AccountIdentity::default();
+        if let Some(idt) = &response.tokens.id_token {
+            let claims = match (context.endpoints.jwks.as_deref(), context.endpoints.issuer.as_deref()) {
+                (Some(jwks_uri), Some(issuer)) => {
+                    let expect = id_token::Expectations {
+                        issuer,
+                        client_id: &app.client_id,
+                        nonce,
+                        jwks_uri,
+                    };
+                    id_token::validate(&self.vault.http, idt.expose(), &expect).map_err(oauth)?
+                }
+                _ => {
+                    metadata.insert("id_token_verified".into(), "false".into());
+                    DecodedJwt::decode(idt.expose()).map(|d| d.claims).unwrap_or_default()
+                }
+            };
+            let text = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_owned);
+            account.subject = text("sub");
+            account.username = text("email").or_else(|| text("preferred_username")).or_else(|| text("name"));
+            account.org_id = text("tid").or_else(|| text("organization_id"));
+        }
+        metadata.extend(response.metadata.clone());
+        if let Some(issuer) = &context.endpoints.issuer {
+            metadata.entry("issuer".into()).or_insert_with(|| issuer.clone());
+        }
+        let access_expiry = self.access_expiry(context, endpoint, &response, now);
+        let expiry = &context.quirks.expiry;
+        let days = |d: u32| now + i64::from(d) * 86_400_000;
+        let refresh_expires_at = response
+            .refresh_expires_in
+            .map(|s| now + secs_ms(s))
+            .or(expiry.refresh_idle_days.map(days));
+        let new = NewConnection {
+            name: name.to_owned(),
+            provider_app_id: app.id.clone(),
+            consented_by: account.username.clone().or_else(|| account.subject.clone()),
+            account,
+            scopes_requested,
+            scopes_granted: response.scopes.clone(),
+            access_expiry,
+            refresh_expires_at: response.tokens.refresh_token.as_ref().and(refresh_expires_at),
+            refresh_hard_expires_at: response.tokens.refresh_token.as_ref().and(expiry.refresh_max_days.map(days)),
+            metadata,
+        };
+        self.store_connection(new, response.tokens, actor)
+    }
+
+    /// The access token's expiry: the response's `expires_in`, else the JWT's `exp`, else
+    /// introspection, else the catalog's default — with the source recorded.
+    fn access_expiry(
+        &self,
+        context: &FlowContext,
+        endpoint: &TokenEndpoint<'_>,
+        response: &TokenResponse,
+        now: UnixMillis,
+    ) -> Option<(UnixMillis, ExpirySource)> {
+        if let Some(s) = response.expires_in {
+            return Some((now + secs_ms(s), ExpirySource::Response));
+        }
+        let access = response.tokens.access_token.expose();
+        if let Some(exp) = DecodedJwt::decode(access).and_then(|d| d.expires_at_ms()) {
+            return Some((exp, ExpirySource::JwtExp));
+        }
+        if let Some(url) = context.endpoints.introspection.as_deref() {
+            let ep = TokenEndpoint { url, ..*endpoint };
+            match flow::introspect(&ep, access, "access_token") {
+                Ok(body) => {
+                    if let Some(exp) = body.get("exp").and_then(Value::as_i64) {
+                        return Some((exp.saturating_mul(1000), ExpirySource::Introspection));
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "introspection for the token's expiry failed"),
+            }
+        }
+        context
+            .default_access_secs
+            .map(|s| (now + secs_ms(s), ExpirySource::CatalogDefault))
+    }
+}
+
+fn secs_ms(s: u64) -> i64 {
+    i64::try_from(s).unwrap_or(i64::MAX / 1000).saturating_mul(1000)
+}
+
+fn fill_missing(e: &mut crate::model::Endpoints, meta: &ServerMetadata) {
+    let d = meta.endpoints();
+    for (slot, found) in [
+        (&mut e.authorization, d.authorization),
+        (&mut e.token, d.token),
+        (&mut e.revocation, d.revocation),
+        (&mut e.introspection, d.introspection),
+        (&mut e.device_authorization, d.device_authorization),
+        (&mut e.jwks, d.jwks),
+        (&mut e.userinfo, d.userinfo),
+    ] {
+        if slot.is_none() {
+            *slot = found;
+        }
+    }
+}
+
+fn oauth(e: OAuthError) -> Error {
+    Error::OAuth(e)
+}

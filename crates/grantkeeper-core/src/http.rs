@@ -1,0 +1,230 @@
+//! The only HTTP client the core uses to talk to providers: rustls, HTTPS required except for
+//! loopback addresses, no redirects followed, bounded time and response size. Errors name the
+//! host, never the URL's query or any request body.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use ureq::Agent;
+use url::Url;
+
+/// Responses larger than this are refused.
+pub const MAX_BODY: u64 = 1024 * 1024;
+/// Default time allowed for one request, connection included.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a request failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum HttpError {
+    /// The URL does not parse.
+    #[error("'{0}' is not a valid URL")]
+    BadUrl(String),
+    /// A non-loopback URL that is not HTTPS.
+    #[error("refusing to send to {0}: provider endpoints must use https:// (plain http is allowed only on 127.0.0.1 / localhost)")]
+    Insecure(String),
+    /// No answer in time.
+    #[error("{host} did not answer within {seconds} s")]
+    Timeout {
+        /// The host.
+        host: String,
+        /// The time allowed.
+        seconds: u64,
+    },
+    /// The endpoint answered with a redirect.
+    #[error("{host} answered with a redirect; Grantkeeper does not follow redirects from token, revocation or introspection endpoints")]
+    Redirect {
+        /// The host.
+        host: String,
+    },
+    /// The response exceeded [`MAX_BODY`].
+    #[error("{host} sent a response larger than 1 MiB; refused")]
+    TooLarge {
+        /// The host.
+        host: String,
+    },
+    /// The network failed (DNS, connection refused, TLS).
+    #[error("cannot reach {host}: {detail}")]
+    Network {
+        /// The host.
+        host: String,
+        /// What failed.
+        detail: String,
+    },
+}
+
+/// A response: status, content type and body (at most [`MAX_BODY`] bytes).
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// The Content-Type header.
+    pub content_type: Option<String>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// The hardened client.
+#[derive(Debug, Clone)]
+pub struct HttpClient {
+    agent: Agent,
+    timeout: Duration,
+}
+
+impl Default for HttpClient {
+    fn default() -> Self {
+        Self::new(DEFAULT_TIMEOUT)
+    }
+}
+
+impl HttpClient {
+    /// A client whose requests each get `timeout` in all.
+    pub fn new(timeout: Duration) -> Self {
+        let agent: Agent = Agent::config_builder()
+            .max_redirects(0)
+            .http_status_as_error(false)
+            .timeout_global(Some(timeout))
+            .user_agent(concat!("grantkeeper/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        Self { agent, timeout }
+    }
+
+    /// POSTs an `application/x-www-form-urlencoded` body.
+    pub fn post_form(&self, url: &str, headers: &[(&str, &str)], form: &[(&str, &str)]) -> Result<HttpResponse, HttpError> {
+        let (url, host) = check(url)?;
+        let mut req = self.agent.post(url.as_str());
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        self.finish(&host, req.send_form(form.iter().copied()))
+    }
+
+    /// Sends a request without a body (GET, DELETE).
+    pub fn get(&self, url: &str, headers: &[(&str, &str)]) -> Result<HttpResponse, HttpError> {
+        let (url, host) = check(url)?;
+        let mut req = self.agent.get(url.as_str());
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        self.finish(&host, req.call())
+    }
+
+    /// Sends a JSON body with `method` (POST or DELETE).
+    pub fn send_json(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &serde_json::Value,
+    ) -> Result<HttpResponse, HttpError> {
+        let (url, host) = check(url)?;
+        let text = body.to_string();
+        let result = match method {
+            "DELETE" => {
+                let mut req = self.agent.delete(url.as_str()).force_send_body();
+                for (k, v) in headers {
+                    req = req.header(*k, *v);
+                }
+                req.content_type("application/json").send(text.as_bytes())
+            }
+            _ => {
+                let mut req = self.agent.post(url.as_str());
+                for (k, v) in headers {
+                    req = req.header(*k, *v);
+                }
+                req.content_type("application/json").send(text.as_bytes())
+            }
+        };
+        self.finish(&host, result)
+    }
+
+    fn finish(
+        &self,
+        host: &str,
+        result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<HttpResponse, HttpError> {
+        let mut resp = result.map_err(|e| self.map_err(host, e))?;
+        let status = resp.status().as_u16();
+        if (300..400).contains(&status) {
+            return Err(HttpError::Redirect { host: host.to_owned() });
+        }
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_BODY)
+            .read_to_vec()
+            .map_err(|e| self.map_err(host, e))?;
+        Ok(HttpResponse { status, content_type, body })
+    }
+
+    fn map_err(&self, host: &str, e: ureq::Error) -> HttpError {
+        let host = host.to_owned();
+        match e {
+            ureq::Error::Timeout(_) => HttpError::Timeout {
+                host,
+                seconds: self.timeout.as_secs(),
+            },
+            ureq::Error::TooManyRedirects | ureq::Error::RedirectFailed => HttpError::Redirect { host },
+            ureq::Error::BodyExceedsLimit(_) => HttpError::TooLarge { host },
+            ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => HttpError::Timeout {
+                host,
+                seconds: self.timeout.as_secs(),
+            },
+            other => HttpError::Network {
+                host,
+                detail: other.to_string(),
+            },
+        }
+    }
+}
+
+/// Whether `url` may be used: HTTPS, or plain HTTP to a loopback address.
+pub fn check(url: &str) -> Result<(Url, String), HttpError> {
+    let parsed = Url::parse(url).map_err(|_| HttpError::BadUrl(redact_query(url)))?;
+    let host = parsed.host_str().unwrap_or_default().to_owned();
+    match parsed.scheme() {
+        "https" if !host.is_empty() => Ok((parsed, host)),
+        "http" if is_loopback(&parsed) => Ok((parsed, host)),
+        _ => Err(HttpError::Insecure(redact_query(url))),
+    }
+}
+
+/// Whether the URL's host is a loopback address (127.0.0.0/8, ::1, localhost).
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// A URL with its query and fragment removed, for messages.
+pub fn redact_query(url: &str) -> String {
+    url.split(['?', '#']).next().unwrap_or_default().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_https_or_loopback() {
+        assert!(check("https://login.salesforce.com/services/oauth2/token").is_ok());
+        assert!(check("http://127.0.0.1:8080/token").is_ok());
+        assert!(check("http://127.1.2.3/token").is_ok());
+        assert!(check("http://[::1]:9/token").is_ok());
+        assert!(check("http://localhost:3000/token").is_ok());
+        assert!(matches!(check("http://example.com/token"), Err(HttpError::Insecure(_))));
+        assert!(matches!(check("http://10.0.0.1/token"), Err(HttpError::Insecure(_))));
+        assert!(matches!(check("ftp://example.com/x"), Err(HttpError::Insecure(_))));
+        assert!(matches!(check("not a url"), Err(HttpError::BadUrl(_))));
+        let e = check("http://example.com/t?code=secret").unwrap_err().to_string();
+        assert!(!e.contains("secret"), "{e}");
+    }
+}

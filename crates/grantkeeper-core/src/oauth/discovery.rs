@@ -1,0 +1,101 @@
+//! Authorization-server discovery: OpenID Connect Discovery and RFC 8414 metadata.
+
+use serde::Deserialize;
+
+use super::token::body_to_object;
+use super::OAuthError;
+use crate::http::HttpClient;
+use crate::model::Endpoints;
+
+/// The metadata Grantkeeper uses.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct ServerMetadata {
+    /// The issuer identifier; must equal the one asked for.
+    pub issuer: String,
+    /// Authorization endpoint.
+    pub authorization_endpoint: Option<String>,
+    /// Token endpoint.
+    pub token_endpoint: Option<String>,
+    /// Revocation endpoint (RFC 7009).
+    pub revocation_endpoint: Option<String>,
+    /// Introspection endpoint (RFC 7662).
+    pub introspection_endpoint: Option<String>,
+    /// Device authorization endpoint (RFC 8628).
+    pub device_authorization_endpoint: Option<String>,
+    /// JWKS for ID-token signatures.
+    pub jwks_uri: Option<String>,
+    /// UserInfo endpoint.
+    pub userinfo_endpoint: Option<String>,
+    /// Scopes the server lists.
+    #[serde(default)]
+    pub scopes_supported: Vec<String>,
+    /// PKCE methods supported.
+    #[serde(default)]
+    pub code_challenge_methods_supported: Vec<String>,
+    /// Token-endpoint client authentication methods.
+    #[serde(default)]
+    pub token_endpoint_auth_methods_supported: Vec<String>,
+    /// Whether the server sends `iss` in authorization responses (RFC 9207).
+    #[serde(default)]
+    pub authorization_response_iss_parameter_supported: bool,
+}
+
+impl ServerMetadata {
+    /// The endpoints, in the vault's form.
+    pub fn endpoints(&self) -> Endpoints {
+        Endpoints {
+            issuer: Some(self.issuer.clone()),
+            authorization: self.authorization_endpoint.clone(),
+            token: self.token_endpoint.clone(),
+            revocation: self.revocation_endpoint.clone(),
+            introspection: self.introspection_endpoint.clone(),
+            device_authorization: self.device_authorization_endpoint.clone(),
+            jwks: self.jwks_uri.clone(),
+            userinfo: self.userinfo_endpoint.clone(),
+        }
+    }
+}
+
+/// Fetches the metadata of `issuer`: OpenID Connect discovery first, then RFC 8414. The
+/// document's `issuer` must be `issuer` itself (a mismatch could be a mix-up attack).
+pub fn discover(http: &HttpClient, issuer: &str) -> Result<ServerMetadata, OAuthError> {
+    let issuer = issuer.trim_end_matches('/');
+    let (url, _) = crate::http::check(issuer)?;
+    let path = url.path().trim_end_matches('/');
+    let origin = url.origin().ascii_serialization();
+    let candidates = [
+        format!("{issuer}/.well-known/openid-configuration"),
+        format!("{origin}/.well-known/oauth-authorization-server{path}"),
+    ];
+    let mut last = None;
+    for candidate in &candidates {
+        let resp = http.get(candidate, &[("Accept", "application/json")])?;
+        if resp.status != 200 {
+            last = Some(OAuthError::Config(format!(
+                "no discovery document at {candidate} (HTTP {})",
+                resp.status
+            )));
+            continue;
+        }
+        let body = body_to_object(&resp)?;
+        let meta: ServerMetadata = serde_json::from_value(serde_json::Value::Object(body))
+            .map_err(|e| OAuthError::Malformed(format!("discovery document: {e}")))?;
+        if meta.issuer.trim_end_matches('/') != issuer {
+            return Err(OAuthError::IssuerMismatch {
+                expected: issuer.to_owned(),
+                got: meta.issuer,
+            });
+        }
+        if meta.token_endpoint.is_none() {
+            return Err(OAuthError::Config("the discovery document names no token endpoint".into()));
+        }
+        for ep in [&meta.authorization_endpoint, &meta.token_endpoint, &meta.revocation_endpoint, &meta.introspection_endpoint, &meta.jwks_uri]
+            .into_iter()
+            .flatten()
+        {
+            crate::http::check(ep)?;
+        }
+        return Ok(meta);
+    }
+    Err(last.unwrap_or(OAuthError::Config("discovery failed".into())))
+}
