@@ -1,0 +1,287 @@
+// A real OAuth 2.0 / OpenID Connect authorization server for the end-to-end tests, built on
+// oidc-provider and listening on 127.0.0.1 only.
+//
+//   node tests/idp/server.mjs [--port N] [--config FILE]
+//   (or GK_IDP_PORT / GK_IDP_CONFIG_FILE in the environment; port 0 picks a free one)
+//
+// Once listening it prints exactly one line on stdout,
+//   {"issuer":"http://127.0.0.1:PORT","port":PORT}
+// and serves until SIGTERM (or SIGINT). Everything else it says goes to stderr.
+//
+// The config file is JSON; every key is optional:
+//   accessTokenTtl   seconds an access token (and a client_credentials token) lives, default 3600
+//   refreshTokenTtl  seconds a refresh token lives, default 14 days
+//   deviceCodeTtl    seconds a device code lives, default 600
+//   refreshTokenRequiresOfflineAccess  true: refresh tokens only for a granted offline_access
+//                    scope (which needs prompt=consent); default false: always, see below
+//   clients          client metadata (oidc-provider / RFC 7591 names) replacing the defaults below
+//   extraClients     client metadata added to the defaults (or to `clients`)
+//
+// Besides the OAuth endpoints, the same server answers a small test-control surface:
+//   GET  /__test/stats        counters, see `newStats()` below
+//   POST /__test/reset-stats  zeroes them
+import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { createServer } from "node:http";
+import { parseArgs } from "node:util";
+
+// oidc-provider prints its development notices with console.info, i.e. on stdout, which must carry
+// nothing but the ready line: send all console chatter to stderr.
+console.log = console.info = console.debug = console.error;
+
+const { default: Provider, errors } = await import("oidc-provider");
+
+const HOST = "127.0.0.1";
+
+/** The clients every test can use unless the config file replaces them. */
+const DEFAULT_CLIENTS = [
+  {
+    // Grantkeeper as a public native app: loopback redirect on any port (RFC 8252 §7.3), PKCE.
+    client_id: "grantkeeper-test",
+    client_name: "Grantkeeper (test)",
+    application_type: "native",
+    token_endpoint_auth_method: "none",
+    redirect_uris: ["http://127.0.0.1/callback"],
+    grant_types: ["authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code"],
+    response_types: ["code"],
+  },
+  {
+    // The same app registered as a confidential client (secret sent in the form body).
+    client_id: "grantkeeper-confidential",
+    client_name: "Grantkeeper (confidential test)",
+    client_secret: "confidential-test-secret",
+    application_type: "native",
+    token_endpoint_auth_method: "client_secret_post",
+    redirect_uris: ["http://127.0.0.1/callback"],
+    grant_types: ["authorization_code", "refresh_token"],
+    response_types: ["code"],
+  },
+  {
+    // A machine client for the client credentials grant (secret in HTTP Basic).
+    client_id: "grantkeeper-service",
+    client_name: "Grantkeeper (service test)",
+    client_secret: "service-test-secret",
+    token_endpoint_auth_method: "client_secret_basic",
+    redirect_uris: [],
+    grant_types: ["client_credentials"],
+    response_types: [],
+    scope: "api:read api:write",
+  },
+];
+
+const GRANT_TYPE_NAMES = {
+  authorization_code: "authorization_code",
+  refresh_token: "refresh_token",
+  "urn:ietf:params:oauth:grant-type:device_code": "device_code",
+  client_credentials: "client_credentials",
+};
+
+function newStats() {
+  const perGrant = () => ({ authorization_code: 0, refresh_token: 0, device_code: 0, client_credentials: 0 });
+  return {
+    authorization_requests: 0, // hits on the authorization endpoint (not the resume after login)
+    token_requests: perGrant(), // every token endpoint request, by grant type, whatever the outcome
+    token_errors: perGrant(), // of those, the ones answered with an error
+    refresh_reuse_detected: 0, // an already rotated refresh token was presented (grant revoked)
+    grants_revoked: 0, // grants revoked for any reason (revocation, reuse detection)
+    revocations: 0, // successful RFC 7009 revocation requests
+    introspections: 0, // successful RFC 7662 introspection requests
+    device_authorizations: 0, // successful RFC 8628 device authorization requests
+  };
+}
+
+function readConfig() {
+  const { values } = parseArgs({
+    options: { port: { type: "string" }, config: { type: "string" } },
+    strict: true,
+  });
+  const port = Number(values.port ?? process.env.GK_IDP_PORT ?? 0);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`bad port: ${values.port}`);
+  const file = values.config ?? process.env.GK_IDP_CONFIG_FILE;
+  const config = file ? JSON.parse(readFileSync(file, "utf8")) : {};
+  return { port, config };
+}
+
+function providerConfiguration(config, stats) {
+  const accessTokenTtl = config.accessTokenTtl ?? 3600;
+  const refreshTokenTtl = config.refreshTokenTtl ?? 14 * 24 * 3600;
+  const clients = [...(config.clients ?? DEFAULT_CLIENTS), ...(config.extraClients ?? [])];
+
+  return {
+    clients,
+    // A fresh signing key per run; nothing outlives the process.
+    jwks: { keys: [{ ...generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ format: "jwk" }), kid: "test-rs256", use: "sig", alg: "RS256" }] },
+    cookies: { keys: [randomBytes(32).toString("base64url")] },
+
+    // The API scopes are plain static scopes (like `email`), so they can be requested without a
+    // resource indicator and show up in the token response's `scope` and in introspection.
+    scopes: ["openid", "profile", "email", "offline_access", "api:read", "api:write"],
+    claims: {
+      openid: ["sub"],
+      profile: ["name", "preferred_username"],
+      email: ["email", "email_verified"],
+    },
+    // Any login works on the dev login page; the account is whatever was typed.
+    async findAccount(_ctx, sub) {
+      return {
+        accountId: sub,
+        async claims() {
+          return { sub, name: sub, preferred_username: sub, email: `${sub}@example.test`, email_verified: true };
+        },
+      };
+    },
+
+    // Authorization code only: no implicit or hybrid flows.
+    responseTypes: ["code"],
+    // PKCE on every authorization code request (oidc-provider v9 only knows S256).
+    pkce: { required: () => true },
+    // Every client registered for the refresh_token grant gets a refresh token. (oidc-provider
+    // follows OpenID Connect: offline_access is dropped from an authorization request unless it
+    // also says prompt=consent, so that scope alone would make refresh tokens rare.) With
+    // `refreshTokenRequiresOfflineAccess: true` in the config, that strict rule applies instead.
+    async issueRefreshToken(_ctx, client, code) {
+      if (!client.grantTypeAllowed("refresh_token")) return false;
+      return !config.refreshTokenRequiresOfflineAccess || code.scopes.has("offline_access");
+    },
+    // Refresh tokens outlive the IdP's browser session (the test browser is thrown away each time).
+    expiresWithSession: async () => false,
+    // Every refresh returns a new refresh token; presenting a consumed one is "reuse": the
+    // provider then revokes the whole grant and answers invalid_grant.
+    rotateRefreshToken: true,
+
+    // Grantkeeper is a desktop app, never a browser origin.
+    clientBasedCORS: () => false,
+
+    features: {
+      devInteractions: { enabled: true }, // the login form and consent page the test browser clicks
+      deviceFlow: { enabled: true },
+      clientCredentials: { enabled: true },
+      revocation: { enabled: true },
+      introspection: { enabled: true },
+      // No resource servers: the API scopes are static scopes (see `scopes`).
+      resourceIndicators: { enabled: false },
+    },
+
+    ttl: {
+      AccessToken: accessTokenTtl,
+      ClientCredentials: accessTokenTtl,
+      RefreshToken: refreshTokenTtl,
+      AuthorizationCode: 60,
+      DeviceCode: config.deviceCodeTtl ?? 600,
+      IdToken: 3600,
+      Interaction: 3600,
+      Session: 14 * 24 * 3600,
+      Grant: 14 * 24 * 3600,
+    },
+
+    // RFC 9207 `iss` in authorization responses is always on in oidc-provider v9, and discovery
+    // advertises authorization_response_iss_parameter_supported: true.
+
+    renderError(ctx, out) {
+      ctx.type = "html";
+      ctx.body = `<!DOCTYPE html><title>Error</title><h1>oops! something went wrong</h1><pre id="error">${JSON.stringify(out).replace(/</g, "&lt;")}</pre>`;
+    },
+  };
+}
+
+function isLoopback(address) {
+  return address === "127.0.0.1" || address === "::1" || address === "::ffff:127.0.0.1";
+}
+
+/** Koa middleware: the /__test/ surface, the RFC 8414 alias, and the counters. */
+function testSurface(stats) {
+  return async function testSurfaceMiddleware(ctx, next) {
+    if (ctx.path.startsWith("/__test/")) {
+      if (!isLoopback(ctx.req.socket.remoteAddress)) ctx.throw(403);
+      if (ctx.method === "GET" && ctx.path === "/__test/stats") {
+        ctx.body = stats.current;
+      } else if (ctx.method === "POST" && ctx.path === "/__test/reset-stats") {
+        stats.current = newStats();
+        ctx.body = stats.current;
+      } else {
+        ctx.throw(404);
+      }
+      ctx.set("cache-control", "no-store");
+      return;
+    }
+
+    // RFC 8414 metadata is the same document as OpenID discovery here.
+    if (ctx.path === "/.well-known/oauth-authorization-server") ctx.path = "/.well-known/openid-configuration";
+
+    try {
+      await next();
+    } finally {
+      count(ctx, stats.current);
+    }
+  };
+}
+
+function count(ctx, s) {
+  const route = ctx.oidc?.route;
+  const ok = ctx.status >= 200 && ctx.status < 300;
+  switch (route) {
+    case "authorization":
+      s.authorization_requests += 1;
+      break;
+    case "token": {
+      const grant = GRANT_TYPE_NAMES[ctx.oidc.params?.grant_type ?? ctx.oidc.body?.grant_type];
+      if (grant) {
+        s.token_requests[grant] += 1;
+        if (!ok) s.token_errors[grant] += 1;
+      }
+      break;
+    }
+    case "revocation":
+      if (ok) s.revocations += 1;
+      break;
+    case "introspection":
+      if (ok) s.introspections += 1;
+      break;
+    case "device_authorization":
+      if (ok) s.device_authorizations += 1;
+      break;
+    default:
+  }
+}
+
+async function main() {
+  const { port, config } = readConfig();
+  const stats = { current: newStats() };
+
+  // The issuer names the port, so listen first and build the provider once the port is known.
+  const server = createServer();
+  await new Promise((res, rej) => {
+    server.once("error", rej);
+    server.listen(port, HOST, res);
+  });
+  const actualPort = server.address().port;
+  const issuer = `http://${HOST}:${actualPort}`;
+
+  const provider = new Provider(issuer, providerConfiguration(config, stats));
+  provider.use(testSurface(stats));
+  provider.on("grant.error", (_ctx, err) => {
+    if (err instanceof errors.InvalidGrant && err.error_detail === "refresh token already used") {
+      stats.current.refresh_reuse_detected += 1;
+    }
+  });
+  provider.on("grant.revoked", () => {
+    stats.current.grants_revoked += 1;
+  });
+  provider.on("server_error", (_ctx, err) => console.error("idp server_error:", err));
+  server.on("request", provider.callback());
+
+  const stop = () => {
+    server.close(() => process.exit(0));
+    server.closeAllConnections();
+    setTimeout(() => process.exit(0), 2000).unref();
+  };
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+
+  process.stdout.write(`${JSON.stringify({ issuer, port: actualPort })}\n`);
+}
+
+main().catch((err) => {
+  console.error("idp: failed to start:", err);
+  process.exit(1);
+});
