@@ -8,8 +8,14 @@ pub const INVALID: u8 = 2;
 pub const NOT_FOUND: u8 = 3;
 /// The OS keychain cannot be used.
 pub const KEYCHAIN: u8 = 4;
+/// The provider refused: consent denied, invalid grant, a rejected redirect.
+pub const REFUSED: u8 = 5;
+/// The network or the provider could not be reached, or answered nonsense.
+pub const NETWORK: u8 = 6;
 /// The usage history failed verification.
 pub const AUDIT_BROKEN: u8 = 7;
+/// Nobody completed the sign-in in time, or it was cancelled.
+pub const TIMED_OUT: u8 = 8;
 
 /// A failure: one line for stderr and an exit code.
 #[derive(Debug)]
@@ -32,5 +38,27 @@ impl Failure {
 
     pub fn other(message: impl Into<String>) -> Self {
         Self::new(OTHER, message)
+    }
+}
+
+impl From<grantkeeper_core::Error> for Failure {
+    fn from(e: grantkeeper_core::Error) -> Self {
+        use grantkeeper_core::oauth::OAuthError as O;
+        use grantkeeper_core::Error as E;
+        let code = match &e {
+            E::Keychain(_) | E::MasterKeyMissing { .. } => KEYCHAIN,
+            E::NotFound { .. } => NOT_FOUND,
+            E::Invalid(_) | E::AlreadyExists { .. } => INVALID,
+            E::OAuth(o) => match o {
+                O::Http(_) | O::Malformed(_) | O::MissingAccessToken | O::WrongTokenType(_) => {
+                    NETWORK
+                }
+                O::TimedOut { .. } | O::Cancelled => TIMED_OUT,
+                O::Config(_) | O::Listener(_) | O::Browser(_) => INVALID,
+                _ => REFUSED,
+            },
+            _ => OTHER,
+        };
+        Failure::new(code, e.to_string())
     }
 }

@@ -1,5 +1,6 @@
 //! `grantkeeper`: the command-line front end over the Grantkeeper core.
 
+mod commands;
 mod exit;
 mod output;
 
@@ -7,9 +8,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use grantkeeper_core::audit::{Actor, ActorKind};
 use grantkeeper_core::keychain::OsKeychain;
-use grantkeeper_core::{paths, Error, Vault};
+use grantkeeper_core::{paths, Vault};
 
 use crate::exit::Failure;
 
@@ -26,64 +26,45 @@ struct Cli {
 
 const EXAMPLES: &str = "Examples:
   grantkeeper tenant add \"Acme Corp\"
-  grantkeeper tenant list --json
+  grantkeeper provider add acme/google --preset google --client-id ID --client-secret-stdin < secret.txt
+  grantkeeper provider add acme/idp --issuer https://id.acme.example --client-id grantkeeper
+  grantkeeper connect acme/gmail --provider google
+  grantkeeper list --json
   grantkeeper audit verify
 
 Exit codes: 0 ok, 1 other failure, 2 bad input, 3 not found, 4 keychain unavailable,
-7 usage history failed verification.
+5 the provider refused (consent denied, invalid grant), 6 network or provider unreachable,
+7 usage history failed verification, 8 timed out or cancelled.
 The vault lives in $GRANTKEEPER_HOME, else ~/.local/share/grantkeeper.";
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Manage tenants (client workspaces).
     #[command(subcommand)]
-    Tenant(TenantCommand),
+    Tenant(commands::tenant::TenantCommand),
+    /// Provider presets and a tenant's provider apps.
+    #[command(subcommand)]
+    Provider(commands::provider::ProviderCommand),
+    /// Connect an account: consent in the system browser, then store the grant.
+    Connect(commands::connect::ConnectArgs),
+    /// List connections.
+    List(commands::connect::ListArgs),
     /// Check the usage history.
     #[command(subcommand)]
-    Audit(AuditCommand),
-}
-
-#[derive(Debug, Subcommand)]
-enum TenantCommand {
-    /// Create a tenant.
-    Add {
-        /// Display name.
-        name: String,
-        /// Short name for the command line (default: derived from the name).
-        #[arg(long)]
-        slug: Option<String>,
-        /// Notes.
-        #[arg(long, default_value = "")]
-        notes: String,
-    },
-    /// List tenants.
-    List,
-    /// Change a tenant's display name.
-    Rename {
-        /// Slug or id.
-        tenant: String,
-        /// New display name.
-        name: String,
-    },
-    /// Delete a tenant, its connections, keychain entries and data key.
-    Delete {
-        /// Slug or id.
-        tenant: String,
-        /// Confirm the deletion.
-        #[arg(long)]
-        yes: bool,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum AuditCommand {
-    /// Verify the hash chain of the usage history.
-    Verify,
+    Audit(commands::audit::AuditCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(&cli) {
+    let out = output::Output::new(cli.json);
+    let result = match &cli.command {
+        Command::Tenant(cmd) => commands::tenant::run(cmd, &out),
+        Command::Provider(cmd) => commands::provider::run(cmd, &out),
+        Command::Connect(args) => commands::connect::connect(args, &out),
+        Command::List(args) => commands::connect::list(args, &out),
+        Command::Audit(cmd) => commands::audit::run(cmd, &out),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             eprintln!("grantkeeper: {}", f.message);
@@ -92,84 +73,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn open_vault() -> Result<Vault, Failure> {
+/// Opens the vault in `$GRANTKEEPER_HOME` or the platform's data folder.
+pub fn open_vault() -> Result<Vault, Failure> {
     let home = paths::default_home()
         .ok_or_else(|| Failure::other("cannot find a data folder: set GRANTKEEPER_HOME"))?;
     Ok(Vault::open(&home, Arc::new(OsKeychain::from_env()))?)
-}
-
-fn run(cli: &Cli) -> Result<(), Failure> {
-    let actor = Actor::new(ActorKind::Cli);
-    let out = output::Output::new(cli.json);
-    match &cli.command {
-        Command::Tenant(cmd) => {
-            let vault = open_vault()?;
-            match cmd {
-                TenantCommand::Add { name, slug, notes } => {
-                    let t = vault.create_tenant(name, slug.as_deref(), notes, &actor)?;
-                    out.value(&t, || format!("created tenant {} ({})", t.slug, t.name));
-                }
-                TenantCommand::List => {
-                    let tenants = vault.list_tenants()?;
-                    out.table(
-                        &tenants,
-                        &["SLUG", "NAME", "CONNECTIONS", "ATTENTION"],
-                        |s| {
-                            vec![
-                                s.tenant.slug.clone(),
-                                s.tenant.name.clone(),
-                                s.connections.to_string(),
-                                s.needs_attention.to_string(),
-                            ]
-                        },
-                    );
-                }
-                TenantCommand::Rename { tenant, name } => {
-                    let t = vault.find_tenant(tenant)?;
-                    vault.rename_tenant(&t.id, name, &actor)?;
-                    out.message(&format!("renamed tenant {}", t.slug));
-                }
-                TenantCommand::Delete { tenant, yes } => {
-                    let t = vault.find_tenant(tenant)?;
-                    if !yes {
-                        return Err(Failure::invalid(format!(
-                            "deleting tenant '{}' removes its connections and keys for good; add --yes to confirm",
-                            t.slug
-                        )));
-                    }
-                    vault.delete_tenant(&t.id, &actor)?;
-                    out.message(&format!("deleted tenant {}", t.slug));
-                }
-            }
-        }
-        Command::Audit(AuditCommand::Verify) => {
-            let vault = open_vault()?;
-            let report = vault.verify_history()?;
-            match &report.first_bad {
-                None => out.value(&report, || {
-                    format!("usage history intact: {} events verified", report.checked)
-                }),
-                Some(bad) => {
-                    out.value(&report, String::new);
-                    return Err(Failure::new(
-                        exit::AUDIT_BROKEN,
-                        format!("usage history is not intact: {}", bad.reason),
-                    ));
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-impl From<Error> for Failure {
-    fn from(e: Error) -> Self {
-        let code = match &e {
-            Error::Keychain(_) | Error::MasterKeyMissing { .. } => exit::KEYCHAIN,
-            Error::NotFound { .. } => exit::NOT_FOUND,
-            Error::Invalid(_) | Error::AlreadyExists { .. } => exit::INVALID,
-            _ => exit::OTHER,
-        };
-        Failure::new(code, e.to_string())
-    }
 }

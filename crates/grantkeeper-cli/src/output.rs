@@ -69,3 +69,21 @@ impl Output {
 fn to_json<T: serde::Serialize>(v: &T) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
+
+/// "in 5 min", "3 h ago"; "-" when unknown.
+pub fn relative(at: Option<i64>, now: i64) -> String {
+    let Some(at) = at else { return "-".into() };
+    let diff = at - now;
+    let abs = diff.unsigned_abs();
+    let text = match abs {
+        a if a >= 86_400_000 => format!("{} d", a / 86_400_000),
+        a if a >= 3_600_000 => format!("{} h", a / 3_600_000),
+        a if a >= 60_000 => format!("{} min", a / 60_000),
+        a => format!("{} s", a / 1000),
+    };
+    if diff >= 0 {
+        format!("in {text}")
+    } else {
+        format!("{text} ago")
+    }
+}

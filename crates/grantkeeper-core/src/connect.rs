@@ -10,7 +10,9 @@ use serde_json::Value;
 use crate::audit::Actor;
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
-use crate::model::{AccountIdentity, Connection, ExpirySource, ProviderApp, RedirectMode, UnixMillis};
+use crate::model::{
+    AccountIdentity, Connection, ExpirySource, ProviderApp, RedirectMode, UnixMillis,
+};
 use crate::oauth::discovery::{self, ServerMetadata};
 use crate::oauth::flow::{self, Client, DeviceAuthorization, Quirks, TokenEndpoint};
 use crate::oauth::jwt::DecodedJwt;
@@ -65,11 +67,14 @@ struct FlowContext {
 impl PendingConnect {
     /// Waits for the browser to reach the loopback listener (default 5 minutes). The listener
     /// closes when this returns, whatever the outcome.
-    pub fn wait_for_redirect(&mut self, timeout: Duration, cancel: &CancelToken) -> Result<CallbackParams, OAuthError> {
-        let listener = self
-            .listener
-            .take()
-            .ok_or_else(|| OAuthError::Config("this sign-in expects a pasted redirect URL".into()))?;
+    pub fn wait_for_redirect(
+        &mut self,
+        timeout: Duration,
+        cancel: &CancelToken,
+    ) -> Result<CallbackParams, OAuthError> {
+        let listener = self.listener.take().ok_or_else(|| {
+            OAuthError::Config("this sign-in expects a pasted redirect URL".into())
+        })?;
         listener.wait(timeout, cancel)
     }
 
@@ -85,7 +90,11 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(300);
 impl TenantVault<'_> {
     fn flow_context(&self, app: &ProviderApp) -> Result<FlowContext> {
         let preset = match &app.preset {
-            Some(id) => Some(Catalog::builtin().get(id).map_err(|e| Error::Invalid(e.to_string()))?),
+            Some(id) => Some(
+                Catalog::builtin()
+                    .get(id)
+                    .map_err(|e| Error::Invalid(e.to_string()))?,
+            ),
             None => None,
         };
         let mut endpoints = app.endpoints.clone();
@@ -100,7 +109,9 @@ impl TenantVault<'_> {
                 }
                 Err(e @ OAuthError::IssuerMismatch { .. }) => return Err(oauth(e)),
                 Err(e) if endpoints.token.is_none() => return Err(oauth(e)),
-                Err(e) => tracing::warn!(error = %e, "discovery failed; using the stored endpoints"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "discovery failed; using the stored endpoints")
+                }
             }
         }
         Ok(FlowContext {
@@ -139,7 +150,10 @@ impl TenantVault<'_> {
             }
             RedirectMode::Relay => {
                 let relay = app.relay_url.clone().ok_or_else(|| {
-                    Error::Invalid("this provider app has no relay URL: set one, or use --redirect paste".into())
+                    Error::Invalid(
+                        "this provider app has no relay URL: set one, or use --redirect paste"
+                            .into(),
+                    )
                 })?;
                 let l = LoopbackListener::bind(app.redirect_port).map_err(oauth)?;
                 // The relay page reads the port from the state's suffix.
@@ -159,7 +173,10 @@ impl TenantVault<'_> {
                 (None, uri, new_state(None))
             }
         };
-        let scopes = request.scopes.clone().unwrap_or_else(|| app.default_scopes.clone());
+        let scopes = request
+            .scopes
+            .clone()
+            .unwrap_or_else(|| app.default_scopes.clone());
         let verifier = PkceVerifier::generate();
         let nonce = (context.oidc && scopes.iter().any(|s| s == "openid")).then(new_nonce);
         let auth_endpoint = flow::require(&context.endpoints, "authorization").map_err(oauth)?;
@@ -190,9 +207,16 @@ impl TenantVault<'_> {
 
     /// Finishes a browser sign-in with the redirect's parameters: checks state and issuer,
     /// exchanges the code, validates the ID token, and stores the grant all or nothing.
-    pub fn finish_connect(&self, pending: PendingConnect, params: &CallbackParams, actor: &Actor) -> Result<Connection> {
+    pub fn finish_connect(
+        &self,
+        pending: PendingConnect,
+        params: &CallbackParams,
+        actor: &Actor,
+    ) -> Result<Connection> {
         let issuer = pending.context.endpoints.issuer.as_deref();
-        let code = flow::check_callback(params, &pending.state, issuer, pending.context.iss_required).map_err(oauth)?;
+        let code =
+            flow::check_callback(params, &pending.state, issuer, pending.context.iss_required)
+                .map_err(oauth)?;
         let client = self.client(&pending.app)?;
         let endpoint = TokenEndpoint {
             url: flow::require(&pending.context.endpoints, "token").map_err(oauth)?,
@@ -233,14 +257,18 @@ impl TenantVault<'_> {
         let app = self.provider_app(&request.provider_app)?;
         let context = self.flow_context(&app)?;
         let client = self.client(&app)?;
-        let scopes = request.scopes.clone().unwrap_or_else(|| app.default_scopes.clone());
+        let scopes = request
+            .scopes
+            .clone()
+            .unwrap_or_else(|| app.default_scopes.clone());
         let endpoint = TokenEndpoint {
             url: flow::require(&context.endpoints, "token").map_err(oauth)?,
             client: &client,
             quirks: &context.quirks,
             http: &self.vault.http,
         };
-        let device_url = flow::require(&context.endpoints, "device_authorization").map_err(oauth)?;
+        let device_url =
+            flow::require(&context.endpoints, "device_authorization").map_err(oauth)?;
         flow::device_authorize(&endpoint, device_url, &scopes).map_err(oauth)
     }
 
@@ -255,7 +283,10 @@ impl TenantVault<'_> {
         let app = self.provider_app(&request.provider_app)?;
         let context = self.flow_context(&app)?;
         let client = self.client(&app)?;
-        let scopes = request.scopes.clone().unwrap_or_else(|| app.default_scopes.clone());
+        let scopes = request
+            .scopes
+            .clone()
+            .unwrap_or_else(|| app.default_scopes.clone());
         let endpoint = TokenEndpoint {
             url: flow::require(&context.endpoints, "token").map_err(oauth)?,
             client: &client,
@@ -263,18 +294,37 @@ impl TenantVault<'_> {
             http: &self.vault.http,
         };
         let response = flow::device_poll(&endpoint, device, cancel).map_err(oauth)?;
-        self.store_grant(&request.name, &app, &context, &endpoint, scopes, None, response, BTreeMap::new(), actor)
+        self.store_grant(
+            &request.name,
+            &app,
+            &context,
+            &endpoint,
+            scopes,
+            None,
+            response,
+            BTreeMap::new(),
+            actor,
+        )
     }
 
     /// Obtains a service connection with the client-credentials grant.
-    pub fn connect_client_credentials(&self, request: &ConnectRequest, actor: &Actor) -> Result<Connection> {
+    pub fn connect_client_credentials(
+        &self,
+        request: &ConnectRequest,
+        actor: &Actor,
+    ) -> Result<Connection> {
         let app = self.provider_app(&request.provider_app)?;
         if !app.has_client_secret {
-            return Err(Error::Invalid("the client-credentials grant needs a client secret".into()));
+            return Err(Error::Invalid(
+                "the client-credentials grant needs a client secret".into(),
+            ));
         }
         let context = self.flow_context(&app)?;
         let client = self.client(&app)?;
-        let scopes = request.scopes.clone().unwrap_or_else(|| app.default_scopes.clone());
+        let scopes = request
+            .scopes
+            .clone()
+            .unwrap_or_else(|| app.default_scopes.clone());
         let endpoint = TokenEndpoint {
             url: flow::require(&context.endpoints, "token").map_err(oauth)?,
             client: &client,
@@ -287,7 +337,17 @@ impl TenantVault<'_> {
             params.push(("scope", &scope));
         }
         let response = endpoint.request_tokens(&params).map_err(oauth)?;
-        self.store_grant(&request.name, &app, &context, &endpoint, scopes, None, response, BTreeMap::new(), actor)
+        self.store_grant(
+            &request.name,
+            &app,
+            &context,
+            &endpoint,
+            scopes,
+            None,
+            response,
+            BTreeMap::new(),
+            actor,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -306,7 +366,10 @@ impl TenantVault<'_> {
         let now = crate::model::now_ms();
         let mut account = AccountIdentity::default();
         if let Some(idt) = &response.tokens.id_token {
-            let claims = match (context.endpoints.jwks.as_deref(), context.endpoints.issuer.as_deref()) {
+            let claims = match (
+                context.endpoints.jwks.as_deref(),
+                context.endpoints.issuer.as_deref(),
+            ) {
                 (Some(jwks_uri), Some(issuer)) => {
                     let expect = id_token::Expectations {
                         issuer,
@@ -318,17 +381,23 @@ impl TenantVault<'_> {
                 }
                 _ => {
                     metadata.insert("id_token_verified".into(), "false".into());
-                    DecodedJwt::decode(idt.expose()).map(|d| d.claims).unwrap_or_default()
+                    DecodedJwt::decode(idt.expose())
+                        .map(|d| d.claims)
+                        .unwrap_or_default()
                 }
             };
             let text = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_owned);
             account.subject = text("sub");
-            account.username = text("email").or_else(|| text("preferred_username")).or_else(|| text("name"));
+            account.username = text("email")
+                .or_else(|| text("preferred_username"))
+                .or_else(|| text("name"));
             account.org_id = text("tid").or_else(|| text("organization_id"));
         }
         metadata.extend(response.metadata.clone());
         if let Some(issuer) = &context.endpoints.issuer {
-            metadata.entry("issuer".into()).or_insert_with(|| issuer.clone());
+            metadata
+                .entry("issuer".into())
+                .or_insert_with(|| issuer.clone());
         }
         let access_expiry = self.access_expiry(context, endpoint, &response, now);
         let expiry = &context.quirks.expiry;
@@ -345,8 +414,16 @@ impl TenantVault<'_> {
             scopes_requested,
             scopes_granted: response.scopes.clone(),
             access_expiry,
-            refresh_expires_at: response.tokens.refresh_token.as_ref().and(refresh_expires_at),
-            refresh_hard_expires_at: response.tokens.refresh_token.as_ref().and(expiry.refresh_max_days.map(days)),
+            refresh_expires_at: response
+                .tokens
+                .refresh_token
+                .as_ref()
+                .and(refresh_expires_at),
+            refresh_hard_expires_at: response
+                .tokens
+                .refresh_token
+                .as_ref()
+                .and(expiry.refresh_max_days.map(days)),
             metadata,
         };
         self.store_connection(new, response.tokens, actor)
@@ -385,8 +462,19 @@ impl TenantVault<'_> {
     }
 }
 
+impl crate::Vault {
+    /// Discovers an issuer's endpoints (OpenID Connect discovery, then RFC 8414).
+    pub fn discover(&self, issuer: &str) -> Result<crate::model::Endpoints> {
+        Ok(discovery::discover(&self.http, issuer)
+            .map_err(oauth)?
+            .endpoints())
+    }
+}
+
 fn secs_ms(s: u64) -> i64 {
-    i64::try_from(s).unwrap_or(i64::MAX / 1000).saturating_mul(1000)
+    i64::try_from(s)
+        .unwrap_or(i64::MAX / 1000)
+        .saturating_mul(1000)
 }
 
 fn fill_missing(e: &mut crate::model::Endpoints, meta: &ServerMetadata) {

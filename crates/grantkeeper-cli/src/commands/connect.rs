@@ -1,0 +1,229 @@
+//! `grantkeeper connect` and `grantkeeper list`.
+
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::time::Duration;
+
+use clap::Args;
+use grantkeeper_core::audit::{Actor, ActorKind};
+use grantkeeper_core::connect::{ConnectRequest, DEFAULT_CONNECT_TIMEOUT};
+use grantkeeper_core::model::{now_ms, Connection, ConnectionStatus, RedirectMode};
+use grantkeeper_core::oauth::browser;
+use grantkeeper_core::oauth::flow::parse_pasted_redirect;
+use grantkeeper_core::oauth::loopback::CancelToken;
+use grantkeeper_core::ConnectionFilter;
+
+use super::provider::Redirect;
+use super::split_ref;
+use crate::exit::Failure;
+use crate::output::{relative, Output};
+
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// `<tenant>/<connection-name>`.
+    target: String,
+    /// The tenant's provider app to connect with.
+    #[arg(long)]
+    provider: String,
+    /// Scopes to ask for, space-separated (default: the app's).
+    #[arg(long)]
+    scopes: Option<String>,
+    /// Override the app's redirect mode.
+    #[arg(long, value_enum)]
+    redirect: Option<Redirect>,
+    /// Use the device authorization grant (enter a code on another device).
+    #[arg(long, conflicts_with_all = ["redirect", "client_credentials"])]
+    device: bool,
+    /// Use the client-credentials grant (a service connection, no user).
+    #[arg(long, conflicts_with = "redirect")]
+    client_credentials: bool,
+    /// Seconds to wait for the browser.
+    #[arg(long, default_value_t = DEFAULT_CONNECT_TIMEOUT.as_secs())]
+    timeout: u64,
+}
+
+pub fn connect(args: &ConnectArgs, out: &Output) -> Result<(), Failure> {
+    let (tenant, name) = split_ref(&args.target)?;
+    let vault = crate::open_vault()?;
+    let t = vault.find_tenant(tenant)?;
+    let scope = vault.tenant(&t.id)?;
+    let actor = Actor::new(ActorKind::Cli);
+    let request = ConnectRequest {
+        name: name.to_owned(),
+        provider_app: args.provider.clone(),
+        scopes: args
+            .scopes
+            .as_ref()
+            .map(|s| s.split_whitespace().map(str::to_owned).collect()),
+        redirect: args.redirect.map(Into::into),
+    };
+    let cancel = CancelToken::default();
+    let connection = if args.client_credentials {
+        scope.connect_client_credentials(&request, &actor)?
+    } else if args.device {
+        let device = scope.begin_device_connect(&request)?;
+        eprintln!(
+            "To sign in, open {} and enter the code {}",
+            device.verification_uri, device.user_code
+        );
+        if let Some(complete) = &device.verification_uri_complete {
+            eprintln!("(or open {complete})");
+        }
+        eprintln!("Waiting for approval…");
+        scope.finish_device_connect(&request, &device, &cancel, &actor)?
+    } else {
+        let mut pending = scope.begin_connect(request.clone())?;
+        let mode = request
+            .redirect
+            .unwrap_or(scope.provider_app(&args.provider)?.redirect_mode);
+        eprintln!(
+            "Opening your browser to sign in. If it does not open, visit:\n  {}",
+            pending.url
+        );
+        if let Err(e) = browser::open(&pending.url) {
+            eprintln!("grantkeeper: {e}");
+        }
+        let params = if mode == RedirectMode::Paste {
+            eprintln!(
+                "After signing in, paste the address your browser shows (starting with {}):",
+                pending.redirect_uri
+            );
+            let mut line = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .map_err(|e| Failure::other(format!("cannot read the pasted URL: {e}")))?;
+            parse_pasted_redirect(&line).map_err(grantkeeper_core::Error::from)?
+        } else {
+            eprintln!(
+                "Waiting for the browser (up to {} s; Ctrl+C cancels)…",
+                args.timeout
+            );
+            pending
+                .wait_for_redirect(Duration::from_secs(args.timeout), &cancel)
+                .map_err(grantkeeper_core::Error::from)?
+        };
+        scope.finish_connect(pending, &params, &actor)?
+    };
+    out.value(&connection, || describe(&t.slug, &connection));
+    Ok(())
+}
+
+fn describe(tenant: &str, c: &Connection) -> String {
+    let now = now_ms();
+    let mut lines = vec![format!("connected {tenant}/{}", c.name)];
+    let account = c
+        .account
+        .username
+        .clone()
+        .or_else(|| c.account.subject.clone());
+    lines.push(format!(
+        "  account:   {}",
+        account.as_deref().unwrap_or("(not reported)")
+    ));
+    lines.push(format!("  requested: {}", c.scopes_requested.join(" ")));
+    let granted = if c.scopes_granted_reported {
+        c.scopes_granted.join(" ")
+    } else {
+        format!(
+            "{} (not reported; assumed as requested)",
+            c.scopes_granted.join(" ")
+        )
+    };
+    lines.push(format!("  granted:   {granted}"));
+    let missing: Vec<&String> = c
+        .scopes_requested
+        .iter()
+        .filter(|s| !c.scopes_granted.contains(s))
+        .collect();
+    if !missing.is_empty() {
+        lines.push(format!(
+            "  not granted: {}",
+            missing
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
+    }
+    let source = c
+        .access_expiry_source
+        .map(|s| {
+            format!(
+                " (from {})",
+                serde_json::to_value(s)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            )
+        })
+        .unwrap_or_default();
+    lines.push(format!(
+        "  expires:   {}{source}",
+        relative(c.access_expires_at, now)
+    ));
+    lines.push(format!(
+        "  refresh:   {}",
+        if c.has_refresh_token {
+            "refresh token in the OS keychain"
+        } else {
+            "no refresh token"
+        }
+    ));
+    lines.join("\n")
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only this tenant's connections.
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Only connections in this state (active, needs_reconsent, revoked, error).
+    #[arg(long)]
+    status: Option<String>,
+}
+
+pub fn list(args: &ListArgs, out: &Output) -> Result<(), Failure> {
+    let vault = crate::open_vault()?;
+    let tenants: HashMap<_, _> = vault
+        .list_tenants()?
+        .into_iter()
+        .map(|s| (s.tenant.id.clone(), s.tenant.slug))
+        .collect();
+    let tenant = match &args.tenant {
+        Some(t) => Some(vault.find_tenant(t)?.id),
+        None => None,
+    };
+    let status = match &args.status {
+        Some(s) => Some(ConnectionStatus::parse(s).ok_or_else(|| {
+            Failure::invalid(format!(
+                "'{s}' is not a status: use active, needs_reconsent, revoked or error"
+            ))
+        })?),
+        None => None,
+    };
+    let rows = vault.connections(&ConnectionFilter { tenant, status })?;
+    let now = now_ms();
+    out.table(
+        &rows,
+        &["CONNECTION", "ACCOUNT", "STATUS", "EXPIRES", "LAST USE"],
+        |c| {
+            vec![
+                format!(
+                    "{}/{}",
+                    tenants.get(&c.tenant_id).map(String::as_str).unwrap_or("?"),
+                    c.name
+                ),
+                c.account
+                    .username
+                    .clone()
+                    .or_else(|| c.account.subject.clone())
+                    .unwrap_or_default(),
+                c.status.as_str().to_owned(),
+                relative(c.access_expires_at, now),
+                relative(c.last_used_at, now),
+            ]
+        },
+    );
+    Ok(())
+}

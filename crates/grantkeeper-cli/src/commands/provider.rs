@@ -1,0 +1,250 @@
+//! `grantkeeper provider …`: the catalog, and a tenant's provider apps.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal};
+
+use clap::{Subcommand, ValueEnum};
+use grantkeeper_core::audit::{Actor, ActorKind};
+use grantkeeper_core::catalog::Catalog;
+use grantkeeper_core::model::{Endpoints, RedirectMode};
+use grantkeeper_core::secret::ClientSecret;
+use grantkeeper_core::NewProviderApp;
+
+use super::split_ref;
+use crate::exit::Failure;
+use crate::output::Output;
+
+/// Redirect modes on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Redirect {
+    /// http://127.0.0.1:<port>/callback
+    Loopback,
+    /// An HTTPS relay page that forwards to the app.
+    Relay,
+    /// Paste the redirect URL from the browser.
+    Paste,
+}
+
+impl From<Redirect> for RedirectMode {
+    fn from(r: Redirect) -> Self {
+        match r {
+            Redirect::Loopback => RedirectMode::Loopback,
+            Redirect::Relay => RedirectMode::Relay,
+            Redirect::Paste => RedirectMode::Paste,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProviderCommand {
+    /// List the provider presets of the catalog.
+    List,
+    /// Register a provider app in a tenant: from a preset, an issuer URL (discovery), or
+    /// explicit endpoints.
+    Add(Box<AddArgs>),
+    /// List a tenant's provider apps.
+    Apps {
+        /// Tenant slug.
+        tenant: String,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AddArgs {
+    /// `<tenant>/<app-name>`.
+    pub target: String,
+    /// A catalog preset (see `provider list`).
+    #[arg(long, conflicts_with = "issuer")]
+    pub preset: Option<String>,
+    /// Fill a preset placeholder, e.g. `--var domain=acme.my.salesforce.com`.
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+    /// Discover the endpoints from this issuer (OpenID Connect / RFC 8414).
+    #[arg(long)]
+    pub issuer: Option<String>,
+    /// Authorization endpoint (explicit endpoints).
+    #[arg(long)]
+    pub authorize_url: Option<String>,
+    /// Token endpoint (explicit endpoints).
+    #[arg(long)]
+    pub token_url: Option<String>,
+    /// Revocation endpoint (explicit endpoints).
+    #[arg(long)]
+    pub revoke_url: Option<String>,
+    /// OAuth client id.
+    #[arg(long)]
+    pub client_id: String,
+    /// Read the client secret from standard input (or a hidden prompt on a terminal).
+    #[arg(long)]
+    pub client_secret: bool,
+    /// Default scopes, space-separated.
+    #[arg(long)]
+    pub scopes: Option<String>,
+    /// How the authorization response comes back.
+    #[arg(long, value_enum)]
+    pub redirect: Option<Redirect>,
+    /// A fixed loopback port the registration requires.
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// The HTTPS relay page registered as redirect URI.
+    #[arg(long)]
+    pub relay_url: Option<String>,
+}
+
+pub fn run(cmd: &ProviderCommand, out: &Output) -> Result<(), Failure> {
+    match cmd {
+        ProviderCommand::List => {
+            let presets = &Catalog::builtin().providers;
+            out.table(
+                presets,
+                &["PRESET", "NAME", "PKCE", "DEVICE", "REDIRECT"],
+                |p| {
+                    vec![
+                        p.id.clone(),
+                        p.name.clone(),
+                        format!("{:?}", p.pkce).to_lowercase(),
+                        if p.device_flow { "yes" } else { "" }.into(),
+                        if p.redirect.https_only {
+                            "https only"
+                        } else {
+                            "loopback"
+                        }
+                        .into(),
+                    ]
+                },
+            );
+            Ok(())
+        }
+        ProviderCommand::Apps { tenant } => {
+            let vault = crate::open_vault()?;
+            let t = vault.find_tenant(tenant)?;
+            let apps = vault.tenant(&t.id)?.provider_apps()?;
+            out.table(
+                &apps,
+                &["NAME", "PRESET", "CLIENT ID", "REDIRECT", "TOKEN ENDPOINT"],
+                |a| {
+                    vec![
+                        a.name.clone(),
+                        a.preset.clone().unwrap_or_else(|| "custom".into()),
+                        a.client_id.clone(),
+                        format!("{:?}", a.redirect_mode).to_lowercase(),
+                        a.endpoints.token.clone().unwrap_or_default(),
+                    ]
+                },
+            );
+            Ok(())
+        }
+        ProviderCommand::Add(args) => {
+            let AddArgs {
+                target,
+                preset,
+                vars,
+                issuer,
+                authorize_url,
+                token_url,
+                revoke_url,
+                client_id,
+                client_secret,
+                scopes,
+                redirect,
+                port,
+                relay_url,
+            } = args.as_ref();
+            let (tenant, name) = split_ref(target)?;
+            let vault = crate::open_vault()?;
+            let t = vault.find_tenant(tenant)?;
+            let scope = vault.tenant(&t.id)?;
+            let mut values = BTreeMap::new();
+            for v in vars {
+                let (k, val) = v
+                    .split_once('=')
+                    .ok_or_else(|| Failure::invalid(format!("--var '{v}' is not NAME=VALUE")))?;
+                values.insert(k.to_owned(), val.to_owned());
+            }
+            let preset_info = match preset {
+                Some(id) => Some(
+                    Catalog::builtin()
+                        .get(id)
+                        .map_err(|e| Failure::invalid(e.to_string()))?,
+                ),
+                None => None,
+            };
+            let endpoints = match (preset_info, issuer) {
+                (Some(p), _) => p
+                    .resolve(&values)
+                    .map_err(|e| Failure::invalid(e.to_string()))?,
+                (None, Some(issuer)) => vault.discover(issuer)?,
+                (None, None) => {
+                    let (Some(a), Some(t)) = (authorize_url, token_url) else {
+                        return Err(Failure::invalid(
+                            "give --preset, --issuer, or both --authorize-url and --token-url",
+                        ));
+                    };
+                    Endpoints {
+                        authorization: Some(a.clone()),
+                        token: Some(t.clone()),
+                        revocation: revoke_url.clone(),
+                        ..Endpoints::default()
+                    }
+                }
+            };
+            let default_scopes = match (scopes, preset_info) {
+                (Some(s), _) => s.split_whitespace().map(str::to_owned).collect(),
+                (None, Some(p)) => p.default_scopes.clone(),
+                (None, None) => vec!["openid".into(), "offline_access".into()],
+            };
+            let redirect_mode = match (redirect, preset_info) {
+                (Some(r), _) => (*r).into(),
+                (None, Some(p)) if p.redirect.https_only && relay_url.is_some() => {
+                    RedirectMode::Relay
+                }
+                (None, Some(p)) if p.redirect.https_only => RedirectMode::Paste,
+                _ => RedirectMode::Loopback,
+            };
+            let secret = if *client_secret {
+                Some(read_secret()?)
+            } else {
+                None
+            };
+            let app = scope.add_provider_app(
+                NewProviderApp {
+                    name: name.to_owned(),
+                    preset: preset.clone(),
+                    endpoints,
+                    client_id: client_id.clone(),
+                    client_secret: secret,
+                    redirect_mode,
+                    redirect_port: *port,
+                    relay_url: relay_url.clone(),
+                    default_scopes,
+                },
+                &Actor::new(ActorKind::Cli),
+            )?;
+            out.value(&app, || {
+                format!("added provider app {}/{}", t.slug, app.name)
+            });
+            Ok(())
+        }
+    }
+}
+
+/// The client secret, from a hidden prompt on a terminal, else the first line of stdin.
+fn read_secret() -> Result<ClientSecret, Failure> {
+    let stdin = std::io::stdin();
+    let line = if stdin.is_terminal() {
+        rpassword::prompt_password("Client secret: ")
+            .map_err(|e| Failure::other(format!("cannot read the secret: {e}")))?
+    } else {
+        let mut line = String::new();
+        stdin
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| Failure::other(format!("cannot read the secret from stdin: {e}")))?;
+        line
+    };
+    let secret = line.trim_end_matches(['\r', '\n']).to_owned();
+    if secret.is_empty() {
+        return Err(Failure::invalid("the client secret is empty"));
+    }
+    Ok(ClientSecret::new(secret))
+}

@@ -1,0 +1,82 @@
+//! `grantkeeper tenant …`
+
+use clap::Subcommand;
+use grantkeeper_core::audit::{Actor, ActorKind};
+
+use crate::exit::Failure;
+use crate::output::Output;
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant.
+    Add {
+        /// Display name.
+        name: String,
+        /// Short name for the command line (default: derived from the name).
+        #[arg(long)]
+        slug: Option<String>,
+        /// Notes.
+        #[arg(long, default_value = "")]
+        notes: String,
+    },
+    /// List tenants.
+    List,
+    /// Change a tenant's display name.
+    Rename {
+        /// Slug or id.
+        tenant: String,
+        /// New display name.
+        name: String,
+    },
+    /// Delete a tenant, its connections, keychain entries and data key.
+    Delete {
+        /// Slug or id.
+        tenant: String,
+        /// Confirm the deletion.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+pub fn run(cmd: &TenantCommand, out: &Output) -> Result<(), Failure> {
+    let vault = crate::open_vault()?;
+    let actor = Actor::new(ActorKind::Cli);
+    match cmd {
+        TenantCommand::Add { name, slug, notes } => {
+            let t = vault.create_tenant(name, slug.as_deref(), notes, &actor)?;
+            out.value(&t, || format!("created tenant {} ({})", t.slug, t.name));
+        }
+        TenantCommand::List => {
+            let tenants = vault.list_tenants()?;
+            out.table(
+                &tenants,
+                &["SLUG", "NAME", "CONNECTIONS", "ATTENTION"],
+                |s| {
+                    vec![
+                        s.tenant.slug.clone(),
+                        s.tenant.name.clone(),
+                        s.connections.to_string(),
+                        s.needs_attention.to_string(),
+                    ]
+                },
+            );
+        }
+        TenantCommand::Rename { tenant, name } => {
+            let t = vault.find_tenant(tenant)?;
+            vault.rename_tenant(&t.id, name, &actor)?;
+            out.message(&format!("renamed tenant {}", t.slug));
+        }
+        TenantCommand::Delete { tenant, yes } => {
+            let t = vault.find_tenant(tenant)?;
+            if !yes {
+                return Err(Failure::invalid(format!(
+                    "deleting tenant '{}' removes its connections and keys for good; add --yes to confirm",
+                    t.slug
+                )));
+            }
+            vault.delete_tenant(&t.id, &actor)?;
+            out.message(&format!("deleted tenant {}", t.slug));
+        }
+    }
+    Ok(())
+}
