@@ -42,6 +42,11 @@ endpoints: Endpoints,
  */
 scope_separator: string, 
 /**
+ * Authorization-request parameter that carries the scopes (`scope`; Slack user tokens use
+ * `user_scope`).
+ */
+scope_param: string, 
+/**
  * PKCE support.
  */
 pkce: Pkce, 
