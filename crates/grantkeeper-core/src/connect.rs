@@ -497,3 +497,189 @@ fn fill_missing(e: &mut crate::model::Endpoints, meta: &ServerMetadata) {
 fn oauth(e: OAuthError) -> Error {
     Error::OAuth(e)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::audit::ActorKind;
+    use crate::keychain::MemoryKeychain;
+    use crate::model::Endpoints;
+    use crate::oauth::stub::{Stub, StubResponse};
+    use crate::vault::NewProviderApp;
+    use crate::Vault;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        kc: Arc<MemoryKeychain>,
+        vault: Vault,
+    }
+
+    fn fixture(token_response: StubResponse) -> (Fixture, Stub) {
+        let stub = Stub::start(move |_| token_response.clone());
+        let dir = tempfile::tempdir().unwrap();
+        let kc = Arc::new(MemoryKeychain::default());
+        let vault = Vault::open(dir.path(), kc.clone())
+            .unwrap()
+            .with_http_timeout(Duration::from_secs(1));
+        let t = vault
+            .create_tenant("Acme", Some("acme"), "", &Actor::new(ActorKind::Cli))
+            .unwrap();
+        vault
+            .tenant(&t.id)
+            .unwrap()
+            .add_provider_app(
+                NewProviderApp {
+                    name: "stub".into(),
+                    preset: None,
+                    endpoints: Endpoints {
+                        authorization: Some(format!("{}/authorize", stub.base)),
+                        token: Some(format!("{}/token", stub.base)),
+                        ..Endpoints::default()
+                    },
+                    client_id: "cid".into(),
+                    client_secret: None,
+                    redirect_mode: RedirectMode::Paste,
+                    redirect_port: Some(9),
+                    relay_url: None,
+                    default_scopes: vec!["read".into()],
+                },
+                &Actor::new(ActorKind::Cli),
+            )
+            .unwrap();
+        (
+            Fixture {
+                _dir: dir,
+                kc,
+                vault,
+            },
+            stub,
+        )
+    }
+
+    fn run(f: &Fixture) -> Result<Connection> {
+        let t = f
+            .vault
+            .tenant(&f.vault.find_tenant("acme").unwrap().id)
+            .unwrap();
+        let pending = t
+            .begin_connect(ConnectRequest {
+                name: "c".into(),
+                provider_app: "stub".into(),
+                scopes: None,
+                redirect: None,
+            })
+            .unwrap();
+        let state = url::Url::parse(&pending.url)
+            .unwrap()
+            .query_pairs()
+            .find(|(k, _)| k == "state")
+            .unwrap()
+            .1
+            .into_owned();
+        let params = CallbackParams::from([
+            ("code".to_owned(), "the-code".to_owned()),
+            ("state".to_owned(), state),
+        ]);
+        t.finish_connect(pending, &params, &Actor::new(ActorKind::Cli))
+    }
+
+    fn assert_nothing_stored(f: &Fixture) {
+        assert!(f.vault.connections(&Default::default()).unwrap().is_empty());
+        assert_eq!(f.kc.len(), 1, "only the master key");
+        assert!(f
+            .vault
+            .recent_events(10)
+            .unwrap()
+            .iter()
+            .all(|e| e.kind != crate::audit::EventKind::Consented));
+    }
+
+    fn fails_cleanly(resp: StubResponse, check: impl Fn(&OAuthError) -> bool) {
+        let (f, stub) = fixture(resp);
+        let err = run(&f).unwrap_err();
+        match &err {
+            Error::OAuth(o) => assert!(check(o), "unexpected error: {err}"),
+            other => panic!("unexpected error: {other}"),
+        }
+        assert!(!err.to_string().contains("the-code"));
+        assert_nothing_stored(&f);
+        let reqs = stub.requests.lock().unwrap();
+        assert_eq!(reqs.len(), 1, "one token request");
+        assert!(
+            reqs[0].body.contains("code_verifier="),
+            "PKCE verifier sent in the body"
+        );
+        assert!(!reqs[0].path.contains("code"), "nothing secret in the URL");
+    }
+
+    #[test]
+    fn good_response_is_stored() {
+        let (f, _stub) = fixture(StubResponse::json(
+            200,
+            r#"{"access_token":"at-1","token_type":"Bearer","expires_in":"600","refresh_token":"rt-1","scope":"read"}"#,
+        ));
+        let c = run(&f).unwrap();
+        assert_eq!(c.access_expiry_source, Some(ExpirySource::Response));
+        assert_eq!(f.kc.len(), 2);
+    }
+
+    #[test]
+    fn slow_token_endpoint_times_out() {
+        let mut slow = StubResponse::json(200, r#"{"access_token":"at","token_type":"bearer"}"#);
+        slow.delay = Duration::from_secs(3);
+        fails_cleanly(slow, |e| {
+            matches!(e, OAuthError::Http(crate::http::HttpError::Timeout { .. }))
+        });
+    }
+
+    #[test]
+    fn http_500_is_a_clear_error() {
+        fails_cleanly(
+            StubResponse::raw(500, "text/html", b"<h1>Internal Server Error</h1>".to_vec()),
+            |e| matches!(e, OAuthError::Malformed(m) if m.contains("HTTP 500")),
+        );
+        fails_cleanly(
+            StubResponse::json(500, r#"{"error":"server_error"}"#),
+            |e| matches!(e, OAuthError::Provider { status: 500, .. }),
+        );
+    }
+
+    #[test]
+    fn malformed_json_is_a_clear_error() {
+        fails_cleanly(
+            StubResponse::json(200, r#"{"access_token":"at-secret","#),
+            |e| matches!(e, OAuthError::Malformed(m) if !m.contains("at-secret")),
+        );
+    }
+
+    #[test]
+    fn ten_megabyte_body_is_refused() {
+        let mut body = br#"{"access_token":""#.to_vec();
+        body.extend(std::iter::repeat_n(b'a', 10 * 1024 * 1024));
+        body.extend(br#"","token_type":"bearer"}"#);
+        fails_cleanly(StubResponse::raw(200, "application/json", body), |e| {
+            matches!(e, OAuthError::Http(crate::http::HttpError::TooLarge { .. }))
+        });
+    }
+
+    #[test]
+    fn wrong_token_type_is_refused() {
+        fails_cleanly(
+            StubResponse::json(
+                200,
+                r#"{"access_token":"at","token_type":"mac","refresh_token":"rt"}"#,
+            ),
+            |e| matches!(e, OAuthError::WrongTokenType(t) if t == "mac"),
+        );
+    }
+
+    #[test]
+    fn missing_access_token_is_refused() {
+        fails_cleanly(
+            StubResponse::json(200, r#"{"token_type":"bearer","refresh_token":"rt"}"#),
+            |e| matches!(e, OAuthError::MissingAccessToken),
+        );
+    }
+}

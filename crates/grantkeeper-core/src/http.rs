@@ -90,7 +90,12 @@ impl HttpClient {
     }
 
     /// POSTs an `application/x-www-form-urlencoded` body.
-    pub fn post_form(&self, url: &str, headers: &[(&str, &str)], form: &[(&str, &str)]) -> Result<HttpResponse, HttpError> {
+    pub fn post_form(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        form: &[(&str, &str)],
+    ) -> Result<HttpResponse, HttpError> {
         let (url, host) = check(url)?;
         let mut req = self.agent.post(url.as_str());
         for (k, v) in headers {
@@ -146,7 +151,9 @@ impl HttpClient {
         let mut resp = result.map_err(|e| self.map_err(host, e))?;
         let status = resp.status().as_u16();
         if (300..400).contains(&status) {
-            return Err(HttpError::Redirect { host: host.to_owned() });
+            return Err(HttpError::Redirect {
+                host: host.to_owned(),
+            });
         }
         let content_type = resp
             .headers()
@@ -159,7 +166,11 @@ impl HttpClient {
             .limit(MAX_BODY)
             .read_to_vec()
             .map_err(|e| self.map_err(host, e))?;
-        Ok(HttpResponse { status, content_type, body })
+        Ok(HttpResponse {
+            status,
+            content_type,
+            body,
+        })
     }
 
     fn map_err(&self, host: &str, e: ureq::Error) -> HttpError {
@@ -169,12 +180,16 @@ impl HttpClient {
                 host,
                 seconds: self.timeout.as_secs(),
             },
-            ureq::Error::TooManyRedirects | ureq::Error::RedirectFailed => HttpError::Redirect { host },
+            ureq::Error::TooManyRedirects | ureq::Error::RedirectFailed => {
+                HttpError::Redirect { host }
+            }
             ureq::Error::BodyExceedsLimit(_) => HttpError::TooLarge { host },
-            ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => HttpError::Timeout {
-                host,
-                seconds: self.timeout.as_secs(),
-            },
+            ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+                HttpError::Timeout {
+                    host,
+                    seconds: self.timeout.as_secs(),
+                }
+            }
             other => HttpError::Network {
                 host,
                 detail: other.to_string(),
@@ -220,11 +235,22 @@ mod tests {
         assert!(check("http://127.1.2.3/token").is_ok());
         assert!(check("http://[::1]:9/token").is_ok());
         assert!(check("http://localhost:3000/token").is_ok());
-        assert!(matches!(check("http://example.com/token"), Err(HttpError::Insecure(_))));
-        assert!(matches!(check("http://10.0.0.1/token"), Err(HttpError::Insecure(_))));
-        assert!(matches!(check("ftp://example.com/x"), Err(HttpError::Insecure(_))));
+        assert!(matches!(
+            check("http://example.com/token"),
+            Err(HttpError::Insecure(_))
+        ));
+        assert!(matches!(
+            check("http://10.0.0.1/token"),
+            Err(HttpError::Insecure(_))
+        ));
+        assert!(matches!(
+            check("ftp://example.com/x"),
+            Err(HttpError::Insecure(_))
+        ));
         assert!(matches!(check("not a url"), Err(HttpError::BadUrl(_))));
-        let e = check("http://example.com/t?code=secret").unwrap_err().to_string();
+        let e = check("http://example.com/t?code=secret")
+            .unwrap_err()
+            .to_string();
         assert!(!e.contains("secret"), "{e}");
     }
 }

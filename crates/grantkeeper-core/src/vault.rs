@@ -185,6 +185,12 @@ impl Vault {
         })
     }
 
+    /// Changes the time allowed for each request to a provider (default 30 s).
+    pub fn with_http_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.http = crate::http::HttpClient::new(timeout);
+        self
+    }
+
     /// The vault's identifier (it namespaces the keychain entries).
     pub fn id(&self) -> &str {
         &self.id
@@ -790,7 +796,8 @@ impl TenantVault<'_> {
     }
 }
 
-const PROVIDER_APP_COLUMNS: &str = "id, tenant_id, name, preset, endpoints, client_id, client_secret IS NOT NULL,
+const PROVIDER_APP_COLUMNS: &str =
+    "id, tenant_id, name, preset, endpoints, client_id, client_secret IS NOT NULL,
     redirect_mode, redirect_port, relay_url, default_scopes, created_at";
 
 fn row_to_provider_app(r: &rusqlite::Row<'_>) -> rusqlite::Result<ProviderApp> {

@@ -22,7 +22,10 @@ pub fn open(url: &str) -> Result<(), OAuthError> {
 }
 
 fn spawn_browser(cmd: &str, url: &str) -> std::io::Result<()> {
-    let mut words = cmd.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+    let mut words = cmd
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
     if words.is_empty() {
         return Err(std::io::Error::other("empty command"));
     }

@@ -87,11 +87,19 @@ pub fn discover(http: &HttpClient, issuer: &str) -> Result<ServerMetadata, OAuth
             });
         }
         if meta.token_endpoint.is_none() {
-            return Err(OAuthError::Config("the discovery document names no token endpoint".into()));
+            return Err(OAuthError::Config(
+                "the discovery document names no token endpoint".into(),
+            ));
         }
-        for ep in [&meta.authorization_endpoint, &meta.token_endpoint, &meta.revocation_endpoint, &meta.introspection_endpoint, &meta.jwks_uri]
-            .into_iter()
-            .flatten()
+        for ep in [
+            &meta.authorization_endpoint,
+            &meta.token_endpoint,
+            &meta.revocation_endpoint,
+            &meta.introspection_endpoint,
+            &meta.jwks_uri,
+        ]
+        .into_iter()
+        .flatten()
         {
             crate::http::check(ep)?;
         }

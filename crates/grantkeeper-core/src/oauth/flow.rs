@@ -24,6 +24,8 @@ use crate::secret::ClientSecret;
 pub struct Quirks {
     /// Separator of scopes in requests.
     pub scope_separator: String,
+    /// The authorization parameter that carries the scopes (`scope`; Slack user tokens: `user_scope`).
+    pub scope_param: String,
     /// PKCE support.
     pub pkce: Pkce,
     /// Client authentication at the token endpoint.
@@ -45,6 +47,7 @@ impl Quirks {
         let mut q = match preset {
             Some(p) => Self {
                 scope_separator: p.scope_separator.clone(),
+                scope_param: p.scope_param.clone(),
                 pkce: p.pkce,
                 client_auth: p.client_auth,
                 authorize_params: p.authorize_params.clone(),
@@ -54,6 +57,7 @@ impl Quirks {
             },
             None => Self {
                 scope_separator: " ".into(),
+                scope_param: "scope".into(),
                 pkce: Pkce::Supported,
                 client_auth: ClientAuth::ClientSecretBasic,
                 authorize_params: BTreeMap::new(),
@@ -102,8 +106,11 @@ impl TokenEndpoint<'_> {
         }
         match (&self.quirks.client_auth, &self.client.secret) {
             (ClientAuth::ClientSecretBasic, Some(secret)) => {
-                let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-                let basic = B64.encode(format!("{}:{}", enc(&self.client.id), enc(secret.expose())));
+                let enc = |s: &str| {
+                    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
+                };
+                let basic =
+                    B64.encode(format!("{}:{}", enc(&self.client.id), enc(secret.expose())));
                 headers.push(("Authorization".into(), format!("Basic {basic}")));
             }
             (ClientAuth::ClientSecretPost, Some(secret)) => {
@@ -112,7 +119,10 @@ impl TokenEndpoint<'_> {
             }
             _ => form.push(("client_id", &self.client.id)),
         }
-        let header_refs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let header_refs: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         Ok(self.http.post_form(self.url, &header_refs, &form)?)
     }
 
@@ -136,14 +146,15 @@ pub fn authorization_url(
     quirks: &Quirks,
 ) -> Result<String, OAuthError> {
     crate::http::check(endpoint)?;
-    let mut url = Url::parse(endpoint).map_err(|_| OAuthError::Config("the authorization endpoint is not a URL".into()))?;
+    let mut url = Url::parse(endpoint)
+        .map_err(|_| OAuthError::Config("the authorization endpoint is not a URL".into()))?;
     {
         let mut q = url.query_pairs_mut();
         q.append_pair("response_type", "code");
         q.append_pair("client_id", client_id);
         q.append_pair("redirect_uri", redirect_uri);
         if !scopes.is_empty() {
-            q.append_pair("scope", &scopes.join(&quirks.scope_separator));
+            q.append_pair(&quirks.scope_param, &scopes.join(&quirks.scope_separator));
         }
         q.append_pair("state", state);
         if quirks.pkce != Pkce::Unsupported {
@@ -162,14 +173,19 @@ pub fn authorization_url(
 
 /// Parses a redirect URL pasted by the user into its query parameters.
 pub fn parse_pasted_redirect(pasted: &str) -> Result<CallbackParams, OAuthError> {
-    let url = Url::parse(pasted.trim())
-        .map_err(|_| OAuthError::Config("that is not a URL: paste the whole address from the browser's address bar".into()))?;
+    let url = Url::parse(pasted.trim()).map_err(|_| {
+        OAuthError::Config(
+            "that is not a URL: paste the whole address from the browser's address bar".into(),
+        )
+    })?;
     let params: CallbackParams = url.query_pairs().into_owned().collect();
     if params.contains_key("code") || params.contains_key("error") {
         return Ok(params);
     }
     // Some providers answer in the fragment.
-    let frag: CallbackParams = url::form_urlencoded::parse(url.fragment().unwrap_or("").as_bytes()).into_owned().collect();
+    let frag: CallbackParams = url::form_urlencoded::parse(url.fragment().unwrap_or("").as_bytes())
+        .into_owned()
+        .collect();
     if frag.contains_key("code") || frag.contains_key("error") {
         return Ok(frag);
     }
@@ -188,7 +204,9 @@ pub fn check_callback<'p>(
         return Err(OAuthError::StateMismatch);
     }
     match (params.get("iss"), issuer) {
-        (Some(got), Some(expected)) if got.trim_end_matches('/') != expected.trim_end_matches('/') => {
+        (Some(got), Some(expected))
+            if got.trim_end_matches('/') != expected.trim_end_matches('/') =>
+        {
             return Err(OAuthError::IssuerMismatch {
                 expected: expected.to_owned(),
                 got: got.clone(),
@@ -205,10 +223,16 @@ pub fn check_callback<'p>(
     if let Some(error) = params.get("error") {
         return Err(OAuthError::Denied {
             error: error.chars().take(80).collect(),
-            description: params.get("error_description").map(|d| d.chars().take(200).collect()),
+            description: params
+                .get("error_description")
+                .map(|d| d.chars().take(200).collect()),
         });
     }
-    params.get("code").map(String::as_str).filter(|c| !c.is_empty()).ok_or(OAuthError::MissingCode)
+    params
+        .get("code")
+        .map(String::as_str)
+        .filter(|c| !c.is_empty())
+        .ok_or(OAuthError::MissingCode)
 }
 
 /// RFC 7662 introspection of a token; returns the response object.
@@ -223,7 +247,9 @@ pub fn introspect(
         return Err(token::provider_error(&body, resp.status));
     }
     if !body.get("active").is_some_and(Value::is_boolean) {
-        return Err(OAuthError::Malformed("the introspection answer has no 'active' field".into()));
+        return Err(OAuthError::Malformed(
+            "the introspection answer has no 'active' field".into(),
+        ));
     }
     Ok(body)
 }
@@ -246,18 +272,27 @@ pub struct DeviceAuthorization {
 }
 
 /// Starts a device authorization.
-pub fn device_authorize(endpoint: &TokenEndpoint<'_>, device_url: &str, scopes: &[String]) -> Result<DeviceAuthorization, OAuthError> {
+pub fn device_authorize(
+    endpoint: &TokenEndpoint<'_>,
+    device_url: &str,
+    scopes: &[String],
+) -> Result<DeviceAuthorization, OAuthError> {
     let scope = scopes.join(&endpoint.quirks.scope_separator);
-    let ep = TokenEndpoint { url: device_url, ..*endpoint };
+    let ep = TokenEndpoint {
+        url: device_url,
+        ..*endpoint
+    };
     let resp = ep.post(&[("scope", &scope)])?;
     let body = body_to_object(&resp)?;
     if !(200..300).contains(&resp.status) || body.contains_key("error") {
         return Err(token::provider_error(&body, resp.status));
     }
     let text = |k: &str| lookup(&body, k).and_then(Value::as_str).map(str::to_owned);
-    let num = |k: &str| lookup(&body, k).and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()));
+    let num =
+        |k: &str| lookup(&body, k).and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()));
     Ok(DeviceAuthorization {
-        device_code: text("device_code").ok_or_else(|| OAuthError::Malformed("no device_code".into()))?,
+        device_code: text("device_code")
+            .ok_or_else(|| OAuthError::Malformed("no device_code".into()))?,
         user_code: text("user_code").ok_or_else(|| OAuthError::Malformed("no user_code".into()))?,
         verification_uri: text("verification_uri")
             .or_else(|| text("verification_url"))
@@ -285,7 +320,9 @@ pub fn device_poll(
             std::thread::sleep(Duration::from_millis(100));
         }
         if Instant::now() >= deadline {
-            return Err(OAuthError::TimedOut { seconds: device.expires_in });
+            return Err(OAuthError::TimedOut {
+                seconds: device.expires_in,
+            });
         }
         match endpoint.request_tokens(&[
             ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
@@ -294,7 +331,9 @@ pub fn device_poll(
             Ok(t) => return Ok(t),
             Err(OAuthError::Provider { error, .. }) if error == "authorization_pending" => {}
             Err(OAuthError::Provider { error, .. }) if error == "slow_down" => interval += 5,
-            Err(OAuthError::Provider { error, description, .. }) if error == "access_denied" || error == "expired_token" => {
+            Err(OAuthError::Provider {
+                error, description, ..
+            }) if error == "access_denied" || error == "expired_token" => {
                 return Err(OAuthError::Denied { error, description })
             }
             Err(e) => return Err(e),
@@ -321,13 +360,17 @@ mod tests {
     use super::*;
 
     fn params(pairs: &[(&str, &str)]) -> CallbackParams {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn authorization_url_has_pkce_s256_and_quirks() {
         let mut q = Quirks::new(None, false);
-        q.authorize_params.insert("access_type".into(), "offline".into());
+        q.authorize_params
+            .insert("access_type".into(), "offline".into());
         q.scope_separator = ",".into();
         let v = PkceVerifier::generate();
         let url = authorization_url(
@@ -349,32 +392,70 @@ mod tests {
         assert_eq!(p["code_challenge"], v.challenge());
         assert_eq!(p["access_type"], "offline");
         assert_eq!(p["nonce"], "n1");
-        assert!(!url.contains(v.expose()), "the verifier never travels in the URL");
-        assert!(authorization_url("http://idp.example/authorize", "c", "r", &[], "s", &v, None, &q).is_err());
+        assert!(
+            !url.contains(v.expose()),
+            "the verifier never travels in the URL"
+        );
+        assert!(authorization_url(
+            "http://idp.example/authorize",
+            "c",
+            "r",
+            &[],
+            "s",
+            &v,
+            None,
+            &q
+        )
+        .is_err());
     }
 
     #[test]
     fn callback_checks() {
         let ok = params(&[("code", "c1"), ("state", "s1"), ("iss", "https://idp")]);
-        assert_eq!(check_callback(&ok, "s1", Some("https://idp/"), true).unwrap(), "c1");
-        assert!(matches!(check_callback(&ok, "s2", Some("https://idp"), true), Err(OAuthError::StateMismatch)));
-        assert!(matches!(check_callback(&ok, "s1", Some("https://evil"), false), Err(OAuthError::IssuerMismatch { .. })));
+        assert_eq!(
+            check_callback(&ok, "s1", Some("https://idp/"), true).unwrap(),
+            "c1"
+        );
+        assert!(matches!(
+            check_callback(&ok, "s2", Some("https://idp"), true),
+            Err(OAuthError::StateMismatch)
+        ));
+        assert!(matches!(
+            check_callback(&ok, "s1", Some("https://evil"), false),
+            Err(OAuthError::IssuerMismatch { .. })
+        ));
         let no_iss = params(&[("code", "c1"), ("state", "s1")]);
         assert!(check_callback(&no_iss, "s1", Some("https://idp"), false).is_ok());
-        assert!(matches!(check_callback(&no_iss, "s1", Some("https://idp"), true), Err(OAuthError::IssuerMismatch { .. })));
+        assert!(matches!(
+            check_callback(&no_iss, "s1", Some("https://idp"), true),
+            Err(OAuthError::IssuerMismatch { .. })
+        ));
         let denied = params(&[("error", "access_denied"), ("state", "s1")]);
-        assert!(matches!(check_callback(&denied, "s1", None, false), Err(OAuthError::Denied { .. })));
+        assert!(matches!(
+            check_callback(&denied, "s1", None, false),
+            Err(OAuthError::Denied { .. })
+        ));
         let forged_denial = params(&[("error", "access_denied"), ("state", "zz")]);
-        assert!(matches!(check_callback(&forged_denial, "s1", None, false), Err(OAuthError::StateMismatch)));
-        assert!(matches!(check_callback(&params(&[("state", "s1")]), "s1", None, false), Err(OAuthError::MissingCode)));
+        assert!(matches!(
+            check_callback(&forged_denial, "s1", None, false),
+            Err(OAuthError::StateMismatch)
+        ));
+        assert!(matches!(
+            check_callback(&params(&[("state", "s1")]), "s1", None, false),
+            Err(OAuthError::MissingCode)
+        ));
     }
 
     #[test]
     fn pasted_redirects() {
-        let p = parse_pasted_redirect(" https://relay.example/cb?code=abc&state=s~123&realmId=42 ").unwrap();
+        let p = parse_pasted_redirect(" https://relay.example/cb?code=abc&state=s~123&realmId=42 ")
+            .unwrap();
         assert_eq!(p["realmId"], "42");
         assert!(parse_pasted_redirect("https://relay.example/cb#code=x&state=y").is_ok());
-        assert!(matches!(parse_pasted_redirect("https://relay.example/cb?foo=1"), Err(OAuthError::MissingCode)));
+        assert!(matches!(
+            parse_pasted_redirect("https://relay.example/cb?foo=1"),
+            Err(OAuthError::MissingCode)
+        ));
         assert!(parse_pasted_redirect("not a url").is_err());
     }
 }

@@ -37,7 +37,10 @@ impl DecodedJwt {
 
     /// The `exp` claim in Unix milliseconds.
     pub fn expires_at_ms(&self) -> Option<i64> {
-        self.claims.get("exp").and_then(Value::as_i64).map(|s| s.saturating_mul(1000))
+        self.claims
+            .get("exp")
+            .and_then(Value::as_i64)
+            .map(|s| s.saturating_mul(1000))
     }
 }
 
@@ -51,7 +54,11 @@ mod tests {
 
     #[test]
     fn decodes_claims_and_exp() {
-        let t = format!("{}.{}.sig", b64(r#"{"alg":"RS256","kid":"k1"}"#), b64(r#"{"sub":"u","exp":1800000000}"#));
+        let t = format!(
+            "{}.{}.sig",
+            b64(r#"{"alg":"RS256","kid":"k1"}"#),
+            b64(r#"{"sub":"u","exp":1800000000}"#)
+        );
         let d = DecodedJwt::decode(&t).unwrap();
         assert_eq!(d.header["kid"], "k1");
         assert_eq!(d.expires_at_ms(), Some(1_800_000_000_000));

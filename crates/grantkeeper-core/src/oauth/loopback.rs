@@ -48,11 +48,16 @@ impl LoopbackListener {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port.unwrap_or(0)));
         let listener = TcpListener::bind(addr).map_err(|e| {
             OAuthError::Listener(match port {
-                Some(p) => format!("port {p} is not free ({e}); the provider app needs that exact port"),
+                Some(p) => {
+                    format!("port {p} is not free ({e}); the provider app needs that exact port")
+                }
                 None => e.to_string(),
             })
         })?;
-        let port = listener.local_addr().map_err(|e| OAuthError::Listener(e.to_string()))?.port();
+        let port = listener
+            .local_addr()
+            .map_err(|e| OAuthError::Listener(e.to_string()))?
+            .port();
         Ok(Self {
             listener,
             port,
@@ -72,7 +77,11 @@ impl LoopbackListener {
 
     /// Waits for a request to the callback path carrying `code` or `error`, serving every
     /// connection on its own thread. The listener closes when this returns.
-    pub fn wait(self, timeout: Duration, cancel: &CancelToken) -> Result<CallbackParams, OAuthError> {
+    pub fn wait(
+        self,
+        timeout: Duration,
+        cancel: &CancelToken,
+    ) -> Result<CallbackParams, OAuthError> {
         self.listener
             .set_nonblocking(true)
             .map_err(|e| OAuthError::Listener(e.to_string()))?;
@@ -88,7 +97,9 @@ impl LoopbackListener {
                 return Err(OAuthError::Cancelled);
             }
             if Instant::now() >= deadline {
-                return Err(OAuthError::TimedOut { seconds: timeout.as_secs() });
+                return Err(OAuthError::TimedOut {
+                    seconds: timeout.as_secs(),
+                });
             }
             match self.listener.accept() {
                 Ok((stream, _)) => {
@@ -127,18 +138,30 @@ fn serve(stream: TcpStream, path: &str, tx: &mpsc::Sender<CallbackParams>, done:
     let (req_path, query) = target.split_once('?').unwrap_or((target, ""));
     let mut out = &stream;
     if method != "GET" || req_path != path {
-        let _ = out.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        let _ = out
+            .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
         return;
     }
-    let params: CallbackParams = url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    let params: CallbackParams = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
     let is_callback = params.contains_key("code") || params.contains_key("error");
     let page = if !is_callback {
-        page("Nothing to do here", "This address only receives sign-in redirects for Grantkeeper.")
+        page(
+            "Nothing to do here",
+            "This address only receives sign-in redirects for Grantkeeper.",
+        )
     } else if done.load(Ordering::SeqCst) {
-        page("Already received", "Grantkeeper already has an answer for this sign-in. You can close this tab.")
+        page(
+            "Already received",
+            "Grantkeeper already has an answer for this sign-in. You can close this tab.",
+        )
     } else if params.contains_key("error") {
         let _ = tx.send(params);
-        page("Sign-in not completed", "The provider did not grant access. You can close this tab and go back to Grantkeeper.")
+        page(
+            "Sign-in not completed",
+            "The provider did not grant access. You can close this tab and go back to Grantkeeper.",
+        )
     } else {
         let _ = tx.send(params);
         page("Signed in", "Grantkeeper received the authorization. You can close this tab and go back to Grantkeeper.")
@@ -178,7 +201,8 @@ mod tests {
         let l = LoopbackListener::bind(None).unwrap();
         let port = l.port();
         assert!(l.redirect_uri().starts_with("http://127.0.0.1:"));
-        let h = std::thread::spawn(move || l.wait(Duration::from_secs(10), &CancelToken::default()));
+        let h =
+            std::thread::spawn(move || l.wait(Duration::from_secs(10), &CancelToken::default()));
         // Idle speculative connections must not block the real one.
         let _idle1 = TcpStream::connect(("127.0.0.1", port)).unwrap();
         let _idle2 = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -197,13 +221,18 @@ mod tests {
     fn timeout_and_cancel_close_the_listener() {
         let l = LoopbackListener::bind(None).unwrap();
         let port = l.port();
-        let e = l.wait(Duration::from_millis(200), &CancelToken::default()).unwrap_err();
+        let e = l
+            .wait(Duration::from_millis(200), &CancelToken::default())
+            .unwrap_err();
         assert!(matches!(e, OAuthError::TimedOut { .. }));
         assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
         let again = LoopbackListener::bind(Some(port)).unwrap();
         let cancel = CancelToken::default();
         cancel.cancel();
-        assert!(matches!(again.wait(Duration::from_secs(5), &cancel), Err(OAuthError::Cancelled)));
+        assert!(matches!(
+            again.wait(Duration::from_secs(5), &cancel),
+            Err(OAuthError::Cancelled)
+        ));
     }
 
     #[test]

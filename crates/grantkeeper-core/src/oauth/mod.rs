@@ -8,6 +8,8 @@ pub mod id_token;
 pub mod jwt;
 pub mod loopback;
 pub mod pkce;
+#[cfg(test)]
+pub(crate) mod stub;
 pub mod token;
 
 use crate::http::HttpError;

@@ -61,7 +61,9 @@ mod tests {
 
     #[test]
     fn rfc7636_appendix_b_vector() {
-        let v = PkceVerifier(SecretText::new("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"));
+        let v = PkceVerifier(SecretText::new(
+            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+        ));
         assert_eq!(v.challenge(), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
     }
 

@@ -46,14 +46,19 @@ pub fn parse(shape: &ResponseShape, resp: &HttpResponse) -> Result<TokenResponse
     let parent = shape.access_token.rsplit_once('.').map(|(p, _)| p);
     let type_path = parent.map_or_else(|| "token_type".to_owned(), |p| format!("{p}.token_type"));
     if let Some(tt) = lookup(&body, &type_path).and_then(Value::as_str) {
-        if !shape.token_types.is_empty() && !shape.token_types.iter().any(|t| t.eq_ignore_ascii_case(tt)) {
+        if !shape.token_types.is_empty()
+            && !shape.token_types.iter().any(|t| t.eq_ignore_ascii_case(tt))
+        {
             return Err(OAuthError::WrongTokenType(tt.chars().take(40).collect()));
         }
     }
     let refresh = lookup(&body, &shape.refresh_token)
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty());
-    let id_token = body.get("id_token").and_then(Value::as_str).filter(|s| !s.is_empty());
+    let id_token = body
+        .get("id_token")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty());
 
     let expires_in = seconds(lookup(&body, &shape.expires_in), &shape.expires_in)?;
     let refresh_expires_in = match &shape.refresh_expires_in {
@@ -63,8 +68,19 @@ pub fn parse(shape: &ResponseShape, resp: &HttpResponse) -> Result<TokenResponse
     let scopes = match lookup(&body, &shape.scope) {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(split_scopes(s, &shape.scope_separator)),
-        Some(Value::Array(items)) => Some(items.iter().filter_map(Value::as_str).map(str::to_owned).collect()),
-        Some(_) => return Err(OAuthError::Malformed(format!("'{}' is neither a string nor a list", shape.scope))),
+        Some(Value::Array(items)) => Some(
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+        ),
+        Some(_) => {
+            return Err(OAuthError::Malformed(format!(
+                "'{}' is neither a string nor a list",
+                shape.scope
+            )))
+        }
     };
     let mut metadata = BTreeMap::new();
     for (key, path) in &shape.metadata {
@@ -101,13 +117,20 @@ pub fn split_scopes(s: &str, separator: &str) -> Vec<String> {
 
 /// The body as a JSON object: JSON when it looks like JSON, else form-encoded.
 pub fn body_to_object(resp: &HttpResponse) -> Result<Map<String, Value>, OAuthError> {
-    let text = std::str::from_utf8(&resp.body).map_err(|_| OAuthError::Malformed("the body is not UTF-8 text".into()))?;
+    let text = std::str::from_utf8(&resp.body)
+        .map_err(|_| OAuthError::Malformed("the body is not UTF-8 text".into()))?;
     let trimmed = text.trim_start();
-    let is_json = resp.content_type.as_deref().is_some_and(|c| c.contains("json")) || trimmed.starts_with('{');
+    let is_json = resp
+        .content_type
+        .as_deref()
+        .is_some_and(|c| c.contains("json"))
+        || trimmed.starts_with('{');
     if is_json {
         return match serde_json::from_str::<Value>(text) {
             Ok(Value::Object(m)) => Ok(m),
-            Ok(_) => Err(OAuthError::Malformed("the JSON body is not an object".into())),
+            Ok(_) => Err(OAuthError::Malformed(
+                "the JSON body is not an object".into(),
+            )),
             Err(e) => Err(OAuthError::Malformed(format!(
                 "invalid JSON at line {} column {} (HTTP {})",
                 e.line(),
@@ -137,7 +160,11 @@ pub fn body_to_object(resp: &HttpResponse) -> Result<Map<String, Value>, OAuthEr
 
 /// The OAuth error of a failed response.
 pub fn provider_error(body: &Map<String, Value>, status: u16) -> OAuthError {
-    let text = |k: &str| body.get(k).and_then(Value::as_str).map(|s| s.chars().take(200).collect::<String>());
+    let text = |k: &str| {
+        body.get(k)
+            .and_then(Value::as_str)
+            .map(|s| s.chars().take(200).collect::<String>())
+    };
     OAuthError::Provider {
         error: text("error").unwrap_or_else(|| format!("http_{status}")),
         description: text("error_description"),
@@ -205,12 +232,24 @@ mod tests {
 
     #[test]
     fn expires_in_as_string_or_absent() {
-        let r = parse(&ResponseShape::default(), &json(r#"{"access_token":"at","token_type":"bearer","expires_in":"3599"}"#)).unwrap();
+        let r = parse(
+            &ResponseShape::default(),
+            &json(r#"{"access_token":"at","token_type":"bearer","expires_in":"3599"}"#),
+        )
+        .unwrap();
         assert_eq!(r.expires_in, Some(3599));
-        let r = parse(&ResponseShape::default(), &json(r#"{"access_token":"at","token_type":"bearer"}"#)).unwrap();
+        let r = parse(
+            &ResponseShape::default(),
+            &json(r#"{"access_token":"at","token_type":"bearer"}"#),
+        )
+        .unwrap();
         assert_eq!(r.expires_in, None);
         assert!(r.scopes.is_none());
-        let e = parse(&ResponseShape::default(), &json(r#"{"access_token":"at","expires_in":"soon"}"#)).unwrap_err();
+        let e = parse(
+            &ResponseShape::default(),
+            &json(r#"{"access_token":"at","expires_in":"soon"}"#),
+        )
+        .unwrap_err();
         assert!(matches!(e, OAuthError::Malformed(_)));
     }
 
@@ -221,7 +260,11 @@ mod tests {
                 scope_separator: ",".into(),
                 ..ResponseShape::default()
             },
-            &resp(200, "application/x-www-form-urlencoded", "access_token=gho_x&scope=repo%2Cgist&token_type=bearer"),
+            &resp(
+                200,
+                "application/x-www-form-urlencoded",
+                "access_token=gho_x&scope=repo%2Cgist&token_type=bearer",
+            ),
         )
         .unwrap();
         assert_eq!(r.tokens.access_token.expose(), "gho_x");
@@ -231,7 +274,9 @@ mod tests {
     #[test]
     fn errors_with_http_200() {
         let e = parse(&ResponseShape::default(), &json(r#"{"error":"bad_verification_code","error_description":"The code passed is incorrect or expired."}"#)).unwrap_err();
-        assert!(matches!(e, OAuthError::Provider { ref error, status: 200, .. } if error == "bad_verification_code"));
+        assert!(
+            matches!(e, OAuthError::Provider { ref error, status: 200, .. } if error == "bad_verification_code")
+        );
         let slack = ResponseShape {
             ok_field: Some("ok".into()),
             ..ResponseShape::default()
@@ -248,7 +293,10 @@ mod tests {
             scope_separator: ",".into(),
             ok_field: Some("ok".into()),
             token_types: vec!["user".into()],
-            metadata: BTreeMap::from([("team_id".into(), "team.id".into()), ("missing".into(), "nope.x".into())]),
+            metadata: BTreeMap::from([
+                ("team_id".into(), "team.id".into()),
+                ("missing".into(), "nope.x".into()),
+            ]),
             ..ResponseShape::default()
         };
         let r = parse(
@@ -265,15 +313,34 @@ mod tests {
     #[test]
     fn faults_are_clear() {
         let d = ResponseShape::default();
-        assert!(matches!(parse(&d, &json(r#"{"token_type":"bearer"}"#)), Err(OAuthError::MissingAccessToken)));
-        assert!(matches!(parse(&d, &json(r#"{"access_token":"","token_type":"bearer"}"#)), Err(OAuthError::MissingAccessToken)));
-        assert!(matches!(parse(&d, &json(r#"{"access_token":"at","token_type":"mac"}"#)), Err(OAuthError::WrongTokenType(_))));
+        assert!(matches!(
+            parse(&d, &json(r#"{"token_type":"bearer"}"#)),
+            Err(OAuthError::MissingAccessToken)
+        ));
+        assert!(matches!(
+            parse(&d, &json(r#"{"access_token":"","token_type":"bearer"}"#)),
+            Err(OAuthError::MissingAccessToken)
+        ));
+        assert!(matches!(
+            parse(&d, &json(r#"{"access_token":"at","token_type":"mac"}"#)),
+            Err(OAuthError::WrongTokenType(_))
+        ));
         let e = parse(&d, &json(r#"{"access_token": "at-secret", "#)).unwrap_err();
         assert!(matches!(e, OAuthError::Malformed(_)));
         assert!(!e.to_string().contains("at-secret"));
-        assert!(matches!(parse(&d, &resp(500, "text/html", "<h1>oops</h1>")), Err(OAuthError::Malformed(_))));
-        let e = parse(&d, &resp(500, "application/json", r#"{"error":"server_error"}"#)).unwrap_err();
+        assert!(matches!(
+            parse(&d, &resp(500, "text/html", "<h1>oops</h1>")),
+            Err(OAuthError::Malformed(_))
+        ));
+        let e = parse(
+            &d,
+            &resp(500, "application/json", r#"{"error":"server_error"}"#),
+        )
+        .unwrap_err();
         assert!(matches!(e, OAuthError::Provider { status: 500, .. }));
-        assert!(matches!(parse(&d, &json("[1,2]")), Err(OAuthError::Malformed(_))));
+        assert!(matches!(
+            parse(&d, &json("[1,2]")),
+            Err(OAuthError::Malformed(_))
+        ));
     }
 }

@@ -116,3 +116,65 @@ pub fn file_contains(path: &Path, needle: &str) -> bool {
         .map(|bytes| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()))
         .unwrap_or(false)
 }
+
+/// The repository root.
+pub fn repo_root() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// The test identity provider (tests/idp/server.mjs, oidc-provider) on 127.0.0.1; stopped on drop.
+pub struct Idp {
+    pub issuer: String,
+    child: std::process::Child,
+}
+
+impl Idp {
+    /// Starts it with a JSON config (see tests/idp/server.mjs).
+    pub fn start(config: &serde_json::Value) -> Self {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap().keep();
+        let cfg = dir.join("idp.json");
+        std::fs::write(&cfg, config.to_string()).unwrap();
+        let mut child = Command::new("node")
+            .arg(repo_root().join("tests/idp/server.mjs"))
+            .args(["--port", "0", "--config"])
+            .arg(&cfg)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("node runs the test IdP");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let ready: serde_json::Value = serde_json::from_str(&line).expect("the IdP's ready line");
+        Idp {
+            issuer: ready["issuer"].as_str().unwrap().to_owned(),
+            child,
+        }
+    }
+
+    /// The server-side counters.
+    pub fn stats(&self) -> serde_json::Value {
+        let out = Command::new("curl")
+            .args(["-sf", &format!("{}/__test/stats", self.issuer)])
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+impl Drop for Idp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The test user's browser (tests/browser/gk-test-browser), for `$BROWSER`.
+pub fn test_browser() -> std::path::PathBuf {
+    repo_root().join("tests/browser/gk-test-browser")
+}

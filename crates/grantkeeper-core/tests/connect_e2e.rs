@@ -1,0 +1,274 @@
+//! Connecting an account end to end: the real oidc-provider on 127.0.0.1, Debian's Chromium
+//! (headless, through playwright-core) as `$BROWSER` playing the user, and the real Secret
+//! Service. Needs the session of `scripts/with-test-session`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use common::*;
+use grantkeeper_core::audit::EventKind;
+use grantkeeper_core::connect::{ConnectRequest, PendingConnect};
+use grantkeeper_core::keychain::{EntryName, Keychain};
+use grantkeeper_core::model::{ExpirySource, RedirectMode};
+use grantkeeper_core::oauth::loopback::{CallbackParams, CancelToken};
+use grantkeeper_core::oauth::{browser, OAuthError};
+use grantkeeper_core::{Error, NewProviderApp, TenantVault, Vault};
+use url::Url;
+
+/// `$BROWSER` and the browser's action are process-wide: one test at a time.
+static BROWSER_LOCK: Mutex<()> = Mutex::new(());
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    vault: Vault,
+    idp: Idp,
+}
+
+fn setup() -> Setup {
+    let kc = keychain();
+    let idp = Idp::start(&serde_json::json!({}));
+    let dir = tempfile::tempdir().unwrap();
+    let vault = Vault::open(dir.path(), kc).unwrap();
+    let t = vault
+        .create_tenant("Acme", Some("acme"), "", &actor())
+        .unwrap();
+    let endpoints = vault.discover(&idp.issuer).unwrap();
+    vault
+        .tenant(&t.id)
+        .unwrap()
+        .add_provider_app(
+            NewProviderApp {
+                name: "idp".into(),
+                preset: Some("generic-oidc".into()),
+                endpoints,
+                client_id: "grantkeeper-test".into(),
+                client_secret: None,
+                redirect_mode: RedirectMode::Loopback,
+                redirect_port: None,
+                relay_url: None,
+                default_scopes: ["openid", "profile", "email", "offline_access", "api:read"]
+                    .map(String::from)
+                    .to_vec(),
+            },
+            &actor(),
+        )
+        .unwrap();
+    Setup {
+        _dir: dir,
+        vault,
+        idp,
+    }
+}
+
+fn tenant(s: &Setup) -> TenantVault<'_> {
+    let t = s.vault.find_tenant("acme").unwrap();
+    s.vault.tenant(&t.id).unwrap()
+}
+
+fn request(name: &str) -> ConnectRequest {
+    ConnectRequest {
+        name: name.into(),
+        provider_app: "idp".into(),
+        scopes: None,
+        redirect: None,
+    }
+}
+
+/// Opens the URL with `$BROWSER` set to the test browser playing `action`, and waits.
+fn sign_in(
+    pending: &mut PendingConnect,
+    action: &str,
+    timeout: Duration,
+) -> Result<CallbackParams, OAuthError> {
+    std::env::set_var("BROWSER", test_browser());
+    std::env::set_var("GK_TEST_BROWSER_ACTION", action);
+    std::env::set_var("GK_TEST_BROWSER_TIMEOUT_MS", "30000");
+    browser::open(&pending.url).unwrap();
+    pending.wait_for_redirect(timeout, &CancelToken::default())
+}
+
+fn state_of(pending: &PendingConnect) -> String {
+    Url::parse(&pending.url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned()
+}
+
+/// Nothing of a failed sign-in is kept: no connection, no keychain entry but the master key,
+/// and the history still verifies.
+fn assert_nothing_stored(s: &Setup, expected_connections: usize) {
+    assert_eq!(
+        s.vault.connections(&Default::default()).unwrap().len(),
+        expected_connections
+    );
+    assert_eq!(
+        secret_tool_items(s.vault.id()).len(),
+        1 + expected_connections
+    );
+    assert!(s.vault.verify_history().unwrap().is_intact());
+}
+
+#[test]
+fn happy_path_stores_tokens_in_keychain_and_vault() {
+    let _lock = BROWSER_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let s = setup();
+    let t = tenant(&s);
+    let mut pending = t.begin_connect(request("main")).unwrap();
+    assert!(pending.redirect_uri.starts_with("http://127.0.0.1:"));
+    let params = sign_in(&mut pending, "approve", Duration::from_secs(60)).unwrap();
+    assert_eq!(
+        params.get("iss"),
+        Some(&s.idp.issuer),
+        "RFC 9207 iss came back"
+    );
+    let c = t.finish_connect(pending, &params, &actor()).unwrap();
+
+    assert_eq!(c.account.subject.as_deref(), Some("ada"));
+    assert!(c.scopes_granted_reported);
+    assert!(
+        c.scopes_granted.contains(&"api:read".to_owned()),
+        "{:?}",
+        c.scopes_granted
+    );
+    assert_eq!(c.access_expiry_source, Some(ExpirySource::Response));
+    assert!(c.has_refresh_token);
+    let entry = EntryName::refresh_token(s.vault.id(), c.tenant_id.as_str(), c.id.as_str());
+    let rt = keychain()
+        .get(&entry)
+        .unwrap()
+        .expect("refresh token in the real keychain");
+    assert!(rt.expose().len() > 20);
+    let at = t.hand_out_cached(&c.id, &actor()).unwrap();
+    assert!(!at.expose().is_empty());
+    let history = s.vault.connection_history(&c.id, None, 10).unwrap();
+    let kinds: Vec<_> = history.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, vec![EventKind::HandedOut, EventKind::Consented]);
+    assert_eq!(
+        history[1].fingerprint.as_deref(),
+        Some(s.vault.fingerprint(at.expose()).as_str())
+    );
+    assert!(s.vault.verify_history().unwrap().is_intact());
+    assert_eq!(s.idp.stats()["token_requests"]["authorization_code"], 1);
+}
+
+#[test]
+fn deny_stores_nothing() {
+    let _lock = BROWSER_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let s = setup();
+    let t = tenant(&s);
+    let mut pending = t.begin_connect(request("main")).unwrap();
+    let params = sign_in(&mut pending, "deny", Duration::from_secs(60)).unwrap();
+    let err = t.finish_connect(pending, &params, &actor()).unwrap_err();
+    assert!(
+        matches!(&err, Error::OAuth(OAuthError::Denied { error, .. }) if error == "access_denied"),
+        "{err}"
+    );
+    assert_nothing_stored(&s, 0);
+}
+
+#[test]
+fn state_mismatch_is_rejected() {
+    let _lock = BROWSER_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let s = setup();
+    let t = tenant(&s);
+    let mut pending = t.begin_connect(request("main")).unwrap();
+    let mut params = sign_in(&mut pending, "approve", Duration::from_secs(60)).unwrap();
+    params.insert("state".into(), "forged-state".into());
+    let err = t.finish_connect(pending, &params, &actor()).unwrap_err();
+    assert!(
+        matches!(err, Error::OAuth(OAuthError::StateMismatch)),
+        "{err}"
+    );
+    assert_eq!(
+        s.idp.stats()["token_requests"]["authorization_code"],
+        0,
+        "no code was sent to the server"
+    );
+    assert_nothing_stored(&s, 0);
+}
+
+#[test]
+fn replayed_code_is_rejected() {
+    let _lock = BROWSER_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let s = setup();
+    let t = tenant(&s);
+    let mut first = t.begin_connect(request("first")).unwrap();
+    let params = sign_in(&mut first, "approve", Duration::from_secs(60)).unwrap();
+    t.finish_connect(first, &params, &actor()).unwrap();
+    // The same code, replayed into a second sign-in (its own state, so only the code is stale).
+    let second = t.begin_connect(request("second")).unwrap();
+    let mut replay: CallbackParams = params.clone();
+    replay.insert("state".into(), state_of(&second));
+    let err = t.finish_connect(second, &replay, &actor()).unwrap_err();
+    assert!(
+        matches!(&err, Error::OAuth(OAuthError::Provider { error, .. }) if error == "invalid_grant"),
+        "{err}"
+    );
+    assert_nothing_stored(&s, 1);
+}
+
+#[test]
+fn issuer_mismatch_is_rejected() {
+    let _lock = BROWSER_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let s = setup();
+    let t = tenant(&s);
+    for tamper in [Some("http://127.0.0.1:1/evil"), None] {
+        let mut pending = t.begin_connect(request("main")).unwrap();
+        let mut params = sign_in(&mut pending, "approve", Duration::from_secs(60)).unwrap();
+        match tamper {
+            Some(iss) => params.insert("iss".into(), iss.into()),
+            // The server advertises RFC 9207, so a missing iss is rejected too.
+            None => params.remove("iss"),
+        };
+        let err = t.finish_connect(pending, &params, &actor()).unwrap_err();
+        assert!(
+            matches!(err, Error::OAuth(OAuthError::IssuerMismatch { .. })),
+            "{err}"
+        );
+    }
+    assert_eq!(s.idp.stats()["token_requests"]["authorization_code"], 0);
+    assert_nothing_stored(&s, 0);
+}
+
+#[test]
+fn timeout_closes_the_listener_and_frees_the_port() {
+    let _lock = BROWSER_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let s = setup();
+    let t = tenant(&s);
+    let mut pending = t.begin_connect(request("main")).unwrap();
+    let port: u16 = Url::parse(&pending.redirect_uri).unwrap().port().unwrap();
+    std::env::set_var("GK_TEST_BROWSER_TIMEOUT_MS", "8000");
+    let started = std::time::Instant::now();
+    let err = sign_in(&mut pending, "ignore", Duration::from_secs(3)).unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(matches!(err, OAuthError::TimedOut { seconds: 3 }));
+    assert!(err.to_string().contains("listener was closed"));
+    TcpListener::bind(("127.0.0.1", port)).expect("the port is free again");
+    drop(pending);
+    assert_nothing_stored(&s, 0);
+}
+
+#[test]
+fn metadata_and_pasted_redirect() {
+    let _lock = BROWSER_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let s = setup();
+    let t = tenant(&s);
+    let mut req = request("pasted");
+    req.redirect = Some(RedirectMode::Loopback);
+    let mut pending = t.begin_connect(req).unwrap();
+    let params = sign_in(&mut pending, "approve", Duration::from_secs(60)).unwrap();
+    // The user pastes the browser's final address instead (remote sessions).
+    let mut url = Url::parse(&pending.redirect_uri).unwrap();
+    url.query_pairs_mut().extend_pairs(params.iter());
+    let pasted = grantkeeper_core::oauth::flow::parse_pasted_redirect(url.as_str()).unwrap();
+    let c = t.finish_connect(pending, &pasted, &actor()).unwrap();
+    assert_eq!(c.metadata.get("issuer"), Some(&s.idp.issuer));
+    let _ = BTreeMap::<String, String>::new();
+}
