@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -29,8 +28,12 @@ struct Setup {
 }
 
 fn setup() -> Setup {
+    setup_with(serde_json::json!({}))
+}
+
+fn setup_with(idp_config: serde_json::Value) -> Setup {
     let kc = keychain();
-    let idp = Idp::start(&serde_json::json!({}));
+    let idp = Idp::start(&idp_config);
     let dir = tempfile::tempdir().unwrap();
     let vault = Vault::open(dir.path(), kc).unwrap();
     let t = vault
@@ -270,5 +273,157 @@ fn metadata_and_pasted_redirect() {
     let pasted = grantkeeper_core::oauth::flow::parse_pasted_redirect(url.as_str()).unwrap();
     let c = t.finish_connect(pending, &pasted, &actor()).unwrap();
     assert_eq!(c.metadata.get("issuer"), Some(&s.idp.issuer));
-    let _ = BTreeMap::<String, String>::new();
+}
+
+#[test]
+fn device_flow_and_client_credentials() {
+    let _lock = BROWSER_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let s = setup();
+    let t = tenant(&s);
+    let mut req = request("device");
+    req.scopes = Some(vec!["openid".into(), "offline_access".into()]);
+    let device = t.begin_device_connect(&req).unwrap();
+    assert!(!device.user_code.is_empty());
+    let url = device.verification_uri_complete.clone().unwrap();
+    std::env::set_var("GK_TEST_BROWSER_ACTION", "approve");
+    std::process::Command::new(test_browser())
+        .arg(&url)
+        .status()
+        .unwrap();
+    let c = t
+        .finish_device_connect(&req, &device, &CancelToken::default(), &actor())
+        .unwrap();
+    assert!(c.has_refresh_token);
+    assert_eq!(c.account.subject.as_deref(), Some("ada"));
+
+    // A service connection with the client-credentials grant (HTTP Basic client auth).
+    let endpoints = s.vault.discover(&s.idp.issuer).unwrap();
+    t.add_provider_app(
+        NewProviderApp {
+            name: "service".into(),
+            preset: None,
+            endpoints,
+            client_id: "grantkeeper-service".into(),
+            client_secret: Some(grantkeeper_core::secret::ClientSecret::new(
+                "service-test-secret",
+            )),
+            redirect_mode: RedirectMode::Loopback,
+            redirect_port: None,
+            relay_url: None,
+            default_scopes: vec!["api:read".into()],
+        },
+        &actor(),
+    )
+    .unwrap();
+    let svc = t
+        .connect_client_credentials(
+            &ConnectRequest {
+                name: "svc".into(),
+                provider_app: "service".into(),
+                scopes: None,
+                redirect: None,
+            },
+            &actor(),
+        )
+        .unwrap();
+    assert!(!svc.has_refresh_token);
+    assert_eq!(svc.scopes_granted, vec!["api:read"]);
+    assert_eq!(s.idp.stats()["token_requests"]["client_credentials"], 1);
+}
+
+/// Serves the repository's relay/ folder on 127.0.0.1, like any static host would.
+fn serve_relay() -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let dir = repo_root().join("relay");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut line = String::new();
+            let _ = BufReader::new(&stream).read_line(&mut line);
+            let path = line
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or("/")
+                .split('?')
+                .next()
+                .unwrap_or("/")
+                .to_owned();
+            let file = match path.as_str() {
+                "/relay/" | "/relay/index.html" => "index.html",
+                "/relay/relay.js" => "relay.js",
+                "/relay/relay.css" => "relay.css",
+                _ => "",
+            };
+            let mut out = &stream;
+            match std::fs::read(dir.join(file))
+                .ok()
+                .filter(|_| !file.is_empty())
+            {
+                Some(body) => {
+                    let ct = match file.rsplit('.').next() {
+                        Some("js") => "text/javascript",
+                        Some("css") => "text/css",
+                        _ => "text/html",
+                    };
+                    let _ = write!(out, "HTTP/1.1 200 OK\r\nContent-Type: {ct}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+                    let _ = out.write_all(&body);
+                }
+                None => {
+                    let _ = out.write_all(
+                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    );
+                }
+            }
+        }
+    });
+    format!("{base}/relay/index.html")
+}
+
+#[test]
+fn relay_page_forwards_to_the_app() {
+    let _lock = BROWSER_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let relay = serve_relay();
+    // A client whose only registered redirect is the relay page (as with Slack or Intuit).
+    let s = setup_with(serde_json::json!({ "extraClients": [{
+        "client_id": "grantkeeper-relay",
+        "application_type": "native",
+        "token_endpoint_auth_method": "none",
+        "redirect_uris": ["http://127.0.0.1/relay/index.html"],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "response_types": ["code"],
+    }]}));
+    let t = tenant(&s);
+    let endpoints = s.vault.discover(&s.idp.issuer).unwrap();
+    t.add_provider_app(
+        NewProviderApp {
+            name: "relayed".into(),
+            preset: Some("generic-oidc".into()),
+            endpoints,
+            client_id: "grantkeeper-relay".into(),
+            client_secret: None,
+            redirect_mode: RedirectMode::Relay,
+            redirect_port: None,
+            relay_url: Some(relay.clone()),
+            default_scopes: vec!["openid".into(), "offline_access".into()],
+        },
+        &actor(),
+    )
+    .unwrap();
+    let mut pending = t
+        .begin_connect(ConnectRequest {
+            name: "via-relay".into(),
+            provider_app: "relayed".into(),
+            scopes: None,
+            redirect: None,
+        })
+        .unwrap();
+    assert_eq!(pending.redirect_uri, relay);
+    assert!(
+        state_of(&pending).contains('~'),
+        "the state carries the loopback port for the relay page"
+    );
+    let params = sign_in(&mut pending, "approve", Duration::from_secs(60)).unwrap();
+    let c = t.finish_connect(pending, &params, &actor()).unwrap();
+    assert!(c.has_refresh_token);
 }
