@@ -3,7 +3,7 @@
 //! host, never the URL's query or any request body.
 
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ureq::Agent;
 use url::Url;
@@ -101,7 +101,9 @@ impl HttpClient {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        self.finish(&host, req.send_form(form.iter().copied()))
+        let started = Instant::now();
+        let result = req.send_form(form.iter().copied());
+        self.finish(&host, started, result)
     }
 
     /// Sends a request without a body (GET, DELETE).
@@ -111,7 +113,9 @@ impl HttpClient {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        self.finish(&host, req.call())
+        let started = Instant::now();
+        let result = req.call();
+        self.finish(&host, started, result)
     }
 
     /// Sends a JSON body with `method` (POST or DELETE).
@@ -124,6 +128,7 @@ impl HttpClient {
     ) -> Result<HttpResponse, HttpError> {
         let (url, host) = check(url)?;
         let text = body.to_string();
+        let started = Instant::now();
         let result = match method {
             "DELETE" => {
                 let mut req = self.agent.delete(url.as_str()).force_send_body();
@@ -140,12 +145,13 @@ impl HttpClient {
                 req.content_type("application/json").send(text.as_bytes())
             }
         };
-        self.finish(&host, result)
+        self.finish(&host, started, result)
     }
 
     fn finish(
         &self,
         host: &str,
+        started: Instant,
         result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     ) -> Result<HttpResponse, HttpError> {
         let mut resp = result.map_err(|e| self.map_err(host, e))?;
@@ -166,6 +172,8 @@ impl HttpClient {
             .limit(MAX_BODY)
             .read_to_vec()
             .map_err(|e| self.map_err(host, e))?;
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        tracing::debug!(target: "grantkeeper::http", host, status, micros, "provider request");
         Ok(HttpResponse {
             status,
             content_type,
