@@ -517,7 +517,15 @@ mod tests {
     }
 
     fn fixture(token_response: StubResponse) -> (Fixture, Stub) {
-        let stub = Stub::start(move |_| token_response.clone());
+        fixture_with(None, move |_| token_response.clone(), false)
+    }
+
+    fn fixture_with(
+        preset: Option<&str>,
+        handler: impl Fn(&crate::oauth::stub::StubRequest) -> StubResponse + Send + Sync + 'static,
+        introspection: bool,
+    ) -> (Fixture, Stub) {
+        let stub = Stub::start(handler);
         let dir = tempfile::tempdir().unwrap();
         let kc = Arc::new(MemoryKeychain::default());
         let vault = Vault::open(dir.path(), kc.clone())
@@ -532,10 +540,11 @@ mod tests {
             .add_provider_app(
                 NewProviderApp {
                     name: "stub".into(),
-                    preset: None,
+                    preset: preset.map(str::to_owned),
                     endpoints: Endpoints {
                         authorization: Some(format!("{}/authorize", stub.base)),
                         token: Some(format!("{}/token", stub.base)),
+                        introspection: introspection.then(|| format!("{}/introspect", stub.base)),
                         ..Endpoints::default()
                     },
                     client_id: "cid".into(),
@@ -623,6 +632,71 @@ mod tests {
         let c = run(&f).unwrap();
         assert_eq!(c.access_expiry_source, Some(ExpirySource::Response));
         assert_eq!(f.kc.len(), 2);
+    }
+
+    #[test]
+    fn expiry_from_jwt_introspection_or_catalog() {
+        use base64::Engine;
+        let b64 = |v: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+        let exp = crate::model::now_ms() / 1000 + 900;
+        let jwt = format!(
+            "{}.{}.sig",
+            b64(r#"{"alg":"RS256"}"#),
+            b64(&format!(r#"{{"exp":{exp}}}"#))
+        );
+        let body = format!(r#"{{"access_token":"{jwt}","token_type":"Bearer"}}"#);
+        let (f, _s) = fixture(StubResponse::json(200, &body));
+        let c = run(&f).unwrap();
+        assert_eq!(c.access_expiry_source, Some(ExpirySource::JwtExp));
+        assert_eq!(c.access_expires_at, Some(exp * 1000));
+
+        let (f, stub) = fixture_with(
+            None,
+            move |req| match req.path.as_str() {
+                "/introspect" => {
+                    StubResponse::json(200, &format!(r#"{{"active":true,"exp":{exp}}}"#))
+                }
+                _ => StubResponse::json(200, r#"{"access_token":"opaque","token_type":"Bearer"}"#),
+            },
+            true,
+        );
+        let c = run(&f).unwrap();
+        assert_eq!(c.access_expiry_source, Some(ExpirySource::Introspection));
+        assert_eq!(c.access_expires_at, Some(exp * 1000));
+        let reqs = stub.requests.lock().unwrap();
+        assert!(reqs
+            .iter()
+            .any(|r| r.path == "/introspect" && r.body.contains("token=opaque")));
+
+        // Salesforce sends no expires_in and opaque tokens: the catalog's default applies.
+        let (f, _s) = fixture_with(
+            Some("salesforce"),
+            |_| {
+                StubResponse::json(
+                    200,
+                    r#"{"access_token":"00D!x","instance_url":"https://acme.my.salesforce.com","token_type":"Bearer","issued_at":"1700000000000"}"#,
+                )
+            },
+            false,
+        );
+        let before = crate::model::now_ms();
+        let c = run(&f).unwrap();
+        assert_eq!(c.access_expiry_source, Some(ExpirySource::CatalogDefault));
+        let at = c.access_expires_at.unwrap();
+        assert!(at >= before + 7_200_000 && at <= crate::model::now_ms() + 7_200_000);
+        assert_eq!(
+            c.metadata.get("instance_url").map(String::as_str),
+            Some("https://acme.my.salesforce.com")
+        );
+    }
+
+    #[test]
+    fn token_endpoint_redirects_are_not_followed() {
+        let mut redirect = StubResponse::raw(302, "text/plain", Vec::new());
+        redirect.content_type = "text/plain\r\nLocation: http://127.0.0.1:1/elsewhere".into();
+        fails_cleanly(redirect, |e| {
+            matches!(e, OAuthError::Http(crate::http::HttpError::Redirect { .. }))
+        });
     }
 
     #[test]

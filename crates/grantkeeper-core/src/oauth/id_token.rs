@@ -82,3 +82,111 @@ pub fn validate(
     }
     Ok(data.claims)
 }
+
+#[cfg(test)]
+mod tests {
+    use jsonwebtoken::{encode, EncodingKey, Header};
+    use serde_json::json;
+
+    use super::*;
+    use crate::oauth::stub::{Stub, StubResponse};
+
+    /// A throwaway P-256 key used only by these tests.
+    const TEST_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg46KE+bSqYpFIGIHP
+AGQc3qw91BxZYibDv5RqaqukYH+hRANCAAR+/5binu+COasQ65k+bbiELEpHVKm9
+HI6GkwxAcVKuVnXOOxch2qBX7wi9ldt5+86/L9YXueaOHhWO+PolDeE+
+-----END PRIVATE KEY-----";
+
+    fn jwks() -> Stub {
+        let set = json!({ "keys": [{
+            "kty": "EC", "crv": "P-256", "kid": "k1", "alg": "ES256", "use": "sig",
+            "x": "fv-W4p7vgjmrEOuZPm24hCxKR1SpvRyOhpMMQHFSrlY",
+            "y": "dc47FyHaoFfvCL2V23n7zr8v1he55o4eFY74-iUN4T4",
+        }]});
+        Stub::start(move |req| {
+            assert_eq!(req.method, "GET");
+            StubResponse::json(200, &set.to_string())
+        })
+    }
+
+    fn sign(claims: serde_json::Value) -> String {
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some("k1".into());
+        use base64::Engine;
+        let body: String = TEST_KEY
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap();
+        encode(&header, &claims, &EncodingKey::from_ec_der(&der)).unwrap()
+    }
+
+    fn claims() -> serde_json::Value {
+        let now = crate::model::now_ms() / 1000;
+        json!({ "iss": "https://idp.example", "aud": "cid", "sub": "u1", "exp": now + 600, "iat": now, "nonce": "n1" })
+    }
+
+    fn check(token: &str, stub: &Stub) -> Result<Map<String, Value>, OAuthError> {
+        let jwks_uri = format!("{}/jwks", stub.base);
+        let expect = Expectations {
+            issuer: "https://idp.example",
+            client_id: "cid",
+            nonce: Some("n1"),
+            jwks_uri: &jwks_uri,
+        };
+        validate(&HttpClient::default(), token, &expect)
+    }
+
+    fn rejected(token: &str, stub: &Stub, why: &str) {
+        match check(token, stub) {
+            Err(OAuthError::IdToken(m)) => assert!(m.contains(why), "{m}"),
+            other => panic!("expected rejection ({why}), got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_valid_token_passes() {
+        let stub = jwks();
+        let c = check(&sign(claims()), &stub).unwrap();
+        assert_eq!(c["sub"], "u1");
+    }
+
+    #[test]
+    fn bad_tokens_are_rejected() {
+        let stub = jwks();
+        let with = |k: &str, v: serde_json::Value| {
+            let mut c = claims();
+            c[k] = v;
+            sign(c)
+        };
+        rejected(&with("nonce", json!("other")), &stub, "nonce");
+        rejected(&with("aud", json!("someone-else")), &stub, "another client");
+        rejected(
+            &with("iss", json!("https://evil.example")),
+            &stub,
+            "another issuer",
+        );
+        rejected(&with("exp", json!(1_000_000)), &stub, "expired");
+        let good = sign(claims());
+        let (head, sig) = good.rsplit_once('.').unwrap();
+        let forged_claims = {
+            use base64::Engine;
+            let mut c = claims();
+            c["sub"] = json!("admin");
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(c.to_string())
+        };
+        let (h, _) = head.split_once('.').unwrap();
+        rejected(&format!("{h}.{forged_claims}.{sig}"), &stub, "signature");
+        let hs = encode(
+            &Header::new(Algorithm::HS256),
+            &claims(),
+            &EncodingKey::from_secret(b"k").unwrap(),
+        )
+        .unwrap();
+        rejected(&hs, &stub, "symmetric");
+        rejected("not-a-jwt", &stub, "not a signed JWT");
+    }
+}
