@@ -9,6 +9,8 @@ pub mod jwt;
 pub mod loopback;
 pub mod pkce;
 #[cfg(test)]
+mod quirks_tests;
+#[cfg(test)]
 pub(crate) mod stub;
 pub mod token;
 
