@@ -45,15 +45,23 @@ impl<S: tracing::Subscriber> Layer<S> for HttpTime {
 }
 
 fn main() {
-    let runs: usize = std::env::var("GK_BENCH_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
+    let runs: usize = std::env::var("GK_BENCH_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
     let http = HttpTime::default();
-    let subscriber = tracing_subscriber::registry().with(http.clone().with_filter(tracing_subscriber::filter::LevelFilter::DEBUG));
+    let subscriber = tracing_subscriber::registry().with(
+        http.clone()
+            .with_filter(tracing_subscriber::filter::LevelFilter::DEBUG),
+    );
     tracing::subscriber::set_global_default(subscriber).unwrap();
 
     let idp = Idp::start(&serde_json::json!({}));
     let dir = tempfile::tempdir().unwrap();
     let vault = Vault::open(dir.path(), keychain()).unwrap();
-    let t = vault.create_tenant("Bench", Some("bench"), "", &actor()).unwrap();
+    let t = vault
+        .create_tenant("Bench", Some("bench"), "", &actor())
+        .unwrap();
     let scope = vault.tenant(&t.id).unwrap();
     scope
         .add_provider_app(
@@ -66,7 +74,9 @@ fn main() {
                 redirect_mode: RedirectMode::Loopback,
                 redirect_port: None,
                 relay_url: None,
-                default_scopes: ["openid", "email", "offline_access", "api:read"].map(String::from).to_vec(),
+                default_scopes: ["openid", "email", "offline_access", "api:read"]
+                    .map(String::from)
+                    .to_vec(),
             },
             &actor(),
         )
@@ -88,7 +98,9 @@ fn main() {
             .env("GK_TEST_BROWSER_ACTION", "approve")
             .status()
             .unwrap();
-        let params = pending.wait_for_redirect(Duration::from_secs(60), &CancelToken::default()).unwrap();
+        let params = pending
+            .wait_for_redirect(Duration::from_secs(60), &CancelToken::default())
+            .unwrap();
         // Let the test browser's Chromium exit first: it is not Grantkeeper's work.
         std::thread::sleep(Duration::from_millis(1500));
         *http.0.lock().unwrap() = 0;

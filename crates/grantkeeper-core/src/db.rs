@@ -6,7 +6,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 /// Schema migrations; entry `i` moves the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -85,7 +86,16 @@ CREATE TABLE events (
 ) STRICT;
 CREATE INDEX events_connection ON events(connection_id, ts, kind) WHERE connection_id IS NOT NULL;
 CREATE INDEX events_tenant ON events(tenant_id) WHERE tenant_id IS NOT NULL;
-"#];
+"#,
+    r#"
+-- A rotated refresh token received but not yet in the keychain (see lifecycle.rs).
+CREATE TABLE refresh_journal (
+    connection_id TEXT PRIMARY KEY REFERENCES connections(id) ON DELETE CASCADE,
+    refresh_token BLOB NOT NULL,
+    created_at    INTEGER NOT NULL
+) STRICT;
+"#,
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();

@@ -28,6 +28,14 @@ pub enum Error {
     /// A sign-in or token request failed.
     #[error(transparent)]
     OAuth(#[from] crate::oauth::OAuthError),
+    /// A refresh failed; `class` says whether to consent again, fix the configuration, or retry.
+    #[error("refreshing failed: {source}")]
+    Refresh {
+        /// What the failure means.
+        class: crate::lifecycle::FailureClass,
+        /// The underlying failure.
+        source: crate::oauth::OAuthError,
+    },
     /// A file-system operation failed.
     #[error("cannot use {path}: {source}")]
     Io {

@@ -13,10 +13,12 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod keychain;
+pub mod lifecycle;
 pub mod model;
 pub mod oauth;
 pub mod paths;
 pub mod secret;
+pub mod testing;
 pub mod vault;
 
 pub use error::{Error, Result};

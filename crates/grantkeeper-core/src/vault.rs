@@ -15,7 +15,7 @@ use crate::db;
 use crate::error::{Error, Result};
 use crate::keychain::{EntryName, Keychain};
 use crate::model::*;
-use crate::secret::{AccessToken, ClientSecret, TokenSet};
+use crate::secret::{ClientSecret, TokenSet};
 
 const DB_FILE: &str = "vault.db";
 const LOCK_FILE: &str = "vault.lock";
@@ -26,7 +26,7 @@ pub struct Vault {
     home: PathBuf,
     id: String,
     db: Mutex<rusqlite::Connection>,
-    keychain: Arc<dyn Keychain>,
+    pub(crate) keychain: Arc<dyn Keychain>,
     master: MasterKey,
     fingerprints: FingerprintKey,
 }
@@ -216,12 +216,12 @@ impl Vault {
         self.fingerprints.fingerprint(token)
     }
 
-    fn conn(&self) -> MutexGuard<'_, rusqlite::Connection> {
+    pub(crate) fn conn(&self) -> MutexGuard<'_, rusqlite::Connection> {
         self.db.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Runs `f` in an immediate (write-locked) transaction and commits.
-    fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+    pub(crate) fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
@@ -451,8 +451,8 @@ impl Vault {
 /// tenant's rows and keychain entries.
 pub struct TenantVault<'v> {
     pub(crate) vault: &'v Vault,
-    tenant: Tenant,
-    key: DataKey,
+    pub(crate) tenant: Tenant,
+    pub(crate) key: DataKey,
 }
 
 impl std::fmt::Debug for TenantVault<'_> {
@@ -469,11 +469,11 @@ impl TenantVault<'_> {
         &self.tenant
     }
 
-    fn aad(&self, table: &str, column: &str, row: &str) -> Aad {
+    pub(crate) fn aad(&self, table: &str, column: &str, row: &str) -> Aad {
         Aad::column(&self.vault.id, self.tenant.id.as_str(), table, column, row)
     }
 
-    fn refresh_entry(&self, connection: &ConnectionId) -> EntryName {
+    pub(crate) fn refresh_entry(&self, connection: &ConnectionId) -> EntryName {
         EntryName::refresh_token(&self.vault.id, self.tenant.id.as_str(), connection.as_str())
     }
 
@@ -740,42 +740,6 @@ impl TenantVault<'_> {
         })
     }
 
-    /// Hands out the cached access token, recording who asked before returning it. Fails if the
-    /// event cannot be written.
-    pub fn hand_out_cached(&self, id: &ConnectionId, actor: &Actor) -> Result<AccessToken> {
-        let aad = self.aad("connections", "access_token", id.as_str());
-        self.vault.write(|tx| {
-            let blob: Option<Vec<u8>> = tx
-                .query_row(
-                    "SELECT access_token FROM connections WHERE id = ?1 AND tenant_id = ?2",
-                    params![id.as_str(), self.tenant.id.as_str()],
-                    |r| r.get(0),
-                )
-                .optional()?
-                .ok_or_else(|| Error::NotFound {
-                    what: "connection",
-                    name: id.to_string(),
-                })?;
-            let blob =
-                blob.ok_or_else(|| Error::Invalid("this connection holds no access token".into()))?;
-            let token = AccessToken::new(self.key.open(&aad, &blob)?.expose());
-            let now = now_ms();
-            audit::append(
-                tx,
-                &NewEvent::new(EventKind::HandedOut, actor)
-                    .at(now)
-                    .tenant(&self.tenant.id)
-                    .connection(id)
-                    .fingerprint(self.vault.fingerprint(token.expose())),
-            )?;
-            tx.execute(
-                "UPDATE connections SET last_used_at = ?2 WHERE id = ?1",
-                params![id.as_str(), now],
-            )?;
-            Ok(token)
-        })
-    }
-
     /// Deletes a connection: its refresh token leaves the keychain, its row the database.
     pub fn delete_connection(&self, id: &ConnectionId, actor: &Actor) -> Result<()> {
         self.connection(id)?;
@@ -970,7 +934,7 @@ mod tests {
     use super::*;
     use crate::audit::ActorKind;
     use crate::keychain::MemoryKeychain;
-    use crate::secret::RefreshToken;
+    use crate::secret::{AccessToken, RefreshToken};
 
     fn open() -> (tempfile::TempDir, Arc<MemoryKeychain>, Vault) {
         let dir = tempfile::tempdir().unwrap();
@@ -1061,7 +1025,11 @@ mod tests {
         assert!(c.has_refresh_token);
         assert_eq!(kc.len(), 2);
         let tok = scope
-            .hand_out_cached(&c.id, &a.clone().with_hint(Some("sync".into())))
+            .access_token(
+                &c.id,
+                crate::lifecycle::DEFAULT_MIN_VALID,
+                &a.clone().with_hint(Some("sync".into())),
+            )
             .unwrap();
         assert_eq!(tok.expose(), "at-1");
         let hist = v.connection_history(&c.id, None, 10).unwrap();
@@ -1095,7 +1063,7 @@ mod tests {
             .store_connection(new_conn(&app(&sa), "crm"), tokens("a"), &a)
             .unwrap();
         assert!(matches!(
-            sb.hand_out_cached(&c.id, &a),
+            sb.access_token(&c.id, crate::lifecycle::DEFAULT_MIN_VALID, &a),
             Err(Error::NotFound { .. })
         ));
         assert!(matches!(sb.connection(&c.id), Err(Error::NotFound { .. })));

@@ -148,7 +148,13 @@ fn happy_path_stores_tokens_in_keychain_and_vault() {
         .unwrap()
         .expect("refresh token in the real keychain");
     assert!(rt.expose().len() > 20);
-    let at = t.hand_out_cached(&c.id, &actor()).unwrap();
+    let at = t
+        .access_token(
+            &c.id,
+            grantkeeper_core::lifecycle::DEFAULT_MIN_VALID,
+            &actor(),
+        )
+        .unwrap();
     assert!(!at.expose().is_empty());
     let history = s.vault.connection_history(&c.id, None, 10).unwrap();
     let kinds: Vec<_> = history.iter().map(|e| e.kind).collect();

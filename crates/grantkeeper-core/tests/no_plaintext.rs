@@ -57,7 +57,13 @@ fn planted_tokens_appear_nowhere_in_the_database_or_logs() {
                 &actor(),
             )
             .unwrap();
-        let handed = scope.hand_out_cached(&c.id, &actor()).unwrap();
+        let handed = scope
+            .access_token(
+                &c.id,
+                grantkeeper_core::lifecycle::DEFAULT_MIN_VALID,
+                &actor(),
+            )
+            .unwrap();
         tracing::info!("handed {handed} {handed:?}");
         scope.client_secret(&a.id).unwrap();
         // A failed store (duplicate name) goes through the error paths too.

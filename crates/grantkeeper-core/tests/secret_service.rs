@@ -48,7 +48,14 @@ fn refresh_token_round_trip_through_the_real_keychain() {
     let vault = Vault::open(dir.path(), kc.clone()).unwrap();
     let scope = vault.tenant(&t.id).unwrap();
     assert_eq!(
-        scope.hand_out_cached(&c.id, &actor()).unwrap().expose(),
+        scope
+            .access_token(
+                &c.id,
+                grantkeeper_core::lifecycle::DEFAULT_MIN_VALID,
+                &actor()
+            )
+            .unwrap()
+            .expose(),
         "at-rt-1"
     );
     assert_eq!(
@@ -96,7 +103,11 @@ fn tenants_are_isolated() {
     // B's scope cannot name A's connection or its provider app.
     assert!(matches!(sb.connection(&a1.id), Err(Error::NotFound { .. })));
     assert!(matches!(
-        sb.hand_out_cached(&a1.id, &actor()),
+        sb.access_token(
+            &a1.id,
+            grantkeeper_core::lifecycle::DEFAULT_MIN_VALID,
+            &actor()
+        ),
         Err(Error::NotFound { .. })
     ));
     assert!(matches!(
@@ -117,14 +128,32 @@ fn tenants_are_isolated() {
         .unwrap();
     };
     copy(a1.id.as_str(), b1.id.as_str());
-    let err = sb.hand_out_cached(&b1.id, &actor()).unwrap_err();
+    let err = sb
+        .access_token(
+            &b1.id,
+            grantkeeper_core::lifecycle::DEFAULT_MIN_VALID,
+            &actor(),
+        )
+        .unwrap_err();
     assert!(matches!(err, Error::Crypto(_)), "{err}");
     copy(a1.id.as_str(), a2.id.as_str());
-    let err = sa.hand_out_cached(&a2.id, &actor()).unwrap_err();
+    let err = sa
+        .access_token(
+            &a2.id,
+            grantkeeper_core::lifecycle::DEFAULT_MIN_VALID,
+            &actor(),
+        )
+        .unwrap_err();
     assert!(matches!(err, Error::Crypto(_)), "{err}");
     // The original row still decrypts, and failures wrote no hand-out events.
     assert_eq!(
-        sa.hand_out_cached(&a1.id, &actor()).unwrap().expose(),
+        sa.access_token(
+            &a1.id,
+            grantkeeper_core::lifecycle::DEFAULT_MIN_VALID,
+            &actor()
+        )
+        .unwrap()
+        .expose(),
         "at-a1"
     );
     let handed: Vec<_> = vault
@@ -184,8 +213,12 @@ fn deleting_a_tenant_leaves_nothing() {
                 &actor(),
             )
             .unwrap();
-        sg.hand_out_cached(&c1.id, &actor().with_hint(Some("hint-vanishing".into())))
-            .unwrap();
+        sg.access_token(
+            &c1.id,
+            grantkeeper_core::lifecycle::DEFAULT_MIN_VALID,
+            &actor().with_hint(Some("hint-vanishing".into())),
+        )
+        .unwrap();
         let kc1 = sk
             .store_connection(
                 new_conn(&ak, "crm"),

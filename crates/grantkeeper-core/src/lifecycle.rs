@@ -1,0 +1,1137 @@
+//! Keeping grants alive: handing out access tokens, refreshing them once per grant across
+//! threads and processes, rotation- and crash-safe; revocation and introspection.
+//!
+//! # One refresh per grant
+//! A refresh takes an exclusive `flock` on `<vault>/locks/<connection>.lock` (it conflicts across
+//! processes and across threads, each of which opens the file itself). After taking it, the
+//! connection is read again: if another caller refreshed meanwhile, its token is handed out and
+//! no request is sent. So N callers of an expiring token cause one refresh request.
+//!
+//! # Crash safety, step by step
+//! 1. *Lock taken, nothing sent.* A kill releases the lock (the kernel drops it); nothing changed.
+//! 2. *Request sent, no answer read.* The provider may have rotated the refresh token, and the
+//!    new one is lost with the process. The keychain still holds the old one: providers with a
+//!    reuse grace period (Xero: 30 min) accept it again, and the next refresh recovers. A
+//!    provider with strict single use cannot be made safe here by any client.
+//! 3. *Answer read.* A rotated refresh token is first written, encrypted under the tenant key, to
+//!    the `refresh_journal` row of the connection (one small SQLite commit, microseconds after the
+//!    answer): a kill after this point loses nothing.
+//! 4. *Journal written, keychain not yet.* The next refresh (under the lock) finds the journal
+//!    row, moves its token to the keychain, deletes the row, then refreshes with it.
+//! 5. *Keychain written, database not yet.* The keychain holds the new refresh token and the
+//!    database the old access token; the journal row repeats what the keychain already holds. The
+//!    next caller sees an expired access token and refreshes with the new refresh token.
+//! 6. *Database written.* The new access token is cached; the journal row was deleted in the same
+//!    transaction, with the `refreshed` event and the caller's `handed_out` event.
+//!
+//! The new refresh token always reaches the keychain before the new access token is used or
+//! returned. When the answer carries no refresh token, the old one stays.
+
+use std::fs::{File, OpenOptions};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use ts_rs::TS;
+
+use crate::audit::{self, Actor, EventKind, NewEvent};
+use crate::catalog::{Catalog, Preset, Revocation};
+use crate::error::{Error, Result};
+use crate::http::HttpError;
+use crate::model::{now_ms, ConnectionId, ConnectionStatus, ExpirySource, UnixMillis};
+use crate::oauth::flow::{self, Client, Quirks, TokenEndpoint};
+use crate::oauth::jwt::DecodedJwt;
+use crate::oauth::token::TokenResponse;
+use crate::oauth::OAuthError;
+use crate::secret::{AccessToken, RefreshToken, SecretText};
+use crate::vault::TenantVault;
+
+/// Default minimum remaining validity of a handed-out access token.
+pub const DEFAULT_MIN_VALID: Duration = Duration::from_secs(60);
+/// How long a caller waits for another caller's refresh of the same grant.
+const LOCK_WAIT: Duration = Duration::from_secs(120);
+/// Attempts for transient refresh failures (5xx, network, timeouts).
+const ATTEMPTS: u32 = 3;
+
+/// What a refresh failure means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[ts(export)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureClass {
+    /// The grant is gone (`invalid_grant`): the user must consent again.
+    NeedsReconsent,
+    /// The client is misconfigured (`invalid_client`, HTTP 401).
+    Configuration,
+    /// The provider or the network failed; retry later.
+    Transient,
+}
+
+/// Sorts a refresh failure.
+pub fn classify(e: &OAuthError) -> FailureClass {
+    match e {
+        OAuthError::Provider { error, .. } if error == "invalid_grant" => {
+            FailureClass::NeedsReconsent
+        }
+        OAuthError::Provider { error, .. }
+            if error == "invalid_client" || error == "unauthorized_client" =>
+        {
+            FailureClass::Configuration
+        }
+        OAuthError::Provider { status: 401, .. } => FailureClass::Configuration,
+        _ => FailureClass::Transient,
+    }
+}
+
+/// What revoking a grant achieved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+#[ts(export)]
+pub struct RevokeOutcome {
+    /// Whether the provider confirmed the revocation.
+    pub revoked_at_provider: bool,
+    /// What happened, in plain words.
+    pub detail: String,
+    /// Tokens already issued may live on: say so.
+    pub caveat: String,
+}
+
+/// An exclusive lock on one connection's refresh, released on drop.
+struct RefreshLock(File);
+
+impl RefreshLock {
+    fn acquire(path: PathBuf) -> Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        let deadline = Instant::now() + LOCK_WAIT;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(Self(file)),
+                Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(Error::Invalid(
+                        "another Grantkeeper process has been refreshing this connection for 2 minutes; try again".into(),
+                    ))
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+            }
+        }
+    }
+}
+
+impl Drop for RefreshLock {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
+
+/// The connection fields a refresh decision needs.
+struct Row {
+    status: ConnectionStatus,
+    has_access: bool,
+}
+
+impl TenantVault<'_> {
+    /// A valid access token for the connection, refreshed if it would expire within
+    /// `min_valid`. Every hand-out is recorded (who asked, application hint) before the token is
+    /// returned; if the record cannot be written, no token is returned.
+    pub fn access_token(
+        &self,
+        id: &ConnectionId,
+        min_valid: Duration,
+        actor: &Actor,
+    ) -> Result<AccessToken> {
+        if let Some(token) = self.hand_out_if_valid(id, min_valid, actor)? {
+            return Ok(token);
+        }
+        self.refresh_then_hand_out(id, min_valid, actor, false)
+    }
+
+    /// Refreshes now, whatever the cached token's expiry, and hands out the new token.
+    pub fn refresh(&self, id: &ConnectionId, actor: &Actor) -> Result<AccessToken> {
+        self.refresh_then_hand_out(id, DEFAULT_MIN_VALID, actor, true)
+    }
+
+    fn row(&self, id: &ConnectionId) -> Result<Row> {
+        let conn = self.vault.conn();
+        let row = conn
+            .query_row(
+                "SELECT status, access_token IS NOT NULL FROM connections WHERE id = ?1 AND tenant_id = ?2",
+                params![id.as_str(), self.tenant.id.as_str()],
+                |r| Ok((r.get::<_, String>(0)?, r.get(1)?)),
+            )
+            .optional()?
+            .ok_or_else(|| Error::NotFound {
+                what: "connection",
+                name: id.to_string(),
+            })?;
+        Ok(Row {
+            status: ConnectionStatus::parse(&row.0).unwrap_or(ConnectionStatus::Error),
+            has_access: row.1,
+        })
+    }
+
+    /// The fast path: one write transaction that checks validity, decrypts, records the
+    /// hand-out and returns the token; `None` when a refresh is needed.
+    fn hand_out_if_valid(
+        &self,
+        id: &ConnectionId,
+        min_valid: Duration,
+        actor: &Actor,
+    ) -> Result<Option<AccessToken>> {
+        let aad = self.aad("connections", "access_token", id.as_str());
+        let min_ms = i64::try_from(min_valid.as_millis()).unwrap_or(i64::MAX);
+        self.vault.write(|tx| {
+            let (status, expires, blob): (String, Option<i64>, Option<Vec<u8>>) = tx
+                .query_row(
+                    "SELECT status, access_expires_at, access_token FROM connections WHERE id = ?1 AND tenant_id = ?2",
+                    params![id.as_str(), self.tenant.id.as_str()],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?
+                .ok_or_else(|| Error::NotFound {
+                    what: "connection",
+                    name: id.to_string(),
+                })?;
+            let now = now_ms();
+            if status != "active" {
+                return Ok(None);
+            }
+            let Some(blob) = blob else { return Ok(None) };
+            if expires.is_some_and(|e| e - now < min_ms) {
+                return Ok(None);
+            }
+            let token = AccessToken::new(self.key.open(&aad, &blob)?.expose());
+            self.record_hand_out(tx, id, &token, now, actor)?;
+            Ok(Some(token))
+        })
+    }
+
+    fn record_hand_out(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        id: &ConnectionId,
+        token: &AccessToken,
+        now: UnixMillis,
+        actor: &Actor,
+    ) -> Result<()> {
+        audit::append(
+            tx,
+            &NewEvent::new(EventKind::HandedOut, actor)
+                .at(now)
+                .tenant(&self.tenant.id)
+                .connection(id)
+                .fingerprint(self.vault.fingerprint(token.expose())),
+        )?;
+        tx.execute(
+            "UPDATE connections SET last_used_at = ?2 WHERE id = ?1",
+            params![id.as_str(), now],
+        )?;
+        Ok(())
+    }
+
+    fn lock_path(&self, id: &ConnectionId) -> PathBuf {
+        self.vault.home().join("locks").join(format!("{id}.lock"))
+    }
+
+    fn refresh_then_hand_out(
+        &self,
+        id: &ConnectionId,
+        min_valid: Duration,
+        actor: &Actor,
+        force: bool,
+    ) -> Result<AccessToken> {
+        let _lock = RefreshLock::acquire(self.lock_path(id))?;
+        self.recover_journal(id)?;
+        // Another caller may have refreshed while this one waited for the lock.
+        if !force {
+            if let Some(token) = self.hand_out_if_valid(id, min_valid, actor)? {
+                return Ok(token);
+            }
+        }
+        let row = self.row(id)?;
+        match row.status {
+            ConnectionStatus::Active | ConnectionStatus::Error => {}
+            ConnectionStatus::NeedsReconsent => {
+                return Err(Error::Invalid(
+                    "this connection needs re-consent: the provider no longer accepts its refresh token".into(),
+                ))
+            }
+            ConnectionStatus::Revoked => return Err(Error::Invalid("this connection was revoked".into())),
+        }
+        let rt = self
+            .vault
+            .keychain
+            .get(&self.refresh_entry(id))?
+            .map(|t| RefreshToken::new(t.expose()));
+        let Some(rt) = rt else {
+            return Err(Error::Invalid(if row.has_access {
+                "the access token has expired and this connection has no refresh token: connect again".into()
+            } else {
+                "this connection holds no token: connect again".into()
+            }));
+        };
+        let (app, quirks, client, preset) = self.refresh_context(id)?;
+        let token_url = flow::require(&app.endpoints, "token")
+            .map_err(Error::OAuth)?
+            .to_owned();
+        let endpoint = TokenEndpoint {
+            url: &token_url,
+            client: &client,
+            quirks: &quirks,
+            http: &self.vault.http,
+        };
+        let response = match self.request_refresh(&endpoint, &rt) {
+            Ok(r) => r,
+            Err(e) => return Err(self.record_failure(id, e, actor)),
+        };
+        self.store_refresh(id, response, preset, actor)
+    }
+
+    fn request_refresh(
+        &self,
+        endpoint: &TokenEndpoint<'_>,
+        rt: &RefreshToken,
+    ) -> Result<TokenResponse, OAuthError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match endpoint.request_tokens(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", rt.expose()),
+            ]) {
+                Ok(r) => return Ok(r),
+                Err(e)
+                    if classify(&e) == FailureClass::Transient
+                        && attempt < ATTEMPTS
+                        && retryable(&e) =>
+                {
+                    let base = 250u64 << (attempt - 1);
+                    let jitter = rand::thread_rng().gen_range(0..=base / 2);
+                    std::thread::sleep(Duration::from_millis(base + jitter));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn record_failure(&self, id: &ConnectionId, e: OAuthError, actor: &Actor) -> Error {
+        let class = classify(&e);
+        let message = e.to_string();
+        let (status, detail) = match class {
+            FailureClass::NeedsReconsent => (
+                Some(ConnectionStatus::NeedsReconsent),
+                format!("The provider rejected the refresh token ({message}). Consent again to restore access."),
+            ),
+            FailureClass::Configuration => (
+                Some(ConnectionStatus::Error),
+                format!("The provider rejected the client ({message}). Check the client id and secret."),
+            ),
+            FailureClass::Transient => (None, message.clone()),
+        };
+        let written = self.vault.write(|tx| {
+            if let Some(s) = status {
+                tx.execute(
+                    "UPDATE connections SET status = ?2, status_detail = ?3 WHERE id = ?1",
+                    params![id.as_str(), s.as_str(), detail],
+                )?;
+            }
+            audit::append(
+                tx,
+                &NewEvent::new(EventKind::RefreshFailed, actor)
+                    .tenant(&self.tenant.id)
+                    .connection(id)
+                    .detail(json!({ "class": class, "error": message })),
+            )?;
+            Ok(())
+        });
+        match written {
+            Ok(()) => Error::Refresh { class, source: e },
+            Err(w) => w,
+        }
+    }
+
+    fn refresh_context(
+        &self,
+        id: &ConnectionId,
+    ) -> Result<(
+        crate::model::ProviderApp,
+        Quirks,
+        Client,
+        Option<&'static Preset>,
+    )> {
+        let conn = self.connection(id)?;
+        let app = self.provider_app(conn.provider_app_id.as_str())?;
+        let preset = match &app.preset {
+            Some(p) => Some(
+                Catalog::builtin()
+                    .get(p)
+                    .map_err(|e| Error::Invalid(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let quirks = Quirks::new(preset, app.has_client_secret);
+        let client = Client {
+            id: app.client_id.clone(),
+            secret: self.client_secret(&app.id)?,
+        };
+        Ok((app, quirks, client, preset))
+    }
+
+    /// Moves a journaled refresh token into the keychain (step 4 of the crash analysis).
+    fn recover_journal(&self, id: &ConnectionId) -> Result<()> {
+        let blob: Option<Vec<u8>> = self
+            .vault
+            .conn()
+            .query_row(
+                "SELECT refresh_token FROM refresh_journal WHERE connection_id = ?1",
+                [id.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(blob) = blob else { return Ok(()) };
+        let rt = self.key.open(
+            &self.aad("refresh_journal", "refresh_token", id.as_str()),
+            &blob,
+        )?;
+        self.vault.keychain.set(&self.refresh_entry(id), &rt)?;
+        self.vault.conn().execute(
+            "DELETE FROM refresh_journal WHERE connection_id = ?1",
+            [id.as_str()],
+        )?;
+        tracing::info!(connection = %id, "recovered a rotated refresh token from the journal");
+        Ok(())
+    }
+
+    fn store_refresh(
+        &self,
+        id: &ConnectionId,
+        response: TokenResponse,
+        preset: Option<&Preset>,
+        actor: &Actor,
+    ) -> Result<AccessToken> {
+        let now = now_ms();
+        let rotated = response.tokens.refresh_token.clone();
+        if let Some(new_rt) = &rotated {
+            let blob = self.key.seal(
+                &self.aad("refresh_journal", "refresh_token", id.as_str()),
+                new_rt.expose(),
+            );
+            self.vault.conn().execute(
+                "INSERT OR REPLACE INTO refresh_journal (connection_id, refresh_token, created_at) VALUES (?1, ?2, ?3)",
+                params![id.as_str(), blob, now],
+            )?;
+            crate::testing::crash_point("after_journal");
+            self.vault
+                .keychain
+                .set(&self.refresh_entry(id), &SecretText::new(new_rt.expose()))?;
+            crate::testing::crash_point("after_keychain");
+        }
+        let token = response.tokens.access_token.clone();
+        let expiry = refreshed_expiry(&response, preset, now);
+        let access_blob = self.key.seal(
+            &self.aad("connections", "access_token", id.as_str()),
+            token.expose(),
+        );
+        let id_blob = response.tokens.id_token.as_ref().map(|t| {
+            self.key.seal(
+                &self.aad("connections", "id_token", id.as_str()),
+                t.expose(),
+            )
+        });
+        let scopes = response
+            .scopes
+            .as_ref()
+            .map(|s| serde_json::to_string(s).expect("strings serialize"));
+        let sliding = response
+            .refresh_expires_in
+            .map(|s| now + secs_ms(s))
+            .or_else(|| {
+                preset
+                    .and_then(|p| p.expiry.refresh_idle_days)
+                    .map(|d| now + i64::from(d) * 86_400_000)
+            });
+        self.vault.write(|tx| {
+            tx.execute(
+                "UPDATE connections SET access_token = ?2, access_expires_at = ?3, access_expiry_source = ?4,
+                        id_token = COALESCE(?5, id_token), last_refresh_at = ?6, status = 'active',
+                        status_detail = NULL, scopes_granted = COALESCE(?7, scopes_granted),
+                        refresh_expires_at = COALESCE(?8, refresh_expires_at)
+                 WHERE id = ?1",
+                params![
+                    id.as_str(),
+                    access_blob,
+                    expiry.map(|(t, _)| t),
+                    expiry.map(|(_, s)| serde_json::to_string(&s).expect("enums serialize")),
+                    id_blob,
+                    now,
+                    scopes,
+                    sliding,
+                ],
+            )?;
+            tx.execute("DELETE FROM refresh_journal WHERE connection_id = ?1", [id.as_str()])?;
+            audit::append(
+                tx,
+                &NewEvent::new(EventKind::Refreshed, actor)
+                    .at(now)
+                    .tenant(&self.tenant.id)
+                    .connection(id)
+                    .fingerprint(self.vault.fingerprint(token.expose()))
+                    .detail(json!({ "rotated": rotated.is_some() })),
+            )?;
+            self.record_hand_out(tx, id, &token, now, actor)?;
+            Ok(())
+        })?;
+        crate::testing::crash_point("after_commit");
+        Ok(token)
+    }
+
+    /// Revokes the grant at the provider (RFC 7009 or the provider's own method), then forgets
+    /// its tokens locally, recording whether the provider confirmed.
+    pub fn revoke(&self, id: &ConnectionId, actor: &Actor) -> Result<RevokeOutcome> {
+        let _lock = RefreshLock::acquire(self.lock_path(id))?;
+        self.recover_journal(id)?;
+        let (app, quirks, client, preset) = self.refresh_context(id)?;
+        let rt = self.vault.keychain.get(&self.refresh_entry(id))?;
+        let access = self.cached_access_token(id)?;
+        let method = preset
+            .map(|p| p.revocation.clone())
+            .unwrap_or(Revocation::Rfc7009);
+        let attempt = (|| -> Result<String, OAuthError> {
+            match &method {
+                Revocation::Rfc7009 => {
+                    let url = flow::require(&app.endpoints, "revocation")?.to_owned();
+                    let ep = TokenEndpoint {
+                        url: &url,
+                        client: &client,
+                        quirks: &quirks,
+                        http: &self.vault.http,
+                    };
+                    let mut done = Vec::new();
+                    if let Some(rt) = &rt {
+                        revoke_rfc7009(&ep, rt.expose(), "refresh_token")?;
+                        done.push("refresh token");
+                    }
+                    if let Some(at) = &access {
+                        revoke_rfc7009(&ep, at.expose(), "access_token")?;
+                        done.push("access token");
+                    }
+                    Ok(format!("the provider revoked the {}", done.join(" and ")))
+                }
+                Revocation::BearerPost { url } => {
+                    let at = access.as_ref().ok_or_else(|| {
+                        OAuthError::Config("no access token to revoke with".into())
+                    })?;
+                    let url = preset
+                        .map_or(Ok(url.clone()), |p| p.fill(url, &Default::default()))
+                        .map_err(|e| OAuthError::Config(e.to_string()))?;
+                    let auth = format!("Bearer {}", at.expose());
+                    let resp = self
+                        .vault
+                        .http
+                        .post_form(&url, &[("Authorization", &auth)], &[])?;
+                    check_revocation_status(resp.status)?;
+                    Ok("the provider revoked the token".into())
+                }
+                Revocation::BasicDeleteJson { url, field } => {
+                    let at = access
+                        .as_ref()
+                        .ok_or_else(|| OAuthError::Config("no access token to revoke".into()))?;
+                    let secret = client.secret.as_ref().ok_or_else(|| {
+                        OAuthError::Config("revoking needs the client secret".into())
+                    })?;
+                    let filled = preset
+                        .map_or(Ok(url.clone()), |p| p.fill(url, &Default::default()))
+                        .map_err(|e| OAuthError::Config(e.to_string()))?;
+                    let enc: String =
+                        url::form_urlencoded::byte_serialize(client.id.as_bytes()).collect();
+                    let url = filled.replace("{client_id}", &enc);
+                    use base64::Engine;
+                    let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+                        "{}:{}",
+                        client.id,
+                        secret.expose()
+                    ));
+                    let auth = format!("Basic {basic}");
+                    let resp = self.vault.http.send_json(
+                        "DELETE",
+                        &url,
+                        &[("Authorization", &auth), ("Accept", "application/json")],
+                        &json!({ field: at.expose() }),
+                    )?;
+                    check_revocation_status(resp.status)?;
+                    Ok("the provider deleted the authorization".into())
+                }
+                Revocation::Manual { instructions } => Err(OAuthError::Config(format!(
+                    "this provider has no revocation API: {instructions}"
+                ))),
+            }
+        })();
+        let (confirmed, detail) = match attempt {
+            Ok(d) => (true, d),
+            Err(e) => (false, format!("not revoked at the provider: {e}")),
+        };
+        self.vault.keychain.delete(&self.refresh_entry(id))?;
+        self.vault.write(|tx| {
+            tx.execute(
+                "UPDATE connections SET status = 'revoked', status_detail = ?2, access_token = NULL, id_token = NULL,
+                        has_refresh_token = 0, access_expires_at = NULL WHERE id = ?1",
+                params![id.as_str(), detail],
+            )?;
+            tx.execute("DELETE FROM refresh_journal WHERE connection_id = ?1", [id.as_str()])?;
+            audit::append(
+                tx,
+                &NewEvent::new(EventKind::Revoked, actor)
+                    .tenant(&self.tenant.id)
+                    .connection(id)
+                    .detail(json!({ "at_provider": confirmed, "detail": detail })),
+            )?;
+            Ok(())
+        })?;
+        Ok(RevokeOutcome {
+            revoked_at_provider: confirmed,
+            detail,
+            caveat: "Access tokens already issued may keep working until they expire; revoking a grant does not recall them everywhere.".into(),
+        })
+    }
+
+    fn cached_access_token(&self, id: &ConnectionId) -> Result<Option<AccessToken>> {
+        let blob: Option<Option<Vec<u8>>> = self
+            .vault
+            .conn()
+            .query_row(
+                "SELECT access_token FROM connections WHERE id = ?1 AND tenant_id = ?2",
+                params![id.as_str(), self.tenant.id.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let blob = blob.ok_or_else(|| Error::NotFound {
+            what: "connection",
+            name: id.to_string(),
+        })?;
+        blob.map(|b| {
+            Ok(AccessToken::new(
+                self.key
+                    .open(&self.aad("connections", "access_token", id.as_str()), &b)?
+                    .expose(),
+            ))
+        })
+        .transpose()
+    }
+
+    /// Asks the provider about the cached access token (RFC 7662). Needs the network.
+    pub fn introspect(&self, id: &ConnectionId) -> Result<Map<String, Value>> {
+        let (app, quirks, client, _) = self.refresh_context(id)?;
+        let url = flow::require(&app.endpoints, "introspection")
+            .map_err(Error::OAuth)?
+            .to_owned();
+        let ep = TokenEndpoint {
+            url: &url,
+            client: &client,
+            quirks: &quirks,
+            http: &self.vault.http,
+        };
+        let Some(at) = self.cached_access_token(id)? else {
+            return Err(Error::Invalid(
+                "this connection holds no access token".into(),
+            ));
+        };
+        flow::introspect(&ep, at.expose(), "access_token").map_err(Error::OAuth)
+    }
+
+    /// Decodes the cached access and ID tokens (when they are JWTs) with no network, and no
+    /// token leaving the core: only headers and claims.
+    pub fn inspect(&self, id: &ConnectionId) -> Result<TokenInspection> {
+        let access = self.cached_access_token(id)?;
+        let idt: Option<Option<Vec<u8>>> = self
+            .vault
+            .conn()
+            .query_row(
+                "SELECT id_token FROM connections WHERE id = ?1",
+                [id.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let id_token = match idt.flatten() {
+            Some(b) => Some(
+                self.key
+                    .open(&self.aad("connections", "id_token", id.as_str()), &b)?,
+            ),
+            None => None,
+        };
+        let decode = |t: &str| {
+            DecodedJwt::decode(t).map(|d| JwtView {
+                header: d.header,
+                claims: d.claims,
+            })
+        };
+        Ok(TokenInspection {
+            access_token: access.as_ref().and_then(|t| decode(t.expose())),
+            access_token_is_jwt: access
+                .as_ref()
+                .is_some_and(|t| DecodedJwt::decode(t.expose()).is_some()),
+            id_token: id_token.as_ref().and_then(|t| decode(t.expose())),
+        })
+    }
+}
+
+/// Decoded header and claims of a JWT.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[ts(export)]
+pub struct JwtView {
+    /// The JOSE header.
+    #[ts(type = "Record<string, unknown>")]
+    pub header: Map<String, Value>,
+    /// The claims.
+    #[ts(type = "Record<string, unknown>")]
+    pub claims: Map<String, Value>,
+}
+
+/// What offline inspection shows of a connection's tokens.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[ts(export)]
+pub struct TokenInspection {
+    /// The access token's claims, when it is a JWT.
+    pub access_token: Option<JwtView>,
+    /// Whether the access token is a JWT (opaque tokens cannot be decoded).
+    pub access_token_is_jwt: bool,
+    /// The ID token's claims.
+    pub id_token: Option<JwtView>,
+}
+
+fn revoke_rfc7009(ep: &TokenEndpoint<'_>, token: &str, hint: &str) -> Result<(), OAuthError> {
+    let resp = ep.post(&[("token", token), ("token_type_hint", hint)])?;
+    check_revocation_status(resp.status)
+}
+
+fn check_revocation_status(status: u16) -> Result<(), OAuthError> {
+    if (200..300).contains(&status) {
+        Ok(())
+    } else {
+        Err(OAuthError::Provider {
+            error: format!("http_{status}"),
+            description: Some("the revocation endpoint refused".into()),
+            status,
+        })
+    }
+}
+
+fn retryable(e: &OAuthError) -> bool {
+    match e {
+        OAuthError::Http(HttpError::Timeout { .. } | HttpError::Network { .. }) => true,
+        OAuthError::Provider { status, .. } => *status >= 500 || *status == 429,
+        OAuthError::Malformed(m) => m.contains("HTTP 5"),
+        _ => false,
+    }
+}
+
+fn secs_ms(s: u64) -> i64 {
+    i64::try_from(s)
+        .unwrap_or(i64::MAX / 1000)
+        .saturating_mul(1000)
+}
+
+fn refreshed_expiry(
+    response: &TokenResponse,
+    preset: Option<&Preset>,
+    now: UnixMillis,
+) -> Option<(UnixMillis, ExpirySource)> {
+    if let Some(s) = response.expires_in {
+        return Some((now + secs_ms(s), ExpirySource::Response));
+    }
+    if let Some(exp) =
+        DecodedJwt::decode(response.tokens.access_token.expose()).and_then(|d| d.expires_at_ms())
+    {
+        return Some((exp, ExpirySource::JwtExp));
+    }
+    preset
+        .and_then(|p| p.expiry.access_default_secs)
+        .map(|s| (now + secs_ms(s), ExpirySource::CatalogDefault))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::audit::ActorKind;
+    use crate::keychain::{Keychain, MemoryKeychain};
+    use crate::model::{AccountIdentity, Endpoints, RedirectMode};
+    use crate::oauth::stub::{Stub, StubRequest, StubResponse};
+    use crate::secret::TokenSet;
+    use crate::vault::{NewConnection, NewProviderApp};
+    use crate::Vault;
+
+    struct Fx {
+        _dir: tempfile::TempDir,
+        kc: Arc<MemoryKeychain>,
+        vault: Vault,
+        stub: Stub,
+        id: ConnectionId,
+    }
+
+    fn actor() -> Actor {
+        Actor::new(ActorKind::Cli)
+    }
+
+    /// A connection whose access token expired a minute ago, with refresh token `rt-0`.
+    fn fx(handler: impl Fn(&StubRequest) -> StubResponse + Send + Sync + 'static) -> Fx {
+        let stub = Stub::start(handler);
+        let dir = tempfile::tempdir().unwrap();
+        let kc = Arc::new(MemoryKeychain::default());
+        let vault = Vault::open(dir.path(), kc.clone())
+            .unwrap()
+            .with_http_timeout(Duration::from_secs(2));
+        let t = vault
+            .create_tenant("Acme", Some("acme"), "", &actor())
+            .unwrap();
+        let id = {
+            let scope = vault.tenant(&t.id).unwrap();
+            let app = scope
+                .add_provider_app(
+                    NewProviderApp {
+                        name: "stub".into(),
+                        preset: None,
+                        endpoints: Endpoints {
+                            token: Some(format!("{}/token", stub.base)),
+                            revocation: Some(format!("{}/revoke", stub.base)),
+                            ..Endpoints::default()
+                        },
+                        client_id: "cid".into(),
+                        client_secret: None,
+                        redirect_mode: RedirectMode::Loopback,
+                        redirect_port: None,
+                        relay_url: None,
+                        default_scopes: vec![],
+                    },
+                    &actor(),
+                )
+                .unwrap();
+            scope
+                .store_connection(
+                    NewConnection {
+                        name: "c".into(),
+                        provider_app_id: app.id,
+                        account: AccountIdentity::default(),
+                        scopes_requested: vec![],
+                        scopes_granted: None,
+                        consented_by: None,
+                        access_expiry: Some((now_ms() - 60_000, ExpirySource::Response)),
+                        refresh_expires_at: None,
+                        refresh_hard_expires_at: None,
+                        metadata: BTreeMap::new(),
+                    },
+                    TokenSet {
+                        access_token: AccessToken::new("at-0"),
+                        refresh_token: Some(RefreshToken::new("rt-0")),
+                        id_token: None,
+                    },
+                    &actor(),
+                )
+                .unwrap()
+                .id
+        };
+        Fx {
+            _dir: dir,
+            kc,
+            vault,
+            stub,
+            id,
+        }
+    }
+
+    fn scope(f: &Fx) -> TenantVault<'_> {
+        f.vault
+            .tenant(&f.vault.find_tenant("acme").unwrap().id)
+            .unwrap()
+    }
+
+    fn stored_rt(f: &Fx) -> String {
+        let t = scope(f);
+        f.kc.get(&t.refresh_entry(&f.id))
+            .unwrap()
+            .map(|s| s.expose().to_owned())
+            .unwrap_or_default()
+    }
+
+    fn refresh_requests(f: &Fx) -> Vec<String> {
+        f.stub
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.path == "/token")
+            .map(|r| r.body.clone())
+            .collect()
+    }
+
+    fn rotating() -> impl Fn(&StubRequest) -> StubResponse + Send + Sync + 'static {
+        let n = AtomicUsize::new(0);
+        move |_| {
+            let i = n.fetch_add(1, Ordering::SeqCst) + 1;
+            StubResponse::json(
+                200,
+                &format!(
+                    r#"{{"access_token":"at-{i}","token_type":"Bearer","expires_in":3600,"refresh_token":"rt-{i}"}}"#
+                ),
+            )
+        }
+    }
+
+    #[test]
+    fn a_valid_token_needs_no_request() {
+        let f = fx(rotating());
+        let t = scope(&f);
+        t.access_token(&f.id, Duration::ZERO, &actor()).unwrap();
+        assert_eq!(refresh_requests(&f).len(), 1, "expired: one refresh");
+        let tok = t.access_token(&f.id, DEFAULT_MIN_VALID, &actor()).unwrap();
+        assert_eq!(tok.expose(), "at-1");
+        assert_eq!(refresh_requests(&f).len(), 1, "valid: no request");
+    }
+
+    #[test]
+    fn rotation_stores_the_new_refresh_token_first() {
+        let f = fx(rotating());
+        let t = scope(&f);
+        let tok = t.access_token(&f.id, DEFAULT_MIN_VALID, &actor()).unwrap();
+        assert_eq!(tok.expose(), "at-1");
+        assert_eq!(stored_rt(&f), "rt-1");
+        assert!(refresh_requests(&f)[0].contains("refresh_token=rt-0"));
+        let kinds: Vec<_> = f
+            .vault
+            .connection_history(&f.id, None, 3)
+            .unwrap()
+            .iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                EventKind::HandedOut,
+                EventKind::Refreshed,
+                EventKind::Consented
+            ]
+        );
+        let journal: i64 = f
+            .vault
+            .conn()
+            .query_row("SELECT COUNT(*) FROM refresh_journal", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(journal, 0);
+        let c = t.connection(&f.id).unwrap();
+        assert!(c.last_refresh_at.is_some());
+        assert!(c.access_expires_at.unwrap() > now_ms() + 3_500_000);
+    }
+
+    #[test]
+    fn without_a_new_refresh_token_the_old_one_stays() {
+        let f = fx(|_| {
+            StubResponse::json(
+                200,
+                r#"{"access_token":"at-new","token_type":"Bearer","expires_in":60}"#,
+            )
+        });
+        scope(&f)
+            .access_token(&f.id, Duration::from_secs(1), &actor())
+            .unwrap();
+        assert_eq!(stored_rt(&f), "rt-0");
+    }
+
+    #[test]
+    fn invalid_grant_means_reconsent_and_keeps_the_connection() {
+        let f = fx(|_| {
+            StubResponse::json(
+                400,
+                r#"{"error":"invalid_grant","error_description":"expired"}"#,
+            )
+        });
+        let t = scope(&f);
+        let err = t
+            .access_token(&f.id, DEFAULT_MIN_VALID, &actor())
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Refresh {
+                    class: FailureClass::NeedsReconsent,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let c = t.connection(&f.id).unwrap();
+        assert_eq!(c.status, ConnectionStatus::NeedsReconsent);
+        assert!(c.status_detail.unwrap().contains("Consent again"));
+        assert_eq!(stored_rt(&f), "rt-0", "kept for review");
+        assert_eq!(
+            f.vault.connection_history(&f.id, None, 1).unwrap()[0].kind,
+            EventKind::RefreshFailed
+        );
+        // No further requests while it needs re-consent.
+        assert!(t.access_token(&f.id, DEFAULT_MIN_VALID, &actor()).is_err());
+        assert_eq!(refresh_requests(&f).len(), 1);
+    }
+
+    #[test]
+    fn invalid_client_is_a_configuration_error() {
+        let f = fx(|_| StubResponse::json(401, r#"{"error":"invalid_client"}"#));
+        let err = scope(&f)
+            .access_token(&f.id, DEFAULT_MIN_VALID, &actor())
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Refresh {
+                    class: FailureClass::Configuration,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(
+            scope(&f).connection(&f.id).unwrap().status,
+            ConnectionStatus::Error
+        );
+    }
+
+    #[test]
+    fn server_errors_are_retried_then_leave_state_unchanged() {
+        let f = fx(|_| StubResponse::json(503, r#"{"error":"temporarily_unavailable"}"#));
+        let t = scope(&f);
+        let before = t.connection(&f.id).unwrap();
+        let err = t
+            .access_token(&f.id, DEFAULT_MIN_VALID, &actor())
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Refresh {
+                    class: FailureClass::Transient,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(
+            refresh_requests(&f).len(),
+            ATTEMPTS as usize,
+            "bounded retries"
+        );
+        let after = t.connection(&f.id).unwrap();
+        assert_eq!(before.status, after.status);
+        assert_eq!(before.access_expires_at, after.access_expires_at);
+        assert_eq!(stored_rt(&f), "rt-0");
+    }
+
+    #[test]
+    fn a_journaled_refresh_token_is_recovered() {
+        let f = fx(rotating());
+        let t = scope(&f);
+        // A crash after the journal write, before the keychain write.
+        let blob = t.key.seal(
+            &t.aad("refresh_journal", "refresh_token", f.id.as_str()),
+            "rt-journaled",
+        );
+        f.vault
+            .conn()
+            .execute(
+                "INSERT INTO refresh_journal VALUES (?1, ?2, 0)",
+                params![f.id.as_str(), blob],
+            )
+            .unwrap();
+        t.access_token(&f.id, DEFAULT_MIN_VALID, &actor()).unwrap();
+        assert!(refresh_requests(&f)[0].contains("refresh_token=rt-journaled"));
+        assert_eq!(stored_rt(&f), "rt-1");
+    }
+
+    #[test]
+    fn concurrent_callers_share_one_refresh() {
+        let f = fx(rotating());
+        let vault = &f.vault;
+        let id = &f.id;
+        let tokens: Vec<String> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..16)
+                .map(|_| {
+                    s.spawn(move || {
+                        let t = vault
+                            .tenant(&vault.find_tenant("acme").unwrap().id)
+                            .unwrap();
+                        t.access_token(id, DEFAULT_MIN_VALID, &actor())
+                            .unwrap()
+                            .expose()
+                            .to_owned()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(refresh_requests(&f).len(), 1);
+        assert!(tokens.iter().all(|t| t == "at-1"), "{tokens:?}");
+        let handed = f
+            .vault
+            .connection_history(id, None, 100)
+            .unwrap()
+            .iter()
+            .filter(|e| e.kind == EventKind::HandedOut)
+            .count();
+        assert_eq!(handed, 16, "every caller recorded");
+    }
+
+    #[test]
+    fn revoke_rfc7009_forgets_the_tokens() {
+        let f = fx(|req| match req.path.as_str() {
+            "/revoke" => StubResponse::json(200, "{}"),
+            _ => StubResponse::json(500, "{}"),
+        });
+        let t = scope(&f);
+        let out = t.revoke(&f.id, &actor()).unwrap();
+        assert!(out.revoked_at_provider, "{}", out.detail);
+        assert!(out.caveat.contains("until they expire"));
+        let reqs = f.stub.requests.lock().unwrap().clone();
+        assert!(reqs.iter().any(|r| r.path == "/revoke"
+            && r.body.contains("token=rt-0")
+            && r.body.contains("token_type_hint=refresh_token")));
+        assert!(reqs
+            .iter()
+            .any(|r| r.path == "/revoke" && r.body.contains("token=at-0")));
+        assert_eq!(stored_rt(&f), "");
+        let c = t.connection(&f.id).unwrap();
+        assert_eq!(c.status, ConnectionStatus::Revoked);
+        assert!(!c.has_refresh_token);
+        assert!(t.access_token(&f.id, DEFAULT_MIN_VALID, &actor()).is_err());
+        assert_eq!(
+            f.vault.connection_history(&f.id, None, 1).unwrap()[0].kind,
+            EventKind::Revoked
+        );
+    }
+
+    #[test]
+    fn a_failed_revocation_is_recorded_as_such() {
+        let f = fx(|_| StubResponse::json(503, "{}"));
+        let out = scope(&f).revoke(&f.id, &actor()).unwrap();
+        assert!(!out.revoked_at_provider);
+        assert!(out.detail.contains("not revoked at the provider"));
+        let ev = &f.vault.connection_history(&f.id, None, 1).unwrap()[0];
+        assert_eq!(ev.detail.as_ref().unwrap()["at_provider"], false);
+    }
+
+    #[test]
+    fn inspection_decodes_jwts_offline() {
+        let f = fx(rotating());
+        let ins = scope(&f).inspect(&f.id).unwrap();
+        assert!(!ins.access_token_is_jwt, "at-0 is opaque");
+        assert!(ins.id_token.is_none());
+    }
+}
