@@ -49,6 +49,10 @@ impl From<grantkeeper_core::Error> for Failure {
             E::Keychain(_) | E::MasterKeyMissing { .. } => KEYCHAIN,
             E::NotFound { .. } => NOT_FOUND,
             E::Invalid(_) | E::AlreadyExists { .. } => INVALID,
+            E::Refresh { class, .. } => match class {
+                grantkeeper_core::lifecycle::FailureClass::Transient => NETWORK,
+                _ => REFUSED,
+            },
             E::OAuth(o) => match o {
                 O::Http(_) | O::Malformed(_) | O::MissingAccessToken | O::WrongTokenType(_) => {
                     NETWORK

@@ -49,6 +49,22 @@ enum Command {
     Connect(commands::connect::ConnectArgs),
     /// List connections.
     List(commands::connect::ListArgs),
+    /// Print a valid access token, refreshing it if needed (recorded in the usage history).
+    Token(commands::token::TokenArgs),
+    /// Run a command with a valid access token in its environment.
+    Exec(commands::token::ExecArgs),
+    /// Refresh a connection's tokens now.
+    Refresh(commands::token::TargetArgs),
+    /// Revoke a connection's grant at the provider and forget its tokens.
+    Revoke(commands::token::TargetArgs),
+    /// Delete a connection (revoking it at the provider first, unless --no-revoke).
+    Delete(commands::token::DeleteArgs),
+    /// Show a connection: scopes with meaning and risk, expiries, metadata. Never a secret.
+    Show(commands::token::TargetArgs),
+    /// Decode the connection's JWTs offline (claims only).
+    Inspect(commands::token::TargetArgs),
+    /// The usage history of a connection or of the whole vault.
+    History(commands::token::HistoryArgs),
     /// Check the usage history.
     #[command(subcommand)]
     Audit(commands::audit::AuditCommand),
@@ -62,6 +78,14 @@ fn main() -> ExitCode {
         Command::Provider(cmd) => commands::provider::run(cmd, &out),
         Command::Connect(args) => commands::connect::connect(args, &out),
         Command::List(args) => commands::connect::list(args, &out),
+        Command::Token(args) => commands::token::token(args),
+        Command::Exec(args) => commands::token::exec(args),
+        Command::Refresh(args) => commands::token::refresh(args, &out),
+        Command::Revoke(args) => commands::token::revoke(args, &out),
+        Command::Delete(args) => commands::token::delete(args, &out),
+        Command::Show(args) => commands::token::show(args, &out),
+        Command::Inspect(args) => commands::token::inspect(args, &out),
+        Command::History(args) => commands::token::history(args, &out),
         Command::Audit(cmd) => commands::audit::run(cmd, &out),
     };
     match result {

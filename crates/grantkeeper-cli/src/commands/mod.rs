@@ -4,6 +4,7 @@ pub mod audit;
 pub mod connect;
 pub mod provider;
 pub mod tenant;
+pub mod token;
 
 use crate::exit::Failure;
 

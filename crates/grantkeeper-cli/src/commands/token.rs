@@ -1,0 +1,347 @@
+//! `grantkeeper token`, `exec`, `refresh`, `revoke`, `delete`, `show`, `inspect`, `history`.
+
+use std::process::Command as Process;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use grantkeeper_core::audit::{Actor, ActorKind};
+use grantkeeper_core::catalog::Catalog;
+use grantkeeper_core::lifecycle::DEFAULT_MIN_VALID;
+use grantkeeper_core::model::{now_ms, Connection};
+use grantkeeper_core::{TenantVault, Vault};
+use serde_json::json;
+
+use super::split_ref;
+use crate::exit::Failure;
+use crate::output::{relative, Output};
+
+/// How `token` prints the access token.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Format {
+    /// The token alone.
+    Bare,
+    /// `Authorization: Bearer <token>`.
+    Header,
+    /// JSON with the token and its expiry.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// `<tenant>/<connection>`.
+    target: String,
+    /// Minimum remaining validity, e.g. `90s`, `5m`, `1h` (default 60s).
+    #[arg(long, value_parser = parse_duration)]
+    min_valid: Option<Duration>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "bare")]
+    format: Format,
+    /// Application hint recorded in the usage history.
+    #[arg(long)]
+    hint: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// `<tenant>/<connection>`.
+    target: String,
+    /// Environment variable that receives the token.
+    #[arg(long, default_value = "ACCESS_TOKEN")]
+    env: String,
+    /// Minimum remaining validity (default 60s).
+    #[arg(long, value_parser = parse_duration)]
+    min_valid: Option<Duration>,
+    /// Application hint recorded in the usage history (default: the command's name).
+    #[arg(long)]
+    hint: Option<String>,
+    /// The command and its arguments.
+    #[arg(last = true, required = true)]
+    command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// `<tenant>/<connection>`.
+    target: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// `<tenant>/<connection>`.
+    target: String,
+    /// Do not revoke at the provider first.
+    #[arg(long)]
+    no_revoke: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// `<tenant>/<connection>`; the whole vault when absent.
+    target: Option<String>,
+    /// Number of events.
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+}
+
+/// Parses `90`, `90s`, `5m`, `2h`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration like 90s, 5m or 1h"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("'{s}' is not a duration like 90s, 5m or 1h")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+fn resolve<'v>(vault: &'v Vault, target: &str) -> Result<(TenantVault<'v>, Connection), Failure> {
+    let (tenant, name) = split_ref(target)?;
+    let t = vault.find_tenant(tenant)?;
+    let scope = vault.tenant(&t.id)?;
+    let c = scope.connection_named(name)?;
+    Ok((scope, c))
+}
+
+fn cli_actor(hint: Option<String>) -> Actor {
+    let mut a = Actor::new(ActorKind::Cli).with_hint(hint);
+    a.caller = Some(format!("pid {}", std::os::unix::process::parent_id()));
+    a
+}
+
+pub fn token(args: &TokenArgs) -> Result<(), Failure> {
+    let vault = crate::open_vault()?;
+    let (scope, c) = resolve(&vault, &args.target)?;
+    let tok = scope.access_token(
+        &c.id,
+        args.min_valid.unwrap_or(DEFAULT_MIN_VALID),
+        &cli_actor(args.hint.clone()),
+    )?;
+    match args.format {
+        Format::Bare => println!("{}", tok.expose()),
+        Format::Header => println!("Authorization: Bearer {}", tok.expose()),
+        Format::Json => {
+            let c = scope.connection(&c.id)?;
+            println!(
+                "{}",
+                json!({ "access_token": tok.expose(), "token_type": "Bearer", "expires_at": c.access_expires_at })
+            );
+        }
+    }
+    Ok(())
+}
+
+pub fn exec(args: &ExecArgs) -> Result<(), Failure> {
+    let vault = crate::open_vault()?;
+    let (scope, c) = resolve(&vault, &args.target)?;
+    let hint = args.hint.clone().or_else(|| args.command.first().cloned());
+    let tok = scope.access_token(
+        &c.id,
+        args.min_valid.unwrap_or(DEFAULT_MIN_VALID),
+        &cli_actor(hint),
+    )?;
+    let status = Process::new(&args.command[0])
+        .args(&args.command[1..])
+        .env(&args.env, tok.expose())
+        .status()
+        .map_err(|e| Failure::other(format!("cannot run '{}': {e}", args.command[0])))?;
+    drop(tok);
+    match status.code() {
+        Some(0) => Ok(()),
+        Some(code) => Err(Failure::new(
+            u8::try_from(code).unwrap_or(1),
+            format!("'{}' exited with status {code}", args.command[0]),
+        )),
+        None => Err(Failure::other(format!(
+            "'{}' was killed by a signal",
+            args.command[0]
+        ))),
+    }
+}
+
+pub fn refresh(args: &TargetArgs, out: &Output) -> Result<(), Failure> {
+    let vault = crate::open_vault()?;
+    let (scope, c) = resolve(&vault, &args.target)?;
+    drop(scope.refresh(&c.id, &cli_actor(None))?);
+    let c = scope.connection(&c.id)?;
+    out.value(&c, || {
+        format!(
+            "refreshed {}; access token expires {}",
+            args.target,
+            relative(c.access_expires_at, now_ms())
+        )
+    });
+    Ok(())
+}
+
+pub fn revoke(args: &TargetArgs, out: &Output) -> Result<(), Failure> {
+    let vault = crate::open_vault()?;
+    let (scope, c) = resolve(&vault, &args.target)?;
+    let outcome = scope.revoke(&c.id, &cli_actor(None))?;
+    out.value(&outcome, || {
+        format!("{}: {}\n{}", args.target, outcome.detail, outcome.caveat)
+    });
+    Ok(())
+}
+
+pub fn delete(args: &DeleteArgs, out: &Output) -> Result<(), Failure> {
+    let vault = crate::open_vault()?;
+    let (scope, c) = resolve(&vault, &args.target)?;
+    let actor = cli_actor(None);
+    let revoked = if args.no_revoke {
+        None
+    } else {
+        Some(scope.revoke(&c.id, &actor)?)
+    };
+    scope.delete_connection(&c.id, &actor)?;
+    let summary = json!({ "deleted": args.target, "revocation": revoked });
+    out.value(&summary, || match &revoked {
+        Some(r) => format!("deleted {}; {}\n{}", args.target, r.detail, r.caveat),
+        None => format!("deleted {} (not revoked at the provider)", args.target),
+    });
+    Ok(())
+}
+
+pub fn show(args: &TargetArgs, out: &Output) -> Result<(), Failure> {
+    let vault = crate::open_vault()?;
+    let (scope, c) = resolve(&vault, &args.target)?;
+    let app = scope.provider_app(c.provider_app_id.as_str())?;
+    let preset = app
+        .preset
+        .as_deref()
+        .and_then(|p| Catalog::builtin().get(p).ok());
+    let scopes: Vec<_> = c
+        .scopes_requested
+        .iter()
+        .chain(
+            c.scopes_granted
+                .iter()
+                .filter(|s| !c.scopes_requested.contains(s)),
+        )
+        .map(|s| {
+            let info = preset.and_then(|p| p.scope(s));
+            json!({
+                "scope": s,
+                "granted": c.scopes_granted.contains(s),
+                "meaning": info.map(|i| i.meaning.clone()),
+                "risk": info.map(|i| i.risk),
+            })
+        })
+        .collect();
+    let view = json!({ "connection": c, "provider_app": app.name, "preset": app.preset, "scopes": scopes });
+    out.value(&view, || {
+        let now = now_ms();
+        let mut lines = vec![
+            format!("{}  ({}, {})", args.target, app.name, c.status.as_str()),
+            format!(
+                "  account:        {}",
+                c.account
+                    .username
+                    .clone()
+                    .or(c.account.subject.clone())
+                    .unwrap_or_else(|| "-".into())
+            ),
+            format!(
+                "  access token:   expires {}",
+                relative(c.access_expires_at, now)
+            ),
+            format!(
+                "  refresh token:  {}",
+                if c.has_refresh_token {
+                    "in the OS keychain"
+                } else {
+                    "none"
+                }
+            ),
+            format!("  refresh expiry: {}", relative(c.refresh_expires_at, now)),
+            format!("  last refresh:   {}", relative(c.last_refresh_at, now)),
+            format!("  last use:       {}", relative(c.last_used_at, now)),
+            "  scopes:".into(),
+        ];
+        for s in &scopes {
+            lines.push(format!(
+                "    {} {:<40} {:<7} {}",
+                if s["granted"] == true { "✓" } else { "✗" },
+                s["scope"].as_str().unwrap_or_default(),
+                s["risk"].as_str().unwrap_or("?"),
+                s["meaning"].as_str().unwrap_or("")
+            ));
+        }
+        for (k, v) in &c.metadata {
+            lines.push(format!("  {k}: {v}"));
+        }
+        if let Some(d) = &c.status_detail {
+            lines.push(format!("  note: {d}"));
+        }
+        lines.join("\n")
+    });
+    Ok(())
+}
+
+pub fn inspect(args: &TargetArgs, out: &Output) -> Result<(), Failure> {
+    let vault = crate::open_vault()?;
+    let (scope, c) = resolve(&vault, &args.target)?;
+    let ins = scope.inspect(&c.id)?;
+    out.value(&ins, || {
+        serde_json::to_string_pretty(&ins).unwrap_or_default()
+    });
+    Ok(())
+}
+
+pub fn history(args: &HistoryArgs, out: &Output) -> Result<(), Failure> {
+    let vault = crate::open_vault()?;
+    let events = match &args.target {
+        Some(t) => {
+            let (_, c) = resolve(&vault, t)?;
+            vault.connection_history(&c.id, None, args.limit)?
+        }
+        None => vault.recent_events(args.limit)?,
+    };
+    let now = now_ms();
+    out.table(
+        &events,
+        &["#", "WHEN", "EVENT", "BY", "HINT", "FINGERPRINT"],
+        |e| {
+            vec![
+                e.seq.to_string(),
+                relative(Some(e.ts), now),
+                serde_json::to_value(e.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                e.actor
+                    .map(|a| format!("{a:?}").to_lowercase())
+                    .unwrap_or_default(),
+                e.app_hint.clone().unwrap_or_default(),
+                e.fingerprint.clone().unwrap_or_default(),
+            ]
+        },
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn durations() {
+        use std::time::Duration;
+        assert_eq!(
+            super::parse_duration("90").unwrap(),
+            Duration::from_secs(90)
+        );
+        assert_eq!(
+            super::parse_duration("5m").unwrap(),
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            super::parse_duration("2h").unwrap(),
+            Duration::from_secs(7200)
+        );
+        assert!(super::parse_duration("soon").is_err());
+        assert!(super::parse_duration("5d").is_err());
+    }
+}
