@@ -2,8 +2,9 @@
 //! threads and processes, rotation- and crash-safe; revocation and introspection.
 //!
 //! # One refresh per grant
-//! A refresh takes an exclusive `flock` on `<vault>/locks/<connection>.lock` (it conflicts across
-//! processes and across threads, each of which opens the file itself). After taking it, the
+//! Threads of one process first queue on an in-process gate per connection; the first one takes
+//! an exclusive `flock` on `<vault>/locks/<connection>.lock`, which conflicts across processes
+//! (and across threads, each of which opens the file itself). After taking it, the
 //! connection is read again: if another caller refreshed meanwhile, its token is handed out and
 //! no request is sent. So N callers of an expiring token cause one refresh request.
 //!
@@ -116,7 +117,7 @@ impl RefreshLock {
             match file.try_lock() {
                 Ok(()) => return Ok(Self(file)),
                 Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(2));
+                    std::thread::sleep(Duration::from_millis(1));
                 }
                 Err(std::fs::TryLockError::WouldBlock) => {
                     return Err(Error::Invalid(
@@ -132,6 +133,40 @@ impl RefreshLock {
 impl Drop for RefreshLock {
     fn drop(&mut self) {
         let _ = self.0.unlock();
+    }
+}
+
+/// Where threads of one process wait while one of them refreshes a connection.
+#[derive(Debug, Default)]
+pub(crate) struct RefreshGate {
+    refreshing: std::sync::Mutex<bool>,
+    done: std::sync::Condvar,
+}
+
+/// The right to refresh, held by one thread; dropping it wakes every waiter.
+struct GateTurn<'g>(&'g RefreshGate);
+
+impl RefreshGate {
+    /// `Some` when this thread may refresh; `None` after waiting for another thread's refresh.
+    fn enter(&self) -> Option<GateTurn<'_>> {
+        let mut refreshing = self.refreshing.lock().unwrap_or_else(|p| p.into_inner());
+        if *refreshing {
+            let guard = self
+                .done
+                .wait_while(refreshing, |r| *r)
+                .unwrap_or_else(|p| p.into_inner());
+            drop(guard);
+            return None;
+        }
+        *refreshing = true;
+        Some(GateTurn(self))
+    }
+}
+
+impl Drop for GateTurn<'_> {
+    fn drop(&mut self) {
+        *self.0.refreshing.lock().unwrap_or_else(|p| p.into_inner()) = false;
+        self.0.done.notify_all();
     }
 }
 
@@ -251,9 +286,28 @@ impl TenantVault<'_> {
         actor: &Actor,
         force: bool,
     ) -> Result<AccessToken> {
+        // Threads of this process wait at the gate while one of them refreshes, then all try
+        // the fast path at once; only the thread that opens the gate reaches the file lock.
+        let gate = self.vault.refresh_gate(id);
+        let _turn = loop {
+            match gate.enter() {
+                Some(turn) => break turn,
+                None if force => continue,
+                None => {
+                    if let Some(token) = self.hand_out_if_valid(id, min_valid, actor)? {
+                        return Ok(token);
+                    }
+                }
+            }
+        };
+        if !force {
+            if let Some(token) = self.hand_out_if_valid(id, min_valid, actor)? {
+                return Ok(token);
+            }
+        }
         let _lock = RefreshLock::acquire(self.lock_path(id))?;
         self.recover_journal(id)?;
-        // Another caller may have refreshed while this one waited for the lock.
+        // Another process may have refreshed while this one waited for the lock.
         if !force {
             if let Some(token) = self.hand_out_if_valid(id, min_valid, actor)? {
                 return Ok(token);

@@ -23,6 +23,9 @@ const LOCK_FILE: &str = "vault.lock";
 /// An open vault.
 pub struct Vault {
     pub(crate) http: crate::http::HttpClient,
+    /// One gate per connection: threads of this process queue here for a refresh, so that only
+    /// the first one takes the cross-process lock and the others find its fresh token.
+    refresh_gates: Mutex<std::collections::HashMap<String, Arc<crate::lifecycle::RefreshGate>>>,
     home: PathBuf,
     id: String,
     db: Mutex<rusqlite::Connection>,
@@ -176,6 +179,7 @@ impl Vault {
         let conn = db::open(&home.join(DB_FILE), false)?;
         Ok(Self {
             http: crate::http::HttpClient::default(),
+            refresh_gates: Mutex::default(),
             home: home.to_owned(),
             fingerprints: master.fingerprint_key(),
             id,
@@ -189,6 +193,18 @@ impl Vault {
     pub fn with_http_timeout(mut self, timeout: std::time::Duration) -> Self {
         self.http = crate::http::HttpClient::new(timeout);
         self
+    }
+
+    /// The in-process refresh gate of a connection.
+    pub(crate) fn refresh_gate(
+        &self,
+        connection: &ConnectionId,
+    ) -> Arc<crate::lifecycle::RefreshGate> {
+        let mut gates = self.refresh_gates.lock().unwrap_or_else(|p| p.into_inner());
+        gates
+            .entry(connection.as_str().to_owned())
+            .or_default()
+            .clone()
     }
 
     /// The vault's identifier (it namespaces the keychain entries).

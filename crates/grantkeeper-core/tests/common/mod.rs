@@ -178,3 +178,59 @@ impl Drop for Idp {
 pub fn test_browser() -> std::path::PathBuf {
     repo_root().join("tests/browser/gk-test-browser")
 }
+
+/// A vault with tenant `acme`, a provider app `idp` for the test IdP's public client, and one
+/// connection `main` consented through the test browser. Returns the vault and the connection id.
+pub fn connected_vault(
+    dir: &Path,
+    idp: &Idp,
+) -> (
+    grantkeeper_core::Vault,
+    grantkeeper_core::model::ConnectionId,
+) {
+    use grantkeeper_core::connect::ConnectRequest;
+    use grantkeeper_core::oauth::loopback::CancelToken;
+    let vault = grantkeeper_core::Vault::open(dir, keychain()).unwrap();
+    let t = vault
+        .create_tenant("Acme", Some("acme"), "", &actor())
+        .unwrap();
+    let id = {
+        let scope = vault.tenant(&t.id).unwrap();
+        scope
+            .add_provider_app(
+                NewProviderApp {
+                    name: "idp".into(),
+                    preset: Some("generic-oidc".into()),
+                    endpoints: vault.discover(&idp.issuer).unwrap(),
+                    client_id: "grantkeeper-test".into(),
+                    client_secret: None,
+                    redirect_mode: RedirectMode::Loopback,
+                    redirect_port: None,
+                    relay_url: None,
+                    default_scopes: ["openid", "email", "offline_access", "api:read"]
+                        .map(String::from)
+                        .to_vec(),
+                },
+                &actor(),
+            )
+            .unwrap();
+        let mut pending = scope
+            .begin_connect(ConnectRequest {
+                name: "main".into(),
+                provider_app: "idp".into(),
+                scopes: None,
+                redirect: None,
+            })
+            .unwrap();
+        Command::new(test_browser())
+            .arg(&pending.url)
+            .env("GK_TEST_BROWSER_ACTION", "approve")
+            .status()
+            .unwrap();
+        let params = pending
+            .wait_for_redirect(Duration::from_secs(60), &CancelToken::default())
+            .unwrap();
+        scope.finish_connect(pending, &params, &actor()).unwrap().id
+    };
+    (vault, id)
+}
