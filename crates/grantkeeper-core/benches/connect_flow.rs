@@ -14,9 +14,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use grantkeeper_core::connect::ConnectRequest;
-use grantkeeper_core::model::RedirectMode;
 use grantkeeper_core::oauth::loopback::CancelToken;
-use grantkeeper_core::{NewProviderApp, Vault};
+use grantkeeper_core::Vault;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::Layer;
@@ -63,24 +62,7 @@ fn main() {
         .create_tenant("Bench", Some("bench"), "", &actor())
         .unwrap();
     let scope = vault.tenant(&t.id).unwrap();
-    scope
-        .add_provider_app(
-            NewProviderApp {
-                name: "idp".into(),
-                preset: Some("generic-oidc".into()),
-                endpoints: vault.discover(&idp.issuer).unwrap(),
-                client_id: "grantkeeper-test".into(),
-                client_secret: None,
-                redirect_mode: RedirectMode::Loopback,
-                redirect_port: None,
-                relay_url: None,
-                default_scopes: ["openid", "email", "offline_access", "api:read"]
-                    .map(String::from)
-                    .to_vec(),
-            },
-            &actor(),
-        )
-        .unwrap();
+    add_idp_app(&vault, &scope, &idp);
 
     let mut totals = Vec::new();
     let mut locals = Vec::new();

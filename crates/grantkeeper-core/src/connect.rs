@@ -84,6 +84,28 @@ impl PendingConnect {
     }
 }
 
+/// A provider app with its flow context, client and scopes.
+struct Prepared {
+    app: ProviderApp,
+    context: FlowContext,
+    client: Client,
+    scopes: Vec<String>,
+}
+
+impl Prepared {
+    fn token_endpoint<'a>(
+        &'a self,
+        http: &'a crate::http::HttpClient,
+    ) -> Result<TokenEndpoint<'a>> {
+        Ok(TokenEndpoint {
+            url: flow::require(&self.context.endpoints, "token").map_err(oauth)?,
+            client: &self.client,
+            quirks: &self.context.quirks,
+            http,
+        })
+    }
+}
+
 /// Default time to wait for the browser.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -251,9 +273,8 @@ impl TenantVault<'_> {
         )
     }
 
-    /// Starts the device authorization grant (RFC 8628): show the user code and verification
-    /// URI, then call [`TenantVault::finish_device_connect`].
-    pub fn begin_device_connect(&self, request: &ConnectRequest) -> Result<DeviceAuthorization> {
+    /// Everything a grant request of `request` needs, read once.
+    fn prepare(&self, request: &ConnectRequest) -> Result<Prepared> {
         let app = self.provider_app(&request.provider_app)?;
         let context = self.flow_context(&app)?;
         let client = self.client(&app)?;
@@ -261,15 +282,22 @@ impl TenantVault<'_> {
             .scopes
             .clone()
             .unwrap_or_else(|| app.default_scopes.clone());
-        let endpoint = TokenEndpoint {
-            url: flow::require(&context.endpoints, "token").map_err(oauth)?,
-            client: &client,
-            quirks: &context.quirks,
-            http: &self.vault.http,
-        };
+        Ok(Prepared {
+            app,
+            context,
+            client,
+            scopes,
+        })
+    }
+
+    /// Starts the device authorization grant (RFC 8628): show the user code and verification
+    /// URI, then call [`TenantVault::finish_device_connect`].
+    pub fn begin_device_connect(&self, request: &ConnectRequest) -> Result<DeviceAuthorization> {
+        let p = self.prepare(request)?;
         let device_url =
-            flow::require(&context.endpoints, "device_authorization").map_err(oauth)?;
-        flow::device_authorize(&endpoint, device_url, &scopes).map_err(oauth)
+            flow::require(&p.context.endpoints, "device_authorization").map_err(oauth)?;
+        flow::device_authorize(&p.token_endpoint(&self.vault.http)?, device_url, &p.scopes)
+            .map_err(oauth)
     }
 
     /// Polls until the user approves the device authorization, then stores the grant.
@@ -280,31 +308,10 @@ impl TenantVault<'_> {
         cancel: &CancelToken,
         actor: &Actor,
     ) -> Result<Connection> {
-        let app = self.provider_app(&request.provider_app)?;
-        let context = self.flow_context(&app)?;
-        let client = self.client(&app)?;
-        let scopes = request
-            .scopes
-            .clone()
-            .unwrap_or_else(|| app.default_scopes.clone());
-        let endpoint = TokenEndpoint {
-            url: flow::require(&context.endpoints, "token").map_err(oauth)?,
-            client: &client,
-            quirks: &context.quirks,
-            http: &self.vault.http,
-        };
+        let p = self.prepare(request)?;
+        let endpoint = p.token_endpoint(&self.vault.http)?;
         let response = flow::device_poll(&endpoint, device, cancel).map_err(oauth)?;
-        self.store_grant(
-            &request.name,
-            &app,
-            &context,
-            &endpoint,
-            scopes,
-            None,
-            response,
-            BTreeMap::new(),
-            actor,
-        )
+        self.store_prepared(&request.name, &p, &endpoint, response, actor)
     }
 
     /// Obtains a service connection with the client-credentials grant.
@@ -313,36 +320,37 @@ impl TenantVault<'_> {
         request: &ConnectRequest,
         actor: &Actor,
     ) -> Result<Connection> {
-        let app = self.provider_app(&request.provider_app)?;
-        if !app.has_client_secret {
+        let p = self.prepare(request)?;
+        if !p.app.has_client_secret {
             return Err(Error::Invalid(
                 "the client-credentials grant needs a client secret".into(),
             ));
         }
-        let context = self.flow_context(&app)?;
-        let client = self.client(&app)?;
-        let scopes = request
-            .scopes
-            .clone()
-            .unwrap_or_else(|| app.default_scopes.clone());
-        let endpoint = TokenEndpoint {
-            url: flow::require(&context.endpoints, "token").map_err(oauth)?,
-            client: &client,
-            quirks: &context.quirks,
-            http: &self.vault.http,
-        };
-        let scope = scopes.join(&context.quirks.scope_separator);
+        let endpoint = p.token_endpoint(&self.vault.http)?;
+        let scope = p.scopes.join(&p.context.quirks.scope_separator);
         let mut params = vec![("grant_type", "client_credentials")];
         if !scope.is_empty() {
             params.push(("scope", &scope));
         }
         let response = endpoint.request_tokens(&params).map_err(oauth)?;
+        self.store_prepared(&request.name, &p, &endpoint, response, actor)
+    }
+
+    /// Stores a grant obtained without a browser redirect (no nonce, no redirect metadata).
+    fn store_prepared(
+        &self,
+        name: &str,
+        p: &Prepared,
+        endpoint: &TokenEndpoint<'_>,
+        response: TokenResponse,
+        actor: &Actor,
+    ) -> Result<Connection> {
         self.store_grant(
-            &request.name,
-            &app,
-            &context,
-            &endpoint,
-            scopes,
+            name,
+            &p.app,
+            &p.context,
+            endpoint,
+            p.scopes.clone(),
             None,
             response,
             BTreeMap::new(),

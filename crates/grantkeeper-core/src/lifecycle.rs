@@ -170,6 +170,30 @@ impl Drop for GateTurn<'_> {
     }
 }
 
+/// A connection's provider app with its quirks and client.
+struct GrantContext {
+    app: crate::model::ProviderApp,
+    quirks: Quirks,
+    client: Client,
+    preset: Option<&'static Preset>,
+}
+
+impl GrantContext {
+    /// The `which` endpoint ("token", "revocation", "introspection") with client authentication.
+    fn endpoint<'a>(
+        &'a self,
+        which: &str,
+        http: &'a crate::http::HttpClient,
+    ) -> Result<TokenEndpoint<'a>, OAuthError> {
+        Ok(TokenEndpoint {
+            url: flow::require(&self.app.endpoints, which)?,
+            client: &self.client,
+            quirks: &self.quirks,
+            http,
+        })
+    }
+}
+
 /// The connection fields a refresh decision needs.
 struct Row {
     status: ConnectionStatus,
@@ -335,21 +359,15 @@ impl TenantVault<'_> {
                 "this connection holds no token: connect again".into()
             }));
         };
-        let (app, quirks, client, preset) = self.refresh_context(id)?;
-        let token_url = flow::require(&app.endpoints, "token")
-            .map_err(Error::OAuth)?
-            .to_owned();
-        let endpoint = TokenEndpoint {
-            url: &token_url,
-            client: &client,
-            quirks: &quirks,
-            http: &self.vault.http,
-        };
+        let ctx = self.grant_context(id)?;
+        let endpoint = ctx
+            .endpoint("token", &self.vault.http)
+            .map_err(Error::OAuth)?;
         let response = match self.request_refresh(&endpoint, &rt) {
             Ok(r) => r,
             Err(e) => return Err(self.record_failure(id, e, actor)),
         };
-        self.store_refresh(id, response, preset, actor)
+        self.store_refresh(id, response, ctx.preset, actor)
     }
 
     fn request_refresh(
@@ -402,9 +420,8 @@ impl TenantVault<'_> {
             }
             audit::append(
                 tx,
-                &NewEvent::new(EventKind::RefreshFailed, actor)
-                    .tenant(&self.tenant.id)
-                    .connection(id)
+                &self
+                    .event(EventKind::RefreshFailed, id, actor)
                     .detail(json!({ "class": class, "error": message })),
             )?;
             Ok(())
@@ -415,15 +432,7 @@ impl TenantVault<'_> {
         }
     }
 
-    fn refresh_context(
-        &self,
-        id: &ConnectionId,
-    ) -> Result<(
-        crate::model::ProviderApp,
-        Quirks,
-        Client,
-        Option<&'static Preset>,
-    )> {
+    fn grant_context(&self, id: &ConnectionId) -> Result<GrantContext> {
         let conn = self.connection(id)?;
         let app = self.provider_app(conn.provider_app_id.as_str())?;
         let preset = match &app.preset {
@@ -439,7 +448,12 @@ impl TenantVault<'_> {
             id: app.client_id.clone(),
             secret: self.client_secret(&app.id)?,
         };
-        Ok((app, quirks, client, preset))
+        Ok(GrantContext {
+            app,
+            quirks,
+            client,
+            preset,
+        })
     }
 
     /// Moves a journaled refresh token into the keychain (step 4 of the crash analysis).
@@ -555,7 +569,8 @@ impl TenantVault<'_> {
     pub fn revoke(&self, id: &ConnectionId, actor: &Actor) -> Result<RevokeOutcome> {
         let _lock = RefreshLock::acquire(self.lock_path(id))?;
         self.recover_journal(id)?;
-        let (app, quirks, client, preset) = self.refresh_context(id)?;
+        let ctx = self.grant_context(id)?;
+        let (client, preset) = (&ctx.client, ctx.preset);
         let rt = self.vault.keychain.get(&self.refresh_entry(id))?;
         let access = self.cached_access_token(id)?;
         let method = preset
@@ -564,13 +579,7 @@ impl TenantVault<'_> {
         let attempt = (|| -> Result<String, OAuthError> {
             match &method {
                 Revocation::Rfc7009 => {
-                    let url = flow::require(&app.endpoints, "revocation")?.to_owned();
-                    let ep = TokenEndpoint {
-                        url: &url,
-                        client: &client,
-                        quirks: &quirks,
-                        http: &self.vault.http,
-                    };
+                    let ep = ctx.endpoint("revocation", &self.vault.http)?;
                     let mut done = Vec::new();
                     if let Some(rt) = &rt {
                         revoke_rfc7009(&ep, rt.expose(), "refresh_token")?;
@@ -645,9 +654,7 @@ impl TenantVault<'_> {
             tx.execute("DELETE FROM refresh_journal WHERE connection_id = ?1", [id.as_str()])?;
             audit::append(
                 tx,
-                &NewEvent::new(EventKind::Revoked, actor)
-                    .tenant(&self.tenant.id)
-                    .connection(id)
+                &self.event(EventKind::Revoked, id, actor)
                     .detail(json!({ "at_provider": confirmed, "detail": detail })),
             )?;
             Ok(())
@@ -685,16 +692,10 @@ impl TenantVault<'_> {
 
     /// Asks the provider about the cached access token (RFC 7662). Needs the network.
     pub fn introspect(&self, id: &ConnectionId) -> Result<Map<String, Value>> {
-        let (app, quirks, client, _) = self.refresh_context(id)?;
-        let url = flow::require(&app.endpoints, "introspection")
-            .map_err(Error::OAuth)?
-            .to_owned();
-        let ep = TokenEndpoint {
-            url: &url,
-            client: &client,
-            quirks: &quirks,
-            http: &self.vault.http,
-        };
+        let ctx = self.grant_context(id)?;
+        let ep = ctx
+            .endpoint("introspection", &self.vault.http)
+            .map_err(Error::OAuth)?;
         let Some(at) = self.cached_access_token(id)? else {
             return Err(Error::Invalid(
                 "this connection holds no access token".into(),

@@ -485,6 +485,18 @@ impl TenantVault<'_> {
         &self.tenant
     }
 
+    /// An event about one of this tenant's connections.
+    pub(crate) fn event(
+        &self,
+        kind: EventKind,
+        connection: &ConnectionId,
+        actor: &Actor,
+    ) -> NewEvent {
+        NewEvent::new(kind, actor)
+            .tenant(&self.tenant.id)
+            .connection(connection)
+    }
+
     pub(crate) fn aad(&self, table: &str, column: &str, row: &str) -> Aad {
         Aad::column(&self.vault.id, self.tenant.id.as_str(), table, column, row)
     }
@@ -710,9 +722,7 @@ impl TenantVault<'_> {
             )?;
             audit::append(
                 tx,
-                &NewEvent::new(EventKind::Consented, actor)
-                    .tenant(&self.tenant.id)
-                    .connection(id)
+                &self.event(EventKind::Consented, id, actor)
                     .fingerprint(self.vault.fingerprint(tokens.access_token.expose()))
                     .detail(json!({ "scopes_requested": new.scopes_requested, "scopes_granted": granted })),
             )?;
@@ -765,12 +775,7 @@ impl TenantVault<'_> {
                 "DELETE FROM connections WHERE id = ?1 AND tenant_id = ?2",
                 params![id.as_str(), self.tenant.id.as_str()],
             )?;
-            audit::append(
-                tx,
-                &NewEvent::new(EventKind::Deleted, actor)
-                    .tenant(&self.tenant.id)
-                    .connection(id),
-            )?;
+            audit::append(tx, &self.event(EventKind::Deleted, id, actor))?;
             Ok(())
         })
     }

@@ -196,24 +196,7 @@ pub fn connected_vault(
         .unwrap();
     let id = {
         let scope = vault.tenant(&t.id).unwrap();
-        scope
-            .add_provider_app(
-                NewProviderApp {
-                    name: "idp".into(),
-                    preset: Some("generic-oidc".into()),
-                    endpoints: vault.discover(&idp.issuer).unwrap(),
-                    client_id: "grantkeeper-test".into(),
-                    client_secret: None,
-                    redirect_mode: RedirectMode::Loopback,
-                    redirect_port: None,
-                    relay_url: None,
-                    default_scopes: ["openid", "email", "offline_access", "api:read"]
-                        .map(String::from)
-                        .to_vec(),
-                },
-                &actor(),
-            )
-            .unwrap();
+        add_idp_app(&vault, &scope, idp);
         let mut pending = scope
             .begin_connect(ConnectRequest {
                 name: "main".into(),
@@ -233,4 +216,26 @@ pub fn connected_vault(
         scope.finish_connect(pending, &params, &actor()).unwrap().id
     };
     (vault, id)
+}
+
+/// Registers the test IdP's public client as provider app `idp` (discovery, loopback redirect).
+pub fn add_idp_app(vault: &grantkeeper_core::Vault, scope: &TenantVault<'_>, idp: &Idp) {
+    scope
+        .add_provider_app(
+            NewProviderApp {
+                name: "idp".into(),
+                preset: Some("generic-oidc".into()),
+                endpoints: vault.discover(&idp.issuer).unwrap(),
+                client_id: "grantkeeper-test".into(),
+                client_secret: None,
+                redirect_mode: RedirectMode::Loopback,
+                redirect_port: None,
+                relay_url: None,
+                default_scopes: ["openid", "email", "offline_access", "api:read"]
+                    .map(String::from)
+                    .to_vec(),
+            },
+            &actor(),
+        )
+        .unwrap();
 }
