@@ -47,6 +47,8 @@ enum Command {
     Provider(commands::provider::ProviderCommand),
     /// Connect an account: consent in the system browser, then store the grant.
     Connect(commands::connect::ConnectArgs),
+    /// Consent again for an existing connection (same connection, history kept).
+    Reconsent(commands::connect::ReconsentArgs),
     /// List connections.
     List(commands::connect::ListArgs),
     /// Print a valid access token, refreshing it if needed (recorded in the usage history).
@@ -77,6 +79,7 @@ fn main() -> ExitCode {
         Command::Tenant(cmd) => commands::tenant::run(cmd, &out),
         Command::Provider(cmd) => commands::provider::run(cmd, &out),
         Command::Connect(args) => commands::connect::connect(args, &out),
+        Command::Reconsent(args) => commands::connect::reconsent(args, &out),
         Command::List(args) => commands::connect::list(args, &out),
         Command::Token(args) => commands::token::token(args),
         Command::Exec(args) => commands::token::exec(args),

@@ -11,7 +11,7 @@ use crate::audit::Actor;
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::model::{
-    AccountIdentity, Connection, ExpirySource, ProviderApp, RedirectMode, UnixMillis,
+    AccountIdentity, Connection, ConnectionId, ExpirySource, ProviderApp, RedirectMode, UnixMillis,
 };
 use crate::oauth::discovery::{self, ServerMetadata};
 use crate::oauth::flow::{self, Client, DeviceAuthorization, Quirks, TokenEndpoint};
@@ -52,6 +52,8 @@ pub struct PendingConnect {
     nonce: Option<String>,
     listener: Option<LoopbackListener>,
     scopes: Vec<String>,
+    /// The connection a re-consent renews in place.
+    replaces: Option<ConnectionId>,
 }
 
 /// What one provider app's flow needs beyond the stored record.
@@ -155,8 +157,35 @@ impl TenantVault<'_> {
     /// Starts a browser sign-in: binds the loopback listener (unless the redirect is pasted)
     /// and builds the authorization URL. Nothing is stored yet.
     pub fn begin_connect(&self, request: ConnectRequest) -> Result<PendingConnect> {
+        self.begin(request, None)
+    }
+
+    /// Starts a re-consent of an existing connection (after `invalid_grant`, or to change its
+    /// scopes): the same connection is renewed in place, its history kept. `scopes` defaults to
+    /// the scopes it asked for before.
+    pub fn begin_reconsent(
+        &self,
+        id: &ConnectionId,
+        scopes: Option<Vec<String>>,
+        redirect: Option<RedirectMode>,
+    ) -> Result<PendingConnect> {
+        let c = self.connection(id)?;
+        let request = ConnectRequest {
+            name: c.name.clone(),
+            provider_app: c.provider_app_id.to_string(),
+            scopes: Some(scopes.unwrap_or(c.scopes_requested)),
+            redirect,
+        };
+        self.begin(request, Some(c.id))
+    }
+
+    fn begin(
+        &self,
+        request: ConnectRequest,
+        replaces: Option<ConnectionId>,
+    ) -> Result<PendingConnect> {
         let app = self.provider_app(&request.provider_app)?;
-        if self.connection_named(&request.name).is_ok() {
+        if replaces.is_none() && self.connection_named(&request.name).is_ok() {
             return Err(Error::AlreadyExists {
                 what: "connection",
                 name: format!("{}/{}", self.tenant().slug, request.name),
@@ -224,6 +253,7 @@ impl TenantVault<'_> {
             nonce,
             listener,
             scopes,
+            replaces,
         })
     }
 
@@ -261,6 +291,7 @@ impl TenantVault<'_> {
             }
         }
         self.store_grant(
+            pending.replaces.as_ref(),
             &pending.request.name,
             &pending.app,
             &pending.context,
@@ -346,6 +377,7 @@ impl TenantVault<'_> {
         actor: &Actor,
     ) -> Result<Connection> {
         self.store_grant(
+            None,
             name,
             &p.app,
             &p.context,
@@ -361,6 +393,7 @@ impl TenantVault<'_> {
     #[allow(clippy::too_many_arguments)]
     fn store_grant(
         &self,
+        replaces: Option<&ConnectionId>,
         name: &str,
         app: &ProviderApp,
         context: &FlowContext,
@@ -434,7 +467,10 @@ impl TenantVault<'_> {
                 .and(expiry.refresh_max_days.map(days)),
             metadata,
         };
-        self.store_connection(new, response.tokens, actor)
+        match replaces {
+            Some(id) => self.renew_connection(id, new, response.tokens, actor),
+            None => self.store_connection(new, response.tokens, actor),
+        }
     }
 
     /// The access token's expiry: the response's `expires_in`, else the JWT's `exp`, else

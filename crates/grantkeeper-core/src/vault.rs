@@ -730,6 +730,89 @@ impl TenantVault<'_> {
         })
     }
 
+    /// Renews a connection in place after a re-consent: new tokens (the refresh token replaced in
+    /// the keychain first), scopes, account and expiries; status active; history kept. The
+    /// `consented` event records which scopes were added or dropped.
+    pub fn renew_connection(
+        &self,
+        id: &ConnectionId,
+        new: NewConnection,
+        tokens: TokenSet,
+        actor: &Actor,
+    ) -> Result<Connection> {
+        let before = self.connection(id)?;
+        if let Some(rt) = &tokens.refresh_token {
+            self.vault.keychain.set(
+                &self.refresh_entry(id),
+                &crate::secret::SecretText::new(rt.expose()),
+            )?;
+        }
+        let access = self.key.seal(
+            &self.aad("connections", "access_token", id.as_str()),
+            tokens.access_token.expose(),
+        );
+        let id_token = tokens.id_token.as_ref().map(|t| {
+            self.key.seal(
+                &self.aad("connections", "id_token", id.as_str()),
+                t.expose(),
+            )
+        });
+        let (granted, reported) = match &new.scopes_granted {
+            Some(g) => (g.clone(), true),
+            None => (new.scopes_requested.clone(), false),
+        };
+        let added: Vec<&String> = granted
+            .iter()
+            .filter(|s| !before.scopes_granted.contains(s))
+            .collect();
+        let dropped: Vec<&String> = before
+            .scopes_granted
+            .iter()
+            .filter(|s| !granted.contains(s))
+            .collect();
+        let has_refresh = tokens.refresh_token.is_some() || before.has_refresh_token;
+        self.vault.write(|tx| {
+            tx.execute(
+                "UPDATE connections SET account_subject = ?2, account_username = ?3, account_org_id = ?4,
+                        scopes_requested = ?5, scopes_granted = ?6, scopes_granted_reported = ?7, consented_at = ?8,
+                        consented_by = ?9, status = 'active', status_detail = NULL, access_expires_at = ?10,
+                        access_expiry_source = ?11, refresh_expires_at = ?12, refresh_hard_expires_at = ?13,
+                        has_refresh_token = ?14, metadata = ?15, access_token = ?16, id_token = ?17
+                 WHERE id = ?1 AND tenant_id = ?18",
+                params![
+                    id.as_str(),
+                    new.account.subject,
+                    new.account.username,
+                    new.account.org_id,
+                    to_json(&new.scopes_requested),
+                    to_json(&granted),
+                    reported,
+                    now_ms(),
+                    new.consented_by,
+                    new.access_expiry.map(|(t, _)| t),
+                    new.access_expiry.map(|(_, s)| to_json(&s)),
+                    new.refresh_expires_at,
+                    new.refresh_hard_expires_at,
+                    has_refresh,
+                    to_json(&new.metadata),
+                    access,
+                    id_token,
+                    self.tenant.id.as_str(),
+                ],
+            )?;
+            tx.execute("DELETE FROM refresh_journal WHERE connection_id = ?1", [id.as_str()])?;
+            audit::append(
+                tx,
+                &self
+                    .event(EventKind::Consented, id, actor)
+                    .fingerprint(self.vault.fingerprint(tokens.access_token.expose()))
+                    .detail(json!({ "reconsent": true, "scopes_granted": granted, "scopes_added": added, "scopes_dropped": dropped })),
+            )?;
+            Ok(())
+        })?;
+        self.connection(id)
+    }
+
     /// One of this tenant's connections.
     pub fn connection(&self, id: &ConnectionId) -> Result<Connection> {
         let conn = self.vault.conn();

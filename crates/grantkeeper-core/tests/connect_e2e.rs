@@ -433,3 +433,49 @@ fn relay_page_forwards_to_the_app() {
     let c = t.finish_connect(pending, &params, &actor()).unwrap();
     assert!(c.has_refresh_token);
 }
+
+#[test]
+fn reconsent_renews_the_same_connection() {
+    let _lock = BROWSER_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let s = setup();
+    let t = tenant(&s);
+    let mut req = request("main");
+    req.scopes = Some(
+        ["openid", "offline_access", "api:read"]
+            .map(String::from)
+            .to_vec(),
+    );
+    let mut pending = t.begin_connect(req).unwrap();
+    let params = sign_in(&mut pending, "approve", Duration::from_secs(60)).unwrap();
+    let before = t.finish_connect(pending, &params, &actor()).unwrap();
+    // The grant went bad (e.g. invalid_grant on refresh).
+    rusqlite::Connection::open(s.vault.db_path())
+        .unwrap()
+        .execute(
+            "UPDATE connections SET status = 'needs_reconsent' WHERE id = ?1",
+            [before.id.as_str()],
+        )
+        .unwrap();
+    let scopes = ["openid", "offline_access", "api:write"]
+        .map(String::from)
+        .to_vec();
+    let mut pending = t.begin_reconsent(&before.id, Some(scopes), None).unwrap();
+    let params = sign_in(&mut pending, "approve", Duration::from_secs(60)).unwrap();
+    let after = t.finish_connect(pending, &params, &actor()).unwrap();
+    assert_eq!(after.id, before.id, "renewed in place");
+    assert_eq!(
+        after.status,
+        grantkeeper_core::model::ConnectionStatus::Active
+    );
+    assert!(after.scopes_granted.contains(&"api:write".to_owned()));
+    let history = s.vault.connection_history(&after.id, None, 10).unwrap();
+    let consents: Vec<_> = history
+        .iter()
+        .filter(|e| e.kind == EventKind::Consented)
+        .collect();
+    assert_eq!(consents.len(), 2, "history kept");
+    let detail = consents[0].detail.as_ref().unwrap();
+    assert_eq!(detail["scopes_added"], serde_json::json!(["api:write"]));
+    assert_eq!(detail["scopes_dropped"], serde_json::json!(["api:read"]));
+    assert_nothing_stored(&s, 1);
+}

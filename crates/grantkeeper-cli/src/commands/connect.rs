@@ -57,7 +57,6 @@ pub fn connect(args: &ConnectArgs, out: &Output) -> Result<(), Failure> {
             .map(|s| s.split_whitespace().map(str::to_owned).collect()),
         redirect: args.redirect.map(Into::into),
     };
-    let cancel = CancelToken::default();
     let connection = if args.client_credentials {
         scope.connect_client_credentials(&request, &actor)?
     } else if args.device {
@@ -70,43 +69,95 @@ pub fn connect(args: &ConnectArgs, out: &Output) -> Result<(), Failure> {
             eprintln!("(or open {complete})");
         }
         eprintln!("Waiting for approval…");
-        scope.finish_device_connect(&request, &device, &cancel, &actor)?
+        scope.finish_device_connect(&request, &device, &CancelToken::default(), &actor)?
     } else {
-        let mut pending = scope.begin_connect(request.clone())?;
+        let pending = scope.begin_connect(request.clone())?;
         let mode = request
             .redirect
             .unwrap_or(scope.provider_app(&args.provider)?.redirect_mode);
-        eprintln!(
-            "Opening your browser to sign in. If it does not open, visit:\n  {}",
-            pending.url
-        );
-        if let Err(e) = browser::open(&pending.url) {
-            eprintln!("grantkeeper: {e}");
-        }
-        let params = if mode == RedirectMode::Paste {
-            eprintln!(
-                "After signing in, paste the address your browser shows (starting with {}):",
-                pending.redirect_uri
-            );
-            let mut line = String::new();
-            std::io::stdin()
-                .lock()
-                .read_line(&mut line)
-                .map_err(|e| Failure::other(format!("cannot read the pasted URL: {e}")))?;
-            parse_pasted_redirect(&line).map_err(grantkeeper_core::Error::from)?
-        } else {
-            eprintln!(
-                "Waiting for the browser (up to {} s; Ctrl+C cancels)…",
-                args.timeout
-            );
-            pending
-                .wait_for_redirect(Duration::from_secs(args.timeout), &cancel)
-                .map_err(grantkeeper_core::Error::from)?
-        };
-        scope.finish_connect(pending, &params, &actor)?
+        browser_sign_in(&scope, pending, mode, args.timeout, &actor)?
     };
     out.value(&connection, || describe(&t.slug, &connection));
     Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct ReconsentArgs {
+    /// `<tenant>/<connection>`.
+    target: String,
+    /// Scopes to ask for, space-separated (default: those asked for before).
+    #[arg(long)]
+    scopes: Option<String>,
+    /// Override the app's redirect mode.
+    #[arg(long, value_enum)]
+    redirect: Option<Redirect>,
+    /// Seconds to wait for the browser.
+    #[arg(long, default_value_t = DEFAULT_CONNECT_TIMEOUT.as_secs())]
+    timeout: u64,
+}
+
+/// `grantkeeper reconsent`: renews a connection in place, history kept.
+pub fn reconsent(args: &ReconsentArgs, out: &Output) -> Result<(), Failure> {
+    let (tenant, name) = split_ref(&args.target)?;
+    let vault = crate::open_vault()?;
+    let t = vault.find_tenant(tenant)?;
+    let scope = vault.tenant(&t.id)?;
+    let c = scope.connection_named(name)?;
+    let scopes = args
+        .scopes
+        .as_ref()
+        .map(|s| s.split_whitespace().map(str::to_owned).collect());
+    let redirect = args.redirect.map(Into::into);
+    let pending = scope.begin_reconsent(&c.id, scopes, redirect)?;
+    let mode = redirect.unwrap_or(
+        scope
+            .provider_app(c.provider_app_id.as_str())?
+            .redirect_mode,
+    );
+    let connection = browser_sign_in(
+        &scope,
+        pending,
+        mode,
+        args.timeout,
+        &Actor::new(ActorKind::Cli),
+    )?;
+    out.value(&connection, || describe(&t.slug, &connection));
+    Ok(())
+}
+
+/// Opens the browser, waits for the redirect (or reads a pasted one), and finishes the grant.
+fn browser_sign_in(
+    scope: &grantkeeper_core::TenantVault<'_>,
+    mut pending: grantkeeper_core::connect::PendingConnect,
+    mode: RedirectMode,
+    timeout: u64,
+    actor: &Actor,
+) -> Result<Connection, Failure> {
+    eprintln!(
+        "Opening your browser to sign in. If it does not open, visit:\n  {}",
+        pending.url
+    );
+    if let Err(e) = browser::open(&pending.url) {
+        eprintln!("grantkeeper: {e}");
+    }
+    let params = if mode == RedirectMode::Paste {
+        eprintln!(
+            "After signing in, paste the address your browser shows (starting with {}):",
+            pending.redirect_uri
+        );
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| Failure::other(format!("cannot read the pasted URL: {e}")))?;
+        parse_pasted_redirect(&line).map_err(grantkeeper_core::Error::from)?
+    } else {
+        eprintln!("Waiting for the browser (up to {timeout} s; Ctrl+C cancels)…");
+        pending
+            .wait_for_redirect(Duration::from_secs(timeout), &CancelToken::default())
+            .map_err(grantkeeper_core::Error::from)?
+    };
+    Ok(scope.finish_connect(pending, &params, actor)?)
 }
 
 fn describe(tenant: &str, c: &Connection) -> String {
