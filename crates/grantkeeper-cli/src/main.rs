@@ -67,6 +67,8 @@ enum Command {
     Inspect(commands::token::TargetArgs),
     /// The usage history of a connection or of the whole vault.
     History(commands::token::HistoryArgs),
+    /// Keep idle refresh tokens alive and warn about expiring ones (for a timer or cron).
+    Maintain(commands::token::MaintainArgs),
     /// Check the usage history.
     #[command(subcommand)]
     Audit(commands::audit::AuditCommand),
@@ -89,6 +91,7 @@ fn main() -> ExitCode {
         Command::Show(args) => commands::token::show(args, &out),
         Command::Inspect(args) => commands::token::inspect(args, &out),
         Command::History(args) => commands::token::history(args, &out),
+        Command::Maintain(args) => commands::token::maintain(args, &out),
         Command::Audit(cmd) => commands::audit::run(cmd, &out),
     };
     match result {

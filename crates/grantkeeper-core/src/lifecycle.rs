@@ -534,7 +534,7 @@ impl TenantVault<'_> {
                 "UPDATE connections SET access_token = ?2, access_expires_at = ?3, access_expiry_source = ?4,
                         id_token = COALESCE(?5, id_token), last_refresh_at = ?6, status = 'active',
                         status_detail = NULL, scopes_granted = COALESCE(?7, scopes_granted),
-                        refresh_expires_at = COALESCE(?8, refresh_expires_at)
+                        refresh_expires_at = ?8
                  WHERE id = ?1",
                 params![
                     id.as_str(),
@@ -812,6 +812,95 @@ fn refreshed_expiry(
     preset
         .and_then(|p| p.expiry.access_default_secs)
         .map(|s| (now + secs_ms(s), ExpirySource::CatalogDefault))
+}
+
+/// A refresh token that will die soon unless something happens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+#[ts(export)]
+pub struct ExpiryWarning {
+    /// The connection.
+    pub connection_id: ConnectionId,
+    /// Its tenant.
+    pub tenant_id: crate::model::TenantId,
+    /// Its name.
+    pub name: String,
+    /// When the refresh token expires.
+    #[ts(type = "number")]
+    pub expires_at: UnixMillis,
+    /// Whether the expiry is a hard one (only re-consent helps) or from inactivity (a refresh
+    /// renews it).
+    pub hard: bool,
+}
+
+/// What one maintenance pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, TS)]
+#[ts(export)]
+pub struct MaintenanceReport {
+    /// Connections refreshed to keep an idle refresh token alive.
+    pub refreshed: Vec<ConnectionId>,
+    /// Connections whose keep-alive refresh failed (recorded in their history).
+    pub failed: Vec<ConnectionId>,
+    /// Refresh tokens expiring within the warning window.
+    pub warnings: Vec<ExpiryWarning>,
+}
+
+impl crate::Vault {
+    /// Refresh tokens that expire within `within`, soonest first.
+    pub fn expiry_warnings(&self, within: Duration) -> Result<Vec<ExpiryWarning>> {
+        let horizon = now_ms() + i64::try_from(within.as_millis()).unwrap_or(i64::MAX / 2);
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id, tenant_id, name, refresh_expires_at, refresh_hard_expires_at FROM connections
+             WHERE status = 'active' AND has_refresh_token = 1
+               AND (refresh_expires_at <= ?1 OR refresh_hard_expires_at <= ?1)",
+        )?;
+        let rows = stmt.query_map([horizon], |r| {
+            let sliding: Option<i64> = r.get(3)?;
+            let hard: Option<i64> = r.get(4)?;
+            let (expires_at, is_hard) = match (sliding, hard) {
+                (Some(s), Some(h)) if h <= s => (h, true),
+                (Some(s), _) => (s, false),
+                (None, Some(h)) => (h, true),
+                (None, None) => (i64::MAX, false),
+            };
+            Ok(ExpiryWarning {
+                connection_id: ConnectionId::from_string(r.get::<_, String>(0)?),
+                tenant_id: crate::model::TenantId::from_string(r.get::<_, String>(1)?),
+                name: r.get(2)?,
+                expires_at,
+                hard: is_hard,
+            })
+        })?;
+        let mut out: Vec<ExpiryWarning> = rows.collect::<rusqlite::Result<_>>()?;
+        out.sort_by_key(|w| w.expires_at);
+        Ok(out)
+    }
+
+    /// One background pass: refreshes every grant whose refresh token would die from inactivity
+    /// within `keep_alive` (Xero after 60 idle days, QuickBooks 100, Google 180), so unused
+    /// connections stay alive, and lists the refresh tokens expiring within `warn`.
+    pub fn maintain(&self, keep_alive: Duration, warn: Duration) -> Result<MaintenanceReport> {
+        let actor = Actor::new(crate::audit::ActorKind::Background);
+        let mut report = MaintenanceReport::default();
+        for w in self.expiry_warnings(keep_alive)? {
+            if w.hard {
+                continue;
+            }
+            let scope = self.tenant(&w.tenant_id)?;
+            match scope.refresh(&w.connection_id, &actor) {
+                Ok(token) => {
+                    drop(token);
+                    report.refreshed.push(w.connection_id);
+                }
+                Err(e) => {
+                    tracing::warn!(connection = %w.connection_id, error = %e, "keep-alive refresh failed");
+                    report.failed.push(w.connection_id);
+                }
+            }
+        }
+        report.warnings = self.expiry_warnings(warn)?;
+        Ok(report)
+    }
 }
 
 #[cfg(test)]
@@ -1180,6 +1269,60 @@ mod tests {
         assert!(out.detail.contains("not revoked at the provider"));
         let ev = &f.vault.connection_history(&f.id, None, 1).unwrap()[0];
         assert_eq!(ev.detail.as_ref().unwrap()["at_provider"], false);
+    }
+
+    #[test]
+    fn maintenance_keeps_idle_refresh_tokens_alive_and_warns() {
+        let f = fx(|_| {
+            StubResponse::json(
+                200,
+                r#"{"access_token":"at-k","token_type":"Bearer","expires_in":3600,"refresh_token":"rt-k","refresh_token_expires_in":5184000}"#,
+            )
+        });
+        let day = 86_400_000;
+        let db = f.vault.conn();
+        db.execute(
+            "UPDATE connections SET refresh_expires_at = ?1",
+            [now_ms() + 2 * day],
+        )
+        .unwrap();
+        drop(db);
+        let report = f
+            .vault
+            .maintain(
+                Duration::from_secs(7 * 86_400),
+                Duration::from_secs(30 * 86_400),
+            )
+            .unwrap();
+        assert_eq!(report.refreshed, vec![f.id.clone()]);
+        assert!(report.failed.is_empty());
+        assert_eq!(stored_rt(&f), "rt-k");
+        let last = &f.vault.connection_history(&f.id, None, 2).unwrap()[1];
+        assert_eq!(last.kind, EventKind::Refreshed);
+        assert_eq!(last.actor, Some(ActorKind::Background));
+        // The refresh reset the inactivity clock (this provider states no window).
+        assert_eq!(
+            scope(&f).connection(&f.id).unwrap().refresh_expires_at,
+            None
+        );
+        // A hard expiry is warned about, not refreshed.
+        f.vault
+            .conn()
+            .execute(
+                "UPDATE connections SET refresh_hard_expires_at = ?1",
+                [now_ms() + 3 * day],
+            )
+            .unwrap();
+        let report = f
+            .vault
+            .maintain(
+                Duration::from_secs(7 * 86_400),
+                Duration::from_secs(30 * 86_400),
+            )
+            .unwrap();
+        assert!(report.refreshed.is_empty());
+        assert_eq!(report.warnings.len(), 1);
+        assert!(report.warnings[0].hard);
     }
 
     #[test]

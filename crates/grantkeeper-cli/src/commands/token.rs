@@ -75,6 +75,44 @@ pub struct DeleteArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct MaintainArgs {
+    /// Refresh grants whose refresh token would die from inactivity within this time.
+    #[arg(long, value_parser = parse_duration, default_value = "7d")]
+    keep_alive: Duration,
+    /// List refresh tokens that expire within this time.
+    #[arg(long, value_parser = parse_duration, default_value = "14d")]
+    warn: Duration,
+}
+
+/// `grantkeeper maintain`: one background pass (run it from a timer, or let the agent run it).
+pub fn maintain(args: &MaintainArgs, out: &Output) -> Result<(), Failure> {
+    let vault = crate::open_vault()?;
+    let report = vault.maintain(args.keep_alive, args.warn)?;
+    out.value(&report, || {
+        let now = now_ms();
+        let mut lines = vec![format!(
+            "kept alive: {} refreshed, {} failed",
+            report.refreshed.len(),
+            report.failed.len()
+        )];
+        for w in &report.warnings {
+            lines.push(format!(
+                "warning: {} refresh token expires {}{}",
+                w.name,
+                relative(Some(w.expires_at), now),
+                if w.hard {
+                    " (hard limit: consent again before then)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        lines.join("\n")
+    });
+    Ok(())
+}
+
+#[derive(Debug, Args)]
 pub struct HistoryArgs {
     /// `<tenant>/<connection>`; the whole vault when absent.
     target: Option<String>,
@@ -89,12 +127,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: u64 = num
         .parse()
-        .map_err(|_| format!("'{s}' is not a duration like 90s, 5m or 1h"))?;
+        .map_err(|_| format!("'{s}' is not a duration like 90s, 5m, 1h or 7d"))?;
     let secs = match unit {
         "" | "s" => n,
         "m" => n * 60,
         "h" => n * 3600,
-        _ => return Err(format!("'{s}' is not a duration like 90s, 5m or 1h")),
+        "d" => n * 86_400,
+        _ => return Err(format!("'{s}' is not a duration like 90s, 5m, 1h or 7d")),
     };
     Ok(Duration::from_secs(secs))
 }
@@ -342,6 +381,10 @@ mod tests {
             Duration::from_secs(7200)
         );
         assert!(super::parse_duration("soon").is_err());
-        assert!(super::parse_duration("5d").is_err());
+        assert_eq!(
+            super::parse_duration("2d").unwrap(),
+            Duration::from_secs(172_800)
+        );
+        assert!(super::parse_duration("5w").is_err());
     }
 }
