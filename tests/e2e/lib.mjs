@@ -1,6 +1,6 @@
 // Shared helpers for the end-to-end tests: the built binaries, processes, WebDriver over HTTP.
 import { spawn, execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, openSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -63,9 +63,15 @@ export class AppSession {
   static async start(env) {
     const port = await freePort();
     const nativePort = await freePort();
+    // The driver, WebKitWebDriver and the app share a process group of their own, so stop()
+    // ends all of them; their output goes to a log file, so no leftover can hold the test
+    // runner's pipes open.
+    mkdirSync(artifacts, { recursive: true });
+    const log = openSync(join(artifacts, "tauri-driver.log"), "a");
     const driver = spawn("tauri-driver", ["--port", String(port), "--native-port", String(nativePort)], {
       env: { ...process.env, ...env },
-      stdio: ["ignore", "inherit", "inherit"],
+      stdio: ["ignore", log, log],
+      detached: true,
     });
     const s = new AppSession(driver, `http://127.0.0.1:${port}`);
     await waitFor("tauri-driver", async () => (await fetch(`${s.base}/status`)).ok);
@@ -129,8 +135,17 @@ export class AppSession {
     } catch {
       // The driver may already be gone; it is killed next.
     }
-    this.driver.kill("SIGTERM");
-    await sleep(300);
-    if (this.driver.exitCode === null) this.driver.kill("SIGKILL");
+    const group = -this.driver.pid;
+    try {
+      process.kill(group, "SIGTERM");
+    } catch {
+      return; // The whole group is gone already.
+    }
+    await sleep(500);
+    try {
+      process.kill(group, "SIGKILL");
+    } catch {
+      // Ended on SIGTERM.
+    }
   }
 }
