@@ -5,6 +5,7 @@
 //! - [`audit`] is the tamper-evident usage history every operation writes to.
 #![warn(missing_docs)]
 
+pub mod agent;
 pub mod audit;
 pub mod catalog;
 pub mod connect;

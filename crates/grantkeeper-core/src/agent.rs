@@ -1,0 +1,390 @@
+//! The hand-out agent: holds an open vault (its unwrapped keys) in memory and serves access
+//! tokens to programs of the same user over a Unix socket, so a script's `grantkeeper token`
+//! costs one local round trip instead of a keychain read.
+//!
+//! - The socket lives in `$XDG_RUNTIME_DIR/grantkeeper/` (a 0700 folder), mode 0600, named after
+//!   the vault folder, so separate profiles (`GRANTKEEPER_HOME`) get separate agents.
+//! - Each connection's peer is checked with `SO_PEERCRED`: another user's process is refused.
+//! - The caller's pid and executable path go into the `handed_out` event, so the history says
+//!   which program used which token.
+//! - `lock` drops the vault (and with it the keys); `unlock` opens it again from the keychain.
+//!
+//! Protocol: one JSON object per line each way (see [`Request`] and [`Response`]).
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::io::AsRawFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::audit::{Actor, ActorKind};
+use crate::error::{Error, Result};
+use crate::oauth::loopback::CancelToken;
+use crate::Vault;
+
+/// A request to the agent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// A valid access token for `tenant/connection`.
+    Token {
+        /// Tenant slug or id.
+        tenant: String,
+        /// Connection name.
+        connection: String,
+        /// Minimum remaining validity in milliseconds.
+        min_valid_ms: u64,
+        /// Application hint for the usage history.
+        hint: Option<String>,
+    },
+    /// Whether the agent holds an open vault.
+    Status,
+    /// Drop the keys.
+    Lock,
+    /// Open the vault again from the keychain.
+    Unlock,
+}
+
+/// What went wrong, for the client to map to its own exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// No such tenant or connection.
+    NotFound,
+    /// Bad input or an unusable connection state.
+    Invalid,
+    /// The keychain could not be used.
+    Keychain,
+    /// The provider refused (re-consent needed, revoked).
+    Refused,
+    /// The network or provider failed.
+    Network,
+    /// The agent is locked.
+    Locked,
+    /// Anything else.
+    Other,
+}
+
+/// The agent's answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Response {
+    /// Whether the request succeeded.
+    pub ok: bool,
+    /// The access token (token requests).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// The token's expiry (token requests).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+    /// Whether the vault is locked (status requests).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locked: Option<bool>,
+    /// The failure kind.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ErrorKind>,
+    /// The failure, in plain words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Response {
+    fn ok() -> Self {
+        Self {
+            ok: true,
+            token: None,
+            expires_at: None,
+            locked: None,
+            kind: None,
+            error: None,
+        }
+    }
+
+    fn fail(kind: ErrorKind, error: String) -> Self {
+        Self {
+            ok: false,
+            kind: Some(kind),
+            error: Some(error),
+            ..Self::ok()
+        }
+    }
+}
+
+/// The socket of the agent serving the vault in `home`.
+pub fn socket_path(home: &Path) -> PathBuf {
+    let digest = Sha256::digest(home.to_string_lossy().as_bytes());
+    let name: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let dir = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir())
+        .join("grantkeeper");
+    dir.join(format!("agent-{name}.sock"))
+}
+
+/// Opens the vault; the agent calls it at start and on `unlock`.
+pub type Opener = dyn Fn() -> Result<Vault> + Send + Sync;
+
+/// Serves hand-outs until `stop` is cancelled. Refuses to start when another agent answers on
+/// the socket.
+pub fn serve(home: &Path, open: Arc<Opener>, stop: &CancelToken) -> Result<()> {
+    let path = socket_path(home);
+    let dir = path.parent().expect("socket path has a folder");
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| Error::io(dir, e))?;
+    if UnixStream::connect(&path).is_ok() {
+        return Err(Error::Invalid(format!(
+            "an agent already serves this vault ({})",
+            path.display()
+        )));
+    }
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path).map_err(|e| Error::io(&path, e))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| Error::io(&path, e))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| Error::io(&path, e))?;
+    let state = Arc::new(Mutex::new(Some(Arc::new(open()?))));
+    tracing::info!(socket = %path.display(), "agent listening");
+    while !stop.is_cancelled() {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                let (state, open) = (state.clone(), open.clone());
+                std::thread::spawn(move || serve_client(stream, &state, &*open));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            Err(e) => return Err(Error::io(&path, e)),
+        }
+    }
+    let _ = std::fs::remove_file(&path);
+    Ok(())
+}
+
+/// The peer's uid and pid (`SO_PEERCRED`).
+fn peer(stream: &UnixStream) -> Option<(u32, i32)> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` and `len` are valid for writes of the sizes given; the fd is open.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0).then_some((cred.uid, cred.pid))
+}
+
+fn serve_client(stream: UnixStream, state: &Mutex<Option<Arc<Vault>>>, open: &Opener) {
+    // SAFETY: getuid has no preconditions.
+    let me = unsafe { libc::getuid() };
+    let Some((uid, pid)) = peer(&stream) else {
+        return;
+    };
+    if uid != me {
+        tracing::warn!(uid, pid, "agent refused a process of another user");
+        return;
+    }
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "?".into());
+    let caller = format!("pid {pid} {exe}");
+    let mut reader = BufReader::new(&stream);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let response = match serde_json::from_str::<Request>(&line) {
+            Ok(req) => handle(req, state, open, &caller),
+            Err(e) => Response::fail(ErrorKind::Invalid, format!("bad request: {e}")),
+        };
+        let mut out = serde_json::to_string(&response).expect("responses serialize");
+        out.push('\n');
+        if (&stream).write_all(out.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+fn handle(
+    req: Request,
+    state: &Mutex<Option<Arc<Vault>>>,
+    open: &Opener,
+    caller: &str,
+) -> Response {
+    let current = state.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    match req {
+        Request::Status => Response {
+            locked: Some(current.is_none()),
+            ..Response::ok()
+        },
+        Request::Lock => {
+            *state.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            Response {
+                locked: Some(true),
+                ..Response::ok()
+            }
+        }
+        Request::Unlock => match open() {
+            Ok(v) => {
+                *state.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(v));
+                Response {
+                    locked: Some(false),
+                    ..Response::ok()
+                }
+            }
+            Err(e) => Response::fail(kind_of(&e), e.to_string()),
+        },
+        Request::Token {
+            tenant,
+            connection,
+            min_valid_ms,
+            hint,
+        } => {
+            let Some(vault) = current else {
+                return Response::fail(
+                    ErrorKind::Locked,
+                    "the agent is locked: run `grantkeeper agent unlock`".into(),
+                );
+            };
+            let actor = Actor {
+                kind: ActorKind::Agent,
+                app_hint: hint,
+                caller: Some(caller.to_owned()),
+            };
+            let result = (|| -> Result<Response> {
+                let t = vault.find_tenant(&tenant)?;
+                let scope = vault.tenant(&t.id)?;
+                let c = scope.connection_named(&connection)?;
+                let token =
+                    scope.access_token(&c.id, Duration::from_millis(min_valid_ms), &actor)?;
+                let expires_at = scope.connection(&c.id)?.access_expires_at;
+                Ok(Response {
+                    token: Some(token.expose().to_owned()),
+                    expires_at,
+                    ..Response::ok()
+                })
+            })();
+            result.unwrap_or_else(|e| Response::fail(kind_of(&e), e.to_string()))
+        }
+    }
+}
+
+fn kind_of(e: &Error) -> ErrorKind {
+    match e {
+        Error::NotFound { .. } => ErrorKind::NotFound,
+        Error::Invalid(_) | Error::AlreadyExists { .. } => ErrorKind::Invalid,
+        Error::Keychain(_) | Error::MasterKeyMissing { .. } => ErrorKind::Keychain,
+        Error::Refresh {
+            class: crate::lifecycle::FailureClass::Transient,
+            ..
+        }
+        | Error::OAuth(_) => ErrorKind::Network,
+        Error::Refresh { .. } => ErrorKind::Refused,
+        _ => ErrorKind::Other,
+    }
+}
+
+/// A client of a running agent.
+pub struct AgentClient {
+    stream: UnixStream,
+}
+
+impl AgentClient {
+    /// Connects to the agent of the vault in `home`; `None` when no agent runs.
+    pub fn connect(home: &Path) -> Option<Self> {
+        let stream = UnixStream::connect(socket_path(home)).ok()?;
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(300)));
+        Some(Self { stream })
+    }
+
+    /// Sends one request and reads the answer.
+    pub fn call(&mut self, req: &Request) -> std::io::Result<Response> {
+        let mut line = serde_json::to_string(req).expect("requests serialize");
+        line.push('\n');
+        self.stream.write_all(line.as_bytes())?;
+        let mut reader = BufReader::new(&self.stream);
+        let mut answer = String::new();
+        reader.read_line(&mut answer)?;
+        serde_json::from_str(&answer)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keychain::MemoryKeychain;
+
+    #[test]
+    fn serves_status_lock_unlock_and_refuses_unknown_connections() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = tempfile::tempdir().unwrap();
+        std::env::set_var("XDG_RUNTIME_DIR", runtime.path());
+        let home = dir.path().join("vault");
+        let kc = Arc::new(MemoryKeychain::default());
+        Vault::open(&home, kc.clone())
+            .unwrap()
+            .create_tenant("Acme", Some("acme"), "", &Actor::new(ActorKind::Cli))
+            .unwrap();
+        let (h, kc2) = (home.clone(), kc.clone());
+        let opener: Arc<Opener> = Arc::new(move || Vault::open(&h, kc2.clone()));
+        let stop = CancelToken::default();
+        let server = {
+            let (home, stop) = (home.clone(), stop.clone());
+            std::thread::spawn(move || serve(&home, opener, &stop))
+        };
+        let mut client = loop {
+            if let Some(c) = AgentClient::connect(&home) {
+                break c;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let mode = std::fs::metadata(socket_path(&home))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(client.call(&Request::Status).unwrap().locked, Some(false));
+        let r = client
+            .call(&Request::Token {
+                tenant: "acme".into(),
+                connection: "nope".into(),
+                min_valid_ms: 0,
+                hint: None,
+            })
+            .unwrap();
+        assert_eq!(r.kind, Some(ErrorKind::NotFound));
+        assert_eq!(client.call(&Request::Lock).unwrap().locked, Some(true));
+        let r = client
+            .call(&Request::Token {
+                tenant: "acme".into(),
+                connection: "nope".into(),
+                min_valid_ms: 0,
+                hint: None,
+            })
+            .unwrap();
+        assert_eq!(r.kind, Some(ErrorKind::Locked));
+        assert_eq!(client.call(&Request::Unlock).unwrap().locked, Some(false));
+        stop.cancel();
+        server.join().unwrap().unwrap();
+        assert!(AgentClient::connect(&home).is_none(), "socket removed");
+    }
+}
