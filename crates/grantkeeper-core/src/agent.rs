@@ -120,7 +120,7 @@ pub fn socket_path(home: &Path) -> PathBuf {
     let name: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
     let dir = std::env::var_os("XDG_RUNTIME_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| std::env::temp_dir())
+        .unwrap_or_else(std::env::temp_dir)
         .join("grantkeeper");
     dir.join(format!("agent-{name}.sock"))
 }
