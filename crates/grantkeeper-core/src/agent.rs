@@ -142,6 +142,8 @@ pub fn serve(home: &Path, open: Arc<Opener>, stop: &CancelToken) -> Result<()> {
             path.display()
         )));
     }
+    // Open the vault first: an agent that cannot open it must not take the socket.
+    let state = Arc::new(Mutex::new(Some(Arc::new(open()?))));
     let _ = std::fs::remove_file(&path);
     let listener = UnixListener::bind(&path).map_err(|e| Error::io(&path, e))?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
@@ -296,7 +298,7 @@ fn kind_of(e: &Error) -> ErrorKind {
             ..
         }
         | Error::OAuth(_) => ErrorKind::Network,
-        Error::Refresh { .. } => ErrorKind::Refused,
+        Error::Refresh { .. } | Error::NotUsable { .. } => ErrorKind::Refused,
         _ => ErrorKind::Other,
     }
 }
