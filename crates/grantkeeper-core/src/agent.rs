@@ -151,7 +151,6 @@ pub fn serve(home: &Path, open: Arc<Opener>, stop: &CancelToken) -> Result<()> {
     listener
         .set_nonblocking(true)
         .map_err(|e| Error::io(&path, e))?;
-    let state = Arc::new(Mutex::new(Some(Arc::new(open()?))));
     tracing::info!(socket = %path.display(), "agent listening");
     while !stop.is_cancelled() {
         match listener.accept() {
