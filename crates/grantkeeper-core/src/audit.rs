@@ -558,6 +558,51 @@ pub fn recent(conn: &Connection, limit: u32) -> rusqlite::Result<Vec<UsageEvent>
     rows.collect()
 }
 
+/// Which events [`events`] reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryFilter {
+    /// Only this connection's events; the whole vault's when `None`.
+    pub connection: Option<ConnectionId>,
+    /// Only events at or after this time.
+    pub since: Option<UnixMillis>,
+    /// At most this many events (the newest).
+    pub limit: u32,
+}
+
+impl Default for HistoryFilter {
+    fn default() -> Self {
+        Self {
+            connection: None,
+            since: None,
+            limit: 50,
+        }
+    }
+}
+
+/// The newest events matching `filter`, newest first.
+pub fn events(conn: &Connection, filter: &HistoryFilter) -> rusqlite::Result<Vec<UsageEvent>> {
+    let since = filter.since.unwrap_or(i64::MIN);
+    match &filter.connection {
+        Some(id) => {
+            let sql = format!(
+                "SELECT {EVENT_COLUMNS} FROM events
+                 WHERE connection_id = ?1 AND ts >= ?2 ORDER BY ts DESC, seq DESC LIMIT ?3"
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![id.as_str(), since, filter.limit], row_to_event)?;
+            rows.collect()
+        }
+        None => {
+            let sql = format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE ts >= ?1 ORDER BY seq DESC LIMIT ?2"
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![since, filter.limit], row_to_event)?;
+            rows.collect()
+        }
+    }
+}
+
 /// Per-day, per-kind event counts of one connection since `since` (UTC days).
 pub fn daily_counts(
     conn: &Connection,
@@ -616,6 +661,54 @@ mod tests {
 
     fn first_bad(c: &Connection) -> Option<i64> {
         verify(c).unwrap().first_bad.map(|b| b.seq)
+    }
+
+    #[test]
+    fn events_filter_by_connection_and_time() {
+        let c = db();
+        let actor = Actor::new(ActorKind::Cli);
+        let (k1, k2) = (ConnectionId::generate(), ConnectionId::generate());
+        let evs: Vec<_> = [(&k1, 1_000), (&k2, 2_000), (&k1, 3_000), (&k1, 4_000)]
+            .into_iter()
+            .map(|(k, ts)| {
+                NewEvent::new(EventKind::HandedOut, &actor)
+                    .connection(k)
+                    .at(ts)
+            })
+            .collect();
+        append_batch(&c, &evs).unwrap();
+        let ts = |f: HistoryFilter| -> Vec<i64> {
+            events(&c, &f).unwrap().iter().map(|e| e.ts).collect()
+        };
+        assert_eq!(
+            ts(HistoryFilter::default()),
+            vec![4_000, 3_000, 2_000, 1_000]
+        );
+        assert_eq!(
+            ts(HistoryFilter {
+                since: Some(2_000),
+                ..HistoryFilter::default()
+            }),
+            vec![4_000, 3_000, 2_000],
+            "since is inclusive"
+        );
+        assert_eq!(
+            ts(HistoryFilter {
+                connection: Some(k1.clone()),
+                since: Some(2_000),
+                limit: 50,
+            }),
+            vec![4_000, 3_000]
+        );
+        assert_eq!(
+            ts(HistoryFilter {
+                connection: Some(k1),
+                since: None,
+                limit: 1,
+            }),
+            vec![4_000],
+            "the newest first"
+        );
     }
 
     #[test]

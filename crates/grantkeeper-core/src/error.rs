@@ -63,6 +63,15 @@ pub enum Error {
     /// The caller's input is not acceptable.
     #[error("{0}")]
     Invalid(String),
+    /// The connection exists but cannot hand out tokens in its state: it needs re-consent, was
+    /// revoked, or holds no usable token. Front ends report this as a refusal, not bad input.
+    #[error("{message}")]
+    NotUsable {
+        /// The connection's state.
+        status: crate::model::ConnectionStatus,
+        /// What happened and what to do, in plain words.
+        message: String,
+    },
 }
 
 /// Shorthand for results of this crate.

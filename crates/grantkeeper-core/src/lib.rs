@@ -3,6 +3,7 @@
 //! - [`vault`] stores tenants, provider apps and connections in SQLite, with secrets encrypted
 //!   under per-tenant keys ([`crypto`]) and refresh tokens in the OS keychain ([`keychain`]).
 //! - [`audit`] is the tamper-evident usage history every operation writes to.
+//! - [`report`] is the secret-free grant report (CSV or JSON) for audits and handovers.
 #![warn(missing_docs)]
 
 pub mod agent;
@@ -18,8 +19,10 @@ pub mod lifecycle;
 pub mod model;
 pub mod oauth;
 pub mod paths;
+pub mod report;
 pub mod secret;
 pub mod testing;
+pub mod timefmt;
 pub mod vault;
 
 pub use error::{Error, Result};

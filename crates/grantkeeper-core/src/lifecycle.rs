@@ -338,14 +338,22 @@ impl TenantVault<'_> {
             }
         }
         let row = self.row(id)?;
+        let not_usable = |message: &str| Error::NotUsable {
+            status: row.status,
+            message: message.into(),
+        };
         match row.status {
             ConnectionStatus::Active | ConnectionStatus::Error => {}
             ConnectionStatus::NeedsReconsent => {
-                return Err(Error::Invalid(
-                    "this connection needs re-consent: the provider no longer accepts its refresh token".into(),
+                return Err(not_usable(
+                    "this connection needs re-consent: the provider no longer accepts its refresh token",
                 ))
             }
-            ConnectionStatus::Revoked => return Err(Error::Invalid("this connection was revoked".into())),
+            ConnectionStatus::Revoked => {
+                return Err(not_usable(
+                    "this connection was revoked: connect again to use it",
+                ))
+            }
         }
         let rt = self
             .vault
@@ -353,10 +361,10 @@ impl TenantVault<'_> {
             .get(&self.refresh_entry(id))?
             .map(|t| RefreshToken::new(t.expose()));
         let Some(rt) = rt else {
-            return Err(Error::Invalid(if row.has_access {
-                "the access token has expired and this connection has no refresh token: connect again".into()
+            return Err(not_usable(if row.has_access {
+                "the access token has expired and this connection has no refresh token: connect again"
             } else {
-                "this connection holds no token: connect again".into()
+                "this connection holds no token: connect again"
             }));
         };
         let ctx = self.grant_context(id)?;
@@ -692,15 +700,16 @@ impl TenantVault<'_> {
 
     /// Asks the provider about the cached access token (RFC 7662). Needs the network.
     pub fn introspect(&self, id: &ConnectionId) -> Result<Map<String, Value>> {
+        let Some(at) = self.cached_access_token(id)? else {
+            return Err(Error::NotUsable {
+                status: self.row(id)?.status,
+                message: "this connection holds no access token to introspect".into(),
+            });
+        };
         let ctx = self.grant_context(id)?;
         let ep = ctx
             .endpoint("introspection", &self.vault.http)
             .map_err(Error::OAuth)?;
-        let Some(at) = self.cached_access_token(id)? else {
-            return Err(Error::Invalid(
-                "this connection holds no access token".into(),
-            ));
-        };
         flow::introspect(&ep, at.expose(), "access_token").map_err(Error::OAuth)
     }
 
@@ -1123,8 +1132,14 @@ mod tests {
             f.vault.connection_history(&f.id, None, 1).unwrap()[0].kind,
             EventKind::RefreshFailed
         );
-        // No further requests while it needs re-consent.
-        assert!(t.access_token(&f.id, DEFAULT_MIN_VALID, &actor()).is_err());
+        // No further requests while it needs re-consent, and a typed error says why.
+        assert!(matches!(
+            t.access_token(&f.id, DEFAULT_MIN_VALID, &actor()),
+            Err(Error::NotUsable {
+                status: ConnectionStatus::NeedsReconsent,
+                ..
+            })
+        ));
         assert_eq!(refresh_requests(&f).len(), 1);
     }
 
@@ -1254,7 +1269,20 @@ mod tests {
         let c = t.connection(&f.id).unwrap();
         assert_eq!(c.status, ConnectionStatus::Revoked);
         assert!(!c.has_refresh_token);
-        assert!(t.access_token(&f.id, DEFAULT_MIN_VALID, &actor()).is_err());
+        assert!(matches!(
+            t.access_token(&f.id, DEFAULT_MIN_VALID, &actor()),
+            Err(Error::NotUsable {
+                status: ConnectionStatus::Revoked,
+                ..
+            })
+        ));
+        assert!(matches!(
+            t.introspect(&f.id),
+            Err(Error::NotUsable {
+                status: ConnectionStatus::Revoked,
+                ..
+            })
+        ));
         assert_eq!(
             f.vault.connection_history(&f.id, None, 1).unwrap()[0].kind,
             EventKind::Revoked

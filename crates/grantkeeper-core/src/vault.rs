@@ -452,6 +452,12 @@ impl Vault {
         Ok(audit::recent(&self.conn(), limit)?)
     }
 
+    /// The newest events of one connection or of the whole vault, optionally only those since
+    /// a time, newest first.
+    pub fn history(&self, filter: &audit::HistoryFilter) -> Result<Vec<UsageEvent>> {
+        Ok(audit::events(&self.conn(), filter)?)
+    }
+
     /// Per-day event counts of one connection since `since`.
     pub fn daily_counts(&self, id: &ConnectionId, since: UnixMillis) -> Result<Vec<DailyCount>> {
         Ok(audit::daily_counts(&self.conn(), id, since)?)

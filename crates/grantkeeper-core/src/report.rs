@@ -1,0 +1,448 @@
+//! The grant report: every grant of the vault (or of one tenant) with its account, its scopes
+//! and their risk from the catalog, when and by whom it was consented, and its expiries. It holds
+//! no secret, only what the vault's records already show, for audits and client handovers.
+//!
+//! [`Vault::grant_report`] builds it; [`Vault::export_grant_report`] builds it and records an
+//! `exported` event first, so every export is in the usage history. [`to_csv`] renders it.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use ts_rs::TS;
+
+use crate::audit::{self, Actor, EventKind, NewEvent};
+use crate::catalog::{Catalog, Risk};
+use crate::error::Result;
+use crate::model::{ConnectionId, ConnectionStatus, UnixMillis};
+use crate::timefmt::format_rfc3339;
+use crate::{ConnectionFilter, Vault};
+
+/// One scope of a grant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct ReportScope {
+    /// The scope string.
+    pub scope: String,
+    /// Whether it was asked for.
+    pub requested: bool,
+    /// Whether it was granted (as reported by the provider, or assumed as requested).
+    pub granted: bool,
+    /// Its risk, when the provider's preset knows the scope.
+    pub risk: Option<Risk>,
+    /// What it grants, when the preset knows the scope.
+    pub meaning: Option<String>,
+}
+
+/// One grant in the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct GrantReportRow {
+    /// The tenant's slug.
+    pub tenant: String,
+    /// The tenant's display name.
+    pub tenant_name: String,
+    /// The connection's name.
+    pub connection: String,
+    /// The connection's id.
+    pub connection_id: ConnectionId,
+    /// The provider app it was made with.
+    pub provider_app: String,
+    /// The app's catalog preset, if any.
+    pub preset: Option<String>,
+    /// The account at the provider: username, else subject.
+    pub account: Option<String>,
+    /// Organisation, tenant or instance id at the provider.
+    pub account_org: Option<String>,
+    /// Current state.
+    pub status: ConnectionStatus,
+    /// Why it is not active.
+    pub status_detail: Option<String>,
+    /// Requested scopes in request order, then scopes granted without being asked for.
+    pub scopes: Vec<ReportScope>,
+    /// The highest known risk among the granted scopes.
+    pub highest_risk: Option<Risk>,
+    /// Whether the provider reported the granted scopes (else they are assumed as requested).
+    pub scopes_granted_reported: bool,
+    /// When consent was given.
+    #[ts(type = "number")]
+    pub consented_at: UnixMillis,
+    /// Who consented.
+    pub consented_by: Option<String>,
+    /// When the cached access token expires.
+    #[ts(type = "number | null")]
+    pub access_expires_at: Option<UnixMillis>,
+    /// Whether a refresh token is held.
+    pub has_refresh_token: bool,
+    /// Sliding (inactivity) refresh-token expiry.
+    #[ts(type = "number | null")]
+    pub refresh_expires_at: Option<UnixMillis>,
+    /// Hard refresh-token expiry.
+    #[ts(type = "number | null")]
+    pub refresh_hard_expires_at: Option<UnixMillis>,
+    /// Last successful refresh.
+    #[ts(type = "number | null")]
+    pub last_refresh_at: Option<UnixMillis>,
+    /// Last hand-out of a token.
+    #[ts(type = "number | null")]
+    pub last_used_at: Option<UnixMillis>,
+}
+
+/// The form an export is written in (recorded in the `exported` event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportFormat {
+    /// Comma-separated values, see [`to_csv`].
+    Csv,
+    /// JSON, an array of [`GrantReportRow`].
+    Json,
+}
+
+impl Vault {
+    /// The grant report of the connections `filter` selects, by tenant and name. Reads only.
+    pub fn grant_report(&self, filter: &ConnectionFilter) -> Result<Vec<GrantReportRow>> {
+        let connections = self.connections(filter)?;
+        let (tenants, apps) = {
+            let conn = self.conn();
+            let mut stmt = conn.prepare_cached("SELECT id, slug, name FROM tenants")?;
+            let tenants: HashMap<String, (String, String)> = stmt
+                .query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut stmt = conn.prepare_cached("SELECT id, name, preset FROM provider_apps")?;
+            let apps: HashMap<String, (String, Option<String>)> = stmt
+                .query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?
+                .collect::<rusqlite::Result<_>>()?;
+            (tenants, apps)
+        };
+        let catalog = Catalog::builtin();
+        Ok(connections
+            .into_iter()
+            .map(|c| {
+                let (tenant, tenant_name) = tenants
+                    .get(c.tenant_id.as_str())
+                    .cloned()
+                    .unwrap_or_default();
+                let (provider_app, preset) = apps
+                    .get(c.provider_app_id.as_str())
+                    .cloned()
+                    .unwrap_or_default();
+                let preset_info = preset.as_deref().and_then(|p| catalog.get(p).ok());
+                let scopes: Vec<ReportScope> = c
+                    .scopes_requested
+                    .iter()
+                    .chain(
+                        c.scopes_granted
+                            .iter()
+                            .filter(|s| !c.scopes_requested.contains(s)),
+                    )
+                    .map(|s| {
+                        let info = preset_info.and_then(|p| p.scope(s));
+                        ReportScope {
+                            scope: s.clone(),
+                            requested: c.scopes_requested.contains(s),
+                            granted: c.scopes_granted.contains(s),
+                            risk: info.map(|i| i.risk),
+                            meaning: info.map(|i| i.meaning.clone()),
+                        }
+                    })
+                    .collect();
+                let highest_risk = scopes
+                    .iter()
+                    .filter(|s| s.granted)
+                    .filter_map(|s| s.risk)
+                    .max();
+                GrantReportRow {
+                    tenant,
+                    tenant_name,
+                    connection: c.name,
+                    connection_id: c.id,
+                    provider_app,
+                    preset,
+                    account: c.account.username.or(c.account.subject),
+                    account_org: c.account.org_id,
+                    status: c.status,
+                    status_detail: c.status_detail,
+                    scopes,
+                    highest_risk,
+                    scopes_granted_reported: c.scopes_granted_reported,
+                    consented_at: c.consented_at,
+                    consented_by: c.consented_by,
+                    access_expires_at: c.access_expires_at,
+                    has_refresh_token: c.has_refresh_token,
+                    refresh_expires_at: c.refresh_expires_at,
+                    refresh_hard_expires_at: c.refresh_hard_expires_at,
+                    last_refresh_at: c.last_refresh_at,
+                    last_used_at: c.last_used_at,
+                }
+            })
+            .collect())
+    }
+
+    /// The grant report, for export: the `exported` event (format, row count, the tenant when
+    /// filtered) is written first, and no report is returned when it cannot be.
+    pub fn export_grant_report(
+        &self,
+        filter: &ConnectionFilter,
+        format: ReportFormat,
+        actor: &Actor,
+    ) -> Result<Vec<GrantReportRow>> {
+        let rows = self.grant_report(filter)?;
+        self.write(|tx| {
+            let mut event = NewEvent::new(EventKind::Exported, actor).detail(json!({
+                "what": "grant_report",
+                "format": format,
+                "rows": rows.len(),
+                "status": filter.status.map(ConnectionStatus::as_str),
+            }));
+            if let Some(t) = &filter.tenant {
+                event = event.tenant(t);
+            }
+            audit::append(tx, &event)?;
+            Ok(())
+        })?;
+        Ok(rows)
+    }
+}
+
+/// The CSV columns of [`to_csv`], in order.
+pub const CSV_COLUMNS: [&str; 21] = [
+    "tenant",
+    "tenant_name",
+    "connection",
+    "provider_app",
+    "preset",
+    "account",
+    "account_org",
+    "status",
+    "scopes_requested",
+    "scopes_granted",
+    "scope_risks",
+    "highest_risk",
+    "consented_at",
+    "consented_by",
+    "access_expires_at",
+    "has_refresh_token",
+    "refresh_expires_at",
+    "refresh_hard_expires_at",
+    "last_refresh_at",
+    "last_used_at",
+    "status_detail",
+];
+
+/// The report as CSV (RFC 4180: a header line, CRLF line ends, fields quoted when they hold a
+/// comma, quote or line break, quotes doubled). Times are RFC 3339 UTC, scope lists are
+/// space-separated, `scope_risks` is `scope=risk` per scope (`?` when the catalog does not know
+/// it), and empty fields are unknown. A field that a spreadsheet would run as a formula (starting
+/// with `=`, `+`, `-`, `@`, tab or CR) gets a leading `'`.
+pub fn to_csv(rows: &[GrantReportRow]) -> String {
+    let mut out = String::new();
+    push_record(&mut out, CSV_COLUMNS.iter().map(|c| (*c).to_owned()));
+    let time = |t: Option<UnixMillis>| t.map(format_rfc3339).unwrap_or_default();
+    let risk = |r: Option<Risk>| match r {
+        Some(Risk::Low) => "low",
+        Some(Risk::Medium) => "medium",
+        Some(Risk::High) => "high",
+        None => "",
+    };
+    for r in rows {
+        let list = |pick: fn(&ReportScope) -> bool| {
+            r.scopes
+                .iter()
+                .filter(|s| pick(s))
+                .map(|s| s.scope.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let risks = r
+            .scopes
+            .iter()
+            .map(|s| {
+                let level = risk(s.risk);
+                format!("{}={}", s.scope, if level.is_empty() { "?" } else { level })
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+        push_record(
+            &mut out,
+            [
+                r.tenant.clone(),
+                r.tenant_name.clone(),
+                r.connection.clone(),
+                r.provider_app.clone(),
+                r.preset.clone().unwrap_or_default(),
+                r.account.clone().unwrap_or_default(),
+                r.account_org.clone().unwrap_or_default(),
+                r.status.as_str().to_owned(),
+                list(|s| s.requested),
+                list(|s| s.granted),
+                risks,
+                risk(r.highest_risk).to_owned(),
+                time(Some(r.consented_at)),
+                r.consented_by.clone().unwrap_or_default(),
+                time(r.access_expires_at),
+                r.has_refresh_token.to_string(),
+                time(r.refresh_expires_at),
+                time(r.refresh_hard_expires_at),
+                time(r.last_refresh_at),
+                time(r.last_used_at),
+                r.status_detail.clone().unwrap_or_default(),
+            ],
+        );
+    }
+    out
+}
+
+fn push_record(out: &mut String, fields: impl IntoIterator<Item = String>) {
+    for (i, field) in fields.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&csv_field(&field));
+    }
+    out.push_str("\r\n");
+}
+
+/// One CSV field, neutralised against formula injection and quoted as RFC 4180 requires.
+pub fn csv_field(value: &str) -> String {
+    let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{value}")
+    } else {
+        value.to_owned()
+    };
+    if value.contains([',', '"', '\n', '\r']) || value.starts_with(' ') || value.ends_with(' ') {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::audit::ActorKind;
+    use crate::keychain::MemoryKeychain;
+    use crate::model::{AccountIdentity, Endpoints, ExpirySource, RedirectMode};
+    use crate::secret::{AccessToken, RefreshToken, TokenSet};
+    use crate::{NewConnection, NewProviderApp};
+
+    #[test]
+    fn csv_fields_are_quoted_and_neutralised() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field(""), "");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
+        assert_eq!(csv_field(" padded"), "\" padded\"");
+        assert_eq!(csv_field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
+        assert_eq!(csv_field("-1,2"), "\"'-1,2\"");
+        assert_eq!(csv_field("@sum"), "'@sum");
+    }
+
+    #[test]
+    fn report_rows_carry_scopes_with_risk_and_no_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = Vault::open(dir.path(), Arc::new(MemoryKeychain::default())).unwrap();
+        let actor = Actor::new(ActorKind::Cli);
+        let t = vault
+            .create_tenant("Acme, Inc.", Some("acme"), "", &actor)
+            .unwrap();
+        let scope = vault.tenant(&t.id).unwrap();
+        let app = scope
+            .add_provider_app(
+                NewProviderApp {
+                    name: "google".into(),
+                    preset: Some("generic-oidc".into()),
+                    endpoints: Endpoints::default(),
+                    client_id: "cid".into(),
+                    client_secret: None,
+                    redirect_mode: RedirectMode::Loopback,
+                    redirect_port: None,
+                    relay_url: None,
+                    default_scopes: vec![],
+                },
+                &actor,
+            )
+            .unwrap();
+        scope
+            .store_connection(
+                NewConnection {
+                    name: "mail".into(),
+                    provider_app_id: app.id.clone(),
+                    account: AccountIdentity {
+                        subject: Some("sub-1".into()),
+                        username: Some("=ada@example.com".into()),
+                        org_id: None,
+                    },
+                    scopes_requested: vec!["openid".into(), "offline_access".into()],
+                    scopes_granted: Some(vec![
+                        "openid".into(),
+                        "offline_access".into(),
+                        "x".into(),
+                    ]),
+                    consented_by: Some("ada".into()),
+                    access_expiry: Some((1_772_357_400_000, ExpirySource::Response)),
+                    refresh_expires_at: None,
+                    refresh_hard_expires_at: None,
+                    metadata: BTreeMap::new(),
+                },
+                TokenSet {
+                    access_token: AccessToken::new("at-secret-value"),
+                    refresh_token: Some(RefreshToken::new("rt-secret-value")),
+                    id_token: None,
+                },
+                &actor,
+            )
+            .unwrap();
+
+        let rows = vault
+            .export_grant_report(
+                &ConnectionFilter {
+                    tenant: Some(t.id.clone()),
+                    status: None,
+                },
+                ReportFormat::Csv,
+                &actor,
+            )
+            .unwrap();
+        assert_eq!(rows.len(), 1);
+        let r = &rows[0];
+        assert_eq!((r.tenant.as_str(), r.connection.as_str()), ("acme", "mail"));
+        assert_eq!(r.provider_app, "google");
+        assert_eq!(r.account.as_deref(), Some("=ada@example.com"));
+        let names: Vec<_> = r.scopes.iter().map(|s| s.scope.as_str()).collect();
+        assert_eq!(names, ["openid", "offline_access", "x"]);
+        assert_eq!(r.scopes[0].risk, Some(Risk::Low));
+        assert!(r.scopes[2].granted && !r.scopes[2].requested);
+        assert_eq!(r.scopes[2].risk, None, "unknown to the catalog");
+        assert_eq!(r.highest_risk, Some(Risk::Medium));
+
+        let csv = to_csv(&rows);
+        let lines: Vec<_> = csv.split("\r\n").collect();
+        assert_eq!(lines.len(), 3, "header, one row, and the final line end");
+        assert_eq!(lines[0], CSV_COLUMNS.join(","));
+        assert!(lines[1].starts_with("acme,\"Acme, Inc.\",mail,google,generic-oidc,'=ada@example.com,,active,openid offline_access,openid offline_access x,openid=low offline_access=medium x=?,medium,"), "{}", lines[1]);
+        assert!(
+            lines[1].contains(",2026-03-01T09:30:00Z,true,"),
+            "{}",
+            lines[1]
+        );
+        let json = serde_json::to_string(&rows).unwrap();
+        for text in [&csv, &json] {
+            assert!(!text.contains("secret-value"), "no token in the report");
+        }
+
+        // The export is in the history, with the tenant; the plain report is not.
+        let last = &vault.recent_events(1).unwrap()[0];
+        assert_eq!(last.kind, EventKind::Exported);
+        assert_eq!(last.tenant_id.as_ref(), Some(&t.id));
+        assert_eq!(last.detail.as_ref().unwrap()["format"], "csv");
+        assert_eq!(last.detail.as_ref().unwrap()["rows"], 1);
+        vault.grant_report(&ConnectionFilter::default()).unwrap();
+        assert_eq!(vault.recent_events(1).unwrap()[0].seq, last.seq);
+        assert!(vault.verify_history().unwrap().is_intact());
+    }
+}
