@@ -8,7 +8,8 @@ pub const INVALID: u8 = 2;
 pub const NOT_FOUND: u8 = 3;
 /// The OS keychain cannot be used.
 pub const KEYCHAIN: u8 = 4;
-/// The provider refused: consent denied, invalid grant, a rejected redirect.
+/// The provider refused (consent denied, invalid grant, a rejected redirect), or the connection
+/// cannot be used until someone acts: it needs re-consent or was revoked.
 pub const REFUSED: u8 = 5;
 /// The network or the provider could not be reached, or answered nonsense.
 pub const NETWORK: u8 = 6;
@@ -41,6 +42,20 @@ impl Failure {
     }
 }
 
+/// Prints the failure as the one `grantkeeper: …` line on stderr (line breaks and control
+/// characters of provider messages flattened) and returns its exit code.
+pub fn report(f: &Failure) -> u8 {
+    use std::io::Write;
+    let line = crate::output::one_line(&f.message);
+    let _ = writeln!(std::io::stderr().lock(), "grantkeeper: {}", line.trim());
+    f.code
+}
+
+/// Reports the failure and ends the process with its code, for when no caller can return it.
+pub fn fail_now(f: &Failure) -> ! {
+    std::process::exit(i32::from(report(f)))
+}
+
 impl From<grantkeeper_core::Error> for Failure {
     fn from(e: grantkeeper_core::Error) -> Self {
         use grantkeeper_core::oauth::OAuthError as O;
@@ -49,6 +64,7 @@ impl From<grantkeeper_core::Error> for Failure {
             E::Keychain(_) | E::MasterKeyMissing { .. } => KEYCHAIN,
             E::NotFound { .. } => NOT_FOUND,
             E::Invalid(_) | E::AlreadyExists { .. } => INVALID,
+            E::NotUsable { .. } => REFUSED,
             E::Refresh { class, .. } => match class {
                 grantkeeper_core::lifecycle::FailureClass::Transient => NETWORK,
                 _ => REFUSED,

@@ -7,7 +7,7 @@ mod output;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use clap::{ColorChoice, CommandFactory, Parser, Subcommand};
 use grantkeeper_core::keychain::OsKeychain;
 use grantkeeper_core::{paths, Vault};
 
@@ -15,7 +15,7 @@ use crate::exit::Failure;
 
 /// Grantkeeper: OAuth grants for many client accounts, kept in the OS keychain.
 #[derive(Debug, Parser)]
-#[command(name = "grantkeeper", version, after_help = EXAMPLES)]
+#[command(name = "grantkeeper", version, after_help = EXAMPLES, color = ColorChoice::Never)]
 struct Cli {
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
@@ -26,15 +26,21 @@ struct Cli {
 
 const EXAMPLES: &str = "Examples:
   grantkeeper tenant add \"Acme Corp\"
-  grantkeeper provider add acme/google --preset google --client-id ID --client-secret-stdin < secret.txt
+  grantkeeper provider add acme/google --preset google --client-id ID --client-secret < secret.txt
   grantkeeper provider add acme/idp --issuer https://id.acme.example --client-id grantkeeper
   grantkeeper connect acme/gmail --provider google
   grantkeeper list --json
+  grantkeeper exec acme/gmail --hint backup -- ./backup.sh
+  grantkeeper history acme/gmail --since 2d
+  grantkeeper export --format csv --tenant acme > grants.csv
   grantkeeper audit verify
+  grantkeeper completions bash > /etc/bash_completion.d/grantkeeper
 
 Exit codes: 0 ok, 1 other failure, 2 bad input, 3 not found, 4 keychain unavailable,
-5 the provider refused (consent denied, invalid grant), 6 network or provider unreachable,
-7 usage history failed verification, 8 timed out or cancelled.
+5 refused (consent denied, invalid grant; the connection needs re-consent or was revoked),
+6 network or provider unreachable, 7 usage history failed verification, 8 timed out or
+cancelled; exec exits with its command's status. A failure prints one line on stderr.
+Output is plain text without colors or terminal escapes (NO_COLOR is always honoured).
 The vault lives in $GRANTKEEPER_HOME, else ~/.local/share/grantkeeper.";
 
 #[derive(Debug, Subcommand)]
@@ -63,21 +69,57 @@ enum Command {
     Delete(commands::token::DeleteArgs),
     /// Show a connection: scopes with meaning and risk, expiries, metadata. Never a secret.
     Show(commands::token::TargetArgs),
-    /// Decode the connection's JWTs offline (claims only).
-    Inspect(commands::token::TargetArgs),
+    /// Decode a connection's JWTs offline, ask the provider about its token (--introspect), or
+    /// decode a token read from stdin (--token -). Never prints a token.
+    Inspect(commands::inspect::InspectArgs),
     /// The usage history of a connection or of the whole vault.
     History(commands::token::HistoryArgs),
+    /// A report of the grants (no secrets) as CSV or JSON; recorded in the usage history.
+    Export(commands::export::ExportArgs),
     /// Keep idle refresh tokens alive and warn about expiring ones (for a timer or cron).
     Maintain(commands::token::MaintainArgs),
     /// Check the usage history.
     #[command(subcommand)]
     Audit(commands::audit::AuditCommand),
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    std::panic::set_hook(Box::new(|info| {
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".into());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        exit::report(&Failure::other(format!(
+            "internal error: {what}{at} (please report this)"
+        )));
+    }));
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return ExitCode::from(usage_error(e)),
+    };
+    match std::panic::catch_unwind(|| run(&cli)) {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(f)) => ExitCode::from(exit::report(&f)),
+        // The panic hook has printed the one line.
+        Err(_) => ExitCode::from(exit::OTHER),
+    }
+}
+
+fn run(cli: &Cli) -> Result<(), Failure> {
     let out = output::Output::new(cli.json);
-    let result = match &cli.command {
+    match &cli.command {
         Command::Tenant(cmd) => commands::tenant::run(cmd, &out),
         Command::Provider(cmd) => commands::provider::run(cmd, &out),
         Command::Connect(args) => commands::connect::connect(args, &out),
@@ -89,16 +131,44 @@ fn main() -> ExitCode {
         Command::Revoke(args) => commands::token::revoke(args, &out),
         Command::Delete(args) => commands::token::delete(args, &out),
         Command::Show(args) => commands::token::show(args, &out),
-        Command::Inspect(args) => commands::token::inspect(args, &out),
+        Command::Inspect(args) => commands::inspect::run(args, &out),
         Command::History(args) => commands::token::history(args, &out),
+        Command::Export(args) => commands::export::run(args, &out),
         Command::Maintain(args) => commands::token::maintain(args, &out),
         Command::Audit(cmd) => commands::audit::run(cmd, &out),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(f) => {
-            eprintln!("grantkeeper: {}", f.message);
-            ExitCode::from(f.code)
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "grantkeeper", &mut script);
+            output::emit(&String::from_utf8_lossy(&script));
+            Ok(())
+        }
+    }
+}
+
+/// Help and version go to stdout as clap writes them; a usage error becomes the one
+/// `grantkeeper: …` line with exit code 2.
+fn usage_error(e: clap::Error) -> u8 {
+    use clap::error::ErrorKind as K;
+    match e.kind() {
+        K::DisplayHelp | K::DisplayVersion => {
+            output::emit(&e.render().to_string());
+            0
+        }
+        K::DisplayHelpOnMissingArgumentOrSubcommand | K::MissingSubcommand => exit::report(
+            &Failure::invalid("a command is required; add --help to see the choices"),
+        ),
+        _ => {
+            // clap's first paragraph is the error; tips and usage follow after a blank line.
+            let text = e.render().to_string();
+            let first: Vec<&str> = text
+                .lines()
+                .skip_while(|l| l.trim().is_empty())
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            let first = first.join(" ");
+            let first = first.strip_prefix("error: ").unwrap_or(&first);
+            exit::report(&Failure::invalid(format!("{first} (see --help)")))
         }
     }
 }

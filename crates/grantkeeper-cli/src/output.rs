@@ -1,4 +1,8 @@
-//! Human tables or JSON, one choice per invocation.
+//! Human tables or JSON, one choice per invocation. Output is plain: no colors or other terminal
+//! escapes, whatever the terminal or `NO_COLOR` say, and control characters that came from
+//! providers or users (an account name holding an escape sequence) are replaced before printing.
+
+use std::io::Write;
 
 use serde_json::Value;
 
@@ -12,14 +16,19 @@ impl Output {
         Self { json }
     }
 
+    /// Whether JSON was asked for.
+    pub fn is_json(&self) -> bool {
+        self.json
+    }
+
     /// Prints one record: JSON, or the human line.
     pub fn value<T: serde::Serialize>(&self, v: &T, human: impl FnOnce() -> String) {
         if self.json {
-            println!("{}", to_json(v));
+            emit(&format!("{}\n", to_json(v)));
         } else {
             let line = human();
             if !line.is_empty() {
-                println!("{line}");
+                emit(&format!("{line}\n"));
             }
         }
     }
@@ -27,9 +36,12 @@ impl Output {
     /// Prints a confirmation.
     pub fn message(&self, msg: &str) {
         if self.json {
-            println!("{}", serde_json::json!({ "ok": true, "message": msg }));
+            emit(&format!(
+                "{}\n",
+                serde_json::json!({ "ok": true, "message": msg })
+            ));
         } else {
-            println!("{msg}");
+            emit(&format!("{msg}\n"));
         }
     }
 
@@ -41,29 +53,77 @@ impl Output {
         cells: impl Fn(&T) -> Vec<String>,
     ) {
         if self.json {
-            println!("{}", to_json(&rows));
+            emit(&format!("{}\n", to_json(&rows)));
             return;
         }
-        let body: Vec<Vec<String>> = rows.iter().map(cells).collect();
+        let body: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| cells(r).iter().map(|c| one_line(c)).collect())
+            .collect();
         let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
         for row in &body {
             for (w, c) in widths.iter_mut().zip(row) {
                 *w = (*w).max(c.chars().count());
             }
         }
-        let line = |cells: Vec<String>| {
+        let mut text = String::new();
+        let mut line = |cells: Vec<String>| {
             let parts: Vec<String> = cells
                 .iter()
                 .zip(&widths)
                 .map(|(c, w)| format!("{c:<w$}"))
                 .collect();
-            println!("{}", parts.join("  ").trim_end());
+            text.push_str(parts.join("  ").trim_end());
+            text.push('\n');
         };
         line(headers.iter().map(|h| h.to_string()).collect());
         for row in body {
             line(row);
         }
+        emit(&text);
     }
+}
+
+/// Writes `text` to stdout, with control characters other than line ends and tabs replaced.
+/// When stdout cannot be written (a closed pipe), says so in one line and exits with code 1
+/// instead of panicking.
+pub fn emit(text: &str) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out
+        .write_all(plain(text).as_bytes())
+        .and_then(|()| out.flush())
+    {
+        crate::exit::fail_now(&crate::exit::Failure::other(format!(
+            "cannot write to standard output: {e}"
+        )));
+    }
+}
+
+/// Writes a progress note or prompt to stderr (never the failure line, see `exit::report`).
+/// A stderr that cannot be written is ignored.
+pub fn note(text: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{}", plain(text));
+}
+
+/// Text safe for a terminal: tabs, `\n` and `\r\n` stay; every other control character
+/// (ESC of an escape sequence, a lone CR, C1 controls) becomes U+FFFD.
+pub fn plain(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\n' | '\t' => out.push(c),
+            '\r' if chars.peek() == Some(&'\n') => out.push(c),
+            c if c.is_control() => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Text for one line: line breaks and tabs become spaces, other control characters U+FFFD.
+pub fn one_line(text: &str) -> String {
+    plain(&text.replace("\r\n", " ").replace(['\n', '\t'], " "))
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Value {
@@ -85,5 +145,25 @@ pub fn relative(at: Option<i64>, now: i64) -> String {
         format!("in {text}")
     } else {
         format!("{text} ago")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_never_reach_the_terminal() {
+        assert_eq!(plain("a\tb\nc\r\n"), "a\tb\nc\r\n");
+        assert_eq!(
+            plain("\u{1b}[31mred\u{1b}[0m"),
+            "\u{FFFD}[31mred\u{FFFD}[0m"
+        );
+        assert_eq!(plain("over\rwrite"), "over\u{FFFD}write");
+        assert_eq!(plain("c1\u{9b}31m"), "c1\u{FFFD}31m");
+        assert_eq!(
+            one_line("two\nlines\r\nthree\u{7}"),
+            "two lines three\u{FFFD}"
+        );
     }
 }

@@ -351,7 +351,7 @@ impl TenantVault<'_> {
             }
             ConnectionStatus::Revoked => {
                 return Err(not_usable(
-                    "this connection was revoked: connect again to use it",
+                    "this connection was revoked: consent again to use it",
                 ))
             }
         }

@@ -1,13 +1,13 @@
 //! `grantkeeper connect` and `grantkeeper list`.
 
 use std::collections::HashMap;
-use std::io::BufRead;
+use std::io::{BufRead, IsTerminal};
 use std::time::Duration;
 
 use clap::Args;
 use grantkeeper_core::audit::{Actor, ActorKind};
 use grantkeeper_core::connect::{ConnectRequest, DEFAULT_CONNECT_TIMEOUT};
-use grantkeeper_core::model::{now_ms, Connection, ConnectionStatus, RedirectMode};
+use grantkeeper_core::model::{now_ms, Connection, RedirectMode};
 use grantkeeper_core::oauth::browser;
 use grantkeeper_core::oauth::flow::parse_pasted_redirect;
 use grantkeeper_core::oauth::loopback::CancelToken;
@@ -16,7 +16,7 @@ use grantkeeper_core::ConnectionFilter;
 use super::provider::Redirect;
 use super::split_ref;
 use crate::exit::Failure;
-use crate::output::{relative, Output};
+use crate::output::{note, relative, Output};
 
 #[derive(Debug, Args)]
 pub struct ConnectArgs {
@@ -61,14 +61,16 @@ pub fn connect(args: &ConnectArgs, out: &Output) -> Result<(), Failure> {
         scope.connect_client_credentials(&request, &actor)?
     } else if args.device {
         let device = scope.begin_device_connect(&request)?;
-        eprintln!(
+        note(&format!(
             "To sign in, open {} and enter the code {}",
             device.verification_uri, device.user_code
-        );
+        ));
         if let Some(complete) = &device.verification_uri_complete {
-            eprintln!("(or open {complete})");
+            note(&format!("(or open {complete})"));
         }
-        eprintln!("Waiting for approval…");
+        if std::io::stderr().is_terminal() {
+            note("Waiting for approval…");
+        }
         scope.finish_device_connect(&request, &device, &CancelToken::default(), &actor)?
     } else {
         let pending = scope.begin_connect(request.clone())?;
@@ -133,18 +135,25 @@ fn browser_sign_in(
     timeout: u64,
     actor: &Actor,
 ) -> Result<Connection, Failure> {
-    eprintln!(
-        "Opening your browser to sign in. If it does not open, visit:\n  {}",
-        pending.url
-    );
-    if let Err(e) = browser::open(&pending.url) {
-        eprintln!("grantkeeper: {e}");
+    // Progress goes to a terminal only, so that a script sees nothing on stderr but the one
+    // failure line; the sign-in URL is always shown when no browser could be started.
+    let interactive = std::io::stderr().is_terminal();
+    match browser::open(&pending.url) {
+        Ok(()) if interactive => note(&format!(
+            "Opened your browser to sign in. If it did not open, visit:\n  {}",
+            pending.url
+        )),
+        Ok(()) => {}
+        Err(e) => note(&format!(
+            "Could not start a browser ({e}). Sign in at:\n  {}",
+            pending.url
+        )),
     }
     let params = if mode == RedirectMode::Paste {
-        eprintln!(
+        note(&format!(
             "After signing in, paste the address your browser shows (starting with {}):",
             pending.redirect_uri
-        );
+        ));
         let mut line = String::new();
         std::io::stdin()
             .lock()
@@ -152,7 +161,11 @@ fn browser_sign_in(
             .map_err(|e| Failure::other(format!("cannot read the pasted URL: {e}")))?;
         parse_pasted_redirect(&line).map_err(grantkeeper_core::Error::from)?
     } else {
-        eprintln!("Waiting for the browser (up to {timeout} s; Ctrl+C cancels)…");
+        if interactive {
+            note(&format!(
+                "Waiting for the browser (up to {timeout} s; Ctrl+C cancels)…"
+            ));
+        }
         pending
             .wait_for_redirect(Duration::from_secs(timeout), &CancelToken::default())
             .map_err(grantkeeper_core::Error::from)?
@@ -245,14 +258,11 @@ pub fn list(args: &ListArgs, out: &Output) -> Result<(), Failure> {
         Some(t) => Some(vault.find_tenant(t)?.id),
         None => None,
     };
-    let status = match &args.status {
-        Some(s) => Some(ConnectionStatus::parse(s).ok_or_else(|| {
-            Failure::invalid(format!(
-                "'{s}' is not a status: use active, needs_reconsent, revoked or error"
-            ))
-        })?),
-        None => None,
-    };
+    let status = args
+        .status
+        .as_deref()
+        .map(super::parse_status)
+        .transpose()?;
     let rows = vault.connections(&ConnectionFilter { tenant, status })?;
     let now = now_ms();
     out.table(

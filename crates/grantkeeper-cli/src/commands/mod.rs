@@ -2,9 +2,14 @@
 
 pub mod audit;
 pub mod connect;
+pub mod export;
+pub mod inspect;
 pub mod provider;
 pub mod tenant;
 pub mod token;
+
+use grantkeeper_core::audit::{Actor, ActorKind};
+use grantkeeper_core::model::ConnectionStatus;
 
 use crate::exit::Failure;
 
@@ -16,4 +21,20 @@ pub fn split_ref(s: &str) -> Result<(&str, &str), Failure> {
             "'{s}' is not of the form <tenant>/<name>"
         ))),
     }
+}
+
+/// Parses a connection state as the core stores it.
+pub fn parse_status(s: &str) -> Result<ConnectionStatus, Failure> {
+    ConnectionStatus::parse(s).ok_or_else(|| {
+        Failure::invalid(format!(
+            "'{s}' is not a status: use active, needs_reconsent, revoked or error"
+        ))
+    })
+}
+
+/// The command line as the actor of the usage history, with the calling process.
+pub fn cli_actor(hint: Option<String>) -> Actor {
+    let mut a = Actor::new(ActorKind::Cli).with_hint(hint);
+    a.caller = Some(format!("pid {}", std::os::unix::process::parent_id()));
+    a
 }

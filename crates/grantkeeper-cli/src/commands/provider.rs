@@ -53,8 +53,9 @@ pub enum ProviderCommand {
 pub struct AddArgs {
     /// `<tenant>/<app-name>`.
     pub target: String,
-    /// A catalog preset (see `provider list`).
-    #[arg(long, conflicts_with = "issuer")]
+    /// A catalog preset (see `provider list`): its quirks, scopes and endpoints. With
+    /// --issuer, the endpoints are discovered from the issuer instead (a self-hosted server).
+    #[arg(long)]
     pub preset: Option<String>,
     /// Fill a preset placeholder, e.g. `--var domain=acme.my.salesforce.com`.
     #[arg(long = "var", value_name = "NAME=VALUE")]
@@ -170,10 +171,10 @@ pub fn run(cmd: &ProviderCommand, out: &Output) -> Result<(), Failure> {
                 None => None,
             };
             let endpoints = match (preset_info, issuer) {
-                (Some(p), _) => p
+                (_, Some(issuer)) => vault.discover(issuer)?,
+                (Some(p), None) => p
                     .resolve(&values)
                     .map_err(|e| Failure::invalid(e.to_string()))?,
-                (None, Some(issuer)) => vault.discover(issuer)?,
                 (None, None) => {
                     let (Some(a), Some(t)) = (authorize_url, token_url) else {
                         return Err(Failure::invalid(

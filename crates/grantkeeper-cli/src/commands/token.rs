@@ -1,19 +1,20 @@
-//! `grantkeeper token`, `exec`, `refresh`, `revoke`, `delete`, `show`, `inspect`, `history`.
+//! `grantkeeper token`, `exec`, `refresh`, `revoke`, `delete`, `show`, `history`, `maintain`.
 
 use std::process::Command as Process;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use grantkeeper_core::audit::{Actor, ActorKind};
+use grantkeeper_core::audit::HistoryFilter;
 use grantkeeper_core::catalog::Catalog;
 use grantkeeper_core::lifecycle::DEFAULT_MIN_VALID;
 use grantkeeper_core::model::{now_ms, Connection};
+use grantkeeper_core::timefmt;
 use grantkeeper_core::{TenantVault, Vault};
 use serde_json::json;
 
-use super::split_ref;
+use super::{cli_actor, split_ref};
 use crate::exit::Failure;
-use crate::output::{relative, Output};
+use crate::output::{emit, relative, Output};
 
 /// How `token` prints the access token.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -116,9 +117,23 @@ pub fn maintain(args: &MaintainArgs, out: &Output) -> Result<(), Failure> {
 pub struct HistoryArgs {
     /// `<tenant>/<connection>`; the whole vault when absent.
     target: Option<String>,
-    /// Number of events.
+    /// Only events since then: a duration back from now (`90m`, `2d`) or an RFC 3339 date or
+    /// time (`2026-03-01`, `2026-03-01T09:00:00Z`).
+    #[arg(long, value_parser = parse_since)]
+    since: Option<i64>,
+    /// Number of events (the newest).
     #[arg(long, default_value_t = 50)]
     limit: u32,
+}
+
+/// `--since`: a duration ago, or an RFC 3339 date or time; Unix milliseconds.
+pub fn parse_since(s: &str) -> Result<i64, String> {
+    if let Ok(d) = parse_duration(s) {
+        return Ok(now_ms().saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)));
+    }
+    timefmt::parse_rfc3339(s).ok_or_else(|| {
+        format!("'{s}' is neither a duration like 2d nor an RFC 3339 date like 2026-03-01 or 2026-03-01T09:00:00Z")
+    })
 }
 
 /// Parses `90`, `90s`, `5m`, `2h`.
@@ -138,18 +153,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(secs))
 }
 
-fn resolve<'v>(vault: &'v Vault, target: &str) -> Result<(TenantVault<'v>, Connection), Failure> {
+pub(super) fn resolve<'v>(
+    vault: &'v Vault,
+    target: &str,
+) -> Result<(TenantVault<'v>, Connection), Failure> {
     let (tenant, name) = split_ref(target)?;
     let t = vault.find_tenant(tenant)?;
     let scope = vault.tenant(&t.id)?;
     let c = scope.connection_named(name)?;
     Ok((scope, c))
-}
-
-fn cli_actor(hint: Option<String>) -> Actor {
-    let mut a = Actor::new(ActorKind::Cli).with_hint(hint);
-    a.caller = Some(format!("pid {}", std::os::unix::process::parent_id()));
-    a
 }
 
 pub fn token(args: &TokenArgs) -> Result<(), Failure> {
@@ -161,14 +173,14 @@ pub fn token(args: &TokenArgs) -> Result<(), Failure> {
         &cli_actor(args.hint.clone()),
     )?;
     match args.format {
-        Format::Bare => println!("{}", tok.expose()),
-        Format::Header => println!("Authorization: Bearer {}", tok.expose()),
+        Format::Bare => emit(&format!("{}\n", tok.expose())),
+        Format::Header => emit(&format!("Authorization: Bearer {}\n", tok.expose())),
         Format::Json => {
             let c = scope.connection(&c.id)?;
-            println!(
-                "{}",
+            emit(&format!(
+                "{}\n",
                 json!({ "access_token": tok.expose(), "token_type": "Bearer", "expires_at": c.access_expires_at })
-            );
+            ));
         }
     }
     Ok(())
@@ -321,25 +333,17 @@ pub fn show(args: &TargetArgs, out: &Output) -> Result<(), Failure> {
     Ok(())
 }
 
-pub fn inspect(args: &TargetArgs, out: &Output) -> Result<(), Failure> {
-    let vault = crate::open_vault()?;
-    let (scope, c) = resolve(&vault, &args.target)?;
-    let ins = scope.inspect(&c.id)?;
-    out.value(&ins, || {
-        serde_json::to_string_pretty(&ins).unwrap_or_default()
-    });
-    Ok(())
-}
-
 pub fn history(args: &HistoryArgs, out: &Output) -> Result<(), Failure> {
     let vault = crate::open_vault()?;
-    let events = match &args.target {
-        Some(t) => {
-            let (_, c) = resolve(&vault, t)?;
-            vault.connection_history(&c.id, None, args.limit)?
-        }
-        None => vault.recent_events(args.limit)?,
+    let connection = match &args.target {
+        Some(t) => Some(resolve(&vault, t)?.1.id),
+        None => None,
     };
+    let events = vault.history(&HistoryFilter {
+        connection,
+        since: args.since,
+        limit: args.limit,
+    })?;
     let now = now_ms();
     out.table(
         &events,
@@ -386,5 +390,16 @@ mod tests {
             Duration::from_secs(172_800)
         );
         assert!(super::parse_duration("5w").is_err());
+    }
+
+    #[test]
+    fn since_is_a_duration_ago_or_a_date() {
+        let now = grantkeeper_core::model::now_ms();
+        let two_days_ago = super::parse_since("2d").unwrap();
+        assert!((now - 172_800_000 - two_days_ago).abs() < 5_000);
+        assert_eq!(super::parse_since("1970-01-02").unwrap(), 86_400_000);
+        assert_eq!(super::parse_since("1970-01-01T01:00:00+01:00").unwrap(), 0);
+        let err = super::parse_since("yesterday").unwrap_err();
+        assert!(err.contains("RFC 3339"), "{err}");
     }
 }
