@@ -14,6 +14,11 @@
 //   deviceCodeTtl    seconds a device code lives, default 600
 //   refreshTokenRequiresOfflineAccess  true: refresh tokens only for a granted offline_access
 //                    scope (which needs prompt=consent); default false: always, see below
+//   refreshTokenReuseGraceSecs  seconds a rotated (consumed) refresh token stays usable, like
+//                    Xero's 30-minute grace period: presented again within them, it is accepted
+//                    and rotated once more (new access and refresh tokens; the grant lives on).
+//                    Default 0: strict single use, a consumed refresh token presented again is
+//                    reuse, and the provider revokes the whole grant (invalid_grant)
 //   clients          client metadata (oidc-provider / RFC 7591 names) replacing the defaults below
 //   extraClients     client metadata added to the defaults (or to `clients`)
 //
@@ -30,6 +35,9 @@ import { parseArgs } from "node:util";
 console.log = console.info = console.debug = console.error;
 
 const { default: Provider, errors } = await import("oidc-provider");
+// oidc-provider's own in-memory storage (the package has no exports map, so its files can be
+// imported), wrapped below for the refresh token reuse grace period.
+const { createMemoryAdapter } = await import("oidc-provider/lib/adapters/memory_adapter.js");
 
 const HOST = "127.0.0.1";
 
@@ -83,6 +91,8 @@ function newStats() {
     token_requests: perGrant(), // every token endpoint request, by grant type, whatever the outcome
     token_errors: perGrant(), // of those, the ones answered with an error
     refresh_reuse_detected: 0, // an already rotated refresh token was presented (grant revoked)
+    refresh_reuse_within_grace: 0, // ... within refreshTokenReuseGraceSecs, and accepted
+    refresh_durations_ms: [], // how long the server took to answer each refresh_token request
     grants_revoked: 0, // grants revoked for any reason (revocation, reuse detection)
     revocations: 0, // successful RFC 7009 revocation requests
     introspections: 0, // successful RFC 7662 introspection requests
@@ -102,13 +112,60 @@ function readConfig() {
   return { port, config };
 }
 
+const epochSecs = () => Math.floor(Date.now() / 1000);
+
+/**
+ * Storage for `refreshTokenReuseGraceSecs` (oidc-provider v9): its refresh_token grant refuses a
+ * refresh token whose stored `consumed` is set (reuse: the grant is revoked), so within the grace
+ * period `find` hides the mark, and `consume` keeps the time of the first consumption, which
+ * starts the period. Every other model, and every other operation, is oidc-provider's memory
+ * storage unchanged.
+ */
+function graceAdapter(graceSecs, clockTolerance, stats) {
+  const memory = createMemoryAdapter(clockTolerance);
+  return (model) => {
+    const inner = memory(model);
+    if (model !== "RefreshToken") return inner;
+    return {
+      upsert: (id, payload, expiresIn) => inner.upsert(id, payload, expiresIn),
+      destroy: (id) => inner.destroy(id),
+      revokeByGrantId: (grantId) => inner.revokeByGrantId(grantId),
+      findByUid: (uid) => inner.findByUid(uid),
+      findByUserCode: (userCode) => inner.findByUserCode(userCode),
+      async find(id) {
+        const stored = await inner.find(id);
+        if (!stored?.consumed || epochSecs() - stored.consumed >= graceSecs) return stored;
+        const { consumed: _, ...unconsumed } = stored;
+        return unconsumed;
+      },
+      // Only the refresh_token grant consumes refresh tokens (when rotating one).
+      async consume(id) {
+        const stored = await inner.find(id);
+        if (stored?.consumed) {
+          stats.current.refresh_reuse_within_grace += 1;
+          return;
+        }
+        await inner.consume(id);
+      },
+    };
+  };
+}
+
 function providerConfiguration(config, stats) {
   const accessTokenTtl = config.accessTokenTtl ?? 3600;
   const refreshTokenTtl = config.refreshTokenTtl ?? 14 * 24 * 3600;
+  const reuseGraceSecs = config.refreshTokenReuseGraceSecs ?? 0;
+  if (!Number.isInteger(reuseGraceSecs) || reuseGraceSecs < 0) {
+    throw new Error(`refreshTokenReuseGraceSecs must be a whole number of seconds >= 0: ${reuseGraceSecs}`);
+  }
+  const clockTolerance = 15; // oidc-provider's default, stated because the grace storage needs it
   const clients = [...(config.clients ?? DEFAULT_CLIENTS), ...(config.extraClients ?? [])];
 
   return {
     clients,
+    clockTolerance,
+    // With a grace period, refresh tokens live in the storage above; else in the default one.
+    ...(reuseGraceSecs > 0 ? { adapter: graceAdapter(reuseGraceSecs, clockTolerance, stats) } : {}),
     // A fresh signing key per run; nothing outlives the process.
     jwks: { keys: [{ ...generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ format: "jwk" }), kid: "test-rs256", use: "sig", alg: "RS256" }] },
     cookies: { keys: [randomBytes(32).toString("base64url")] },
@@ -146,7 +203,8 @@ function providerConfiguration(config, stats) {
     // Refresh tokens outlive the IdP's browser session (the test browser is thrown away each time).
     expiresWithSession: async () => false,
     // Every refresh returns a new refresh token; presenting a consumed one is "reuse": the
-    // provider then revokes the whole grant and answers invalid_grant.
+    // provider then revokes the whole grant and answers invalid_grant (unless within
+    // refreshTokenReuseGraceSecs, see `graceAdapter`).
     rotateRefreshToken: true,
 
     // Grantkeeper is a desktop app, never a browser origin.
@@ -208,15 +266,16 @@ function testSurface(stats) {
     // RFC 8414 metadata is the same document as OpenID discovery here.
     if (ctx.path === "/.well-known/oauth-authorization-server") ctx.path = "/.well-known/openid-configuration";
 
+    const started = process.hrtime.bigint();
     try {
       await next();
     } finally {
-      count(ctx, stats.current);
+      count(ctx, stats.current, Number(process.hrtime.bigint() - started) / 1e6);
     }
   };
 }
 
-function count(ctx, s) {
+function count(ctx, s, ms) {
   const route = ctx.oidc?.route;
   const ok = ctx.status >= 200 && ctx.status < 300;
   switch (route) {
@@ -228,6 +287,7 @@ function count(ctx, s) {
       if (grant) {
         s.token_requests[grant] += 1;
         if (!ok) s.token_errors[grant] += 1;
+        if (grant === "refresh_token") s.refresh_durations_ms.push(Math.round(ms * 100) / 100);
       }
       break;
     }

@@ -1,0 +1,425 @@
+//! Helpers for the CLI's lifecycle tests: the test IdP (tests/idp/server.mjs), the `grantkeeper`
+//! binary run with a guard timeout, and direct looks at the vault (its SQLite file and the
+//! keychain entries) for test setup and checks.
+#![allow(dead_code)]
+
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_grantkeeper");
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// The test user's browser (tests/browser/gk-test-browser), for `$BROWSER`.
+pub fn test_browser() -> PathBuf {
+    repo_root().join("tests/browser/gk-test-browser")
+}
+
+/// These tests use the real Secret Service of `scripts/with-test-session`.
+pub fn require_test_session() {
+    assert_eq!(
+        std::env::var("GRANTKEEPER_TEST_SECRET_SERVICE").as_deref(),
+        Ok("1"),
+        "these tests need the private Secret Service session: run them under scripts/with-test-session"
+    );
+}
+
+pub fn now_ms() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
+
+/// A child process that is killed (SIGKILL) and reaped when dropped, so a failing test leaves
+/// nothing running.
+pub struct Kid(pub Option<Child>);
+
+impl Kid {
+    pub fn child(&mut self) -> &mut Child {
+        self.0.as_mut().expect("not reaped yet")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.0.as_ref().expect("not reaped yet").id()
+    }
+
+    /// Waits for the exit, up to `timeout`; on timeout kills it and panics with `what`.
+    pub fn wait_for(&mut self, timeout: Duration, what: &str) -> std::process::ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child().try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                self.kill();
+                panic!("{what} did not finish within {timeout:?}: killed");
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.0.take()?;
+        let _ = child.kill();
+        child.wait().ok()
+    }
+
+    /// Takes the child out (after it exited), to read its pipes.
+    pub fn into_child(mut self) -> Child {
+        self.0.take().expect("not reaped yet")
+    }
+}
+
+impl Drop for Kid {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// What one `grantkeeper` run did.
+#[derive(Debug)]
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Run {
+    pub fn ok(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    /// Panics unless it succeeded (showing stderr, which never holds a token).
+    pub fn expect_ok(self, what: &str) -> Self {
+        assert!(
+            self.ok(),
+            "{what}: exit {:?}, stderr: {}",
+            self.code,
+            self.stderr
+        );
+        self
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!("not JSON ({e}); stderr: {}", self.stderr);
+        })
+    }
+}
+
+/// A vault folder and the environment the CLI runs with.
+pub struct Gk {
+    pub home: PathBuf,
+    pub env: Vec<(String, OsString)>,
+}
+
+impl Gk {
+    pub fn new(home: PathBuf) -> Self {
+        Self {
+            home,
+            env: Vec::new(),
+        }
+    }
+
+    /// The command, not yet started: vault folder set, stdin closed, output piped.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .env("GRANTKEEPER_HOME", &self.home)
+            .env("GRANTKEEPER_KEYCHAIN_TIMEOUT_SECS", "20")
+            .env_remove("GRANTKEEPER_TEST_CRASH_AT")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    pub fn spawn(&self, cmd: &mut Command) -> Kid {
+        Kid(Some(cmd.spawn().expect("grantkeeper starts")))
+    }
+
+    /// Runs `grantkeeper args…`, killing it (and failing) if it takes longer than `timeout`.
+    pub fn run_with(&self, mut cmd: Command, timeout: Duration) -> Run {
+        let started = Instant::now();
+        let mut kid = self.spawn(&mut cmd);
+        let out = reader(kid.child().stdout.take().unwrap());
+        let err = reader(kid.child().stderr.take().unwrap());
+        let status = kid.wait_for(timeout, &format!("grantkeeper {cmd:?}"));
+        let elapsed = started.elapsed();
+        Run {
+            code: status.code(),
+            stdout: out.join().unwrap(),
+            stderr: err.join().unwrap(),
+            elapsed,
+        }
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_with(self.command(args), Duration::from_secs(60))
+    }
+
+    /// The vault's SQLite file, opened for test setup and checks.
+    pub fn db(&self) -> rusqlite::Connection {
+        let c = rusqlite::Connection::open(self.home.join("vault.db")).unwrap();
+        c.busy_timeout(Duration::from_secs(30)).unwrap();
+        c
+    }
+
+    /// Makes the cached access token of every connection look expired a minute ago (the token
+    /// itself stays whatever the server issued).
+    pub fn expire_access_tokens(&self) {
+        let n = self
+            .db()
+            .execute(
+                "UPDATE connections SET access_expires_at = ?1",
+                [now_ms() - 60_000],
+            )
+            .unwrap();
+        assert!(n > 0, "no connection to expire");
+    }
+
+    /// When the cached access token expires (Unix ms).
+    pub fn access_expires_at(&self, connection: &str) -> Option<i64> {
+        self.db()
+            .query_row(
+                "SELECT access_expires_at FROM connections WHERE name = ?1",
+                [connection],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
+
+    /// Rows in the rotation journal.
+    pub fn journal_rows(&self) -> i64 {
+        self.db()
+            .query_row("SELECT COUNT(*) FROM refresh_journal", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// The keychain entry (`username` attribute) of a connection's refresh token.
+    pub fn refresh_entry(&self, connection: &str) -> String {
+        let db = self.db();
+        let vault: String = db
+            .query_row("SELECT value FROM meta WHERE key = 'vault_id'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        let (tenant, id): (String, String) = db
+            .query_row(
+                "SELECT tenant_id, id FROM connections WHERE name = ?1",
+                [connection],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        format!("vault/{vault}/tenant/{tenant}/connection/{id}/refresh-token")
+    }
+
+    /// The refresh token in the keychain (`secret-tool lookup`), if any.
+    pub fn keychain_refresh_token(&self, connection: &str) -> Option<String> {
+        let user = self.refresh_entry(connection);
+        let out = Command::new("secret-tool")
+            .args(["lookup", "service", "grantkeeper", "username", &user])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .expect("secret-tool runs");
+        let s = String::from_utf8(out.stdout).unwrap();
+        (out.status.success() && !s.is_empty()).then_some(s)
+    }
+
+    /// The connection's `status` in `show --json`.
+    pub fn status(&self, target: &str) -> String {
+        let v = self
+            .run(&["show", target, "--json"])
+            .expect_ok("show")
+            .json();
+        v.pointer("/connection/status")
+            .or_else(|| v.get("status"))
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("no status in show --json: {v}"))
+            .to_owned()
+    }
+
+    /// The connection's usage history, oldest first.
+    pub fn history(&self, target: &str) -> Vec<Value> {
+        let v = self
+            .run(&["history", target, "--json", "--limit", "10000"])
+            .expect_ok("history")
+            .json();
+        let mut events = v.as_array().expect("history --json is an array").clone();
+        events.sort_by_key(|e| e["seq"].as_i64());
+        events
+    }
+}
+
+fn reader(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = r.read_to_string(&mut s);
+        s
+    })
+}
+
+/// Reads a child's stderr line by line, forwarding each line.
+pub fn line_reader(r: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(r).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// The test identity provider (tests/idp/server.mjs, oidc-provider) on 127.0.0.1; stopped on drop.
+pub struct Idp {
+    pub issuer: String,
+    child: Kid,
+    _dir: tempfile::TempDir,
+}
+
+impl Idp {
+    /// Starts it with a JSON config (see the top of tests/idp/server.mjs).
+    pub fn start(config: &Value) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("idp.json");
+        std::fs::write(&cfg, config.to_string()).unwrap();
+        let mut child = Kid(Some(
+            Command::new("node")
+                .arg(repo_root().join("tests/idp/server.mjs"))
+                .args(["--port", "0", "--config"])
+                .arg(&cfg)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("node runs the test IdP"),
+        ));
+        let lines = line_reader(child.child().stdout.take().unwrap());
+        let line = lines
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the IdP's ready line within 30 s");
+        let ready: Value = serde_json::from_str(&line).expect("the IdP's ready line");
+        Idp {
+            issuer: ready["issuer"].as_str().unwrap().to_owned(),
+            child,
+            _dir: dir,
+        }
+    }
+
+    /// Stops the server (SIGKILL).
+    pub fn stop(&mut self) {
+        self.child.kill();
+    }
+
+    /// The server-side counters.
+    pub fn stats(&self) -> Value {
+        let (status, body) = http("GET", &format!("{}/__test/stats", self.issuer), None);
+        assert_eq!(status, 200, "stats");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    pub fn reset_stats(&self) {
+        let (status, _) = http("POST", &format!("{}/__test/reset-stats", self.issuer), None);
+        assert_eq!(status, 200, "reset-stats");
+    }
+
+    pub fn refresh_requests(&self) -> i64 {
+        self.stats()["token_requests"]["refresh_token"]
+            .as_i64()
+            .unwrap()
+    }
+
+    /// OpenID discovery.
+    pub fn metadata(&self) -> Value {
+        let (status, body) = http(
+            "GET",
+            &format!("{}/.well-known/openid-configuration", self.issuer),
+            None,
+        );
+        assert_eq!(status, 200, "discovery");
+        serde_json::from_str(&body).unwrap()
+    }
+}
+
+/// One HTTP request to the local IdP with curl: (status, body). A form body goes through stdin,
+/// so no token appears on a command line.
+pub fn http(method: &str, url: &str, form: Option<&[(&str, &str)]>) -> (u16, String) {
+    assert!(url.starts_with("http://127.0.0.1:"), "local only: {url}");
+    let mut cmd = Command::new("curl");
+    cmd.args([
+        "-s",
+        "--max-time",
+        "10",
+        "-X",
+        method,
+        "-w",
+        "\n%{http_code}",
+    ]);
+    let body = form.map(|f| {
+        f.iter()
+            .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+            .collect::<Vec<_>>()
+            .join("&")
+    });
+    if body.is_some() {
+        cmd.args([
+            "-H",
+            "content-type: application/x-www-form-urlencoded",
+            "--data-binary",
+            "@-",
+        ]);
+    }
+    let mut child = cmd
+        .arg(url)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("curl runs");
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        if let Some(b) = &body {
+            stdin.write_all(b.as_bytes()).unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
