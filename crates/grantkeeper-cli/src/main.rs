@@ -78,6 +78,9 @@ enum Command {
     Export(commands::export::ExportArgs),
     /// Keep idle refresh tokens alive and warn about expiring ones (for a timer or cron).
     Maintain(commands::token::MaintainArgs),
+    /// The hand-out agent: serves tokens to local programs from memory (`agent run`).
+    #[command(subcommand)]
+    Agent(commands::agent::AgentCommand),
     /// Check the usage history.
     #[command(subcommand)]
     Audit(commands::audit::AuditCommand),
@@ -135,6 +138,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::History(args) => commands::token::history(args, &out),
         Command::Export(args) => commands::export::run(args, &out),
         Command::Maintain(args) => commands::token::maintain(args, &out),
+        Command::Agent(cmd) => commands::agent::run(cmd, &out),
         Command::Audit(cmd) => commands::audit::run(cmd, &out),
         Command::Completions { shell } => {
             let mut script = Vec::new();

@@ -45,7 +45,7 @@ fn main() {
     // 2. 200 concurrent callers on an expired token, several rounds.
     let db = rusqlite::Connection::open(vault.db_path()).unwrap();
     let mut rounds = Vec::new();
-    for _ in 0..5 {
+    for _ in 0..9 {
         db.execute(
             "UPDATE connections SET access_expires_at = ?1 WHERE id = ?2",
             rusqlite::params![grantkeeper_core::model::now_ms() - 60_000, id.as_str()],
@@ -94,6 +94,13 @@ fn main() {
         let single = start.elapsed();
         rounds.push((burst, single));
     }
+    let mut overheads: Vec<Duration> = rounds.iter().map(|(b, s)| b.saturating_sub(*s)).collect();
+    overheads.sort();
+    println!(
+        "200 concurrent callers: median overhead over one refresh {:.1} ms across {} rounds (target <= 20 ms)",
+        overheads[overheads.len() / 2].as_secs_f64() * 1e3,
+        overheads.len()
+    );
     for (burst, single) in &rounds {
         println!(
             "200 concurrent callers, expired token: all served in {:.1} ms; one refresh alone {:.1} ms; overhead {:.1} ms (target <= 20 ms)",

@@ -29,7 +29,7 @@ pub enum Error {
     #[error(transparent)]
     OAuth(#[from] crate::oauth::OAuthError),
     /// A refresh failed; `class` says whether to consent again, fix the configuration, or retry.
-    #[error("refreshing failed: {source}")]
+    #[error("refreshing failed: {source}{}", crate::lifecycle::advice(*class))]
     Refresh {
         /// What the failure means.
         class: crate::lifecycle::FailureClass,

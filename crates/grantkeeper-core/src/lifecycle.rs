@@ -30,6 +30,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
@@ -68,6 +69,17 @@ pub enum FailureClass {
     Configuration,
     /// The provider or the network failed; retry later.
     Transient,
+}
+
+/// What the user should do about a refresh failure of `class`, as a sentence to append.
+pub fn advice(class: FailureClass) -> &'static str {
+    match class {
+        FailureClass::NeedsReconsent => {
+            ". The grant is no longer valid: run `grantkeeper reconsent` (or Re-consent in the app)"
+        }
+        FailureClass::Configuration => ". Check the provider app's client id and secret",
+        FailureClass::Transient => ". Nothing was changed; try again later",
+    }
 }
 
 /// Sorts a refresh failure.
@@ -136,36 +148,81 @@ impl Drop for RefreshLock {
     }
 }
 
-/// Where threads of one process wait while one of them refreshes a connection.
+/// Where threads of one process wait while one of them refreshes a connection. Waiters leave
+/// their request at the gate; the refreshing thread records all their hand-outs in the same
+/// transaction as the refresh (one commit for all) and leaves each its token.
 #[derive(Debug, Default)]
 pub(crate) struct RefreshGate {
-    refreshing: std::sync::Mutex<bool>,
+    state: std::sync::Mutex<GateState>,
     done: std::sync::Condvar,
+}
+
+#[derive(Debug, Default)]
+struct GateState {
+    refreshing: bool,
+    waiters: Vec<Arc<Waiter>>,
+}
+
+/// A thread waiting for another thread's refresh.
+#[derive(Debug)]
+struct Waiter {
+    actor: Actor,
+    min_valid_ms: i64,
+    /// Filled by the refreshing thread when the new token satisfies `min_valid_ms`.
+    token: std::sync::Mutex<Option<AccessToken>>,
 }
 
 /// The right to refresh, held by one thread; dropping it wakes every waiter.
 struct GateTurn<'g>(&'g RefreshGate);
 
+/// What entering the gate gave.
+enum Entry<'g> {
+    /// This thread refreshes.
+    Turn(GateTurn<'g>),
+    /// Another thread refreshed and handed this one its token.
+    Served(AccessToken),
+    /// Another thread's refresh is over without a token for this one: try again.
+    Retry,
+}
+
 impl RefreshGate {
-    /// `Some` when this thread may refresh; `None` after waiting for another thread's refresh.
-    fn enter(&self) -> Option<GateTurn<'_>> {
-        let mut refreshing = self.refreshing.lock().unwrap_or_else(|p| p.into_inner());
-        if *refreshing {
-            let guard = self
-                .done
-                .wait_while(refreshing, |r| *r)
-                .unwrap_or_else(|p| p.into_inner());
-            drop(guard);
-            return None;
+    fn enter(&self, actor: &Actor, min_valid_ms: i64) -> Entry<'_> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if !state.refreshing {
+            state.refreshing = true;
+            return Entry::Turn(GateTurn(self));
         }
-        *refreshing = true;
-        Some(GateTurn(self))
+        let me = Arc::new(Waiter {
+            actor: actor.clone(),
+            min_valid_ms,
+            token: std::sync::Mutex::new(None),
+        });
+        state.waiters.push(me.clone());
+        let guard = self
+            .done
+            .wait_while(state, |s| s.waiters.iter().any(|w| Arc::ptr_eq(w, &me)))
+            .unwrap_or_else(|p| p.into_inner());
+        drop(guard);
+        let token = me.token.lock().unwrap_or_else(|p| p.into_inner()).take();
+        token.map_or(Entry::Retry, Entry::Served)
+    }
+
+    /// The waiters so far; they stay registered until the turn ends.
+    fn waiters(&self) -> Vec<Arc<Waiter>> {
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .waiters
+            .clone()
     }
 }
 
 impl Drop for GateTurn<'_> {
     fn drop(&mut self) {
-        *self.0.refreshing.lock().unwrap_or_else(|p| p.into_inner()) = false;
+        let mut state = self.0.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.refreshing = false;
+        state.waiters.clear();
+        drop(state);
         self.0.done.notify_all();
     }
 }
@@ -250,6 +307,20 @@ impl TenantVault<'_> {
     ) -> Result<Option<AccessToken>> {
         let aad = self.aad("connections", "access_token", id.as_str());
         let min_ms = i64::try_from(min_valid.as_millis()).unwrap_or(i64::MAX);
+        // A read first: an expiring token must not take the write lock.
+        let (status, expires): (String, Option<i64>) = self
+            .vault
+            .conn()
+            .prepare_cached("SELECT status, access_expires_at FROM connections WHERE id = ?1 AND tenant_id = ?2")?
+            .query_row(params![id.as_str(), self.tenant.id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+            .ok_or_else(|| Error::NotFound {
+                what: "connection",
+                name: id.to_string(),
+            })?;
+        if status != "active" || expires.is_some_and(|e| e - now_ms() < min_ms) {
+            return Ok(None);
+        }
         self.vault.write(|tx| {
             let (status, expires, blob): (String, Option<i64>, Option<Vec<u8>>) = tx
                 .query_row(
@@ -313,11 +384,17 @@ impl TenantVault<'_> {
         // Threads of this process wait at the gate while one of them refreshes, then all try
         // the fast path at once; only the thread that opens the gate reaches the file lock.
         let gate = self.vault.refresh_gate(id);
+        let min_ms = if force {
+            i64::MAX
+        } else {
+            i64::try_from(min_valid.as_millis()).unwrap_or(i64::MAX)
+        };
         let _turn = loop {
-            match gate.enter() {
-                Some(turn) => break turn,
-                None if force => continue,
-                None => {
+            match gate.enter(actor, min_ms) {
+                Entry::Turn(turn) => break turn,
+                Entry::Served(token) => return Ok(token),
+                Entry::Retry if force => continue,
+                Entry::Retry => {
                     if let Some(token) = self.hand_out_if_valid(id, min_valid, actor)? {
                         return Ok(token);
                     }
@@ -375,7 +452,7 @@ impl TenantVault<'_> {
             Ok(r) => r,
             Err(e) => return Err(self.record_failure(id, e, actor)),
         };
-        self.store_refresh(id, response, ctx.preset, actor)
+        self.store_refresh(id, response, ctx.preset, actor, &gate)
     }
 
     fn request_refresh(
@@ -495,7 +572,9 @@ impl TenantVault<'_> {
         response: TokenResponse,
         preset: Option<&Preset>,
         actor: &Actor,
+        gate: &RefreshGate,
     ) -> Result<AccessToken> {
+        let mut served: Vec<Arc<Waiter>> = Vec::new();
         let now = now_ms();
         let rotated = response.tokens.refresh_token.clone();
         if let Some(new_rt) = &rotated {
@@ -566,8 +645,21 @@ impl TenantVault<'_> {
                     .detail(json!({ "rotated": rotated.is_some() })),
             )?;
             self.record_hand_out(tx, id, &token, now, actor)?;
+            // Threads of this process waiting at the gate get the same token, recorded here.
+            let valid_ms = expiry.map_or(i64::MAX, |(t, _)| t - now);
+            let mut events = Vec::new();
+            for w in gate.waiters().iter().filter(|w| w.min_valid_ms <= valid_ms) {
+                events.push(self.event(EventKind::HandedOut, id, &w.actor).at(now).fingerprint(self.vault.fingerprint(token.expose())));
+                served.push(w.clone());
+            }
+            if !events.is_empty() {
+                audit::append_batch(tx, &events)?;
+            }
             Ok(())
         })?;
+        for w in served {
+            *w.token.lock().unwrap_or_else(|p| p.into_inner()) = Some(token.clone());
+        }
         crate::testing::crash_point("after_commit");
         Ok(token)
     }
@@ -597,7 +689,11 @@ impl TenantVault<'_> {
                         revoke_rfc7009(&ep, at.expose(), "access_token")?;
                         done.push("access token");
                     }
-                    Ok(format!("the provider revoked the {}", done.join(" and ")))
+                    if done.is_empty() {
+                        Ok("nothing to revoke: the connection held no token".into())
+                    } else {
+                        Ok(format!("the provider revoked the {}", done.join(" and ")))
+                    }
                 }
                 Revocation::BearerPost { url } => {
                     let at = access.as_ref().ok_or_else(|| {

@@ -1,5 +1,6 @@
 //! One module per command group.
 
+pub mod agent;
 pub mod audit;
 pub mod connect;
 pub mod export;

@@ -8,6 +8,7 @@ use grantkeeper_core::audit::HistoryFilter;
 use grantkeeper_core::catalog::Catalog;
 use grantkeeper_core::lifecycle::DEFAULT_MIN_VALID;
 use grantkeeper_core::model::{now_ms, Connection};
+use grantkeeper_core::secret::AccessToken;
 use grantkeeper_core::timefmt;
 use grantkeeper_core::{TenantVault, Vault};
 use serde_json::json;
@@ -165,23 +166,33 @@ pub(super) fn resolve<'v>(
 }
 
 pub fn token(args: &TokenArgs) -> Result<(), Failure> {
-    let vault = crate::open_vault()?;
-    let (scope, c) = resolve(&vault, &args.target)?;
-    let tok = scope.access_token(
-        &c.id,
-        args.min_valid.unwrap_or(DEFAULT_MIN_VALID),
-        &cli_actor(args.hint.clone()),
-    )?;
+    let min_valid = args.min_valid.unwrap_or(DEFAULT_MIN_VALID);
+    // A running agent answers without a keychain read; else open the vault here.
+    let (tenant, name) = split_ref(&args.target)?;
+    let min_ms = u64::try_from(min_valid.as_millis()).unwrap_or(u64::MAX);
+    let (tok, expires_at) =
+        match super::agent::token_via_agent(tenant, name, min_ms, args.hint.clone()) {
+            Some(answer) => {
+                let answer = answer?;
+                (
+                    AccessToken::new(answer.token.unwrap_or_default()),
+                    answer.expires_at,
+                )
+            }
+            None => {
+                let vault = crate::open_vault()?;
+                let (scope, c) = resolve(&vault, &args.target)?;
+                let tok = scope.access_token(&c.id, min_valid, &cli_actor(args.hint.clone()))?;
+                (tok, scope.connection(&c.id)?.access_expires_at)
+            }
+        };
     match args.format {
         Format::Bare => emit(&format!("{}\n", tok.expose())),
         Format::Header => emit(&format!("Authorization: Bearer {}\n", tok.expose())),
-        Format::Json => {
-            let c = scope.connection(&c.id)?;
-            emit(&format!(
-                "{}\n",
-                json!({ "access_token": tok.expose(), "token_type": "Bearer", "expires_at": c.access_expires_at })
-            ));
-        }
+        Format::Json => emit(&format!(
+            "{}\n",
+            json!({ "access_token": tok.expose(), "token_type": "Bearer", "expires_at": expires_at })
+        )),
     }
     Ok(())
 }

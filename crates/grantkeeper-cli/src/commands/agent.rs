@@ -1,0 +1,117 @@
+//! `grantkeeper agent …`: the hand-out agent, and the fast path of `token` through it.
+
+use std::sync::Arc;
+
+use clap::Subcommand;
+use grantkeeper_core::agent::{self, AgentClient, ErrorKind, Request, Response};
+use grantkeeper_core::keychain::OsKeychain;
+use grantkeeper_core::oauth::loopback::CancelToken;
+use grantkeeper_core::{paths, Vault};
+
+use crate::exit::{self, Failure};
+use crate::output::Output;
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Serve hand-outs in the foreground until interrupted.
+    Run,
+    /// Whether an agent runs for this vault, and whether it is locked.
+    Status,
+    /// Make the running agent drop its keys.
+    Lock,
+    /// Make the running agent open the vault again from the keychain.
+    Unlock,
+}
+
+fn home() -> Result<std::path::PathBuf, Failure> {
+    paths::default_home()
+        .ok_or_else(|| Failure::other("cannot find a data folder: set GRANTKEEPER_HOME"))
+}
+
+pub fn run(cmd: &AgentCommand, out: &Output) -> Result<(), Failure> {
+    let home = home()?;
+    match cmd {
+        AgentCommand::Run => {
+            let opener_home = home.clone();
+            let opener: Arc<agent::Opener> =
+                Arc::new(move || Vault::open(&opener_home, Arc::new(OsKeychain::from_env())));
+            eprintln!(
+                "grantkeeper agent: serving {} on {}",
+                home.display(),
+                agent::socket_path(&home).display()
+            );
+            agent::serve(&home, opener, &CancelToken::default())?;
+            Ok(())
+        }
+        AgentCommand::Status | AgentCommand::Lock | AgentCommand::Unlock => {
+            let Some(mut client) = AgentClient::connect(&home) else {
+                return Err(Failure::new(
+                    exit::NOT_FOUND,
+                    "no agent runs for this vault (start one with `grantkeeper agent run`)",
+                ));
+            };
+            let req = match cmd {
+                AgentCommand::Lock => Request::Lock,
+                AgentCommand::Unlock => Request::Unlock,
+                _ => Request::Status,
+            };
+            let resp = client
+                .call(&req)
+                .map_err(|e| Failure::other(format!("the agent did not answer: {e}")))?;
+            let resp = checked(resp)?;
+            let locked = resp.locked.unwrap_or(false);
+            out.value(
+                &serde_json::json!({ "running": true, "locked": locked }),
+                || {
+                    format!(
+                        "agent running, {}",
+                        if locked { "locked" } else { "unlocked" }
+                    )
+                },
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Turns a failed agent answer into the CLI's failure and exit code.
+pub fn checked(resp: Response) -> Result<Response, Failure> {
+    if resp.ok {
+        return Ok(resp);
+    }
+    let code = match resp.kind {
+        Some(ErrorKind::NotFound) => exit::NOT_FOUND,
+        Some(ErrorKind::Invalid) => exit::INVALID,
+        Some(ErrorKind::Keychain | ErrorKind::Locked) => exit::KEYCHAIN,
+        Some(ErrorKind::Refused) => exit::REFUSED,
+        Some(ErrorKind::Network) => exit::NETWORK,
+        _ => exit::OTHER,
+    };
+    Err(Failure::new(
+        code,
+        resp.error.unwrap_or_else(|| "the agent failed".into()),
+    ))
+}
+
+/// A token through the running agent; `None` when no agent runs for this vault.
+pub fn token_via_agent(
+    tenant: &str,
+    connection: &str,
+    min_valid_ms: u64,
+    hint: Option<String>,
+) -> Option<Result<Response, Failure>> {
+    let home = paths::default_home()?;
+    let mut client = AgentClient::connect(&home)?;
+    let req = Request::Token {
+        tenant: tenant.to_owned(),
+        connection: connection.to_owned(),
+        min_valid_ms,
+        hint,
+    };
+    Some(
+        client
+            .call(&req)
+            .map_err(|e| Failure::other(format!("the agent did not answer: {e}")))
+            .and_then(checked),
+    )
+}

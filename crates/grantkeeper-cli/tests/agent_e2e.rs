@@ -1,0 +1,94 @@
+//! The hand-out agent end to end: `grantkeeper agent run` serves `grantkeeper token` from
+//! memory (no keychain read), records the calling program in the history, can be locked and
+//! unlocked, and `token` falls back to the keychain when no agent runs. Real IdP, Chromium
+//! and Secret Service (run inside `scripts/with-test-session`).
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_grantkeeper");
+
+struct Agent(Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_agent(cli: &Cli) -> Agent {
+    let child = Command::new(BIN)
+        .args(["agent", "run"])
+        .env("GRANTKEEPER_HOME", cli.home())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let agent = Agent(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while cli.run(&["agent", "status"]).code != Some(0) {
+        assert!(Instant::now() < deadline, "the agent did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    agent
+}
+
+#[test]
+fn token_through_the_agent() {
+    let idp = Idp::start(&json!({}));
+    let cli = Cli::new();
+    cli.run(&["tenant", "add", "Acme", "--slug", "acme"]).ok();
+    cli.run(&[
+        "provider",
+        "add",
+        "acme/idp",
+        "--issuer",
+        &idp.issuer,
+        "--client-id",
+        "grantkeeper-test",
+        "--scopes",
+        "openid offline_access api:read",
+    ])
+    .ok();
+    cli.run(&["connect", "acme/main", "--provider", "idp"]).ok();
+    let direct = cli.token(&["acme/main"]);
+
+    let agent = start_agent(&cli);
+    let status = cli.run(&["agent", "status", "--json"]).ok().json();
+    assert_eq!(status["locked"], false);
+    // The agent hands out the same cached token, and records who asked.
+    let via_agent = cli.token(&["acme/main", "--hint", "via-agent"]);
+    assert_eq!(via_agent, direct);
+    let history = cli
+        .run(&["history", "acme/main", "--json", "--limit", "1"])
+        .ok()
+        .json();
+    let last = &history[0];
+    assert_eq!(last["kind"], "handed_out");
+    assert_eq!(last["actor"], "agent");
+    assert_eq!(last["app_hint"], "via-agent");
+    let caller = last["caller"].as_str().unwrap();
+    assert!(
+        caller.starts_with("pid ") && caller.contains("grantkeeper"),
+        "{caller}"
+    );
+    // Errors come back with the documented exit codes.
+    cli.run(&["token", "acme/nope"]).fails(3, "no connection");
+    // Locked: the agent refuses until unlocked from the keychain.
+    cli.run(&["agent", "lock"]).ok();
+    cli.run(&["token", "acme/main"]).fails(4, "locked");
+    cli.run(&["agent", "unlock"]).ok();
+    assert_eq!(cli.token(&["acme/main"]), direct);
+    // Without the agent, token reads the keychain itself.
+    drop(agent);
+    assert_eq!(cli.token(&["acme/main"]), direct);
+    cli.run(&["agent", "status"]).fails(3, "no agent");
+    cli.run(&["audit", "verify"]).ok();
+    cli.assert_no_secret_leaked();
+}
