@@ -41,7 +41,7 @@ fn start_agent(cli: &Cli) -> Agent {
 
 #[test]
 fn token_through_the_agent() {
-    let idp = Idp::start(&json!({}));
+    let mut idp = Idp::start(&json!({}));
     let cli = Cli::new();
     cli.run(&["tenant", "add", "Acme", "--slug", "acme"]).ok();
     cli.run(&[
@@ -89,6 +89,14 @@ fn token_through_the_agent() {
     drop(agent);
     assert_eq!(cli.token(&["acme/main"]), direct);
     cli.run(&["agent", "status"]).fails(3, "no agent");
+    // A valid cached token needs no network: with the provider gone, token still answers.
+    let requests = idp.stats()["token_requests"].clone();
+    idp.stop();
+    assert_eq!(cli.token(&["acme/main"]), direct);
+    let agent = start_agent(&cli);
+    assert_eq!(cli.token(&["acme/main"]), direct);
+    drop(agent);
+    assert_eq!(requests["refresh_token"], 0);
     cli.run(&["audit", "verify"]).ok();
     cli.assert_no_secret_leaked();
 }
