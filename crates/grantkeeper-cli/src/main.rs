@@ -108,6 +108,9 @@ fn main() -> ExitCode {
             "internal error: {what}{at} (please report this)"
         )));
     }));
+    if let Some(code) = commands::token::fast_token() {
+        return code;
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return ExitCode::from(usage_error(e)),

@@ -148,22 +148,35 @@ pub fn serve(home: &Path, open: Arc<Opener>, stop: &CancelToken) -> Result<()> {
     let listener = UnixListener::bind(&path).map_err(|e| Error::io(&path, e))?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| Error::io(&path, e))?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| Error::io(&path, e))?;
     tracing::info!(socket = %path.display(), "agent listening");
-    while !stop.is_cancelled() {
-        match listener.accept() {
-            Ok((stream, _)) => {
+    // Accept blocks (no polling delay on the hand-out path); a watcher wakes it to stop.
+    let waker = {
+        let (stop, path) = (stop.clone(), path.clone());
+        std::thread::spawn(move || {
+            while !stop.is_cancelled() {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = UnixStream::connect(&path);
+        })
+    };
+    for stream in listener.incoming() {
+        if stop.is_cancelled() {
+            break;
+        }
+        match stream {
+            Ok(stream) => {
                 let (state, open) = (state.clone(), open.clone());
                 std::thread::spawn(move || serve_client(stream, &state, &*open));
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(5))
+            Err(e) => {
+                stop.cancel();
+                let _ = waker.join();
+                let _ = std::fs::remove_file(&path);
+                return Err(Error::io(&path, e));
             }
-            Err(e) => return Err(Error::io(&path, e)),
         }
     }
+    let _ = waker.join();
     let _ = std::fs::remove_file(&path);
     Ok(())
 }

@@ -186,7 +186,64 @@ pub fn token(args: &TokenArgs) -> Result<(), Failure> {
                 (tok, scope.connection(&c.id)?.access_expires_at)
             }
         };
-    match args.format {
+    print_token(args.format, &tok, expires_at)
+}
+
+/// The hot path of scripts: `grantkeeper token <tenant>/<name> [--min-valid D] [--format F]
+/// [--hint H]` answered by a running agent, before the full command line is even parsed.
+/// `None` (the normal path takes over) for anything else: other arguments, `--help`, `--json`,
+/// no agent, or an argument it does not know.
+pub fn fast_token() -> Option<std::process::ExitCode> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (first, rest) = args.split_first()?;
+    if first != "token" {
+        return None;
+    }
+    let mut target = None;
+    let (mut min_valid, mut format, mut hint) = (DEFAULT_MIN_VALID, Format::Bare, None);
+    let mut it = rest.iter();
+    while let Some(a) = it.next() {
+        let (flag, inline) = match a.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_owned())),
+            _ => (a.as_str(), None),
+        };
+        let mut value = || inline.clone().or_else(|| it.next().cloned());
+        match flag {
+            "--min-valid" => min_valid = parse_duration(&value()?).ok()?,
+            "--format" => {
+                format = match value()?.as_str() {
+                    "bare" => Format::Bare,
+                    "header" => Format::Header,
+                    "json" => Format::Json,
+                    _ => return None,
+                }
+            }
+            "--hint" => hint = Some(value()?),
+            f if f.starts_with('-') => return None,
+            _ if target.is_none() => target = Some(a.clone()),
+            _ => return None,
+        }
+    }
+    let target = target?;
+    let (tenant, name) = split_ref(&target).ok()?;
+    let min_ms = u64::try_from(min_valid.as_millis()).unwrap_or(u64::MAX);
+    let answer = super::agent::token_via_agent(tenant, name, min_ms, hint)?;
+    Some(
+        match answer.and_then(|a| {
+            print_token(
+                format,
+                &AccessToken::new(a.token.unwrap_or_default()),
+                a.expires_at,
+            )
+        }) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(f) => std::process::ExitCode::from(crate::exit::report(&f)),
+        },
+    )
+}
+
+fn print_token(format: Format, tok: &AccessToken, expires_at: Option<i64>) -> Result<(), Failure> {
+    match format {
         Format::Bare => emit(&format!("{}\n", tok.expose())),
         Format::Header => emit(&format!("Authorization: Bearer {}\n", tok.expose())),
         Format::Json => emit(&format!(
