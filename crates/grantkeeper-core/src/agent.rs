@@ -149,6 +149,7 @@ pub fn serve(home: &Path, open: Arc<Opener>, stop: &CancelToken) -> Result<()> {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| Error::io(&path, e))?;
     tracing::info!(socket = %path.display(), "agent listening");
+    let maintenance = spawn_maintenance(state.clone(), stop.clone());
     // Accept blocks (no polling delay on the hand-out path); a watcher wakes it to stop.
     let waker = {
         let (stop, path) = (stop.clone(), path.clone());
@@ -177,8 +178,44 @@ pub fn serve(home: &Path, open: Arc<Opener>, stop: &CancelToken) -> Result<()> {
         }
     }
     let _ = waker.join();
+    let _ = maintenance.join();
     let _ = std::fs::remove_file(&path);
     Ok(())
+}
+
+/// How often the agent keeps idle refresh tokens alive.
+const MAINTENANCE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Runs [`Vault::maintain`] at start and then hourly while the agent is unlocked: refresh
+/// tokens that die from inactivity within 7 days are refreshed, and those expiring within 14
+/// days are logged as warnings.
+fn spawn_maintenance(
+    state: Arc<Mutex<Option<Arc<Vault>>>>,
+    stop: CancelToken,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut next = std::time::Instant::now();
+        while !stop.is_cancelled() {
+            if std::time::Instant::now() >= next {
+                next += MAINTENANCE_EVERY;
+                let vault = state.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                if let Some(vault) = vault {
+                    match vault.maintain(
+                        Duration::from_secs(7 * 86_400),
+                        Duration::from_secs(14 * 86_400),
+                    ) {
+                        Ok(report) => {
+                            for w in &report.warnings {
+                                tracing::warn!(connection = %w.connection_id, name = %w.name, expires_at = w.expires_at, hard = w.hard, "refresh token expires soon");
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "maintenance failed"),
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    })
 }
 
 /// The peer's uid and pid (`SO_PEERCRED`).

@@ -207,7 +207,7 @@ fn classify(err: keyring::Error) -> KeychainError {
     }
 }
 
-/// An in-memory keychain for pure unit tests and benchmarks. Never used by the app or the CLI.
+/// An in-memory keychain for pure unit tests. Never used by the app or the CLI.
 #[cfg(test)]
 #[derive(Debug, Default)]
 pub struct MemoryKeychain {
