@@ -34,6 +34,32 @@ pub struct ReportScope {
     pub meaning: Option<String>,
 }
 
+/// Every scope a connection asked for or was granted, with its meaning and risk from the
+/// preset's catalog entry when it knows the scope.
+pub fn scope_views(
+    c: &crate::model::Connection,
+    preset: Option<&crate::catalog::Preset>,
+) -> Vec<ReportScope> {
+    c.scopes_requested
+        .iter()
+        .chain(
+            c.scopes_granted
+                .iter()
+                .filter(|s| !c.scopes_requested.contains(s)),
+        )
+        .map(|s| {
+            let info = preset.and_then(|p| p.scope(s));
+            ReportScope {
+                scope: s.clone(),
+                requested: c.scopes_requested.contains(s),
+                granted: c.scopes_granted.contains(s),
+                risk: info.map(|i| i.risk),
+                meaning: info.map(|i| i.meaning.clone()),
+            }
+        })
+        .collect()
+}
+
 /// One grant in the report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[ts(export)]
@@ -128,25 +154,7 @@ impl Vault {
                     .cloned()
                     .unwrap_or_default();
                 let preset_info = preset.as_deref().and_then(|p| catalog.get(p).ok());
-                let scopes: Vec<ReportScope> = c
-                    .scopes_requested
-                    .iter()
-                    .chain(
-                        c.scopes_granted
-                            .iter()
-                            .filter(|s| !c.scopes_requested.contains(s)),
-                    )
-                    .map(|s| {
-                        let info = preset_info.and_then(|p| p.scope(s));
-                        ReportScope {
-                            scope: s.clone(),
-                            requested: c.scopes_requested.contains(s),
-                            granted: c.scopes_granted.contains(s),
-                            risk: info.map(|i| i.risk),
-                            meaning: info.map(|i| i.meaning.clone()),
-                        }
-                    })
-                    .collect();
+                let scopes = scope_views(&c, preset_info);
                 let highest_risk = scopes
                     .iter()
                     .filter(|s| s.granted)

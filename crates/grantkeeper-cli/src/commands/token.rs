@@ -333,24 +333,7 @@ pub fn show(args: &TargetArgs, out: &Output) -> Result<(), Failure> {
         .preset
         .as_deref()
         .and_then(|p| Catalog::builtin().get(p).ok());
-    let scopes: Vec<_> = c
-        .scopes_requested
-        .iter()
-        .chain(
-            c.scopes_granted
-                .iter()
-                .filter(|s| !c.scopes_requested.contains(s)),
-        )
-        .map(|s| {
-            let info = preset.and_then(|p| p.scope(s));
-            json!({
-                "scope": s,
-                "granted": c.scopes_granted.contains(s),
-                "meaning": info.map(|i| i.meaning.clone()),
-                "risk": info.map(|i| i.risk),
-            })
-        })
-        .collect();
+    let scopes = grantkeeper_core::report::scope_views(&c, preset);
     let view = json!({ "connection": c, "provider_app": app.name, "preset": app.preset, "scopes": scopes });
     out.value(&view, || {
         let now = now_ms();
@@ -384,10 +367,14 @@ pub fn show(args: &TargetArgs, out: &Output) -> Result<(), Failure> {
         for s in &scopes {
             lines.push(format!(
                 "    {} {:<40} {:<7} {}",
-                if s["granted"] == true { "✓" } else { "✗" },
-                s["scope"].as_str().unwrap_or_default(),
-                s["risk"].as_str().unwrap_or("?"),
-                s["meaning"].as_str().unwrap_or("")
+                if s.granted { "✓" } else { "✗" },
+                s.scope,
+                s.risk.map_or("?", |r| match r {
+                    grantkeeper_core::catalog::Risk::Low => "low",
+                    grantkeeper_core::catalog::Risk::Medium => "medium",
+                    grantkeeper_core::catalog::Risk::High => "high",
+                }),
+                s.meaning.as_deref().unwrap_or("")
             ));
         }
         for (k, v) in &c.metadata {
