@@ -5,6 +5,7 @@ fn main() {
             "vault_status",
             "list_tenants",
             "list_connections",
+            "connection_detail",
         ]),
     ))
     .expect("tauri build script");

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use grantkeeper_core::keychain::{Keychain, OsKeychain};
-use grantkeeper_core::model::{Connection, TenantId, TenantSummary};
+use grantkeeper_core::model::{Connection, ConnectionId, TenantId, TenantSummary};
+use grantkeeper_core::report::ConnectionDetail;
 use grantkeeper_core::{paths, ConnectionFilter, Vault};
 use serde::Serialize;
 use tauri::{AppHandle, Manager};
@@ -98,4 +99,14 @@ pub async fn list_connections(
         })
     })
     .await
+}
+
+/// One connection's scopes (meaning, risk), history, per-day counts and decoded claims.
+#[tauri::command]
+pub async fn connection_detail(
+    app: AppHandle,
+    tenant: TenantId,
+    connection: ConnectionId,
+) -> Result<ConnectionDetail, String> {
+    with_vault(app, move |v| v.connection_detail(&tenant, &connection, 100)).await
 }

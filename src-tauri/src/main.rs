@@ -33,7 +33,8 @@ fn main() {
         .invoke_handler(tauri::generate_handler![
             commands::vault_status,
             commands::list_tenants,
-            commands::list_connections
+            commands::list_connections,
+            commands::connection_detail
         ])
         .run(tauri::generate_context!())
         .expect("Grantkeeper's window failed to start");

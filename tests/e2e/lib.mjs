@@ -18,9 +18,9 @@ export function freshHome() {
 }
 
 /** Runs the CLI; returns stdout. Throws with stderr on failure. */
-export function cli(home, args) {
+export function cli(home, args, env = {}) {
   return execFileSync(cliBin, args, {
-    env: { ...process.env, GRANTKEEPER_HOME: home },
+    env: { ...process.env, ...env, GRANTKEEPER_HOME: home },
     encoding: "utf8",
     timeout: 60_000,
   });

@@ -2,6 +2,7 @@
 // the real Secret Service: the window opens and shows tenants seeded through the CLI.
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { startIdp, testBrowser } from "./idp.mjs";
 import { AppSession, cli, freshHome } from "./lib.mjs";
 
 test("the window starts and lists seeded tenants", { timeout: 120_000 }, async () => {
@@ -39,5 +40,37 @@ test("the window explains a vault it cannot open", { timeout: 120_000 }, async (
     await app.screenshot("window-keychain-error");
   } finally {
     await app.stop();
+  }
+});
+
+test("a connection made through the CLI shows its scopes and history", { timeout: 180_000 }, async () => {
+  const idp = await startIdp();
+  const home = freshHome();
+  let app;
+  try {
+    cli(home, ["tenant", "add", "Acme Corp"]);
+    cli(home, ["provider", "add", "acme-corp/idp", "--preset", "generic-oidc", "--issuer", idp.issuer,
+      "--client-id", "grantkeeper-test", "--scopes", "openid email offline_access api:read"]);
+    cli(home, ["connect", "acme-corp/crm", "--provider", "idp"], { BROWSER: testBrowser, GK_TEST_BROWSER_ACTION: "approve" });
+    cli(home, ["token", "acme-corp/crm", "--hint", "nightly-sync"]);
+    app = await AppSession.start({ GRANTKEEPER_HOME: home });
+    const row = await app.waitText('[data-connection="crm"]');
+    assert.match(row, /Active/);
+    assert.match(row, /in \d+ (min|h)/);
+    await app.screenshot("window-connections");
+    await app.click(await app.find('[data-connection="crm"] td'));
+    assert.match(await app.waitText('[data-scope="openid"]'), /low/i);
+    assert.match(await app.waitText('[data-scope="offline_access"]'), /medium/i);
+    const history = await app.waitText(".history");
+    assert.match(history, /handed out/);
+    assert.match(history, /nightly-sync/);
+    assert.match(history, /consented/);
+    const page = (await app.req("GET", `/session/${app.id}/source`)).value;
+    const token = cli(home, ["token", "acme-corp/crm"]).trim();
+    assert.ok(!page.includes(token), "no token in the DOM");
+    await app.screenshot("window-detail");
+  } finally {
+    if (app) await app.stop();
+    await idp.stop();
   }
 });

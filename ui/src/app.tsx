@@ -1,6 +1,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { api, errorMessage } from "./api";
 import type { Connection } from "./bindings/Connection";
+import type { ConnectionDetail } from "./bindings/ConnectionDetail";
 import type { TenantId } from "./bindings/TenantId";
 import type { TenantSummary } from "./bindings/TenantSummary";
 import type { VaultStatus } from "./bindings/VaultStatus";
@@ -12,6 +13,9 @@ export function App() {
   const [selected, setSelected] = useState<TenantId | null>(null);
   const [connections, setConnections] = useState<Connection[]>([]);
   const [error, setError] = useState<string | null>(null);
+  const [detail, setDetail] = useState<ConnectionDetail | null>(null);
+  const open = (c: Connection) =>
+    api.connectionDetail(c.tenant_id, c.id).then(setDetail, (e) => setError(errorMessage(e)));
   const [now, setNow] = useState(Date.now());
 
   useEffect(() => {
@@ -97,7 +101,14 @@ export function App() {
               {connections.map((c) => {
                 const b = badge(c, now);
                 return (
-                  <tr key={c.id}>
+                  <tr
+                    key={c.id}
+                    data-connection={c.name}
+                    class={detail?.connection.id === c.id ? "selected" : ""}
+                    tabIndex={0}
+                    onClick={() => open(c)}
+                    onKeyDown={(e) => e.key === "Enter" && open(c)}
+                  >
                     <td>{c.name}</td>
                     <td>{c.account.username ?? c.account.subject ?? "—"}</td>
                     <td>
@@ -111,7 +122,54 @@ export function App() {
             </tbody>
           </table>
         )}
+        {detail && <Detail detail={detail} now={now} onClose={() => setDetail(null)} />}
       </main>
     </div>
+  );
+}
+
+function Detail({ detail, now, onClose }: { detail: ConnectionDetail; now: number; onClose: () => void }) {
+  const c = detail.connection;
+  return (
+    <section class="detail" aria-label="Connection detail">
+      <header>
+        <h2>
+          {detail.tenant}/{c.name}
+        </h2>
+        <button class="close" onClick={onClose} aria-label="Close">
+          ×
+        </button>
+      </header>
+      <dl>
+        <dt>Provider</dt>
+        <dd>{detail.provider_name ?? detail.provider_app}</dd>
+        <dt>Account</dt>
+        <dd>{c.account.username ?? c.account.subject ?? "—"}</dd>
+        <dt>Access token</dt>
+        <dd>expires {relativeTime(c.access_expires_at, now)}</dd>
+        <dt>Refresh token</dt>
+        <dd>{c.has_refresh_token ? "in the OS keychain" : "none"}</dd>
+      </dl>
+      <h3>Scopes</h3>
+      <ul class="scopes">
+        {detail.scopes.map((s) => (
+          <li key={s.scope} data-scope={s.scope} class={s.granted ? "" : "not-granted"}>
+            <span class={`risk ${s.risk ?? "unknown"}`}>{s.risk ?? "?"}</span>
+            <code>{s.scope}</code>
+            <span class="meaning">{s.granted ? (s.meaning ?? "") : "requested, not granted"}</span>
+          </li>
+        ))}
+      </ul>
+      <h3>Usage history</h3>
+      <ol class="history">
+        {detail.history.map((e) => (
+          <li key={e.seq} data-kind={e.kind}>
+            <span class="when">{relativeTime(e.ts, now)}</span> <strong>{e.kind.replace(/_/g, " ")}</strong>
+            {e.actor && <span class="by"> by {e.actor}</span>}
+            {e.app_hint && <span class="hint"> ({e.app_hint})</span>}
+          </li>
+        ))}
+      </ol>
+    </section>
   );
 }

@@ -454,3 +454,58 @@ mod tests {
         assert!(vault.verify_history().unwrap().is_intact());
     }
 }
+
+/// Everything a detail view shows of one connection, without any secret.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[ts(export)]
+pub struct ConnectionDetail {
+    /// The connection.
+    pub connection: crate::model::Connection,
+    /// Its tenant's slug.
+    pub tenant: String,
+    /// The provider app's name.
+    pub provider_app: String,
+    /// The app's catalog preset and its display name.
+    pub preset: Option<String>,
+    /// The preset's display name.
+    pub provider_name: Option<String>,
+    /// Scopes with meaning and risk.
+    pub scopes: Vec<ReportScope>,
+    /// The newest events, newest first.
+    pub history: Vec<crate::audit::UsageEvent>,
+    /// Events per day and kind over the last 90 days.
+    pub daily: Vec<crate::audit::DailyCount>,
+    /// Decoded JWT claims of the cached tokens (offline).
+    pub inspection: crate::lifecycle::TokenInspection,
+}
+
+impl Vault {
+    /// The detail of one connection: scopes with meaning and risk, history, per-day counts and
+    /// offline token inspection. Reads only; needs no network.
+    pub fn connection_detail(
+        &self,
+        tenant: &crate::model::TenantId,
+        id: &ConnectionId,
+        history: u32,
+    ) -> Result<ConnectionDetail> {
+        let scope = self.tenant(tenant)?;
+        let connection = scope.connection(id)?;
+        let app = scope.provider_app(connection.provider_app_id.as_str())?;
+        let preset = app
+            .preset
+            .as_deref()
+            .and_then(|p| Catalog::builtin().get(p).ok());
+        let since = crate::model::now_ms() - 90 * 86_400_000;
+        Ok(ConnectionDetail {
+            tenant: scope.tenant().slug.clone(),
+            provider_app: app.name.clone(),
+            preset: app.preset.clone(),
+            provider_name: preset.map(|p| p.name.clone()),
+            scopes: scope_views(&connection, preset),
+            history: self.connection_history(id, None, history)?,
+            daily: self.daily_counts(id, since)?,
+            inspection: scope.inspect(id)?,
+            connection,
+        })
+    }
+}
