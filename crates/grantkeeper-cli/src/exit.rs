@@ -51,11 +51,6 @@ pub fn report(f: &Failure) -> u8 {
     f.code
 }
 
-/// Reports the failure and ends the process with its code, for when no caller can return it.
-pub fn fail_now(f: &Failure) -> ! {
-    std::process::exit(i32::from(report(f)))
-}
-
 impl From<grantkeeper_core::Error> for Failure {
     fn from(e: grantkeeper_core::Error) -> Self {
         use grantkeeper_core::oauth::OAuthError as O;

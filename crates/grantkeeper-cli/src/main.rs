@@ -146,8 +146,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Completions { shell } => {
             let mut script = Vec::new();
             clap_complete::generate(*shell, &mut Cli::command(), "grantkeeper", &mut script);
-            output::emit(&String::from_utf8_lossy(&script));
-            Ok(())
+            output::emit(&String::from_utf8_lossy(&script))
         }
     }
 }
@@ -157,10 +156,10 @@ fn run(cli: &Cli) -> Result<(), Failure> {
 fn usage_error(e: clap::Error) -> u8 {
     use clap::error::ErrorKind as K;
     match e.kind() {
-        K::DisplayHelp | K::DisplayVersion => {
-            output::emit(&e.render().to_string());
-            0
-        }
+        K::DisplayHelp | K::DisplayVersion => match output::emit(&e.render().to_string()) {
+            Ok(()) => 0,
+            Err(f) => exit::report(&f),
+        },
         K::DisplayHelpOnMissingArgumentOrSubcommand | K::MissingSubcommand => exit::report(
             &Failure::invalid("a command is required; add --help to see the choices"),
         ),

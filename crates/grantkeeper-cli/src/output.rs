@@ -6,6 +6,8 @@ use std::io::Write;
 
 use serde_json::Value;
 
+use crate::exit::Failure;
+
 /// Where command results go.
 pub struct Output {
     json: bool,
@@ -22,26 +24,30 @@ impl Output {
     }
 
     /// Prints one record: JSON, or the human line.
-    pub fn value<T: serde::Serialize>(&self, v: &T, human: impl FnOnce() -> String) {
+    pub fn value<T: serde::Serialize>(
+        &self,
+        v: &T,
+        human: impl FnOnce() -> String,
+    ) -> Result<(), Failure> {
         if self.json {
-            emit(&format!("{}\n", to_json(v)));
-        } else {
-            let line = human();
-            if !line.is_empty() {
-                emit(&format!("{line}\n"));
-            }
+            return emit(&format!("{}\n", to_json(v)));
         }
+        let line = human();
+        if line.is_empty() {
+            return Ok(());
+        }
+        emit(&format!("{line}\n"))
     }
 
     /// Prints a confirmation.
-    pub fn message(&self, msg: &str) {
+    pub fn message(&self, msg: &str) -> Result<(), Failure> {
         if self.json {
             emit(&format!(
                 "{}\n",
                 serde_json::json!({ "ok": true, "message": msg })
-            ));
+            ))
         } else {
-            emit(&format!("{msg}\n"));
+            emit(&format!("{msg}\n"))
         }
     }
 
@@ -51,10 +57,9 @@ impl Output {
         rows: &[T],
         headers: &[&str],
         cells: impl Fn(&T) -> Vec<String>,
-    ) {
+    ) -> Result<(), Failure> {
         if self.json {
-            emit(&format!("{}\n", to_json(&rows)));
-            return;
+            return emit(&format!("{}\n", to_json(&rows)));
         }
         let body: Vec<Vec<String>> = rows
             .iter()
@@ -80,23 +85,17 @@ impl Output {
         for row in body {
             line(row);
         }
-        emit(&text);
+        emit(&text)
     }
 }
 
 /// Writes `text` to stdout, with control characters other than line ends and tabs replaced.
-/// When stdout cannot be written (a closed pipe), says so in one line and exits with code 1
-/// instead of panicking.
-pub fn emit(text: &str) {
+/// A stdout that cannot be written (a closed pipe) is a failure, not a panic.
+pub fn emit(text: &str) -> Result<(), Failure> {
     let mut out = std::io::stdout().lock();
-    if let Err(e) = out
-        .write_all(plain(text).as_bytes())
+    out.write_all(plain(text).as_bytes())
         .and_then(|()| out.flush())
-    {
-        crate::exit::fail_now(&crate::exit::Failure::other(format!(
-            "cannot write to standard output: {e}"
-        )));
-    }
+        .map_err(|e| Failure::other(format!("cannot write to standard output: {e}")))
 }
 
 /// Writes a progress note or prompt to stderr (never the failure line, see `exit::report`).

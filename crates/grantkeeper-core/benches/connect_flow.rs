@@ -13,8 +13,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use grantkeeper_core::connect::ConnectRequest;
-use grantkeeper_core::oauth::loopback::CancelToken;
 use grantkeeper_core::Vault;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context, SubscriberExt};
@@ -67,22 +65,7 @@ fn main() {
     let mut totals = Vec::new();
     let mut locals = Vec::new();
     for i in 0..runs {
-        let mut pending = scope
-            .begin_connect(ConnectRequest {
-                name: format!("c{i}"),
-                provider_app: "idp".into(),
-                scopes: None,
-                redirect: None,
-            })
-            .unwrap();
-        std::process::Command::new(test_browser())
-            .arg(&pending.url)
-            .env("GK_TEST_BROWSER_ACTION", "approve")
-            .status()
-            .unwrap();
-        let params = pending
-            .wait_for_redirect(Duration::from_secs(60), &CancelToken::default())
-            .unwrap();
+        let (pending, params) = approve_in_browser(&scope, &format!("c{i}"));
         // Let the test browser's Chromium exit first: it is not Grantkeeper's work.
         std::thread::sleep(Duration::from_millis(1500));
         *http.0.lock().unwrap() = 0;

@@ -771,11 +771,23 @@ impl TenantVault<'_> {
     }
 
     fn cached_access_token(&self, id: &ConnectionId) -> Result<Option<AccessToken>> {
+        Ok(self
+            .connection_secret(id, SecretColumn::AccessToken)?
+            .map(|t| AccessToken::new(t.expose())))
+    }
+
+    /// Decrypts one secret column of this tenant's connection; `None` when it holds nothing.
+    fn connection_secret(
+        &self,
+        id: &ConnectionId,
+        column: SecretColumn,
+    ) -> Result<Option<SecretText>> {
+        let name = column.name();
         let blob: Option<Option<Vec<u8>>> = self
             .vault
             .conn()
             .query_row(
-                "SELECT access_token FROM connections WHERE id = ?1 AND tenant_id = ?2",
+                &format!("SELECT {name} FROM connections WHERE id = ?1 AND tenant_id = ?2"),
                 params![id.as_str(), self.tenant.id.as_str()],
                 |r| r.get(0),
             )
@@ -785,11 +797,9 @@ impl TenantVault<'_> {
             name: id.to_string(),
         })?;
         blob.map(|b| {
-            Ok(AccessToken::new(
-                self.key
-                    .open(&self.aad("connections", "access_token", id.as_str()), &b)?
-                    .expose(),
-            ))
+            Ok(self
+                .key
+                .open(&self.aad("connections", name, id.as_str()), &b)?)
         })
         .transpose()
     }
@@ -813,22 +823,7 @@ impl TenantVault<'_> {
     /// token leaving the core: only headers and claims.
     pub fn inspect(&self, id: &ConnectionId) -> Result<TokenInspection> {
         let access = self.cached_access_token(id)?;
-        let idt: Option<Option<Vec<u8>>> = self
-            .vault
-            .conn()
-            .query_row(
-                "SELECT id_token FROM connections WHERE id = ?1",
-                [id.as_str()],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let id_token = match idt.flatten() {
-            Some(b) => Some(
-                self.key
-                    .open(&self.aad("connections", "id_token", id.as_str()), &b)?,
-            ),
-            None => None,
-        };
+        let id_token = self.connection_secret(id, SecretColumn::IdToken)?;
         let decode = |t: &str| {
             DecodedJwt::decode(t).map(|d| JwtView {
                 header: d.header,
@@ -842,6 +837,22 @@ impl TenantVault<'_> {
                 .is_some_and(|t| DecodedJwt::decode(t.expose()).is_some()),
             id_token: id_token.as_ref().and_then(|t| decode(t.expose())),
         })
+    }
+}
+
+/// The encrypted token columns of a connection row.
+#[derive(Debug, Clone, Copy)]
+enum SecretColumn {
+    AccessToken,
+    IdToken,
+}
+
+impl SecretColumn {
+    fn name(self) -> &'static str {
+        match self {
+            Self::AccessToken => "access_token",
+            Self::IdToken => "id_token",
+        }
     }
 }
 

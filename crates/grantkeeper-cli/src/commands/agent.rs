@@ -68,7 +68,7 @@ pub fn run(cmd: &AgentCommand, out: &Output) -> Result<(), Failure> {
                         if locked { "locked" } else { "unlocked" }
                     )
                 },
-            );
+            )?;
             Ok(())
         }
     }

@@ -19,9 +19,9 @@ pub fn run(cmd: &AuditCommand, out: &Output) -> Result<(), Failure> {
             match &report.first_bad {
                 None => out.value(&report, || {
                     format!("usage history intact: {} events verified", report.checked)
-                }),
+                })?,
                 Some(bad) => {
-                    out.value(&report, String::new);
+                    out.value(&report, String::new)?;
                     return Err(Failure::new(
                         exit::AUDIT_BROKEN,
                         format!("usage history is not intact: {}", bad.reason),

@@ -79,7 +79,7 @@ pub fn connect(args: &ConnectArgs, out: &Output) -> Result<(), Failure> {
             .unwrap_or(scope.provider_app(&args.provider)?.redirect_mode);
         browser_sign_in(&scope, pending, mode, args.timeout, &actor)?
     };
-    out.value(&connection, || describe(&t.slug, &connection));
+    out.value(&connection, || describe(&t.slug, &connection))?;
     Ok(())
 }
 
@@ -123,7 +123,7 @@ pub fn reconsent(args: &ReconsentArgs, out: &Output) -> Result<(), Failure> {
         args.timeout,
         &Actor::new(ActorKind::Cli),
     )?;
-    out.value(&connection, || describe(&t.slug, &connection));
+    out.value(&connection, || describe(&t.slug, &connection))?;
     Ok(())
 }
 
@@ -285,6 +285,6 @@ pub fn list(args: &ListArgs, out: &Output) -> Result<(), Failure> {
                 relative(c.last_used_at, now),
             ]
         },
-    );
+    )?;
     Ok(())
 }

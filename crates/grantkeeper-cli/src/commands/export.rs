@@ -57,5 +57,4 @@ pub fn run(args: &ExportArgs, out: &Output) -> Result<(), Failure> {
                 .map_err(|e| Failure::other(format!("cannot write the report: {e}")))?
         )),
     }
-    Ok(())
 }

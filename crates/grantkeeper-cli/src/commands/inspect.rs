@@ -71,7 +71,7 @@ fn inspect_stored(target: &str, out: &Output) -> Result<(), Failure> {
             None => lines.push("ID token: none".to_owned()),
         }
         lines.join("\n")
-    });
+    })?;
     Ok(())
 }
 
@@ -84,7 +84,7 @@ fn introspect(target: &str, out: &Output) -> Result<(), Failure> {
         let mut lines = vec![format!("{target}: the provider's introspection answer")];
         describe_claims(&answer, &mut lines);
         lines.join("\n")
-    });
+    })?;
     Ok(())
 }
 
@@ -128,7 +128,7 @@ fn inspect_stdin(source: &str, out: &Output) -> Result<(), Failure> {
         let mut lines = vec!["a JWT (decoded offline; the signature is not checked)".to_owned()];
         describe_jwt(&view, &mut lines);
         lines.join("\n")
-    });
+    })?;
     Ok(())
 }
 

@@ -113,7 +113,7 @@ pub fn run(cmd: &ProviderCommand, out: &Output) -> Result<(), Failure> {
                         .into(),
                     ]
                 },
-            );
+            )?;
             Ok(())
         }
         ProviderCommand::Apps { tenant } => {
@@ -132,7 +132,7 @@ pub fn run(cmd: &ProviderCommand, out: &Output) -> Result<(), Failure> {
                         a.endpoints.token.clone().unwrap_or_default(),
                     ]
                 },
-            );
+            )?;
             Ok(())
         }
         ProviderCommand::Add(args) => {
@@ -223,7 +223,7 @@ pub fn run(cmd: &ProviderCommand, out: &Output) -> Result<(), Failure> {
             )?;
             out.value(&app, || {
                 format!("added provider app {}/{}", t.slug, app.name)
-            });
+            })?;
             Ok(())
         }
     }

@@ -44,7 +44,7 @@ pub fn run(cmd: &TenantCommand, out: &Output) -> Result<(), Failure> {
     match cmd {
         TenantCommand::Add { name, slug, notes } => {
             let t = vault.create_tenant(name, slug.as_deref(), notes, &actor)?;
-            out.value(&t, || format!("created tenant {} ({})", t.slug, t.name));
+            out.value(&t, || format!("created tenant {} ({})", t.slug, t.name))?;
         }
         TenantCommand::List => {
             let tenants = vault.list_tenants()?;
@@ -59,12 +59,12 @@ pub fn run(cmd: &TenantCommand, out: &Output) -> Result<(), Failure> {
                         s.needs_attention.to_string(),
                     ]
                 },
-            );
+            )?;
         }
         TenantCommand::Rename { tenant, name } => {
             let t = vault.find_tenant(tenant)?;
             vault.rename_tenant(&t.id, name, &actor)?;
-            out.message(&format!("renamed tenant {}", t.slug));
+            out.message(&format!("renamed tenant {}", t.slug))?;
         }
         TenantCommand::Delete { tenant, yes } => {
             let t = vault.find_tenant(tenant)?;
@@ -75,7 +75,7 @@ pub fn run(cmd: &TenantCommand, out: &Output) -> Result<(), Failure> {
                 )));
             }
             vault.delete_tenant(&t.id, &actor)?;
-            out.message(&format!("deleted tenant {}", t.slug));
+            out.message(&format!("deleted tenant {}", t.slug))?;
         }
     }
     Ok(())

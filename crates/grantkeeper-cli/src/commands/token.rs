@@ -110,7 +110,7 @@ pub fn maintain(args: &MaintainArgs, out: &Output) -> Result<(), Failure> {
             ));
         }
         lines.join("\n")
-    });
+    })?;
     Ok(())
 }
 
@@ -251,7 +251,6 @@ fn print_token(format: Format, tok: &AccessToken, expires_at: Option<i64>) -> Re
             json!({ "access_token": tok.expose(), "token_type": "Bearer", "expires_at": expires_at })
         )),
     }
-    Ok(())
 }
 
 pub fn exec(args: &ExecArgs) -> Result<(), Failure> {
@@ -293,7 +292,7 @@ pub fn refresh(args: &TargetArgs, out: &Output) -> Result<(), Failure> {
             args.target,
             relative(c.access_expires_at, now_ms())
         )
-    });
+    })?;
     Ok(())
 }
 
@@ -303,7 +302,7 @@ pub fn revoke(args: &TargetArgs, out: &Output) -> Result<(), Failure> {
     let outcome = scope.revoke(&c.id, &cli_actor(None))?;
     out.value(&outcome, || {
         format!("{}: {}\n{}", args.target, outcome.detail, outcome.caveat)
-    });
+    })?;
     Ok(())
 }
 
@@ -321,7 +320,7 @@ pub fn delete(args: &DeleteArgs, out: &Output) -> Result<(), Failure> {
     out.value(&summary, || match &revoked {
         Some(r) => format!("deleted {}; {}\n{}", args.target, r.detail, r.caveat),
         None => format!("deleted {} (not revoked at the provider)", args.target),
-    });
+    })?;
     Ok(())
 }
 
@@ -384,7 +383,7 @@ pub fn show(args: &TargetArgs, out: &Output) -> Result<(), Failure> {
             lines.push(format!("  note: {d}"));
         }
         lines.join("\n")
-    });
+    })?;
     Ok(())
 }
 
@@ -418,7 +417,7 @@ pub fn history(args: &HistoryArgs, out: &Output) -> Result<(), Failure> {
                 e.fingerprint.clone().unwrap_or_default(),
             ]
         },
-    );
+    )?;
     Ok(())
 }
 

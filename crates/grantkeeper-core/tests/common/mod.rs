@@ -188,8 +188,6 @@ pub fn connected_vault(
     grantkeeper_core::Vault,
     grantkeeper_core::model::ConnectionId,
 ) {
-    use grantkeeper_core::connect::ConnectRequest;
-    use grantkeeper_core::oauth::loopback::CancelToken;
     let vault = grantkeeper_core::Vault::open(dir, keychain()).unwrap();
     let t = vault
         .create_tenant("Acme", Some("acme"), "", &actor())
@@ -197,25 +195,40 @@ pub fn connected_vault(
     let id = {
         let scope = vault.tenant(&t.id).unwrap();
         add_idp_app(&vault, &scope, idp);
-        let mut pending = scope
-            .begin_connect(ConnectRequest {
-                name: "main".into(),
-                provider_app: "idp".into(),
-                scopes: None,
-                redirect: None,
-            })
-            .unwrap();
-        Command::new(test_browser())
-            .arg(&pending.url)
-            .env("GK_TEST_BROWSER_ACTION", "approve")
-            .status()
-            .unwrap();
-        let params = pending
-            .wait_for_redirect(Duration::from_secs(60), &CancelToken::default())
-            .unwrap();
+        let (pending, params) = approve_in_browser(&scope, "main");
         scope.finish_connect(pending, &params, &actor()).unwrap().id
     };
     (vault, id)
+}
+
+/// Starts a sign-in to app `idp` for connection `name` and lets the test browser approve it;
+/// returns the pending sign-in and the redirect it received, not yet finished.
+pub fn approve_in_browser(
+    scope: &TenantVault<'_>,
+    name: &str,
+) -> (
+    grantkeeper_core::connect::PendingConnect,
+    grantkeeper_core::oauth::loopback::CallbackParams,
+) {
+    use grantkeeper_core::connect::ConnectRequest;
+    use grantkeeper_core::oauth::loopback::CancelToken;
+    let mut pending = scope
+        .begin_connect(ConnectRequest {
+            name: name.into(),
+            provider_app: "idp".into(),
+            scopes: None,
+            redirect: None,
+        })
+        .unwrap();
+    Command::new(test_browser())
+        .arg(&pending.url)
+        .env("GK_TEST_BROWSER_ACTION", "approve")
+        .status()
+        .unwrap();
+    let params = pending
+        .wait_for_redirect(Duration::from_secs(60), &CancelToken::default())
+        .unwrap();
+    (pending, params)
 }
 
 /// Registers the test IdP's public client as provider app `idp` (discovery, loopback redirect).
