@@ -160,15 +160,13 @@ pub fn serve(home: &Path, open: Arc<Opener>, stop: &CancelToken) -> Result<()> {
             let _ = UnixStream::connect(&path);
         })
     };
+    let workers = Workers::new(state, open);
     for stream in listener.incoming() {
         if stop.is_cancelled() {
             break;
         }
         match stream {
-            Ok(stream) => {
-                let (state, open) = (state.clone(), open.clone());
-                std::thread::spawn(move || serve_client(stream, &state, &*open));
-            }
+            Ok(stream) => workers.dispatch(stream),
             Err(e) => {
                 stop.cancel();
                 let _ = waker.join();
@@ -181,6 +179,68 @@ pub fn serve(home: &Path, open: Arc<Opener>, stop: &CancelToken) -> Result<()> {
     let _ = maintenance.join();
     let _ = std::fs::remove_file(&path);
     Ok(())
+}
+
+/// Threads that serve client connections. A connection is handed to an idle worker, or to a
+/// new one when none is idle (a slow refresh never delays another caller); up to
+/// [`Workers::MAX_IDLE`] finished workers stay for the next callers, so a hand-out does not
+/// pay for starting a thread.
+struct Workers {
+    queue: std::sync::mpsc::Sender<UnixStream>,
+    inbox: Arc<Mutex<std::sync::mpsc::Receiver<UnixStream>>>,
+    /// Idle workers not yet promised a connection.
+    idle: Arc<std::sync::atomic::AtomicUsize>,
+    state: Arc<Mutex<Option<Arc<Vault>>>>,
+    open: Arc<Opener>,
+}
+
+impl Workers {
+    const MAX_IDLE: usize = 8;
+
+    fn new(state: Arc<Mutex<Option<Arc<Vault>>>>, open: Arc<Opener>) -> Self {
+        let (queue, inbox) = std::sync::mpsc::channel();
+        Self {
+            queue,
+            inbox: Arc::new(Mutex::new(inbox)),
+            idle: Arc::default(),
+            state,
+            open,
+        }
+    }
+
+    fn dispatch(&self, stream: UnixStream) {
+        use std::sync::atomic::Ordering::AcqRel;
+        // Promise the connection to an idle worker, or start one for it.
+        if self
+            .idle
+            .fetch_update(AcqRel, std::sync::atomic::Ordering::Acquire, |n| {
+                n.checked_sub(1)
+            })
+            .is_err()
+        {
+            let (inbox, idle, state, open) = (
+                self.inbox.clone(),
+                self.idle.clone(),
+                self.state.clone(),
+                self.open.clone(),
+            );
+            std::thread::spawn(move || loop {
+                let next = inbox.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                let Ok(stream) = next else { return };
+                serve_client(stream, &state, &*open);
+                if idle
+                    .fetch_update(AcqRel, std::sync::atomic::Ordering::Acquire, |n| {
+                        (n < Self::MAX_IDLE).then_some(n + 1)
+                    })
+                    .is_err()
+                {
+                    return;
+                }
+            });
+        }
+        // `self` holds the receiver too, so the send cannot fail.
+        let _ = self.queue.send(stream);
+    }
 }
 
 /// How often the agent keeps idle refresh tokens alive.

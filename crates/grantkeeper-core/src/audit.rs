@@ -343,11 +343,8 @@ fn chain_hash(prev: &[u8], seq: i64, body_hash: &[u8]) -> [u8; 32] {
 
 fn tail(conn: &Connection) -> rusqlite::Result<(i64, Vec<u8>)> {
     Ok(conn
-        .query_row(
-            "SELECT seq, chain_hash FROM events ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .prepare_cached("SELECT seq, chain_hash FROM events ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?
         .unwrap_or((0, GENESIS.to_vec())))
 }
@@ -565,6 +562,8 @@ pub struct HistoryFilter {
     pub connection: Option<ConnectionId>,
     /// Only events at or after this time.
     pub since: Option<UnixMillis>,
+    /// Only events of this kind.
+    pub kind: Option<EventKind>,
     /// At most this many events (the newest).
     pub limit: u32,
 }
@@ -574,6 +573,7 @@ impl Default for HistoryFilter {
         Self {
             connection: None,
             since: None,
+            kind: None,
             limit: 50,
         }
     }
@@ -582,22 +582,28 @@ impl Default for HistoryFilter {
 /// The newest events matching `filter`, newest first.
 pub fn events(conn: &Connection, filter: &HistoryFilter) -> rusqlite::Result<Vec<UsageEvent>> {
     let since = filter.since.unwrap_or(i64::MIN);
+    let kind = filter.kind.map(EventKind::as_str);
     match &filter.connection {
         Some(id) => {
             let sql = format!(
                 "SELECT {EVENT_COLUMNS} FROM events
-                 WHERE connection_id = ?1 AND ts >= ?2 ORDER BY ts DESC, seq DESC LIMIT ?3"
+                 WHERE connection_id = ?1 AND ts >= ?2 AND (?4 IS NULL OR kind = ?4)
+                 ORDER BY ts DESC, seq DESC LIMIT ?3"
             );
             let mut stmt = conn.prepare_cached(&sql)?;
-            let rows = stmt.query_map(params![id.as_str(), since, filter.limit], row_to_event)?;
+            let rows = stmt.query_map(
+                params![id.as_str(), since, filter.limit, kind],
+                row_to_event,
+            )?;
             rows.collect()
         }
         None => {
             let sql = format!(
-                "SELECT {EVENT_COLUMNS} FROM events WHERE ts >= ?1 ORDER BY seq DESC LIMIT ?2"
+                "SELECT {EVENT_COLUMNS} FROM events WHERE ts >= ?1 AND (?3 IS NULL OR kind = ?3)
+                 ORDER BY seq DESC LIMIT ?2"
             );
             let mut stmt = conn.prepare_cached(&sql)?;
-            let rows = stmt.query_map(params![since, filter.limit], row_to_event)?;
+            let rows = stmt.query_map(params![since, filter.limit, kind], row_to_event)?;
             rows.collect()
         }
     }
@@ -671,9 +677,12 @@ mod tests {
         let evs: Vec<_> = [(&k1, 1_000), (&k2, 2_000), (&k1, 3_000), (&k1, 4_000)]
             .into_iter()
             .map(|(k, ts)| {
-                NewEvent::new(EventKind::HandedOut, &actor)
-                    .connection(k)
-                    .at(ts)
+                let kind = if ts == 3_000 {
+                    EventKind::Refreshed
+                } else {
+                    EventKind::HandedOut
+                };
+                NewEvent::new(kind, &actor).connection(k).at(ts)
             })
             .collect();
         append_batch(&c, &evs).unwrap();
@@ -696,18 +705,37 @@ mod tests {
             ts(HistoryFilter {
                 connection: Some(k1.clone()),
                 since: Some(2_000),
+                kind: None,
                 limit: 50,
             }),
             vec![4_000, 3_000]
         );
         assert_eq!(
             ts(HistoryFilter {
-                connection: Some(k1),
+                connection: Some(k1.clone()),
                 since: None,
+                kind: None,
                 limit: 1,
             }),
             vec![4_000],
             "the newest first"
+        );
+        assert_eq!(
+            ts(HistoryFilter {
+                connection: Some(k1),
+                kind: Some(EventKind::HandedOut),
+                ..HistoryFilter::default()
+            }),
+            vec![4_000, 1_000],
+            "one kind of one connection"
+        );
+        assert_eq!(
+            ts(HistoryFilter {
+                kind: Some(EventKind::Refreshed),
+                ..HistoryFilter::default()
+            }),
+            vec![3_000],
+            "one kind of the vault"
         );
     }
 

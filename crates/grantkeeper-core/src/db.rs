@@ -107,6 +107,7 @@ pub fn open(path: &Path, create: bool) -> rusqlite::Result<Connection> {
         flags |= OpenFlags::SQLITE_OPEN_CREATE;
     }
     let mut conn = Connection::open_with_flags(path, flags)?;
+    conn.set_prepared_statement_cache_capacity(64);
     conn.busy_timeout(Duration::from_secs(30))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;

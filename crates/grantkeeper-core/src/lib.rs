@@ -19,6 +19,7 @@ pub mod lifecycle;
 pub mod model;
 pub mod oauth;
 pub mod paths;
+pub mod provider_app;
 pub mod report;
 pub mod secret;
 pub mod testing;

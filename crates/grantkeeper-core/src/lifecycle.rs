@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 use rusqlite::{params, OptionalExtension};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use ts_rs::TS;
 
@@ -96,6 +96,17 @@ pub fn classify(e: &OAuthError) -> FailureClass {
         OAuthError::Provider { status: 401, .. } => FailureClass::Configuration,
         _ => FailureClass::Transient,
     }
+}
+
+/// How an access token is shown to the user (recorded in the `revealed` event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+#[serde(rename_all = "snake_case")]
+pub enum Disclosure {
+    /// Copied to the clipboard.
+    Copy,
+    /// Shown on screen.
+    Reveal,
 }
 
 /// What revoking a grant achieved.
@@ -267,10 +278,32 @@ impl TenantVault<'_> {
         min_valid: Duration,
         actor: &Actor,
     ) -> Result<AccessToken> {
-        if let Some(token) = self.hand_out_if_valid(id, min_valid, actor)? {
+        if let Some(token) = self.hand_out_if_valid(id, min_valid, actor, None)? {
             return Ok(token);
         }
         self.refresh_then_hand_out(id, min_valid, actor, false)
+    }
+
+    /// The access token for the user's eyes or clipboard, valid for at least a minute
+    /// (refreshed first if needed, recorded as usual). The disclosure is recorded as a
+    /// `revealed` event, in the same transaction that reads the token.
+    pub fn disclose_access_token(
+        &self,
+        id: &ConnectionId,
+        how: Disclosure,
+        actor: &Actor,
+    ) -> Result<AccessToken> {
+        const MIN_VALID: Duration = Duration::from_secs(60);
+        if let Some(token) = self.hand_out_if_valid(id, MIN_VALID, actor, Some(how))? {
+            return Ok(token);
+        }
+        self.refresh(id, actor)?;
+        self.hand_out_if_valid(id, MIN_VALID, actor, Some(how))?
+            .ok_or_else(|| Error::NotUsable {
+                status: self.row(id).map_or(ConnectionStatus::Error, |r| r.status),
+                message: "the connection has no valid access token; refresh or re-consent it"
+                    .into(),
+            })
     }
 
     /// Refreshes now, whatever the cached token's expiry, and hands out the new token.
@@ -304,6 +337,7 @@ impl TenantVault<'_> {
         id: &ConnectionId,
         min_valid: Duration,
         actor: &Actor,
+        shown: Option<Disclosure>,
     ) -> Result<Option<AccessToken>> {
         let aad = self.aad("connections", "access_token", id.as_str());
         let min_ms = i64::try_from(min_valid.as_millis()).unwrap_or(i64::MAX);
@@ -323,11 +357,12 @@ impl TenantVault<'_> {
         }
         self.vault.write(|tx| {
             let (status, expires, blob): (String, Option<i64>, Option<Vec<u8>>) = tx
-                .query_row(
+                .prepare_cached(
                     "SELECT status, access_expires_at, access_token FROM connections WHERE id = ?1 AND tenant_id = ?2",
-                    params![id.as_str(), self.tenant.id.as_str()],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
+                )?
+                .query_row(params![id.as_str(), self.tenant.id.as_str()], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
                 .optional()?
                 .ok_or_else(|| Error::NotFound {
                     what: "connection",
@@ -342,7 +377,7 @@ impl TenantVault<'_> {
                 return Ok(None);
             }
             let token = AccessToken::new(self.key.open(&aad, &blob)?.expose());
-            self.record_hand_out(tx, id, &token, now, actor)?;
+            self.record_hand_out(tx, id, &token, now, actor, shown)?;
             Ok(Some(token))
         })
     }
@@ -354,19 +389,23 @@ impl TenantVault<'_> {
         token: &AccessToken,
         now: UnixMillis,
         actor: &Actor,
+        shown: Option<Disclosure>,
     ) -> Result<()> {
+        let event = match shown {
+            None => NewEvent::new(EventKind::HandedOut, actor),
+            Some(how) => NewEvent::new(EventKind::Revealed, actor)
+                .detail(serde_json::json!({ "secret": "access_token", "how": how })),
+        };
         audit::append(
             tx,
-            &NewEvent::new(EventKind::HandedOut, actor)
+            &event
                 .at(now)
                 .tenant(&self.tenant.id)
                 .connection(id)
                 .fingerprint(self.vault.fingerprint(token.expose())),
         )?;
-        tx.execute(
-            "UPDATE connections SET last_used_at = ?2 WHERE id = ?1",
-            params![id.as_str(), now],
-        )?;
+        tx.prepare_cached("UPDATE connections SET last_used_at = ?2 WHERE id = ?1")?
+            .execute(params![id.as_str(), now])?;
         Ok(())
     }
 
@@ -395,14 +434,14 @@ impl TenantVault<'_> {
                 Entry::Served(token) => return Ok(token),
                 Entry::Retry if force => continue,
                 Entry::Retry => {
-                    if let Some(token) = self.hand_out_if_valid(id, min_valid, actor)? {
+                    if let Some(token) = self.hand_out_if_valid(id, min_valid, actor, None)? {
                         return Ok(token);
                     }
                 }
             }
         };
         if !force {
-            if let Some(token) = self.hand_out_if_valid(id, min_valid, actor)? {
+            if let Some(token) = self.hand_out_if_valid(id, min_valid, actor, None)? {
                 return Ok(token);
             }
         }
@@ -410,7 +449,7 @@ impl TenantVault<'_> {
         self.recover_journal(id)?;
         // Another process may have refreshed while this one waited for the lock.
         if !force {
-            if let Some(token) = self.hand_out_if_valid(id, min_valid, actor)? {
+            if let Some(token) = self.hand_out_if_valid(id, min_valid, actor, None)? {
                 return Ok(token);
             }
         }
@@ -644,7 +683,7 @@ impl TenantVault<'_> {
                     .fingerprint(self.vault.fingerprint(token.expose()))
                     .detail(json!({ "rotated": rotated.is_some() })),
             )?;
-            self.record_hand_out(tx, id, &token, now, actor)?;
+            self.record_hand_out(tx, id, &token, now, actor, None)?;
             // Threads of this process waiting at the gate get the same token, recorded here.
             let valid_ms = expiry.map_or(i64::MAX, |(t, _)| t - now);
             let mut events = Vec::new();

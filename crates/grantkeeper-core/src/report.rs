@@ -14,7 +14,7 @@ use ts_rs::TS;
 use crate::audit::{self, Actor, EventKind, NewEvent};
 use crate::catalog::{Catalog, Risk};
 use crate::error::Result;
-use crate::model::{ConnectionId, ConnectionStatus, UnixMillis};
+use crate::model::{ConnectionId, ConnectionStatus, TenantId, UnixMillis};
 use crate::timefmt::format_rfc3339;
 use crate::{ConnectionFilter, Vault};
 
@@ -114,6 +114,51 @@ pub struct GrantReportRow {
     pub last_used_at: Option<UnixMillis>,
 }
 
+/// What an admin's grant review looks for; every condition set must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+pub struct ReviewFilter {
+    /// Only this tenant's grants.
+    pub tenant: Option<TenantId>,
+    /// Only grants holding a granted scope of high risk.
+    pub high_risk: bool,
+    /// Only grants not used for this many days (never used counts from consent).
+    pub unused_days: Option<u32>,
+    /// Only grants whose refresh token expires within this many days.
+    pub refresh_expiring_days: Option<u32>,
+    /// Only grants that need re-consent.
+    pub needs_reconsent: bool,
+}
+
+impl ReviewFilter {
+    /// Whether `row` matches at time `now`.
+    pub fn matches(&self, row: &GrantReportRow, now: UnixMillis) -> bool {
+        const DAY: i64 = 86_400_000;
+        if self.high_risk && row.highest_risk != Some(Risk::High) {
+            return false;
+        }
+        if let Some(days) = self.unused_days {
+            let last = row.last_used_at.unwrap_or(row.consented_at);
+            if now - last < i64::from(days) * DAY {
+                return false;
+            }
+        }
+        if let Some(days) = self.refresh_expiring_days {
+            let ends = [row.refresh_expires_at, row.refresh_hard_expires_at]
+                .into_iter()
+                .flatten()
+                .min();
+            if ends.is_none_or(|e| e - now > i64::from(days) * DAY) {
+                return false;
+            }
+        }
+        if self.needs_reconsent && row.status != ConnectionStatus::NeedsReconsent {
+            return false;
+        }
+        true
+    }
+}
+
 /// The form an export is written in (recorded in the `exported` event).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[ts(export)]
@@ -185,6 +230,41 @@ impl Vault {
                 }
             })
             .collect())
+    }
+
+    /// The grants an admin review selects, by tenant and name. Reads only.
+    pub fn grant_review(&self, filter: &ReviewFilter) -> Result<Vec<GrantReportRow>> {
+        let now = crate::model::now_ms();
+        let mut rows = self.grant_report(&ConnectionFilter {
+            tenant: filter.tenant.clone(),
+            status: None,
+        })?;
+        rows.retain(|r| filter.matches(r, now));
+        Ok(rows)
+    }
+
+    /// The review, for export, recorded like [`Vault::export_grant_report`] (with the filter).
+    pub fn export_review(
+        &self,
+        filter: &ReviewFilter,
+        format: ReportFormat,
+        actor: &Actor,
+    ) -> Result<Vec<GrantReportRow>> {
+        let rows = self.grant_review(filter)?;
+        self.write(|tx| {
+            let mut event = NewEvent::new(EventKind::Exported, actor).detail(json!({
+                "what": "grant_review",
+                "format": format,
+                "rows": rows.len(),
+                "filter": filter,
+            }));
+            if let Some(t) = &filter.tenant {
+                event = event.tenant(t);
+            }
+            audit::append(tx, &event)?;
+            Ok(())
+        })?;
+        Ok(rows)
     }
 
     /// The grant report, for export: the `exported` event (format, row count, the tenant when
@@ -336,6 +416,87 @@ mod tests {
     use crate::model::{AccountIdentity, Endpoints, ExpirySource, RedirectMode};
     use crate::secret::{AccessToken, RefreshToken, TokenSet};
     use crate::{NewConnection, NewProviderApp};
+
+    fn review_row(risk: Option<Risk>, status: ConnectionStatus) -> GrantReportRow {
+        GrantReportRow {
+            tenant: "acme".into(),
+            tenant_name: "Acme".into(),
+            connection: "crm".into(),
+            connection_id: ConnectionId::generate(),
+            provider_app: "idp".into(),
+            preset: None,
+            account: None,
+            account_org: None,
+            status,
+            status_detail: None,
+            scopes: vec![],
+            highest_risk: risk,
+            scopes_granted_reported: true,
+            consented_at: 0,
+            consented_by: None,
+            access_expires_at: None,
+            has_refresh_token: true,
+            refresh_expires_at: None,
+            refresh_hard_expires_at: None,
+            last_refresh_at: None,
+            last_used_at: None,
+        }
+    }
+
+    #[test]
+    fn review_filters_combine() {
+        const DAY: i64 = 86_400_000;
+        let now = 100 * DAY;
+        let any = ReviewFilter::default();
+        let high = ReviewFilter {
+            high_risk: true,
+            ..ReviewFilter::default()
+        };
+        let unused = ReviewFilter {
+            unused_days: Some(30),
+            ..ReviewFilter::default()
+        };
+        let expiring = ReviewFilter {
+            refresh_expiring_days: Some(7),
+            ..ReviewFilter::default()
+        };
+        let reconsent = ReviewFilter {
+            needs_reconsent: true,
+            ..ReviewFilter::default()
+        };
+        let mut row = review_row(Some(Risk::Medium), ConnectionStatus::Active);
+        row.last_used_at = Some(now - 2 * DAY);
+        assert!(any.matches(&row, now));
+        assert!(!high.matches(&row, now), "medium is not high");
+        assert!(!unused.matches(&row, now), "used two days ago");
+        assert!(!expiring.matches(&row, now), "no refresh expiry known");
+        assert!(!reconsent.matches(&row, now));
+
+        let mut row = review_row(Some(Risk::High), ConnectionStatus::NeedsReconsent);
+        row.consented_at = now - 40 * DAY;
+        row.refresh_expires_at = Some(now + 30 * DAY);
+        row.refresh_hard_expires_at = Some(now + 3 * DAY);
+        assert!(high.matches(&row, now));
+        assert!(
+            unused.matches(&row, now),
+            "never used, consented 40 days ago"
+        );
+        assert!(
+            expiring.matches(&row, now),
+            "the hard expiry is within 7 days"
+        );
+        assert!(reconsent.matches(&row, now));
+        let all = ReviewFilter {
+            high_risk: true,
+            unused_days: Some(30),
+            refresh_expiring_days: Some(7),
+            needs_reconsent: true,
+            tenant: None,
+        };
+        assert!(all.matches(&row, now));
+        row.last_used_at = Some(now - DAY);
+        assert!(!all.matches(&row, now), "every condition must hold");
+    }
 
     #[test]
     fn csv_fields_are_quoted_and_neutralised() {

@@ -57,6 +57,13 @@ secret_type!(
     /// An OAuth client secret.
     ClientSecret
 );
+
+/// A client secret typed into a form arrives as a string and is wrapped at once.
+impl<'de> serde::Deserialize<'de> for ClientSecret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Self::new)
+    }
+}
 secret_type!(
     /// Any other secret string (keychain payloads).
     SecretText

@@ -317,13 +317,13 @@ impl Vault {
     /// Finds a tenant by slug or id.
     pub fn find_tenant(&self, slug_or_id: &str) -> Result<Tenant> {
         let conn = self.conn();
-        conn.query_row(
-            "SELECT id, slug, name, notes, created_at FROM tenants WHERE slug = ?1 OR id = ?1",
-            [slug_or_id],
-            row_to_tenant,
-        )
-        .optional()?
-        .ok_or_else(|| Error::NotFound {
+        let found = conn
+            .prepare_cached(
+                "SELECT id, slug, name, notes, created_at FROM tenants WHERE slug = ?1 OR id = ?1",
+            )?
+            .query_row([slug_or_id], row_to_tenant)
+            .optional()?;
+        found.ok_or_else(|| Error::NotFound {
             what: "tenant",
             name: slug_or_id.to_owned(),
         })
@@ -396,11 +396,10 @@ impl Vault {
     pub fn tenant(&self, id: &TenantId) -> Result<TenantVault<'_>> {
         let (tenant, wrapped): (Tenant, Vec<u8>) = self
             .conn()
-            .query_row(
+            .prepare_cached(
                 "SELECT id, slug, name, notes, created_at, wrapped_key FROM tenants WHERE id = ?1",
-                [id.as_str()],
-                |r| Ok((row_to_tenant(r)?, r.get(5)?)),
-            )
+            )?
+            .query_row([id.as_str()], |r| Ok((row_to_tenant(r)?, r.get(5)?)))
             .optional()?
             .ok_or_else(|| Error::NotFound {
                 what: "tenant",
@@ -825,13 +824,14 @@ impl TenantVault<'_> {
         let sql = format!(
             "SELECT {CONNECTION_COLUMNS} FROM connections c WHERE c.id = ?1 AND c.tenant_id = ?2"
         );
-        conn.query_row(
-            &sql,
-            params![id.as_str(), self.tenant.id.as_str()],
-            row_to_connection,
-        )
-        .optional()?
-        .ok_or_else(|| Error::NotFound {
+        let found = conn
+            .prepare_cached(&sql)?
+            .query_row(
+                params![id.as_str(), self.tenant.id.as_str()],
+                row_to_connection,
+            )
+            .optional()?;
+        found.ok_or_else(|| Error::NotFound {
             what: "connection",
             name: id.to_string(),
         })
@@ -843,13 +843,11 @@ impl TenantVault<'_> {
         let sql = format!(
             "SELECT {CONNECTION_COLUMNS} FROM connections c WHERE c.name = ?1 AND c.tenant_id = ?2"
         );
-        conn.query_row(
-            &sql,
-            params![name, self.tenant.id.as_str()],
-            row_to_connection,
-        )
-        .optional()?
-        .ok_or_else(|| Error::NotFound {
+        let found = conn
+            .prepare_cached(&sql)?
+            .query_row(params![name, self.tenant.id.as_str()], row_to_connection)
+            .optional()?;
+        found.ok_or_else(|| Error::NotFound {
             what: "connection",
             name: format!("{}/{name}", self.tenant.slug),
         })

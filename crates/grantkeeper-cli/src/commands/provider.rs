@@ -6,9 +6,9 @@ use std::io::{BufRead, IsTerminal};
 use clap::{Subcommand, ValueEnum};
 use grantkeeper_core::audit::{Actor, ActorKind};
 use grantkeeper_core::catalog::Catalog;
-use grantkeeper_core::model::{Endpoints, RedirectMode};
+use grantkeeper_core::model::RedirectMode;
+use grantkeeper_core::provider_app::{EndpointSource, ProviderAppSpec};
 use grantkeeper_core::secret::ClientSecret;
-use grantkeeper_core::NewProviderApp;
 
 use super::split_ref;
 use crate::exit::Failure;
@@ -152,9 +152,6 @@ pub fn run(cmd: &ProviderCommand, out: &Output) -> Result<(), Failure> {
                 relay_url,
             } = args.as_ref();
             let (tenant, name) = split_ref(target)?;
-            let vault = crate::open_vault()?;
-            let t = vault.find_tenant(tenant)?;
-            let scope = vault.tenant(&t.id)?;
             let mut values = BTreeMap::new();
             for v in vars {
                 let (k, val) = v
@@ -162,62 +159,42 @@ pub fn run(cmd: &ProviderCommand, out: &Output) -> Result<(), Failure> {
                     .ok_or_else(|| Failure::invalid(format!("--var '{v}' is not NAME=VALUE")))?;
                 values.insert(k.to_owned(), val.to_owned());
             }
-            let preset_info = match preset {
-                Some(id) => Some(
-                    Catalog::builtin()
-                        .get(id)
-                        .map_err(|e| Failure::invalid(e.to_string()))?,
-                ),
-                None => None,
-            };
-            let endpoints = match (preset_info, issuer) {
-                (_, Some(issuer)) => vault.discover(issuer)?,
-                (Some(p), None) => p
-                    .resolve(&values)
-                    .map_err(|e| Failure::invalid(e.to_string()))?,
-                (None, None) => {
-                    let (Some(a), Some(t)) = (authorize_url, token_url) else {
-                        return Err(Failure::invalid(
-                            "give --preset, --issuer, or both --authorize-url and --token-url",
-                        ));
-                    };
-                    Endpoints {
-                        authorization: Some(a.clone()),
-                        token: Some(t.clone()),
-                        revocation: revoke_url.clone(),
-                        ..Endpoints::default()
-                    }
+            let endpoints = match (issuer, authorize_url, token_url) {
+                (Some(issuer), _, _) => EndpointSource::Issuer {
+                    issuer: issuer.clone(),
+                },
+                (None, Some(a), Some(t)) if preset.is_none() => EndpointSource::Explicit {
+                    authorization: a.clone(),
+                    token: t.clone(),
+                    revocation: revoke_url.clone(),
+                },
+                (None, _, _) if preset.is_some() => EndpointSource::Preset { vars: values },
+                _ => {
+                    return Err(Failure::invalid(
+                        "give --preset, --issuer, or both --authorize-url and --token-url",
+                    ))
                 }
-            };
-            let default_scopes = match (scopes, preset_info) {
-                (Some(s), _) => s.split_whitespace().map(str::to_owned).collect(),
-                (None, Some(p)) => p.default_scopes.clone(),
-                (None, None) => vec!["openid".into(), "offline_access".into()],
-            };
-            let redirect_mode = match (redirect, preset_info) {
-                (Some(r), _) => (*r).into(),
-                (None, Some(p)) if p.redirect.https_only && relay_url.is_some() => {
-                    RedirectMode::Relay
-                }
-                (None, Some(p)) if p.redirect.https_only => RedirectMode::Paste,
-                _ => RedirectMode::Loopback,
             };
             let secret = if *client_secret {
                 Some(read_secret()?)
             } else {
                 None
             };
-            let app = scope.add_provider_app(
-                NewProviderApp {
+            let vault = crate::open_vault()?;
+            let t = vault.find_tenant(tenant)?;
+            let app = vault.tenant(&t.id)?.register_provider_app(
+                ProviderAppSpec {
                     name: name.to_owned(),
                     preset: preset.clone(),
                     endpoints,
                     client_id: client_id.clone(),
                     client_secret: secret,
-                    redirect_mode,
-                    redirect_port: *port,
+                    scopes: scopes
+                        .as_ref()
+                        .map(|s| s.split_whitespace().map(str::to_owned).collect()),
+                    redirect: redirect.map(Into::into),
+                    port: *port,
                     relay_url: relay_url.clone(),
-                    default_scopes,
                 },
                 &Actor::new(ActorKind::Cli),
             )?;

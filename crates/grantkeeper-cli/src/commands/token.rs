@@ -4,7 +4,7 @@ use std::process::Command as Process;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use grantkeeper_core::audit::HistoryFilter;
+use grantkeeper_core::audit::{EventKind, HistoryFilter};
 use grantkeeper_core::catalog::Catalog;
 use grantkeeper_core::lifecycle::DEFAULT_MIN_VALID;
 use grantkeeper_core::model::{now_ms, Connection};
@@ -125,6 +125,14 @@ pub struct HistoryArgs {
     /// Number of events (the newest).
     #[arg(long, default_value_t = 50)]
     limit: u32,
+    /// Only events of this kind (consented, refreshed, refresh_failed, handed_out, revealed,
+    /// revoked, deleted, exported, …).
+    #[arg(long, value_parser = parse_kind)]
+    kind: Option<EventKind>,
+}
+
+fn parse_kind(s: &str) -> Result<EventKind, String> {
+    EventKind::parse(s).ok_or_else(|| format!("'{s}' is not an event kind"))
 }
 
 /// `--since`: a duration ago, or an RFC 3339 date or time; Unix milliseconds.
@@ -191,9 +199,9 @@ pub fn token(args: &TokenArgs) -> Result<(), Failure> {
 
 /// The hot path of scripts: `grantkeeper token <tenant>/<name> [--min-valid D] [--format F]
 /// [--hint H]` answered by a running agent, before the full command line is even parsed.
-/// `None` (the normal path takes over) for anything else: other arguments, `--help`, `--json`,
-/// no agent, or an argument it does not know.
-pub fn fast_token() -> Option<std::process::ExitCode> {
+/// Returns the exit code; `None` (the normal path takes over) for anything else: other
+/// arguments, `--help`, `--json`, no agent, or an argument it does not know.
+pub fn fast_token() -> Option<u8> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (first, rest) = args.split_first()?;
     if first != "token" {
@@ -236,8 +244,8 @@ pub fn fast_token() -> Option<std::process::ExitCode> {
                 a.expires_at,
             )
         }) {
-            Ok(()) => std::process::ExitCode::SUCCESS,
-            Err(f) => std::process::ExitCode::from(crate::exit::report(&f)),
+            Ok(()) => 0,
+            Err(f) => crate::exit::report(&f),
         },
     )
 }
@@ -396,6 +404,7 @@ pub fn history(args: &HistoryArgs, out: &Output) -> Result<(), Failure> {
     let events = vault.history(&HistoryFilter {
         connection,
         since: args.since,
+        kind: args.kind,
         limit: args.limit,
     })?;
     let now = now_ms();

@@ -1,0 +1,138 @@
+//! Registering a provider app from what a user knows: a catalog preset, an issuer URL
+//! (discovery), or explicit endpoints. The CLI's `provider add` and the app's connect wizard
+//! both go through [`TenantVault::register_provider_app`].
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use ts_rs::TS;
+
+use crate::audit::Actor;
+use crate::catalog::Catalog;
+use crate::error::{Error, Result};
+use crate::model::{Endpoints, ProviderApp, RedirectMode};
+use crate::secret::ClientSecret;
+use crate::vault::{NewProviderApp, TenantVault};
+
+/// Where a provider app's endpoints come from.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, TS)]
+#[ts(export)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EndpointSource {
+    /// The preset's endpoints, its placeholders filled from `vars` (e.g. `domain`).
+    Preset {
+        /// Placeholder values.
+        vars: BTreeMap<String, String>,
+    },
+    /// Discovered from the issuer (OIDC discovery, then RFC 8414). With a preset, its quirks
+    /// and scopes still apply (a self-hosted server).
+    Issuer {
+        /// The issuer URL.
+        issuer: String,
+    },
+    /// Given explicitly.
+    Explicit {
+        /// Authorization endpoint.
+        authorization: String,
+        /// Token endpoint.
+        token: String,
+        /// Revocation endpoint (RFC 7009), if any.
+        revocation: Option<String>,
+    },
+}
+
+/// A provider app to register.
+#[derive(Debug, Deserialize, TS)]
+#[ts(export)]
+pub struct ProviderAppSpec {
+    /// Display name, unique in the tenant.
+    pub name: String,
+    /// Catalog preset, if any.
+    pub preset: Option<String>,
+    /// Where the endpoints come from.
+    pub endpoints: EndpointSource,
+    /// OAuth client id.
+    pub client_id: String,
+    /// OAuth client secret, for confidential clients.
+    #[ts(type = "string | null")]
+    pub client_secret: Option<ClientSecret>,
+    /// Scopes asked for by default; the preset's defaults (else `openid offline_access`) when
+    /// `None`.
+    pub scopes: Option<Vec<String>>,
+    /// Redirect mode; when `None`, loopback unless the preset allows only HTTPS redirects
+    /// (then relay when a relay page is given, else paste).
+    pub redirect: Option<RedirectMode>,
+    /// Fixed loopback port, if the registration needs one.
+    pub port: Option<u16>,
+    /// The HTTPS relay page registered as redirect URI, if any.
+    pub relay_url: Option<String>,
+}
+
+impl TenantVault<'_> {
+    /// Resolves `spec` (discovery needs the network) and registers the app.
+    pub fn register_provider_app(
+        &self,
+        spec: ProviderAppSpec,
+        actor: &Actor,
+    ) -> Result<ProviderApp> {
+        let preset = match &spec.preset {
+            Some(id) => Some(
+                Catalog::builtin()
+                    .get(id)
+                    .map_err(|e| Error::Invalid(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let endpoints = match (&spec.endpoints, preset) {
+            (EndpointSource::Issuer { issuer }, _) => self.vault.discover(issuer)?,
+            (EndpointSource::Preset { vars }, Some(p)) => {
+                p.resolve(vars).map_err(|e| Error::Invalid(e.to_string()))?
+            }
+            (EndpointSource::Preset { .. }, None) => {
+                return Err(Error::Invalid(
+                    "choose a preset, an issuer URL, or explicit endpoints".into(),
+                ))
+            }
+            (
+                EndpointSource::Explicit {
+                    authorization,
+                    token,
+                    revocation,
+                },
+                _,
+            ) => Endpoints {
+                authorization: Some(authorization.clone()),
+                token: Some(token.clone()),
+                revocation: revocation.clone(),
+                ..Endpoints::default()
+            },
+        };
+        let default_scopes = match (spec.scopes, preset) {
+            (Some(s), _) => s,
+            (None, Some(p)) => p.default_scopes.clone(),
+            (None, None) => vec!["openid".into(), "offline_access".into()],
+        };
+        let redirect_mode = match (spec.redirect, preset) {
+            (Some(r), _) => r,
+            (None, Some(p)) if p.redirect.https_only && spec.relay_url.is_some() => {
+                RedirectMode::Relay
+            }
+            (None, Some(p)) if p.redirect.https_only => RedirectMode::Paste,
+            _ => RedirectMode::Loopback,
+        };
+        self.add_provider_app(
+            NewProviderApp {
+                name: spec.name,
+                preset: spec.preset,
+                endpoints,
+                client_id: spec.client_id,
+                client_secret: spec.client_secret,
+                redirect_mode,
+                redirect_port: spec.port,
+                relay_url: spec.relay_url,
+                default_scopes,
+            },
+            actor,
+        )
+    }
+}
