@@ -1,7 +1,13 @@
 //! Grantkeeper's desktop shell: opens the vault and exposes thin commands over the core.
+//! `--demo` starts an embedded demo identity provider on 127.0.0.1 and a demo tenant.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
-mod commands;
+mod actions;
+mod demo;
+mod flows;
+mod state;
+mod views;
+mod watch;
 
 use std::sync::Arc;
 
@@ -27,14 +33,42 @@ fn start_agent() -> CancelToken {
 }
 
 fn main() {
+    if std::env::args().any(|a| a == "--demo") {
+        if let Err(e) = demo::start() {
+            eprintln!("grantkeeper: the demo cannot start: {e}");
+            std::process::exit(1);
+        }
+    }
     let agent = start_agent();
     tauri::Builder::default()
-        .manage(commands::AppState::default())
+        .manage(state::AppState::default())
+        .setup(|app| {
+            watch::start(app.handle().clone());
+            Ok(())
+        })
         .invoke_handler(tauri::generate_handler![
-            commands::vault_status,
-            commands::list_tenants,
-            commands::list_connections,
-            commands::connection_detail
+            views::vault_status,
+            views::list_tenants,
+            views::list_connections,
+            views::connection_detail,
+            views::connection_history,
+            views::catalog,
+            views::provider_apps,
+            views::grant_review,
+            actions::refresh_connection,
+            actions::copy_access_token,
+            actions::reveal_access_token,
+            actions::revoke_connection,
+            actions::revoke_many,
+            actions::delete_connection,
+            actions::introspect_connection,
+            actions::add_provider_app,
+            actions::export_review,
+            actions::open_provider_link,
+            flows::start_connect,
+            flows::start_reconsent,
+            flows::cancel_connect,
+            flows::paste_redirect,
         ])
         .run(tauri::generate_context!())
         .expect("Grantkeeper's window failed to start");

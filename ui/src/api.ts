@@ -1,23 +1,87 @@
 // Typed calls into the Tauri shell. Every type comes from the Rust side (src/bindings, ts-rs).
 import { invoke } from "@tauri-apps/api/core";
+import { listen, type UnlistenFn } from "@tauri-apps/api/event";
+import type { BulkRevokeResult } from "./bindings/BulkRevokeResult";
+import type { CommandError } from "./bindings/CommandError";
 import type { Connection } from "./bindings/Connection";
 import type { ConnectionDetail } from "./bindings/ConnectionDetail";
 import type { ConnectionId } from "./bindings/ConnectionId";
+import type { ConnectFinished } from "./bindings/ConnectFinished";
+import type { ConnectForm } from "./bindings/ConnectForm";
+import type { ConnectStarted } from "./bindings/ConnectStarted";
+import type { Copied } from "./bindings/Copied";
+import type { EventKind } from "./bindings/EventKind";
+import type { ExportResult } from "./bindings/ExportResult";
+import type { GrantRef } from "./bindings/GrantRef";
+import type { GrantReportRow } from "./bindings/GrantReportRow";
+import type { Preset } from "./bindings/Preset";
+import type { ProviderApp } from "./bindings/ProviderApp";
+import type { ProviderAppSpec } from "./bindings/ProviderAppSpec";
+import type { ReportFormat } from "./bindings/ReportFormat";
+import type { RevealedToken } from "./bindings/RevealedToken";
+import type { ReviewFilter } from "./bindings/ReviewFilter";
+import type { RevokeOutcome } from "./bindings/RevokeOutcome";
 import type { TenantId } from "./bindings/TenantId";
 import type { TenantSummary } from "./bindings/TenantSummary";
+import type { UsageEvent } from "./bindings/UsageEvent";
 import type { VaultStatus } from "./bindings/VaultStatus";
 
+type Target = { tenant: TenantId; connection: ConnectionId };
+
 export const api = {
+  // Offline: reads only, no secret.
   vaultStatus: () => invoke<VaultStatus>("vault_status"),
   listTenants: () => invoke<TenantSummary[]>("list_tenants"),
   listConnections: (tenant: TenantId | null) => invoke<Connection[]>("list_connections", { tenant }),
-  connectionDetail: (tenant: TenantId, connection: ConnectionId) =>
-    invoke<ConnectionDetail>("connection_detail", { tenant, connection }),
+  connectionDetail: (t: Target) => invoke<ConnectionDetail>("connection_detail", t),
+  connectionHistory: (t: Target, kind: EventKind | null, since: number | null, limit: number) =>
+    invoke<UsageEvent[]>("connection_history", { ...t, kind, since, limit }),
+  catalog: () => invoke<Preset[]>("catalog"),
+  providerApps: (tenant: TenantId) => invoke<ProviderApp[]>("provider_apps", { tenant }),
+  grantReview: (filter: ReviewFilter) => invoke<GrantReportRow[]>("grant_review", { filter }),
+  exportReview: (filter: ReviewFilter, format: ReportFormat) =>
+    invoke<ExportResult>("export_review", { filter, format }),
+  // Copy and reveal are recorded in the usage history; copy never sends the token to the window.
+  copyAccessToken: (t: Target) => invoke<Copied>("copy_access_token", t),
+  revealAccessToken: (t: Target) => invoke<RevealedToken>("reveal_access_token", t),
+  deleteConnection: (t: Target, revoke: boolean) => invoke<void>("delete_connection", { ...t, revoke }),
+  // Network actions.
+  refreshConnection: (t: Target) => invoke<Connection>("refresh_connection", t),
+  revokeConnection: (t: Target) => invoke<RevokeOutcome>("revoke_connection", t),
+  revokeMany: (grants: GrantRef[]) => invoke<BulkRevokeResult[]>("revoke_many", { grants }),
+  introspect: (t: Target) => invoke<Record<string, unknown>>("introspect_connection", t),
+  addProviderApp: (tenant: TenantId, spec: ProviderAppSpec) =>
+    invoke<ProviderApp>("add_provider_app", { tenant, spec }),
+  openProviderLink: (t: Target, url: string) => invoke<void>("open_provider_link", { ...t, url }),
+  startConnect: (tenant: TenantId, form: ConnectForm) =>
+    invoke<ConnectStarted>("start_connect", { tenant, form }),
+  startReconsent: (t: Target) => invoke<ConnectStarted>("start_reconsent", t),
+  cancelConnect: (flow: string) => invoke<void>("cancel_connect", { flow }),
+  pasteRedirect: (flow: string, url: string) => invoke<void>("paste_redirect", { flow, url }),
 };
 
-/** The message of an error thrown by `invoke` (the shell sends plain strings). */
+/** Backend events: `vault-changed` after any change (window, CLI, agent, background refresh);
+ * `connect-finished` when a sign-in ends. */
+export const events = {
+  onVaultChanged: (f: (seq: number) => void): Promise<UnlistenFn> =>
+    listen<number>("vault-changed", (e) => f(e.payload)),
+  onConnectFinished: (f: (e: ConnectFinished) => void): Promise<UnlistenFn> =>
+    listen<ConnectFinished>("connect-finished", (e) => f(e.payload)),
+};
+
+function isCommandError(e: unknown): e is CommandError {
+  return typeof e === "object" && e !== null && "message" in e && "offline" in e;
+}
+
+/** The message of an error thrown by `invoke` (commands reject with a CommandError). */
 export function errorMessage(e: unknown): string {
+  if (isCommandError(e)) return e.message;
   if (typeof e === "string") return e;
   if (e instanceof Error) return e.message;
   return String(e);
+}
+
+/** Whether a failure means the network or provider could not be reached. */
+export function isOffline(e: unknown): boolean {
+  return isCommandError(e) && e.offline;
 }

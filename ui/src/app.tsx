@@ -15,7 +15,7 @@ export function App() {
   const [error, setError] = useState<string | null>(null);
   const [detail, setDetail] = useState<ConnectionDetail | null>(null);
   const open = (c: Connection) =>
-    api.connectionDetail(c.tenant_id, c.id).then(setDetail, (e) => setError(errorMessage(e)));
+    api.connectionDetail({ tenant: c.tenant_id, connection: c.id }).then(setDetail, (e) => setError(errorMessage(e)));
   const [now, setNow] = useState(Date.now());
 
   useEffect(() => {

@@ -15,4 +15,8 @@ keychain: string,
 /**
  * Why the vault could not be opened, with what to do about it.
  */
-error: string | null, };
+error: string | null, 
+/**
+ * The app runs with the embedded demo provider.
+ */
+demo: boolean, };

@@ -1,0 +1,345 @@
+//! Commands that act: refresh, copy or reveal a token, revoke, delete, introspect, register a
+//! provider app, export the review, open a provider link. Copy and reveal are the only ways a
+//! token reaches the user, and each writes a `revealed` event first.
+
+use std::time::Duration;
+
+use grantkeeper_core::audit::{Actor, ActorKind};
+use grantkeeper_core::lifecycle::{Disclosure, RevokeOutcome};
+use grantkeeper_core::model::{Connection, ConnectionId, ProviderApp, TenantId};
+use grantkeeper_core::oauth::browser;
+use grantkeeper_core::provider_app::ProviderAppSpec;
+use grantkeeper_core::report::{to_csv, ReportFormat, ReviewFilter};
+use serde::{Deserialize, Serialize};
+use tauri::{AppHandle, Manager};
+use ts_rs::TS;
+
+use crate::state::{with_vault, AppState, CmdResult, CommandError};
+
+/// How long a copied token stays on the clipboard.
+const CLIPBOARD_CLEAR_AFTER: Duration = Duration::from_secs(30);
+
+fn app_actor(hint: &str) -> Actor {
+    Actor::new(ActorKind::App).with_hint(Some(hint.to_owned()))
+}
+
+/// Refreshes a connection's tokens now; returns the updated connection (never the token).
+#[tauri::command]
+pub async fn refresh_connection(
+    app: AppHandle,
+    tenant: TenantId,
+    connection: ConnectionId,
+) -> CmdResult<Connection> {
+    with_vault(app, move |v| {
+        let scope = v.tenant(&tenant)?;
+        scope.refresh(&connection, &app_actor("refresh now"))?;
+        Ok(scope.connection(&connection)?)
+    })
+    .await
+}
+
+/// What a copy did.
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export)]
+pub struct Copied {
+    /// Seconds until the clipboard is cleared (if it still holds the token).
+    pub clear_after_secs: u32,
+}
+
+/// Copies a valid access token to the clipboard (recorded); the window never receives it.
+/// The clipboard is cleared after 30 seconds unless something else was copied meanwhile.
+#[tauri::command]
+pub async fn copy_access_token(
+    app: AppHandle,
+    tenant: TenantId,
+    connection: ConnectionId,
+) -> CmdResult<Copied> {
+    let handle = app.clone();
+    let token = with_vault(app, move |v| {
+        Ok(v.tenant(&tenant)?.disclose_access_token(
+            &connection,
+            Disclosure::Copy,
+            &app_actor("copied to the clipboard"),
+        )?)
+    })
+    .await?;
+    {
+        let state = handle.state::<AppState>();
+        let mut clip = state.clipboard.lock().unwrap_or_else(|p| p.into_inner());
+        if clip.is_none() {
+            *clip =
+                Some(arboard::Clipboard::new().map_err(|e| {
+                    CommandError::new(format!("the clipboard cannot be used: {e}"))
+                })?);
+        }
+        let board = clip.as_mut().expect("just set");
+        board
+            .set_text(token.expose())
+            .map_err(|e| CommandError::new(format!("the clipboard cannot be used: {e}")))?;
+    }
+    let fingerprint = sha_fingerprint(token.expose());
+    drop(token);
+    std::thread::spawn(move || {
+        std::thread::sleep(CLIPBOARD_CLEAR_AFTER);
+        let state = handle.state::<AppState>();
+        let mut clip = state.clipboard.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(board) = clip.as_mut() {
+            if board
+                .get_text()
+                .is_ok_and(|t| sha_fingerprint(&t) == fingerprint)
+            {
+                let _ = board.clear();
+            }
+        }
+    });
+    Ok(Copied {
+        clear_after_secs: u32::try_from(CLIPBOARD_CLEAR_AFTER.as_secs()).unwrap_or(30),
+    })
+}
+
+/// Compares clipboard contents without keeping the token itself around.
+fn sha_fingerprint(text: &str) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(text.as_bytes()).into()
+}
+
+/// A token the user asked to see.
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export)]
+pub struct RevealedToken {
+    /// The access token.
+    pub token: String,
+    /// When it expires (Unix milliseconds).
+    #[ts(type = "number | null")]
+    pub expires_at: Option<i64>,
+}
+
+/// Shows a valid access token (recorded as `revealed`).
+#[tauri::command]
+pub async fn reveal_access_token(
+    app: AppHandle,
+    tenant: TenantId,
+    connection: ConnectionId,
+) -> CmdResult<RevealedToken> {
+    with_vault(app, move |v| {
+        let scope = v.tenant(&tenant)?;
+        let token = scope.disclose_access_token(
+            &connection,
+            Disclosure::Reveal,
+            &app_actor("revealed in the window"),
+        )?;
+        Ok(RevealedToken {
+            token: token.expose().to_owned(),
+            expires_at: scope.connection(&connection)?.access_expires_at,
+        })
+    })
+    .await
+}
+
+/// Revokes a grant at the provider and forgets its tokens.
+#[tauri::command]
+pub async fn revoke_connection(
+    app: AppHandle,
+    tenant: TenantId,
+    connection: ConnectionId,
+) -> CmdResult<RevokeOutcome> {
+    with_vault(app, move |v| {
+        Ok(v.tenant(&tenant)?
+            .revoke(&connection, &app_actor("revoke"))?)
+    })
+    .await
+}
+
+/// One grant of a bulk revoke.
+#[derive(Debug, Clone, Deserialize, TS)]
+#[ts(export)]
+pub struct GrantRef {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The connection.
+    pub connection: ConnectionId,
+}
+
+/// The result of revoking one grant of a bulk revoke.
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export)]
+pub struct BulkRevokeResult {
+    /// The connection.
+    pub connection: ConnectionId,
+    /// What happened, when it worked.
+    pub outcome: Option<RevokeOutcome>,
+    /// Why it failed.
+    pub error: Option<CommandError>,
+}
+
+/// Revokes several grants, one after another; one failure does not stop the others.
+#[tauri::command]
+pub async fn revoke_many(
+    app: AppHandle,
+    grants: Vec<GrantRef>,
+) -> CmdResult<Vec<BulkRevokeResult>> {
+    with_vault(app, move |v| {
+        let actor = app_actor("bulk revoke (review)");
+        Ok(grants
+            .into_iter()
+            .map(|g| {
+                let result = v
+                    .tenant(&g.tenant)
+                    .and_then(|s| s.revoke(&g.connection, &actor));
+                match result {
+                    Ok(outcome) => BulkRevokeResult {
+                        connection: g.connection,
+                        outcome: Some(outcome),
+                        error: None,
+                    },
+                    Err(e) => BulkRevokeResult {
+                        connection: g.connection,
+                        outcome: None,
+                        error: Some(e.into()),
+                    },
+                }
+            })
+            .collect())
+    })
+    .await
+}
+
+/// Deletes a connection, revoking it at the provider first when `revoke` is set.
+#[tauri::command]
+pub async fn delete_connection(
+    app: AppHandle,
+    tenant: TenantId,
+    connection: ConnectionId,
+    revoke: bool,
+) -> CmdResult<()> {
+    with_vault(app, move |v| {
+        let scope = v.tenant(&tenant)?;
+        let actor = app_actor("delete");
+        if revoke && scope.connection(&connection)?.has_refresh_token {
+            scope.revoke(&connection, &actor)?;
+        }
+        Ok(scope.delete_connection(&connection, &actor)?)
+    })
+    .await
+}
+
+/// Asks the provider about the cached access token (RFC 7662); the answer has no token.
+#[tauri::command]
+pub async fn introspect_connection(
+    app: AppHandle,
+    tenant: TenantId,
+    connection: ConnectionId,
+) -> CmdResult<serde_json::Map<String, serde_json::Value>> {
+    with_vault(app, move |v| {
+        Ok(v.tenant(&tenant)?.introspect(&connection)?)
+    })
+    .await
+}
+
+/// Registers a provider app (discovery needs the network).
+#[tauri::command]
+pub async fn add_provider_app(
+    app: AppHandle,
+    tenant: TenantId,
+    spec: ProviderAppSpec,
+) -> CmdResult<ProviderApp> {
+    with_vault(app, move |v| {
+        Ok(v.tenant(&tenant)?
+            .register_provider_app(spec, &app_actor("connect wizard"))?)
+    })
+    .await
+}
+
+/// Where an export was written.
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export)]
+pub struct ExportResult {
+    /// The file.
+    pub path: String,
+    /// Grants in it.
+    pub rows: u32,
+}
+
+/// Writes the review (no secrets) as CSV or JSON into the Downloads folder (else the home
+/// folder); the export is recorded in the usage history first.
+#[tauri::command]
+pub async fn export_review(
+    app: AppHandle,
+    filter: ReviewFilter,
+    format: ReportFormat,
+) -> CmdResult<ExportResult> {
+    with_vault(app, move |v| {
+        let rows = v.export_review(&filter, format, &app_actor("grant review export"))?;
+        let text = match format {
+            ReportFormat::Csv => to_csv(&rows),
+            ReportFormat::Json => serde_json::to_string_pretty(&rows)
+                .map_err(|e| CommandError::new(format!("internal error: {e}")))?,
+        };
+        let dir = dirs::download_dir()
+            .or_else(dirs::home_dir)
+            .ok_or_else(|| CommandError::new("no Downloads or home folder to write to"))?;
+        let stamp = grantkeeper_core::timefmt::format_rfc3339(grantkeeper_core::model::now_ms())
+            .replace([':', '-'], "")
+            .replace('T', "-");
+        let ext = match format {
+            ReportFormat::Csv => "csv",
+            ReportFormat::Json => "json",
+        };
+        let path = dir.join(format!(
+            "grantkeeper-review-{}.{ext}",
+            &stamp[..15.min(stamp.len())]
+        ));
+        std::fs::write(&path, text)
+            .map_err(|e| CommandError::new(format!("cannot write {}: {e}", path.display())))?;
+        Ok(ExportResult {
+            path: path.display().to_string(),
+            rows: u32::try_from(rows.len()).unwrap_or(u32::MAX),
+        })
+    })
+    .await
+}
+
+/// Opens a provider link in the system browser after checking it: HTTPS (plain HTTP only on
+/// 127.0.0.1), no user name or password in it, and its host is one this connection's provider
+/// uses (an endpoint or a URL in the connection's metadata, like Salesforce's `instance_url`).
+#[tauri::command]
+pub async fn open_provider_link(
+    app: AppHandle,
+    tenant: TenantId,
+    connection: ConnectionId,
+    url: String,
+) -> CmdResult<()> {
+    with_vault(app, move |v| {
+        let scope = v.tenant(&tenant)?;
+        let c = scope.connection(&connection)?;
+        let provider = scope.provider_app(c.provider_app_id.as_str())?;
+        let link =
+            url::Url::parse(&url).map_err(|_| CommandError::new("this link is not a valid URL"))?;
+        let loopback = link.host_str() == Some("127.0.0.1");
+        let scheme_ok = link.scheme() == "https" || (loopback && link.scheme() == "http");
+        if !scheme_ok || !link.username().is_empty() || link.password().is_some() {
+            return Err(CommandError::new(
+                "only HTTPS links without credentials are opened",
+            ));
+        }
+        let e = &provider.endpoints;
+        let known: Vec<String> = [&e.issuer, &e.authorization, &e.token, &e.revocation]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .chain(c.metadata.values().cloned())
+            .filter_map(|u| url::Url::parse(&u).ok()?.host_str().map(str::to_owned))
+            .collect();
+        if !link
+            .host_str()
+            .is_some_and(|h| known.iter().any(|k| k == h))
+        {
+            return Err(CommandError::new(
+                "this link does not point at the connection's provider; it was not opened",
+            ));
+        }
+        browser::open(link.as_str())?;
+        Ok(())
+    })
+    .await
+}

@@ -1,0 +1,103 @@
+//! The app's state: the vault (opened on first use), running sign-ins, and the clipboard; and
+//! the error type every command returns.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use grantkeeper_core::http::HttpError;
+use grantkeeper_core::keychain::OsKeychain;
+use grantkeeper_core::lifecycle::FailureClass;
+use grantkeeper_core::oauth::OAuthError;
+use grantkeeper_core::{paths, Vault};
+use serde::Serialize;
+use tauri::{AppHandle, Manager};
+use ts_rs::TS;
+
+use crate::flows::Flow;
+
+/// Shared by all commands.
+#[derive(Default)]
+pub struct AppState {
+    vault: OnceLock<Result<Arc<Vault>, String>>,
+    /// Sign-ins waiting for the browser, by flow id.
+    pub flows: Mutex<HashMap<String, Flow>>,
+    /// The clipboard, kept open: on X11 the owner must live to serve a copied value.
+    pub clipboard: Mutex<Option<arboard::Clipboard>>,
+}
+
+/// A command's failure, in plain words.
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export)]
+pub struct CommandError {
+    /// What went wrong and what to do next.
+    pub message: String,
+    /// The network or the provider could not be reached: the window shows it is offline.
+    pub offline: bool,
+}
+
+impl CommandError {
+    /// A failure that is not about the network.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            offline: false,
+        }
+    }
+}
+
+impl From<grantkeeper_core::Error> for CommandError {
+    fn from(e: grantkeeper_core::Error) -> Self {
+        use grantkeeper_core::Error as E;
+        let offline = match &e {
+            E::OAuth(OAuthError::Http(h)) => {
+                matches!(h, HttpError::Network { .. } | HttpError::Timeout { .. })
+            }
+            E::Refresh { class, .. } => *class == FailureClass::Transient,
+            _ => false,
+        };
+        Self {
+            message: e.to_string(),
+            offline,
+        }
+    }
+}
+
+impl From<OAuthError> for CommandError {
+    fn from(e: OAuthError) -> Self {
+        grantkeeper_core::Error::from(e).into()
+    }
+}
+
+/// The command result type.
+pub type CmdResult<T> = Result<T, CommandError>;
+
+/// The vault folder: `$GRANTKEEPER_HOME`, else the platform's data folder.
+pub fn home() -> CmdResult<PathBuf> {
+    paths::default_home()
+        .ok_or_else(|| CommandError::new("cannot find a data folder: set GRANTKEEPER_HOME"))
+}
+
+/// The vault, opened on first use (opening may wait for the keychain's unlock prompt).
+pub fn vault(app: &AppHandle) -> CmdResult<Arc<Vault>> {
+    app.state::<AppState>()
+        .vault
+        .get_or_init(|| {
+            let home = home().map_err(|e| e.message)?;
+            Vault::open(&home, Arc::new(OsKeychain::from_env()))
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(CommandError::new)
+}
+
+/// Runs `f` with the vault on the blocking pool (never on the window's main thread).
+pub async fn with_vault<T: Send + 'static>(
+    app: AppHandle,
+    f: impl FnOnce(&Vault) -> CmdResult<T> + Send + 'static,
+) -> CmdResult<T> {
+    tauri::async_runtime::spawn_blocking(move || f(&*vault(&app)?))
+        .await
+        .map_err(|e| CommandError::new(format!("internal error: {e}")))?
+}

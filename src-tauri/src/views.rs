@@ -1,0 +1,125 @@
+//! Read-only commands: everything here works offline and returns no secret.
+
+use grantkeeper_core::audit::{EventKind, HistoryFilter, UsageEvent};
+use grantkeeper_core::catalog::{Catalog, Preset};
+use grantkeeper_core::keychain::{Keychain, OsKeychain};
+use grantkeeper_core::model::{Connection, ConnectionId, ProviderApp, TenantId, TenantSummary};
+use grantkeeper_core::report::{ConnectionDetail, GrantReportRow, ReviewFilter};
+use grantkeeper_core::ConnectionFilter;
+use serde::Serialize;
+use tauri::AppHandle;
+use ts_rs::TS;
+
+use crate::state::{home, vault, with_vault, CmdResult, CommandError};
+
+/// Whether the vault opened, and where it lives.
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export)]
+pub struct VaultStatus {
+    /// The vault folder.
+    pub home: String,
+    /// Where secrets live ("the Secret Service (D-Bus)").
+    pub keychain: String,
+    /// Why the vault could not be opened, with what to do about it.
+    pub error: Option<String>,
+    /// The app runs with the embedded demo provider.
+    pub demo: bool,
+}
+
+/// Opens the vault if needed and reports its state.
+#[tauri::command]
+pub async fn vault_status(app: AppHandle) -> CmdResult<VaultStatus> {
+    let home = home()?.display().to_string();
+    let demo = crate::demo::enabled();
+    tauri::async_runtime::spawn_blocking(move || match vault(&app) {
+        Ok(v) => VaultStatus {
+            home,
+            keychain: v.keychain_backend().to_owned(),
+            error: None,
+            demo,
+        },
+        Err(e) => VaultStatus {
+            home,
+            keychain: OsKeychain::from_env().describe().to_owned(),
+            error: Some(e.message),
+            demo,
+        },
+    })
+    .await
+    .map_err(|e| CommandError::new(format!("internal error: {e}")))
+}
+
+/// Tenants with their connection counts and attention marks.
+#[tauri::command]
+pub async fn list_tenants(app: AppHandle) -> CmdResult<Vec<TenantSummary>> {
+    with_vault(app, |v| Ok(v.list_tenants()?)).await
+}
+
+/// Connections, of one tenant or of all.
+#[tauri::command]
+pub async fn list_connections(
+    app: AppHandle,
+    tenant: Option<TenantId>,
+) -> CmdResult<Vec<Connection>> {
+    with_vault(app, move |v| {
+        Ok(v.connections(&ConnectionFilter {
+            tenant,
+            status: None,
+        })?)
+    })
+    .await
+}
+
+/// One connection's scopes (meaning, risk), newest history, per-day counts and decoded claims.
+#[tauri::command]
+pub async fn connection_detail(
+    app: AppHandle,
+    tenant: TenantId,
+    connection: ConnectionId,
+) -> CmdResult<ConnectionDetail> {
+    with_vault(app, move |v| {
+        Ok(v.connection_detail(&tenant, &connection, 200)?)
+    })
+    .await
+}
+
+/// One connection's history, newest first, optionally of one kind and since a time.
+#[tauri::command]
+pub async fn connection_history(
+    app: AppHandle,
+    tenant: TenantId,
+    connection: ConnectionId,
+    kind: Option<EventKind>,
+    since: Option<i64>,
+    limit: u32,
+) -> CmdResult<Vec<UsageEvent>> {
+    with_vault(app, move |v| {
+        // The tenant scope proves the connection belongs to it.
+        v.tenant(&tenant)?.connection(&connection)?;
+        Ok(v.history(&HistoryFilter {
+            connection: Some(connection),
+            since,
+            kind,
+            limit: limit.min(5_000),
+        })?)
+    })
+    .await
+}
+
+/// The catalog's presets, for the connect wizard.
+#[tauri::command]
+pub fn catalog() -> Vec<Preset> {
+    Catalog::builtin().providers.clone()
+}
+
+/// A tenant's provider apps.
+#[tauri::command]
+pub async fn provider_apps(app: AppHandle, tenant: TenantId) -> CmdResult<Vec<ProviderApp>> {
+    with_vault(app, move |v| Ok(v.tenant(&tenant)?.provider_apps()?)).await
+}
+
+/// The grants an admin review selects.
+#[tauri::command]
+pub async fn grant_review(app: AppHandle, filter: ReviewFilter) -> CmdResult<Vec<GrantReportRow>> {
+    with_vault(app, move |v| Ok(v.grant_review(&filter)?)).await
+}

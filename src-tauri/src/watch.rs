@@ -1,0 +1,31 @@
+//! Live updates: every change to the vault writes an event, so the newest event's sequence
+//! number tells when anything changed, whoever changed it (this window, the CLI, the agent, a
+//! background refresh). The watcher polls it and tells the window with `vault-changed`.
+
+use std::time::Duration;
+
+use tauri::{AppHandle, Emitter};
+
+use crate::state::vault;
+
+/// How often the watcher looks.
+const EVERY: Duration = Duration::from_millis(700);
+
+/// Starts the watcher thread.
+pub fn start(app: AppHandle) {
+    std::thread::spawn(move || {
+        let mut last = None;
+        loop {
+            std::thread::sleep(EVERY);
+            let Ok(v) = vault(&app) else { continue };
+            let Ok(newest) = v.recent_events(1) else {
+                continue;
+            };
+            let seq = newest.first().map_or(0, |e| e.seq);
+            if last.is_some_and(|l| l != seq) {
+                let _ = app.emit("vault-changed", seq);
+            }
+            last = Some(seq);
+        }
+    });
+}
