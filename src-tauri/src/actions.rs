@@ -313,33 +313,68 @@ pub async fn open_provider_link(
         let scope = v.tenant(&tenant)?;
         let c = scope.connection(&connection)?;
         let provider = scope.provider_app(c.provider_app_id.as_str())?;
-        let link =
-            url::Url::parse(&url).map_err(|_| CommandError::new("this link is not a valid URL"))?;
-        let loopback = link.host_str() == Some("127.0.0.1");
-        let scheme_ok = link.scheme() == "https" || (loopback && link.scheme() == "http");
-        if !scheme_ok || !link.username().is_empty() || link.password().is_some() {
-            return Err(CommandError::new(
-                "only HTTPS links without credentials are opened",
-            ));
-        }
         let e = &provider.endpoints;
-        let known: Vec<String> = [&e.issuer, &e.authorization, &e.token, &e.revocation]
+        let known = [&e.issuer, &e.authorization, &e.token, &e.revocation]
             .into_iter()
             .flatten()
-            .cloned()
-            .chain(c.metadata.values().cloned())
-            .filter_map(|u| url::Url::parse(&u).ok()?.host_str().map(str::to_owned))
-            .collect();
-        if !link
-            .host_str()
-            .is_some_and(|h| known.iter().any(|k| k == h))
-        {
-            return Err(CommandError::new(
-                "this link does not point at the connection's provider; it was not opened",
-            ));
-        }
+            .chain(c.metadata.values());
+        let link = checked_link(&url, known)?;
         browser::open(link.as_str())?;
         Ok(())
     })
     .await
+}
+
+/// `url` if it may be opened as a link of a provider known by `known` URLs: HTTPS (plain HTTP
+/// only on 127.0.0.1), no credentials, and a host one of the known URLs has.
+fn checked_link<'a>(url: &str, known: impl IntoIterator<Item = &'a String>) -> CmdResult<url::Url> {
+    let link =
+        url::Url::parse(url).map_err(|_| CommandError::new("this link is not a valid URL"))?;
+    let loopback = link.host_str() == Some("127.0.0.1");
+    let scheme_ok = link.scheme() == "https" || (loopback && link.scheme() == "http");
+    if !scheme_ok || !link.username().is_empty() || link.password().is_some() {
+        return Err(CommandError::new(
+            "only HTTPS links without credentials are opened",
+        ));
+    }
+    let host = link.host_str().unwrap_or_default();
+    let ours = known
+        .into_iter()
+        .filter_map(|u| url::Url::parse(u).ok())
+        .any(|u| u.host_str() == Some(host));
+    if !ours {
+        return Err(CommandError::new(
+            "this link does not point at the connection's provider; it was not opened",
+        ));
+    }
+    Ok(link)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::checked_link;
+
+    #[test]
+    fn provider_links_are_checked_before_opening() {
+        let known = [
+            "https://login.salesforce.com/services/oauth2/token".to_owned(),
+            "https://acme.my.salesforce.com".to_owned(),
+            "not a url".to_owned(),
+        ];
+        assert!(checked_link("https://acme.my.salesforce.com/lightning", &known).is_ok());
+        assert!(checked_link("https://login.salesforce.com/", &known).is_ok());
+        for bad in [
+            "http://acme.my.salesforce.com/",
+            "https://evil.example/",
+            "https://acme.my.salesforce.com.evil.example/",
+            "https://user:pw@acme.my.salesforce.com/",
+            "javascript:alert(1)",
+            "file:///etc/passwd",
+            "not a url",
+        ] {
+            assert!(checked_link(bad, &known).is_err(), "{bad} must be refused");
+        }
+        let local = ["http://127.0.0.1:47631".to_owned()];
+        assert!(checked_link("http://127.0.0.1:47631/authorize", &local).is_ok());
+    }
 }

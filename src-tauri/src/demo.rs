@@ -1,16 +1,77 @@
-//! Demo mode (`--demo`): placeholder until the embedded provider lands.
+//! Demo mode (`--demo`): the embedded demo identity provider on 127.0.0.1 and a demo tenant
+//! whose provider app points at it, so a newcomer can connect, see scopes, expiry and history,
+//! and revoke, with no network. Unless `GRANTKEEPER_HOME` says otherwise, the demo keeps its own
+//! vault (`~/.local/share/grantkeeper-demo`) apart from the real one.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use grantkeeper_core::audit::{Actor, ActorKind};
+use grantkeeper_core::keychain::OsKeychain;
+use grantkeeper_core::provider_app::{EndpointSource, ProviderAppSpec};
+use grantkeeper_core::{paths, Error, Vault};
+use grantkeeper_demo_idp::{DemoIdp, CLIENT_ID, DEFAULT_PORT};
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
+static IDP: OnceLock<DemoIdp> = OnceLock::new();
+
+/// The demo tenant's slug and its provider app's name.
+const TENANT: (&str, &str) = ("demo-client", "Demo Client");
+const APP: &str = "demo";
 
 /// Whether the app runs in demo mode.
 pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
 
-/// Starts demo mode.
+/// Starts the demo provider and makes sure the demo tenant and provider app exist. Call before
+/// any other thread starts (it may set `GRANTKEEPER_HOME`).
 pub fn start() -> Result<(), String> {
+    if std::env::var_os(paths::HOME_ENV).is_none_or(|h| h.is_empty()) {
+        let home = dirs::data_dir()
+            .ok_or("cannot find a data folder: set GRANTKEEPER_HOME")?
+            .join("grantkeeper-demo");
+        std::env::set_var(paths::HOME_ENV, home);
+    }
+    let idp = DemoIdp::start(DEFAULT_PORT).map_err(|e| {
+        format!("127.0.0.1:{DEFAULT_PORT} is not free for the demo provider ({e}); is another demo running?")
+    })?;
+    let _ = IDP.set(idp);
+    let home = paths::default_home().ok_or("cannot find a data folder")?;
+    let vault = Vault::open(&home, Arc::new(OsKeychain::from_env())).map_err(|e| e.to_string())?;
+    let actor = Actor::new(ActorKind::App).with_hint(Some("demo set-up".into()));
+    let tenant = match vault.find_tenant(TENANT.0) {
+        Ok(t) => t,
+        Err(Error::NotFound { .. }) => vault
+            .create_tenant(TENANT.1, Some(TENANT.0), "Created by --demo", &actor)
+            .map_err(|e| e.to_string())?,
+        Err(e) => return Err(e.to_string()),
+    };
+    let scope = vault.tenant(&tenant.id).map_err(|e| e.to_string())?;
+    match scope.provider_app(APP) {
+        Ok(_) => {}
+        Err(Error::NotFound { .. }) => {
+            scope
+                .register_provider_app(
+                    ProviderAppSpec {
+                        name: APP.into(),
+                        preset: Some("grantkeeper-demo".into()),
+                        endpoints: EndpointSource::Preset {
+                            vars: Default::default(),
+                        },
+                        client_id: CLIENT_ID.into(),
+                        client_secret: None,
+                        scopes: None,
+                        redirect: None,
+                        port: None,
+                        relay_url: None,
+                    },
+                    &actor,
+                )
+                .map_err(|e| e.to_string())?;
+        }
+        Err(e) => return Err(e.to_string()),
+    }
     ENABLED.store(true, Ordering::Relaxed);
     Ok(())
 }

@@ -24,12 +24,18 @@
 //
 // Exit status: 0 when the action was played to its end (for ignore: the time limit passed), else 1.
 // Nothing is written to stdout; stderr only gets a short message with URLs' queries removed.
-import { appendFileSync, closeSync, mkdirSync, openSync } from "node:fs";
+import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
 const ACTIONS = new Set(["approve", "deny", "ignore", "replay"]);
-const action = process.env.GK_TEST_BROWSER_ACTION || "approve";
+// GK_TEST_BROWSER_ACTION_FILE, when set, holds the action instead (read at each launch), so a test
+// can change what the user does between sign-ins of one long-running app.
+const actionFile = process.env.GK_TEST_BROWSER_ACTION_FILE;
+const action =
+  (actionFile && existsSync(actionFile) ? readFileSync(actionFile, "utf8").trim() : "") ||
+  process.env.GK_TEST_BROWSER_ACTION ||
+  "approve";
 const logFile = process.env.GK_TEST_BROWSER_LOG;
 const shotsDir = process.env.GK_TEST_BROWSER_SHOTS;
 const login = process.env.GK_TEST_BROWSER_LOGIN || "ada";
@@ -96,6 +102,8 @@ async function classify(page) {
   if (await has('form input[name="prompt"][value="login"]')) return "login";
   if (await has('form input[name="prompt"][value="consent"]')) return "consent";
   if (await has('button[form="op.deviceConfirmForm"]')) return "device-confirm";
+  // The app's embedded demo provider (crates/grantkeeper-demo-idp): one page, Approve or Deny.
+  if (await has('form[action="/authorize/decision"] button#approve')) return "demo-consent";
   if (await has('form#op\\.deviceInputForm, button[form="op.deviceInputForm"]')) return "device-input";
   const title = await page.title();
   if (/Sign-in Success/i.test(title)) return "device-success";
@@ -151,6 +159,10 @@ async function play(page, url) {
         await andWaitForNextPage(page, () => (deny
           ? page.click('a[href$="/abort"]') // the page's "[ Cancel ]" link
           : page.click('form:has(input[name="prompt"][value="consent"]) button[type="submit"]')));
+        break;
+      case "demo-consent":
+        await screenshot(page, kind);
+        await andWaitForNextPage(page, () => page.click(deny ? "button#deny" : "button#approve"));
         break;
       case "device-confirm":
         await screenshot(page, kind);

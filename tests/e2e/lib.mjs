@@ -8,8 +8,8 @@ import { fileURLToPath } from "node:url";
 
 export const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const targetDir = process.env.CARGO_TARGET_DIR ?? join(root, "target");
-export const cliBin = join(targetDir, "debug", "grantkeeper");
-export const appBin = join(targetDir, "debug", "grantkeeper-app");
+export const cliBin = process.env.GK_CLI_BIN ?? join(targetDir, "debug", "grantkeeper");
+export const appBin = process.env.GK_APP_BIN ?? join(targetDir, "debug", "grantkeeper-app");
 export const artifacts = join(root, ".test-artifacts");
 
 /** A fresh vault folder. */
@@ -60,7 +60,7 @@ const ELEMENT = "element-6066-11e4-a52e-4f735466cecf";
 
 /** tauri-driver (with WebKitWebDriver) driving the real app binary. */
 export class AppSession {
-  static async start(env) {
+  static async start(env, args = []) {
     const port = await freePort();
     const nativePort = await freePort();
     // The driver, WebKitWebDriver and the app share a process group of their own, so stop()
@@ -76,7 +76,7 @@ export class AppSession {
     const s = new AppSession(driver, `http://127.0.0.1:${port}`);
     await waitFor("tauri-driver", async () => (await fetch(`${s.base}/status`)).ok);
     const res = await s.req("POST", "/session", {
-      capabilities: { alwaysMatch: { "tauri:options": { application: appBin } } },
+      capabilities: { alwaysMatch: { "tauri:options": { application: appBin, args } } },
     });
     s.id = res.value.sessionId;
     return s;
@@ -114,6 +114,58 @@ export class AppSession {
   /** Waits for an element with `css` and returns its text. */
   async waitText(css, ms) {
     return waitFor(`element ${css}`, async () => this.text(await this.find(css)), ms);
+  }
+
+  /** Waits until the text of `css` matches `re`; returns it. */
+  async waitMatch(css, re, ms) {
+    let last = "";
+    try {
+      return await waitFor(`${css} to match ${re}`, async () => {
+        last = await this.text(await this.find(css));
+        return re.test(last) ? last : null;
+      }, ms);
+    } catch (e) {
+      throw new Error(`${e.message} (last text: ${JSON.stringify(last.slice(0, 300))})`);
+    }
+  }
+
+  /** Runs `script` in the page (synchronous WebDriver script) and returns its value. */
+  async exec(script, args = []) {
+    return (await this.req("POST", `/session/${this.id}/execute/sync`, { script, args })).value;
+  }
+
+  /** Waits for `css` and clicks it. */
+  async clickOn(css, ms) {
+    const el = await waitFor(`element ${css}`, () => this.find(css), ms);
+    await this.click(el);
+  }
+
+  /** Types into the input `css` (clearing it first), as a user would. */
+  async type(css, text) {
+    const el = await waitFor(`element ${css}`, () => this.find(css));
+    await this.req("POST", `/session/${this.id}/element/${el}/clear`, {});
+    // WebKitWebDriver refuses empty text; clearing is all an empty value needs.
+    if (text !== "") await this.req("POST", `/session/${this.id}/element/${el}/value`, { text });
+  }
+
+  /** Picks the option of the select `css` whose text contains `text`. */
+  async choose(css, text) {
+    await waitFor(`option "${text}" in ${css}`, () => this.exec(
+      `const s = document.querySelector(arguments[0]);
+       if (!s) return false;
+       const o = [...s.options].find((o) => o.textContent.includes(arguments[1]));
+       if (!o) return false;
+       s.value = o.value;
+       s.dispatchEvent(new Event("input", { bubbles: true }));
+       s.dispatchEvent(new Event("change", { bubbles: true }));
+       return true;`,
+      [css, text],
+    ));
+  }
+
+  /** The page's HTML as the webview holds it now. */
+  async source() {
+    return (await this.req("GET", `/session/${this.id}/source`)).value;
   }
 
   async screenshot(name) {

@@ -56,7 +56,7 @@ test("a connection made through the CLI shows its scopes and history", { timeout
     app = await AppSession.start({ GRANTKEEPER_HOME: home });
     const row = await app.waitText('[data-connection="crm"]');
     assert.match(row, /Active/);
-    assert.match(row, /in \d+ (min|h)/);
+    assert.match(row, /\d+:\d\d|in \d+ (min|h)/);
     await app.screenshot("window-connections");
     await app.click(await app.find('[data-connection="crm"] td'));
     assert.match(await app.waitText('[data-scope="openid"]'), /low/i);

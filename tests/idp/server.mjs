@@ -19,6 +19,7 @@
 //                    and rotated once more (new access and refresh tokens; the grant lives on).
 //                    Default 0: strict single use, a consumed refresh token presented again is
 //                    reuse, and the provider revokes the whole grant (invalid_grant)
+//   extraScopes      more static scopes to accept (e.g. a catalog preset's, for risk tests)
 //   clients          client metadata (oidc-provider / RFC 7591 names) replacing the defaults below
 //   extraClients     client metadata added to the defaults (or to `clients`)
 //
@@ -172,7 +173,7 @@ function providerConfiguration(config, stats) {
 
     // The API scopes are plain static scopes (like `email`), so they can be requested without a
     // resource indicator and show up in the token response's `scope` and in introspection.
-    scopes: ["openid", "profile", "email", "offline_access", "api:read", "api:write"],
+    scopes: ["openid", "profile", "email", "offline_access", "api:read", "api:write", ...(config.extraScopes ?? [])],
     claims: {
       openid: ["sub"],
       profile: ["name", "preferred_username"],

@@ -1,35 +1,22 @@
 import { describe, expect, it } from "vitest";
-import type { Connection } from "./bindings/Connection";
-import { badge, relativeTime } from "./format";
-
-const now = 1_800_000_000_000;
-
-function conn(over: Partial<Connection>): Connection {
-  return {
-    id: "c1",
-    tenant_id: "t1",
-    provider_app_id: "p1",
-    name: "crm",
-    account: { subject: null, username: null, org_id: null },
-    scopes_requested: [],
-    scopes_granted: [],
-    scopes_granted_reported: false,
-    consented_at: now,
-    consented_by: null,
-    status: "active",
-    status_detail: null,
-    access_expires_at: null,
-    access_expiry_source: null,
-    refresh_expires_at: null,
-    refresh_hard_expires_at: null,
-    last_refresh_at: null,
-    last_used_at: null,
-    has_refresh_token: true,
-    metadata: {},
-    created_at: now,
-    ...over,
-  };
-}
+import {
+  accountText,
+  badge,
+  claimText,
+  clock,
+  countdown,
+  eventKindLabel,
+  eventKinds,
+  eventNote,
+  exactTime,
+  isHttpsUrl,
+  plural,
+  providerMark,
+  refreshExpiryAt,
+  refreshExpiryText,
+  relativeTime,
+} from "./format";
+import { NOW as now, conn } from "./testdata";
 
 describe("relativeTime", () => {
   it("formats future and past", () => {
@@ -37,7 +24,43 @@ describe("relativeTime", () => {
     expect(relativeTime(now - 3 * 3_600_000, now)).toBe("3 h ago");
     expect(relativeTime(now + 2 * 86_400_000 + 5, now)).toBe("in 2 d");
     expect(relativeTime(now + 400, now)).toBe("now");
+    expect(relativeTime(now - 42_000, now)).toBe("42 s ago");
     expect(relativeTime(null, now)).toBe("—");
+  });
+});
+
+describe("clock", () => {
+  it("pads seconds and adds hours when needed", () => {
+    expect(clock(0)).toBe("0:00");
+    expect(clock(9)).toBe("0:09");
+    expect(clock(245)).toBe("4:05");
+    expect(clock(3723)).toBe("1:02:03");
+    expect(clock(-5)).toBe("0:00");
+    expect(clock(59.9)).toBe("0:59");
+  });
+});
+
+describe("countdown", () => {
+  it("shows m:ss under an hour", () => {
+    expect(countdown(now + 59 * 60_000 + 12_000, now)).toBe("59:12");
+    expect(countdown(now + 5_000, now)).toBe("0:05");
+    expect(countdown(now + 1, now)).toBe("0:01");
+    // Never "60:00": just under an hour is still m:ss.
+    expect(countdown(now + 3_599_999, now)).toBe("59:59");
+  });
+  it("shows hours and days beyond", () => {
+    expect(countdown(now + 3_600_000, now)).toBe("in 1 h");
+    expect(countdown(now + 3 * 3_600_000 + 59 * 60_000, now)).toBe("in 3 h");
+    expect(countdown(now + 2 * 86_400_000 + 1000, now)).toBe("in 2 d");
+  });
+  it("says expired when past and — when unknown", () => {
+    expect(countdown(now, now)).toBe("expired");
+    expect(countdown(now - 10_000, now)).toBe("expired");
+    expect(countdown(null, now)).toBe("—");
+  });
+  it("ticks down each second", () => {
+    const at = now + 90_000;
+    expect([0, 1, 2].map((s) => countdown(at, now + s * 1000))).toEqual(["1:30", "1:29", "1:28"]);
   });
 });
 
@@ -45,6 +68,7 @@ describe("badge", () => {
   it("flags tokens about to expire", () => {
     expect(badge(conn({ access_expires_at: now + 60_000 }), now)).toBe("expiring");
     expect(badge(conn({ access_expires_at: now + 3_600_000 }), now)).toBe("active");
+    expect(badge(conn({ access_expires_at: null }), now)).toBe("active");
   });
   it("treats an expired token without refresh token as expired", () => {
     expect(badge(conn({ access_expires_at: now - 1, has_refresh_token: false }), now)).toBe("expired");
@@ -53,5 +77,84 @@ describe("badge", () => {
   it("passes other states through", () => {
     expect(badge(conn({ status: "needs_reconsent" }), now)).toBe("needs_reconsent");
     expect(badge(conn({ status: "revoked" }), now)).toBe("revoked");
+    expect(badge(conn({ status: "error", access_expires_at: now + 1000 }), now)).toBe("error");
+  });
+});
+
+describe("accounts and refresh expiry", () => {
+  it("shows username, else subject", () => {
+    expect(accountText(conn({ account: { username: "ann@x.io", subject: "123", org_id: null } }))).toBe("ann@x.io");
+    expect(accountText(conn({ account: { username: null, subject: "123", org_id: null } }))).toBe("123");
+    expect(accountText(conn())).toBe("—");
+  });
+  it("takes the earlier of sliding and hard expiry", () => {
+    expect(refreshExpiryAt(conn({ refresh_expires_at: now + 10, refresh_hard_expires_at: now + 5 }))).toBe(now + 5);
+    expect(refreshExpiryAt(conn({ refresh_expires_at: now + 10 }))).toBe(now + 10);
+    expect(refreshExpiryAt(conn({ refresh_hard_expires_at: now + 7 }))).toBe(now + 7);
+    expect(refreshExpiryAt(conn({ refresh_expires_at: now + 10, has_refresh_token: false }))).toBeNull();
+  });
+  it("words the refresh expiry", () => {
+    expect(refreshExpiryText(conn({ has_refresh_token: false }), now)).toBe("none");
+    expect(refreshExpiryText(conn(), now)).toBe("no expiry known");
+    expect(refreshExpiryText(conn({ refresh_expires_at: now + 60 * 86_400_000 }), now)).toBe("in 60 d");
+    expect(refreshExpiryText(conn({ refresh_hard_expires_at: now - 1 }), now)).toBe("expired");
+  });
+});
+
+describe("events", () => {
+  it("has words for every kind", () => {
+    expect(eventKindLabel.handed_out).toBe("handed out");
+    expect(eventKindLabel.revealed).toBe("revealed");
+    expect(eventKindLabel.refreshed).toBe("refreshed");
+    expect(eventKinds).toContain("consented");
+    for (const k of eventKinds) expect(eventKindLabel[k]).not.toContain("_");
+  });
+  it("notes what the structured detail says", () => {
+    expect(eventNote({ kind: "refresh_failed", detail: { class: "transient", error: "timed out" } })).toBe("timed out");
+    expect(eventNote({ kind: "revealed", detail: { secret: "access_token", how: "copy" } })).toBe("copied to the clipboard");
+    expect(eventNote({ kind: "consented", detail: { reconsent: true } })).toBe("re-consent");
+    expect(eventNote({ kind: "handed_out", detail: null })).toBeNull();
+    expect(eventNote({ kind: "revoked", detail: "odd" })).toBeNull();
+  });
+});
+
+describe("providerMark", () => {
+  it("is the initial and a stable tone", () => {
+    const a = providerMark("Salesforce (production)");
+    expect(a.initial).toBe("S");
+    expect(providerMark("Salesforce (production)")).toEqual(a);
+    expect(a.tone).toBeGreaterThanOrEqual(0);
+    expect(a.tone).toBeLessThan(8);
+    expect(providerMark("  (x)").initial).toBe("X");
+    expect(providerMark("").initial).toBe("?");
+  });
+  it("spreads names over tones", () => {
+    const tones = new Set(["google", "slack", "github", "xero", "hubspot", "zoom", "box", "okta", "dropbox"].map((n) => providerMark(n).tone));
+    expect(tones.size).toBeGreaterThan(3);
+  });
+});
+
+describe("claims and links", () => {
+  it("adds dates to time claims", () => {
+    const t = claimText("exp", now / 1000 + 60, now);
+    expect(t.startsWith(`${now / 1000 + 60} (`)).toBe(true);
+    expect(t).toContain("in 1 min");
+    expect(claimText("sub", "abc", now)).toBe("abc");
+    expect(claimText("aud", ["a", "b"], now)).toBe('["a","b"]');
+    expect(claimText("exp", "soon", now)).toBe("soon");
+  });
+  it("accepts only https links", () => {
+    expect(isHttpsUrl("https://acme.my.salesforce.com")).toBe(true);
+    expect(isHttpsUrl("http://acme.example")).toBe(false);
+    expect(isHttpsUrl("javascript:alert(1)")).toBe(false);
+    expect(isHttpsUrl("https://")).toBe(false);
+    expect(isHttpsUrl("12345")).toBe(false);
+  });
+  it("formats exact times and plurals", () => {
+    expect(exactTime(null)).toBe("");
+    expect(exactTime(now)).toMatch(/\d/);
+    expect(plural(1, "grant")).toBe("1 grant");
+    expect(plural(3, "grant")).toBe("3 grants");
+    expect(plural(2, "entry", "entries")).toBe("2 entries");
   });
 });

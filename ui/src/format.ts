@@ -1,5 +1,13 @@
 // Pure presentation helpers, unit-tested with vitest.
+import type { ActorKind } from "./bindings/ActorKind";
 import type { Connection } from "./bindings/Connection";
+import type { EventKind } from "./bindings/EventKind";
+import type { ExpirySource } from "./bindings/ExpirySource";
+import type { UsageEvent } from "./bindings/UsageEvent";
+
+const DAY = 86_400_000;
+const HOUR = 3_600_000;
+const MINUTE = 60_000;
 
 /** "in 5 min", "3 h ago", "in 2 d"; `null` → "—". */
 export function relativeTime(at: number | null, now: number): string {
@@ -7,9 +15,9 @@ export function relativeTime(at: number | null, now: number): string {
   const diff = at - now;
   const abs = Math.abs(diff);
   const units: [number, string][] = [
-    [86_400_000, "d"],
-    [3_600_000, "h"],
-    [60_000, "min"],
+    [DAY, "d"],
+    [HOUR, "h"],
+    [MINUTE, "min"],
     [1_000, "s"],
   ];
   let text = "now";
@@ -23,10 +31,44 @@ export function relativeTime(at: number | null, now: number): string {
   return diff > 0 ? `in ${text}` : `${text} ago`;
 }
 
+/** Seconds as a clock: "4:05", "0:09", "1:02:03" (never negative). */
+export function clock(totalSecs: number): string {
+  const s = Math.max(0, Math.floor(totalSecs));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const sec = String(s % 60).padStart(2, "0");
+  return h > 0 ? `${h}:${String(m).padStart(2, "0")}:${sec}` : `${m}:${sec}`;
+}
+
+/** A live expiry countdown: "m:ss" under an hour, then "in 3 h" / "in 2 d"; "expired" when past. */
+export function countdown(at: number | null, now: number): string {
+  if (at === null) return "—";
+  const diff = at - now;
+  if (diff <= 0) return "expired";
+  if (diff < HOUR) return clock(Math.min(3599, Math.ceil(diff / 1000)));
+  if (diff < DAY) return `in ${Math.floor(diff / HOUR)} h`;
+  return `in ${Math.floor(diff / DAY)} d`;
+}
+
+/** The exact local time of a timestamp, for titles. */
+export function exactTime(at: number | null): string {
+  if (at === null) return "";
+  exactFormat ??= new Intl.DateTimeFormat(undefined, {
+    year: "numeric",
+    month: "short",
+    day: "numeric",
+    hour: "2-digit",
+    minute: "2-digit",
+    second: "2-digit",
+  });
+  return exactFormat.format(at);
+}
+let exactFormat: Intl.DateTimeFormat | undefined;
+
 export type Badge = "active" | "expiring" | "expired" | "needs_reconsent" | "revoked" | "error";
 
 /** The status badge of a connection, with "expiring" when its access token ends within 5 minutes. */
-export function badge(c: Connection, now: number): Badge {
+export function badge(c: Pick<Connection, "status" | "access_expires_at" | "has_refresh_token">, now: number): Badge {
   if (c.status !== "active") return c.status;
   if (c.access_expires_at !== null) {
     if (c.access_expires_at <= now) return c.has_refresh_token ? "active" : "expired";
@@ -43,3 +85,120 @@ export const badgeLabel: Record<Badge, string> = {
   revoked: "Revoked",
   error: "Error",
 };
+
+/** Badges in the order of the status filter. */
+export const badgeOrder: Badge[] = ["active", "expiring", "expired", "needs_reconsent", "revoked", "error"];
+
+/** The account as shown: username, else subject, else "—". */
+export function accountText(c: Pick<Connection, "account">): string {
+  return c.account.username ?? c.account.subject ?? "—";
+}
+
+/** When the refresh token dies: the earlier of the sliding and the hard expiry. */
+export function refreshExpiryAt(
+  c: Pick<Connection, "refresh_expires_at" | "refresh_hard_expires_at" | "has_refresh_token">,
+): number | null {
+  if (!c.has_refresh_token) return null;
+  const a = c.refresh_expires_at;
+  const b = c.refresh_hard_expires_at;
+  if (a === null) return b;
+  if (b === null) return a;
+  return Math.min(a, b);
+}
+
+/** The refresh-token expiry in words: relative, "no expiry known", or "none". */
+export function refreshExpiryText(
+  c: Pick<Connection, "refresh_expires_at" | "refresh_hard_expires_at" | "has_refresh_token">,
+  now: number,
+): string {
+  if (!c.has_refresh_token) return "none";
+  const at = refreshExpiryAt(c);
+  if (at === null) return "no expiry known";
+  if (at <= now) return "expired";
+  return relativeTime(at, now);
+}
+
+export const eventKindLabel: Record<EventKind, string> = {
+  consented: "consented",
+  refreshed: "refreshed",
+  refresh_failed: "refresh failed",
+  handed_out: "handed out",
+  revealed: "revealed",
+  revoked: "revoked",
+  deleted: "deleted",
+  exported: "exported",
+  config_changed: "configuration changed",
+  tenant_created: "tenant created",
+  tenant_deleted: "tenant deleted",
+};
+
+export const eventKinds = Object.keys(eventKindLabel) as EventKind[];
+
+export const actorLabel: Record<ActorKind, string> = {
+  app: "the app",
+  cli: "the CLI",
+  agent: "the agent",
+  background: "background maintenance",
+};
+
+export const expirySourceLabel: Record<ExpirySource, string> = {
+  response: "from the token response",
+  jwt_exp: "from the token's exp claim",
+  introspection: "from introspection at the provider",
+  catalog_default: "assumed from the provider's usual lifetime",
+};
+
+/** A short note from an event's structured detail (why a refresh failed, copy vs reveal, …). */
+export function eventNote(e: Pick<UsageEvent, "kind" | "detail">): string | null {
+  const d = e.detail;
+  if (d === null || typeof d !== "object") return null;
+  const o = d as Record<string, unknown>;
+  switch (e.kind) {
+    case "refresh_failed":
+      return typeof o.error === "string" ? o.error : null;
+    case "revealed":
+      return o.how === "copy" ? "copied to the clipboard" : o.how === "reveal" ? "shown in the window" : null;
+    case "revoked":
+      return typeof o.detail === "string" ? o.detail : null;
+    case "consented":
+      return o.reconsent === true ? "re-consent" : null;
+    default:
+      return null;
+  }
+}
+
+/** A provider's mark: its initial and one of 8 tones, stable for a name. */
+export function providerMark(name: string): { initial: string; tone: number } {
+  const trimmed = name.trim();
+  const initial = (trimmed.match(/[\p{L}\p{N}]/u)?.[0] ?? "?").toUpperCase();
+  let h = 0;
+  for (const ch of trimmed.toLowerCase()) h = (h * 31 + (ch.codePointAt(0) ?? 0)) >>> 0;
+  return { initial, tone: h % 8 };
+}
+
+const TIME_CLAIMS = new Set(["exp", "iat", "nbf", "auth_time", "updated_at"]);
+
+/** A JWT claim's value as text; Unix-second claims get their date too. */
+export function claimText(key: string, value: unknown, now: number): string {
+  if (TIME_CLAIMS.has(key) && typeof value === "number" && Number.isFinite(value)) {
+    const ms = value * 1000;
+    return `${value} (${exactTime(ms)}, ${relativeTime(ms, now)})`;
+  }
+  if (typeof value === "string") return value;
+  return JSON.stringify(value) ?? String(value);
+}
+
+/** Whether a metadata value is an https link to offer. */
+export function isHttpsUrl(v: string): boolean {
+  if (!/^https:\/\//i.test(v)) return false;
+  try {
+    return new URL(v).protocol === "https:";
+  } catch {
+    return false;
+  }
+}
+
+/** "1 grant", "3 grants". */
+export function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}

@@ -256,6 +256,10 @@ pub struct Preset {
     /// Whether the provider speaks OpenID Connect (ID tokens, discovery).
     #[serde(default)]
     pub oidc: bool,
+    /// The provider runs on this machine (the app's embedded demo): its endpoints are plain
+    /// `http://127.0.0.1` URLs, which the HTTP client allows for loopback only.
+    #[serde(default)]
+    pub local: bool,
     /// Link to the provider's OAuth documentation.
     pub docs: String,
     /// Placeholders used in the URLs.
@@ -598,6 +602,16 @@ mod tests {
             let resolved = p.resolve(&vals).unwrap_or_else(|e| panic!("{}: {e}", p.id));
             let templates = endpoint_templates(&p.endpoints);
             assert!(!templates.is_empty(), "{} has no endpoints", p.id);
+            if p.local {
+                for (field, url) in templates {
+                    assert!(
+                        url.starts_with("http://127.0.0.1:"),
+                        "{} {field}: a local preset's '{url}' must be on 127.0.0.1",
+                        p.id
+                    );
+                }
+                continue;
+            }
             for (field, template) in templates {
                 assert!(
                     template.starts_with("https://"),

@@ -435,6 +435,14 @@ impl TenantVault<'_> {
             account.org_id = text("tid").or_else(|| text("organization_id"));
         }
         metadata.extend(response.metadata.clone());
+        // Without an ID token, the catalog may name the account from the token response
+        // (metadata keys `subject` and `username`).
+        if account.subject.is_none() {
+            account.subject = metadata.get("subject").cloned();
+        }
+        if account.username.is_none() {
+            account.username = metadata.get("username").cloned();
+        }
         if let Some(issuer) = &context.endpoints.issuer {
             metadata
                 .entry("issuer".into())

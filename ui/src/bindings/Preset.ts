@@ -26,6 +26,11 @@ name: string,
  */
 oidc: boolean, 
 /**
+ * The provider runs on this machine (the app's embedded demo): its endpoints are plain
+ * `http://127.0.0.1` URLs, which the HTTP client allows for loopback only.
+ */
+local: boolean, 
+/**
  * Link to the provider's OAuth documentation.
  */
 docs: string, 

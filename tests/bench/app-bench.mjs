@@ -1,0 +1,110 @@
+// Desktop benchmark (run by scripts/bench-app inside a private test session): the release app
+// under Xvfb over WebDriver on a vault seeded with many connections and events. The window
+// measures itself (window.__gkPerf marks: list load → rows painted, detail load → history
+// painted, first paint); this script drives it and prints medians, the cold start (process start
+// → first paint) and the idle memory of the whole process tree.
+import { readFileSync, readdirSync } from "node:fs";
+import { AppSession, sleep, waitFor } from "../e2e/lib.mjs";
+
+const home = process.env.GRANTKEEPER_HOME;
+const runs = Number(process.env.GK_BENCH_RUNS ?? 15);
+
+const median = (v) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
+const max = (v) => Math.max(...v);
+
+/** Clock ticks and boot time, to turn /proc/<pid>/stat start times into Unix milliseconds. */
+function processStartMs(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const startTicks = Number(fields[19]);
+  const btime = Number(/btime (\d+)/.exec(readFileSync("/proc/stat", "utf8"))[1]);
+  return btime * 1000 + (startTicks * 1000) / 100; // USER_HZ is 100 on Linux
+}
+
+function children(pid) {
+  const out = [];
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const list = readFileSync(`/proc/${pid}/task/${task}/children`, "utf8").trim();
+      if (list) out.push(...list.split(/\s+/).map(Number));
+    } catch {
+      // The task ended.
+    }
+  }
+  return out;
+}
+
+function treeRssKb(pid) {
+  let total = 0;
+  const stack = [pid];
+  while (stack.length) {
+    const p = stack.pop();
+    try {
+      total += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, "utf8"))?.[1] ?? 0);
+      stack.push(...children(p));
+    } catch {
+      // Gone.
+    }
+  }
+  return total;
+}
+
+function appPid() {
+  const pids = readdirSync("/proc").filter((d) => /^\d+$/.test(d)).map(Number);
+  const mine = pids.filter((p) => {
+    try {
+      return readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0")[0].endsWith("/grantkeeper-app");
+    } catch {
+      return false;
+    }
+  });
+  return Math.max(...mine);
+}
+
+const marks = async (app, name) =>
+  (await app.exec("return (window.__gkPerf?.marks ?? []).filter((m) => m.name === arguments[0]).map((m) => m.ms);", [name]));
+
+const app = await AppSession.start({ GRANTKEEPER_HOME: home });
+try {
+  const pid = appPid();
+  await waitFor("the first list", async () => (await marks(app, "connections")).length >= 1, 120_000);
+  const firstPaint = (await marks(app, "first-paint"))[0];
+  const origin = await app.exec("return performance.timeOrigin;");
+  const coldStart = origin + firstPaint - processStartMs(pid);
+  const rows = await app.exec("return document.querySelectorAll('[data-connection]').length;");
+  const total = await app.exec("return document.querySelector('nav .count')?.textContent ?? '';");
+
+  // The connections view: "All tenants" (10,000 rows) again and again.
+  for (let i = 0; i < runs; i += 1) {
+    const before = (await marks(app, "connections")).length;
+    await app.clickOn(i % 2 ? '[data-tenant="client-00"]' : '[data-tenant-all]');
+    await waitFor("the list", async () => (await marks(app, "connections")).length > before, 60_000);
+  }
+  await app.clickOn("[data-tenant-all]");
+  await waitFor("all", async () => (await app.exec("return document.querySelector('[data-connection=\"aaa-hot\"]') !== null;")), 60_000);
+  const all = (await marks(app, "connections")).slice(1).filter((_, i) => i % 2 === 0);
+
+  // One connection's history: the busiest one (a tenth of all events).
+  for (let i = 0; i < runs; i += 1) {
+    const before = (await marks(app, "history")).length;
+    await app.click(await app.find('[data-connection="aaa-hot"] td'));
+    await waitFor("the history", async () => (await marks(app, "history")).length > before, 60_000);
+    await app.exec("document.dispatchEvent(new KeyboardEvent('keydown', { key: 'Escape', bubbles: true }));");
+    await sleep(100);
+  }
+  const history = await marks(app, "history");
+  await app.screenshot("bench-10k-connections");
+
+  await app.exec("document.dispatchEvent(new KeyboardEvent('keydown', { key: 'Escape', bubbles: true }));");
+  await sleep(10_000);
+  const rss = treeRssKb(pid) / 1024;
+
+  const f = (v) => `${v.toFixed(0)} ms`;
+  console.log(`rendered rows in the first view: ${rows} (virtualized), sidebar total ${total}`);
+  console.log(`connections view, All tenants: median ${f(median(all))}, max ${f(max(all))} over ${all.length} (target <= 300 ms)`);
+  console.log(`one connection's history: median ${f(median(history))}, max ${f(max(history))} over ${history.length} (target <= 200 ms)`);
+  console.log(`cold start, process start -> first paint: ${f(coldStart)} (target <= 1500 ms)`);
+  console.log(`idle memory, RSS of the app's process tree: ${rss.toFixed(0)} MB (target <= 150 MB)`);
+} finally {
+  await app.stop();
+}

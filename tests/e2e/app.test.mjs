@@ -1,0 +1,196 @@
+// The desktop app end to end: the real Tauri binary under Xvfb driven over WebDriver, the real
+// Secret Service, the real oidc-provider on 127.0.0.1 and headless Chromium as the system browser.
+// Connect through the wizard (waiting, cancel, then approve), the connection's scopes and live
+// countdown, refresh now, copy (clipboard + recorded), reveal (recorded, gone from the DOM after),
+// revoke, the grant review's filters, export and bulk revoke, live updates from the CLI.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { startIdp, testBrowser } from "./idp.mjs";
+import { AppSession, cli, freshHome, sleep, waitFor } from "./lib.mjs";
+
+const json = (home, args) => JSON.parse(cli(home, [...args, "--json"]));
+const history = (home, target, kind) => json(home, ["history", target, "--kind", kind]);
+
+/** The clipboard of the Xvfb display, as another program would read it. */
+function clipboard() {
+  try {
+    return execFileSync("xclip", ["-o", "-selection", "clipboard"], { encoding: "utf8", timeout: 5000 });
+  } catch {
+    return "";
+  }
+}
+
+test("connect, use, review and revoke grants from the window", { timeout: 420_000 }, async () => {
+  const idp = await startIdp({ extraScopes: ["invoices.write", "invoices.read"] });
+  // A second provider whose refresh tokens die after 2 s: its grant ends up needing re-consent.
+  const shortIdp = await startIdp({ refreshTokenTtl: 2 });
+  // A third one that goes away mid-test: the window must say it is offline.
+  const goneIdp = await startIdp();
+  const home = freshHome();
+  const work = mkdtempSync(join(tmpdir(), "gk-app-e2e-"));
+  const actionFile = join(work, "browser-action");
+  let app;
+  try {
+    cli(home, ["tenant", "add", "Acme Corp"]);
+    cli(home, ["tenant", "add", "Globex", "--slug", "globex"]);
+    cli(home, ["provider", "add", "acme-corp/idp", "--preset", "generic-oidc", "--issuer", idp.issuer,
+      "--client-id", "grantkeeper-test", "--scopes", "openid email offline_access api:read"]);
+    cli(home, ["provider", "add", "acme-corp/short", "--preset", "generic-oidc", "--issuer", shortIdp.issuer,
+      "--client-id", "grantkeeper-test", "--scopes", "openid offline_access"]);
+    cli(home, ["provider", "add", "acme-corp/gone", "--preset", "generic-oidc", "--issuer", goneIdp.issuer,
+      "--client-id", "grantkeeper-test", "--scopes", "openid offline_access"]);
+    // The demo preset's scope catalog (invoices.write is high risk) on the test provider.
+    cli(home, ["provider", "add", "globex/books", "--preset", "grantkeeper-demo", "--issuer", idp.issuer,
+      "--client-id", "grantkeeper-test", "--scopes", "openid invoices.read invoices.write offline_access"]);
+    const approve = { BROWSER: testBrowser, GK_TEST_BROWSER_ACTION: "approve" };
+    cli(home, ["connect", "globex/ledger", "--provider", "books"], approve);
+    cli(home, ["connect", "acme-corp/legacy", "--provider", "short"], approve);
+    cli(home, ["connect", "acme-corp/remote", "--provider", "gone"], approve);
+
+    writeFileSync(actionFile, "ignore");
+    app = await AppSession.start({
+      GRANTKEEPER_HOME: home,
+      BROWSER: testBrowser,
+      GK_TEST_BROWSER_ACTION_FILE: actionFile,
+      GK_TEST_BROWSER_TIMEOUT_MS: "20000",
+      HOME: work, // exports go to the home folder (no Downloads folder configured)
+      XDG_CONFIG_HOME: join(work, "config"),
+    });
+    await app.waitText('[data-tenant="acme-corp"]');
+
+    // The wizard: an existing provider app, the browser opens, the window waits; cancel.
+    await app.clickOn('[data-action="connect"]');
+    await app.waitText("[data-wizard]");
+    await app.choose('[data-wizard] select[name="tenant"]', "Acme Corp");
+    await app.choose('[data-wizard] select[name="provider_app"]', "idp");
+    await app.type('[data-wizard] input[name="name"]', "crm");
+    await app.clickOn('[data-action="open-browser"]');
+    assert.match(await app.waitText('[data-wizard-state="waiting"]', 30_000), /browser/i);
+    await app.screenshot("wizard-waiting");
+    await app.clickOn('[data-action="cancel"]');
+    await waitFor("the waiting state to end", async () =>
+      (await app.exec('return document.querySelector(\'[data-wizard-state="waiting"]\') === null;')));
+
+    // Again, and this time the user approves in the browser.
+    writeFileSync(actionFile, "approve");
+    await app.clickOn('[data-action="open-browser"]');
+    await app.waitText('[data-wizard-state="waiting"]', 30_000);
+    const row = await app.waitMatch('[data-connection="crm"]', /Active/, 90_000);
+    assert.match(row, /\d+:\d\d|in \d+ (min|h)/, "a live countdown of the access token");
+    const countdown1 = await app.waitText('[data-connection="crm"] .countdown');
+    await sleep(2200);
+    assert.notEqual(await app.waitText('[data-connection="crm"] .countdown'), countdown1, "the countdown moves");
+    assert.equal(json(home, ["show", "acme-corp/crm"]).connection.status, "active");
+
+    // The detail (opened by the wizard, or by a click): scopes with meaning and risk.
+    if (!(await app.exec("return document.querySelector('section.detail') !== null;"))) {
+      await app.click(await app.find('[data-connection="crm"] td'));
+    }
+    assert.match(await app.waitText('section.detail [data-scope="openid"]'), /low/i);
+    assert.match(await app.waitText('section.detail [data-scope="offline_access"]'), /medium/i);
+    await app.waitMatch("section.detail .history", /consented/);
+
+    // Refresh now.
+    await app.clickOn('section.detail [data-action="refresh"]');
+    await app.waitMatch("section.detail .history", /refreshed/, 30_000);
+    assert.equal(history(home, "acme-corp/crm", "refreshed").length, 1);
+
+    // Copy: the token reaches the clipboard, never the window, and the copy is recorded.
+    await app.clickOn('section.detail [data-action="copy"]');
+    await app.waitMatch('[role="status"]', /copied/i);
+    const copies = history(home, "acme-corp/crm", "revealed");
+    assert.equal(copies.length, 1);
+    assert.equal(copies[0].detail.how, "copy");
+    const token = cli(home, ["token", "acme-corp/crm"]).trim();
+    assert.equal(clipboard().trim(), token, "the clipboard holds the access token");
+    assert.ok(!(await app.source()).includes(token), "no token in the DOM after a copy");
+
+    // Reveal: shown on request, recorded, and gone once hidden.
+    await app.clickOn('section.detail [data-action="reveal"]');
+    assert.equal((await app.waitText('[data-secret="access-token"]')).trim(), token);
+    const reveals = history(home, "acme-corp/crm", "revealed").filter((e) => e.detail.how === "reveal");
+    assert.equal(reveals.length, 1);
+    await app.screenshot("detail");
+    await app.exec("document.dispatchEvent(new KeyboardEvent('keydown', { key: 'Escape', bubbles: true }));");
+    await waitFor("the detail to close", async () =>
+      (await app.exec("return document.querySelector('section.detail') === null;")));
+    assert.ok(!(await app.source()).includes(token), "no token in the DOM after closing the detail");
+    await app.screenshot("connections");
+
+    // Live: the CLI makes `legacy` need re-consent (its refresh token has expired); the window
+    // shows it without a reload.
+    await sleep(2500);
+    assert.throws(() => cli(home, ["refresh", "acme-corp/legacy"]));
+    await app.waitMatch('[data-connection="legacy"]', /re-consent/i, 15_000);
+
+    // Offline: the provider is unreachable; refresh fails in plain words and the window says it
+    // is offline, while everything that needs no network keeps working.
+    await goneIdp.stop();
+    await app.click(await app.find('[data-connection="remote"] td'));
+    await app.clickOn('section.detail [data-action="refresh"]');
+    assert.match(await app.waitText("[data-offline]", 60_000), /offline/i);
+    await app.screenshot("offline");
+    await app.waitMatch("section.detail .history", /consented/);
+
+    // Revoke from the detail, with confirmation.
+    await app.click(await app.find('[data-connection="crm"] td'));
+    await app.clickOn('section.detail [data-action="revoke"]');
+    await app.clickOn('[role="dialog"] [data-confirm]');
+    await app.waitMatch('[data-connection="crm"]', /Revoked/, 30_000);
+    assert.equal(json(home, ["show", "acme-corp/crm"]).connection.status, "revoked");
+
+    // The grant review: filters, export, bulk revoke.
+    await app.clickOn('[data-nav="review"]');
+    await app.waitText('[data-view="review"] tr[data-grant="globex/ledger"]');
+    const grants = async () => app.exec(
+      "return [...document.querySelectorAll('[data-view=\"review\"] tr[data-grant]')].map((r) => r.dataset.grant).sort();");
+    assert.deepEqual(await grants(), ["acme-corp/crm", "acme-corp/legacy", "acme-corp/remote", "globex/ledger"]);
+    await app.clickOn('input[data-review-filter="high_risk"]');
+    await waitFor("the high-risk filter", async () => JSON.stringify(await grants()) === '["globex/ledger"]');
+    await app.screenshot("review");
+    await app.clickOn('input[data-review-filter="high_risk"]');
+    await app.clickOn('input[data-review-filter="needs_reconsent"]');
+    await waitFor("the re-consent filter", async () => JSON.stringify(await grants()) === '["acme-corp/legacy"]');
+    await app.clickOn('input[data-review-filter="needs_reconsent"]');
+    await app.type('input[data-review-filter="unused_days"]', "1");
+    await waitFor("the unused filter", async () => (await grants()).length === 0);
+    await app.type('input[data-review-filter="unused_days"]', "");
+    await waitFor("all grants again", async () => (await grants()).length === 4);
+
+    await app.clickOn('[data-action="export-csv"]');
+    const note = await app.waitMatch('[role="status"]', /Exported 4 grants? to /);
+    const csvPath = note.match(/to (\S+\.csv)/)[1];
+    assert.ok(existsSync(csvPath), csvPath);
+    const csv = readFileSync(csvPath, "utf8");
+    assert.match(csv, /^tenant,tenant_name,connection/);
+    assert.match(csv, /globex,Globex,ledger/);
+    assert.ok(!csv.includes(token));
+    await app.clickOn('[data-action="export-json"]');
+    const jsonNote = await app.waitMatch('[role="status"]', /\.json/);
+    const rows = JSON.parse(readFileSync(jsonNote.match(/to (\S+\.json)/)[1], "utf8"));
+    assert.equal(rows.length, 4);
+    assert.equal(history(home, "globex/ledger", "exported").length, 0, "exports are vault events");
+    assert.ok(json(home, ["history", "--kind", "exported"]).length >= 2);
+
+    await app.clickOn('tr[data-grant="globex/ledger"] input[data-select]');
+    await app.clickOn('tr[data-grant="acme-corp/legacy"] input[data-select]');
+    await app.clickOn('[data-action="bulk-revoke"]');
+    assert.match(await app.waitText('[role="dialog"]'), /2/);
+    await app.clickOn('[role="dialog"] [data-confirm]');
+    await waitFor("both revoked", () => {
+      const list = json(home, ["list"]);
+      const status = (n) => list.find((c) => c.name === n)?.status;
+      return status("ledger") === "revoked" && status("legacy") === "revoked";
+    }, 30_000);
+    assert.equal(cli(home, ["audit", "verify"]).includes("intact"), true);
+  } finally {
+    if (app) await app.stop();
+    await idp.stop();
+    await shortIdp.stop();
+    await goneIdp.stop();
+  }
+});
