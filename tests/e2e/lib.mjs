@@ -129,6 +129,14 @@ export class AppSession {
     }
   }
 
+  /** Waits until the DOM text (textContent, whatever WebDriver deems visible) of `css` matches `re`. */
+  async waitContent(css, re, ms) {
+    return waitFor(`${css} content to match ${re}`, async () => {
+      const t = await this.exec("return document.querySelector(arguments[0])?.textContent ?? null;", [css]);
+      return t !== null && re.test(t) ? t : null;
+    }, ms);
+  }
+
   /** Runs `script` in the page (synchronous WebDriver script) and returns its value. */
   async exec(script, args = []) {
     return (await this.req("POST", `/session/${this.id}/execute/sync`, { script, args })).value;
