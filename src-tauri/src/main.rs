@@ -11,9 +11,8 @@ mod watch;
 
 use std::sync::Arc;
 
-use grantkeeper_core::keychain::OsKeychain;
 use grantkeeper_core::oauth::loopback::CancelToken;
-use grantkeeper_core::{agent, paths, Vault};
+use grantkeeper_core::{agent, paths};
 
 /// Runs the hand-out agent while the window is open, unless one already serves this vault.
 fn start_agent() -> CancelToken {
@@ -22,8 +21,7 @@ fn start_agent() -> CancelToken {
         let token = stop.clone();
         std::thread::spawn(move || {
             let opener_home = home.clone();
-            let opener: Arc<agent::Opener> =
-                Arc::new(move || Vault::open(&opener_home, Arc::new(OsKeychain::from_env())));
+            let opener: Arc<agent::Opener> = Arc::new(move || state::open_vault(&opener_home));
             if let Err(e) = agent::serve(&home, opener, &token) {
                 eprintln!("grantkeeper: the hand-out agent is not running: {e}");
             }
@@ -33,6 +31,13 @@ fn start_agent() -> CancelToken {
 }
 
 fn main() {
+    // WebKitGTK's DMA-BUF renderer (software GL where there is no GPU, as under Xvfb) costs this
+    // table UI about 130 MB more memory and slower paints than the older path, measured by
+    // scripts/bench-app; it is also a known cause of blank windows on some GPUs. An explicit
+    // setting wins.
+    if std::env::var_os("WEBKIT_DISABLE_DMABUF_RENDERER").is_none() {
+        std::env::set_var("WEBKIT_DISABLE_DMABUF_RENDERER", "1");
+    }
     if std::env::args().any(|a| a == "--demo") {
         if let Err(e) = demo::start() {
             eprintln!("grantkeeper: the demo cannot start: {e}");

@@ -78,15 +78,24 @@ pub fn home() -> CmdResult<PathBuf> {
         .ok_or_else(|| CommandError::new("cannot find a data folder: set GRANTKEEPER_HOME"))
 }
 
+/// SQLite page cache of the app's vault connections, in KiB.
+const APP_DB_CACHE_KIB: u32 = 8 * 1024;
+
+/// Opens the vault for this long-running process: a smaller page cache and no memory-mapped
+/// reads than the short-lived CLI uses.
+pub fn open_vault(home: &std::path::Path) -> Result<Vault, grantkeeper_core::Error> {
+    let vault = Vault::open(home, Arc::new(OsKeychain::from_env()))?;
+    vault.limit_memory(APP_DB_CACHE_KIB)?;
+    Ok(vault)
+}
+
 /// The vault, opened on first use (opening may wait for the keychain's unlock prompt).
 pub fn vault(app: &AppHandle) -> CmdResult<Arc<Vault>> {
     app.state::<AppState>()
         .vault
         .get_or_init(|| {
             let home = home().map_err(|e| e.message)?;
-            Vault::open(&home, Arc::new(OsKeychain::from_env()))
-                .map(Arc::new)
-                .map_err(|e| e.to_string())
+            open_vault(&home).map(Arc::new).map_err(|e| e.to_string())
         })
         .clone()
         .map_err(CommandError::new)

@@ -34,19 +34,30 @@ function children(pid) {
   return out;
 }
 
-function treeRssKb(pid) {
+/** RSS of `pid` and its descendants: total and per process (name, anonymous, file-backed), kB. */
+function treeRss(pid) {
   let total = 0;
+  let pss = 0;
+  let uss = 0;
+  const parts = [];
   const stack = [pid];
   while (stack.length) {
     const p = stack.pop();
     try {
-      total += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, "utf8"))?.[1] ?? 0);
+      const status = readFileSync(`/proc/${p}/status`, "utf8");
+      const kb = (k) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
+      total += kb("VmRSS");
+      const rollup = readFileSync(`/proc/${p}/smaps_rollup`, "utf8");
+      const rk = (k) => Number(new RegExp(`^${k}:\\s+(\\d+)`, "m").exec(rollup)?.[1] ?? 0);
+      pss += rk("Pss");
+      uss += rk("Private_Clean") + rk("Private_Dirty");
+      parts.push(`${/Name:\s+(\S+)/.exec(status)[1]} ${Math.round(kb("VmRSS") / 1024)} MB (anon ${Math.round(kb("RssAnon") / 1024)}, file ${Math.round(kb("RssFile") / 1024)}, shmem ${Math.round(kb("RssShmem") / 1024)})`);
       stack.push(...children(p));
     } catch {
       // Gone.
     }
   }
-  return total;
+  return { total, pss, uss, parts };
 }
 
 function appPid() {
@@ -93,11 +104,11 @@ try {
     await sleep(100);
   }
   const history = await marks(app, "history");
-  await app.screenshot("bench-10k-connections");
 
   await app.exec("document.dispatchEvent(new KeyboardEvent('keydown', { key: 'Escape', bubbles: true }));");
   await sleep(10_000);
-  const rss = treeRssKb(pid) / 1024;
+  const tree = treeRss(pid);
+  const rss = tree.total / 1024;
 
   const f = (v) => `${v.toFixed(0)} ms`;
   console.log(`rendered rows in the first view: ${rows} (virtualized), sidebar total ${total}`);
@@ -105,6 +116,9 @@ try {
   console.log(`one connection's history: median ${f(median(history))}, max ${f(max(history))} over ${history.length} (target <= 200 ms)`);
   console.log(`cold start, process start -> first paint: ${f(coldStart)} (target <= 1500 ms)`);
   console.log(`idle memory, RSS of the app's process tree: ${rss.toFixed(0)} MB (target <= 150 MB)`);
+  for (const p of tree.parts) console.log(`  ${p}`);
+  console.log(`  shared libraries counted once (PSS): ${(tree.pss / 1024).toFixed(0)} MB; private to the app (USS): ${(tree.uss / 1024).toFixed(0)} MB`);
+  await Promise.race([app.screenshot("bench-many-connections"), sleep(30_000)]);
 } finally {
   await app.stop();
 }

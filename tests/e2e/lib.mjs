@@ -182,6 +182,10 @@ export class AppSession {
       script: "const done = arguments[0]; requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(done, 250)));",
       args: [],
     });
+    // WebKitWebDriver's snapshot waits for the next frame, and a page that does not change paints
+    // none: keep repainting (an invisible opacity nudge) until the snapshot is taken.
+    await this.exec(`const b = document.body; let n = 0;
+      const t = setInterval(() => { b.style.opacity = n++ % 2 ? "0.999" : "1"; if (n > 100) { clearInterval(t); b.style.opacity = ""; } }, 50);`);
     const png = (await this.req("GET", `/session/${this.id}/screenshot`)).value;
     mkdirSync(join(artifacts, "screenshots"), { recursive: true });
     const path = join(artifacts, "screenshots", `${name}.png`);

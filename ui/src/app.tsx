@@ -135,15 +135,21 @@ export function App() {
     }
   }, []);
 
+  // When the user asked for a list, the time from then until a list is painted: a newer load
+  // (a live update arriving meanwhile) may be the one that completes it.
+  const markFrom = useRef<number | null>(null);
   const loadConnections = useCallback(
     async (t: TenantId | null, mark: boolean) => {
       const seq = ++ids.current.conn;
-      const t0 = performance.now();
+      if (mark && markFrom.current === null) markFrom.current = performance.now();
       try {
         const list = await api.listConnections(t);
         if (seq !== ids.current.conn) return;
         setConnections(list);
-        if (mark) markAfterPaint("connections", t0);
+        if (markFrom.current !== null) {
+          markAfterPaint("connections", markFrom.current);
+          markFrom.current = null;
+        }
         afterPaint(() => {
           ensureApps(list);
           ensureCatalog();
@@ -161,15 +167,19 @@ export function App() {
     [ensureApps, ensureCatalog, closeDetail, showNote, addError],
   );
 
+  const detailMarkFrom = useRef<number | null>(null);
   const loadDetail = useCallback(async (target: Target, mark: boolean) => {
     const seq = ++ids.current.detail;
-    const t0 = performance.now();
+    if (mark) detailMarkFrom.current = performance.now();
     try {
       const d = await api.connectionDetail(target);
       if (seq !== ids.current.detail) return;
       setDetail(d);
       setDetailError(null);
-      if (mark) markAfterPaint("history", t0);
+      if (detailMarkFrom.current !== null) {
+        markAfterPaint("history", detailMarkFrom.current);
+        detailMarkFrom.current = null;
+      }
     } catch (e) {
       if (seq === ids.current.detail) setDetailError(errorMessage(e));
     }

@@ -89,7 +89,7 @@ fn main() {
                         )),
                         refresh_expires_at: k
                             .is_multiple_of(3)
-                            .then_some(now + (i as i64 % 90) * DAY),
+                            .then_some(now + (10 + i as i64 % 80) * DAY),
                         refresh_hard_expires_at: None,
                         metadata: BTreeMap::new(),
                     },

@@ -212,6 +212,16 @@ impl Vault {
         &self.id
     }
 
+    /// Lowers the database's memory use for a long-running process (the desktop app):
+    /// `cache_kib` of page cache and no memory-mapped reads (mapped pages count in the process's
+    /// resident memory).
+    pub fn limit_memory(&self, cache_kib: u32) -> Result<()> {
+        let conn = self.conn();
+        conn.pragma_update(None, "cache_size", -i64::from(cache_kib))?;
+        conn.pragma_update(None, "mmap_size", 0)?;
+        Ok(())
+    }
+
     /// The vault's folder.
     pub fn home(&self) -> &Path {
         &self.home
