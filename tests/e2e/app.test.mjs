@@ -115,6 +115,8 @@ test("connect, use, review and revoke grants from the window", { timeout: 420_00
     const reveals = history(home, "acme-corp/crm", "revealed").filter((e) => e.detail.how === "reveal");
     assert.equal(reveals.length, 1);
     await app.screenshot("detail");
+    await app.exec("document.querySelector('section.detail .history')?.scrollIntoView();");
+    await app.screenshot("detail-history");
     await app.exec("document.dispatchEvent(new KeyboardEvent('keydown', { key: 'Escape', bubbles: true }));");
     await waitFor("the detail to close", async () =>
       (await app.exec("return document.querySelector('section.detail') === null;")));

@@ -171,6 +171,11 @@ export class AppSession {
     ));
   }
 
+  /** Runs `script` (which calls `arguments[arguments.length - 1]` with its result) in the page. */
+  async execAsync(script, args = []) {
+    return (await this.req("POST", `/session/${this.id}/execute/async`, { script, args })).value;
+  }
+
   /** The page's HTML as the webview holds it now. */
   async source() {
     return (await this.req("GET", `/session/${this.id}/source`)).value;

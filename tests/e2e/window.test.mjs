@@ -17,6 +17,16 @@ test("the window starts and lists seeded tenants", { timeout: 120_000 }, async (
     assert.match(await app.waitText("main h1"), /All connections/);
     assert.match(await app.waitText(".where"), /Secret Service/);
     await app.screenshot("window-tenants");
+    // The capability grants this app's own commands and event listening, nothing else.
+    const call = (cmd) => app.execAsync(
+      `const done = arguments[arguments.length - 1];
+       window.__TAURI_INTERNALS__.invoke(arguments[0], {}).then(() => done("allowed"), (e) => done("refused: " + e));`,
+      [cmd],
+    );
+    assert.equal(await call("list_tenants"), "allowed");
+    for (const cmd of ["plugin:app|version", "plugin:window|close", "plugin:webview|print", "plugin:path|resolve_directory"]) {
+      assert.match(await call(cmd), /^refused/, `${cmd} must be refused`);
+    }
     await app.click(await app.find('[data-tenant="globex"]'));
     assert.equal(await app.waitText("main h1"), "Globex");
   } finally {
