@@ -721,6 +721,31 @@ fn refusals_and_unreachable_providers() {
         .clone();
     assert_eq!(csv.lines().count(), 2, "{csv}");
     assert!(csv.contains(",needs_reconsent,"), "{csv}");
+    // The same question as an admin's review, and others that select nothing here.
+    let review = cli
+        .run(&["export", "--needs-reconsent", "--json"])
+        .ok()
+        .json();
+    assert_eq!(review.as_array().unwrap().len(), 1, "{review}");
+    assert_eq!(review[0]["connection"], "short");
+    for filter in [["--high-risk", ""], ["--unused-days", "1"]] {
+        let args: Vec<&str> = ["export", "--json"]
+            .into_iter()
+            .chain(filter.into_iter().filter(|a| !a.is_empty()))
+            .collect();
+        assert_eq!(
+            cli.run(&args).ok().json(),
+            serde_json::json!([]),
+            "{filter:?}"
+        );
+    }
+    let recorded = cli
+        .run(&["history", "--kind", "exported", "--json", "--limit", "1"])
+        .ok()
+        .json();
+    assert_eq!(recorded[0]["detail"]["what"], "grant_review");
+    cli.run(&["export", "--status", "active", "--high-risk"])
+        .fails(2, "cannot be used with");
     let tenants = cli.run(&["tenant", "list", "--json"]).ok().json();
     assert_eq!(tenants[0]["needs_attention"], 1);
 

@@ -1,7 +1,7 @@
 //! `grantkeeper export`: the grant report, without any secret, as CSV or JSON.
 
 use clap::{Args, ValueEnum};
-use grantkeeper_core::report::{self, ReportFormat};
+use grantkeeper_core::report::{self, ReportFormat, ReviewFilter};
 use grantkeeper_core::ConnectionFilter;
 
 use super::{cli_actor, parse_status};
@@ -26,8 +26,20 @@ pub struct ExportArgs {
     #[arg(long)]
     tenant: Option<String>,
     /// Only grants in this state (active, needs_reconsent, revoked, error).
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["high_risk", "unused_days", "refresh_expiring_days", "needs_reconsent"])]
     status: Option<String>,
+    /// Review: only grants holding a granted scope of high risk.
+    #[arg(long)]
+    high_risk: bool,
+    /// Review: only grants not used for this many days (never used: since consent).
+    #[arg(long, value_name = "DAYS")]
+    unused_days: Option<u32>,
+    /// Review: only grants whose refresh token expires within this many days.
+    #[arg(long, value_name = "DAYS")]
+    refresh_expiring_days: Option<u32>,
+    /// Review: only grants that need re-consent.
+    #[arg(long)]
+    needs_reconsent: bool,
 }
 
 /// `grantkeeper export`: records the export in the usage history, then prints the report.
@@ -44,11 +56,26 @@ pub fn run(args: &ExportArgs, out: &Output) -> Result<(), Failure> {
         Some(t) => Some(vault.find_tenant(t)?.id),
         None => None,
     };
-    let rows = vault.export_grant_report(
-        &ConnectionFilter { tenant, status },
-        format,
-        &cli_actor(None),
-    )?;
+    let reviewing = args.high_risk
+        || args.unused_days.is_some()
+        || args.refresh_expiring_days.is_some()
+        || args.needs_reconsent;
+    let rows = if reviewing {
+        let review = ReviewFilter {
+            tenant,
+            high_risk: args.high_risk,
+            unused_days: args.unused_days,
+            refresh_expiring_days: args.refresh_expiring_days,
+            needs_reconsent: args.needs_reconsent,
+        };
+        vault.export_review(&review, format, &cli_actor(None))?
+    } else {
+        vault.export_grant_report(
+            &ConnectionFilter { tenant, status },
+            format,
+            &cli_actor(None),
+        )?
+    };
     match format {
         ReportFormat::Csv => emit(&report::to_csv(&rows)),
         ReportFormat::Json => emit(&format!(
