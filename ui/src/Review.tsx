@@ -250,13 +250,12 @@ export function Review({ onOpen }: Props) {
               </th>
               <th scope="col">Grant</th>
               <th scope="col">Account</th>
-              <th scope="col">Provider app</th>
               <th scope="col">Status</th>
               <th scope="col">Risk</th>
-              <th scope="col">Granted scopes</th>
+              <th scope="col">Scopes</th>
               <th scope="col">Consented</th>
               <th scope="col">Last used</th>
-              <th scope="col">Refresh token</th>
+              <th scope="col">Refresh</th>
             </tr>
           </thead>
           <tbody>
@@ -272,13 +271,14 @@ export function Review({ onOpen }: Props) {
                     <button type="button" class="link" title="Open the connection" onClick={() => onOpen(tenantId(r.tenant), r.connection_id)}>
                       {r.connection}
                     </button>
-                    <span class="sub">{r.tenant_name}</span>
+                    <span class="sub">
+                      {r.tenant_name} · {r.provider_app}
+                    </span>
                   </td>
                   <td>
                     {r.account ?? "—"}
                     {r.account_org && <span class="sub">org {r.account_org}</span>}
                   </td>
-                  <td>{r.provider_app}</td>
                   <td title={r.status_detail ?? undefined}>
                     <StatusBadge b={badge(r, now)} />
                   </td>
@@ -299,7 +299,7 @@ export function Review({ onOpen }: Props) {
                     {r.consented_by && <span class="sub">by {r.consented_by}</span>}
                   </td>
                   <td class="nowrap" title={exactTime(r.last_used_at)}>{r.last_used_at === null ? "never" : relativeTime(r.last_used_at, now)}</td>
-                  <td class="nowrap">{refreshExpiryText(r, now)}</td>
+                  <td>{refreshExpiryText(r, now)}</td>
                 </tr>
               );
             })}
