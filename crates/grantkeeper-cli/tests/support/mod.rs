@@ -6,8 +6,8 @@
 //! Needs the private session of `scripts/with-test-session` (Xvfb, D-Bus, gnome-keyring).
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::io::{Read, Write};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -20,22 +20,10 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_grantkeeper");
 /// The longest any one CLI run may take (a browser sign-in included).
 pub const RUN_LIMIT: Duration = Duration::from_secs(150);
 
-/// The repository root.
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-/// Fails the test early, with a clear reason, outside the private test session.
-pub fn require_test_session() {
-    assert_eq!(
-        std::env::var("GRANTKEEPER_TEST_SECRET_SERVICE").as_deref(),
-        Ok("1"),
-        "these tests use the real keychain: run them under scripts/with-test-session"
-    );
-}
+// The test IdP, the repository root and the session check are shared with the lifecycle tests.
+#[path = "../common/mod.rs"]
+mod common;
+pub use common::{repo_root, require_test_session, Idp};
 
 /// One finished run of the CLI.
 #[derive(Debug, Clone)]
@@ -286,74 +274,6 @@ fn wait_bounded(mut child: Child, limit: Duration, args: &[&str]) -> (Option<i32
 pub fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
-}
-
-/// The test identity provider on 127.0.0.1, stopped on drop.
-pub struct Idp {
-    /// Its issuer URL (`http://127.0.0.1:PORT`).
-    pub issuer: String,
-    child: Option<Child>,
-    _dir: tempfile::TempDir,
-}
-
-impl Idp {
-    /// Starts tests/idp/server.mjs with a JSON config (see that file for the keys).
-    pub fn start(config: &Value) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = dir.path().join("idp.json");
-        std::fs::write(&cfg, config.to_string()).unwrap();
-        let mut child = Command::new("node")
-            .arg(repo_root().join("tests/idp/server.mjs"))
-            .args(["--port", "0", "--config"])
-            .arg(&cfg)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("node runs the test IdP");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let ready: Value = serde_json::from_str(&line).expect("the IdP's ready line");
-        let issuer = ready["issuer"].as_str().unwrap().to_owned();
-        assert!(issuer.starts_with("http://127.0.0.1:"), "{issuer}");
-        Idp {
-            issuer,
-            child: Some(child),
-            _dir: dir,
-        }
-    }
-
-    /// The server-side counters (`GET /__test/stats`).
-    pub fn stats(&self) -> Value {
-        let addr = self.issuer.trim_start_matches("http://");
-        let mut s = std::net::TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        write!(
-            s,
-            "GET /__test/stats HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).unwrap();
-        let body = resp.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-        serde_json::from_str(body).unwrap_or_else(|e| panic!("stats ({e}): {resp}"))
-    }
-
-    /// Stops the server now.
-    pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Idp {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 /// The secrets the keychain holds for Grantkeeper (master keys and refresh tokens of every
