@@ -55,38 +55,41 @@ pub async fn copy_access_token(
     connection: ConnectionId,
 ) -> CmdResult<Copied> {
     let handle = app.clone();
-    let token = with_vault(app, move |v| {
-        Ok(v.tenant(&tenant)?.disclose_access_token(
+    let (token, fingerprint) = with_vault(app, move |v| {
+        let token = v.tenant(&tenant)?.disclose_access_token(
             &connection,
             Disclosure::Copy,
             &app_actor("copied to the clipboard"),
-        )?)
+        )?;
+        let fingerprint = v.fingerprint(token.expose());
+        Ok((token, fingerprint))
     })
     .await?;
+    let unusable =
+        |e: arboard::Error| CommandError::new(format!("the clipboard cannot be used: {e}"));
     {
         let state = handle.state::<AppState>();
         let mut clip = state.clipboard.lock().unwrap_or_else(|p| p.into_inner());
-        if clip.is_none() {
-            *clip =
-                Some(arboard::Clipboard::new().map_err(|e| {
-                    CommandError::new(format!("the clipboard cannot be used: {e}"))
-                })?);
-        }
-        let board = clip.as_mut().expect("just set");
-        board
-            .set_text(token.expose())
-            .map_err(|e| CommandError::new(format!("the clipboard cannot be used: {e}")))?;
+        let board = match clip.as_mut() {
+            Some(board) => board,
+            None => clip.insert(arboard::Clipboard::new().map_err(unusable)?),
+        };
+        board.set_text(token.expose()).map_err(unusable)?;
     }
-    let fingerprint = sha_fingerprint(token.expose());
     drop(token);
+    // Clear it later if it still holds this token (compared by fingerprint, so the token itself
+    // is not kept meanwhile).
     std::thread::spawn(move || {
         std::thread::sleep(CLIPBOARD_CLEAR_AFTER);
+        let Ok(v) = crate::state::vault(&handle) else {
+            return;
+        };
         let state = handle.state::<AppState>();
         let mut clip = state.clipboard.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(board) = clip.as_mut() {
             if board
                 .get_text()
-                .is_ok_and(|t| sha_fingerprint(&t) == fingerprint)
+                .is_ok_and(|t| v.fingerprint(&t) == fingerprint)
             {
                 let _ = board.clear();
             }
@@ -95,12 +98,6 @@ pub async fn copy_access_token(
     Ok(Copied {
         clear_after_secs: u32::try_from(CLIPBOARD_CLEAR_AFTER.as_secs()).unwrap_or(30),
     })
-}
-
-/// Compares clipboard contents without keeping the token itself around.
-fn sha_fingerprint(text: &str) -> [u8; 32] {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(text.as_bytes()).into()
 }
 
 /// A token the user asked to see.
@@ -213,12 +210,9 @@ pub async fn delete_connection(
     revoke: bool,
 ) -> CmdResult<()> {
     with_vault(app, move |v| {
-        let scope = v.tenant(&tenant)?;
-        let actor = app_actor("delete");
-        if revoke && scope.connection(&connection)?.has_refresh_token {
-            scope.revoke(&connection, &actor)?;
-        }
-        Ok(scope.delete_connection(&connection, &actor)?)
+        v.tenant(&tenant)?
+            .revoke_and_delete(&connection, revoke, &app_actor("delete"))?;
+        Ok(())
     })
     .await
 }

@@ -4,10 +4,9 @@
 //! vault (`~/.local/share/grantkeeper-demo`) apart from the real one.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use grantkeeper_core::audit::{Actor, ActorKind};
-use grantkeeper_core::keychain::OsKeychain;
 use grantkeeper_core::provider_app::{EndpointSource, ProviderAppSpec};
 use grantkeeper_core::{paths, Error, Vault};
 use grantkeeper_demo_idp::{DemoIdp, CLIENT_ID, DEFAULT_PORT};
@@ -24,9 +23,10 @@ pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
 
-/// Starts the demo provider and makes sure the demo tenant and provider app exist. Call before
-/// any other thread starts (it may set `GRANTKEEPER_HOME`).
-pub fn start() -> Result<(), String> {
+/// Starts the demo provider and makes sure the demo tenant and provider app exist; returns the
+/// opened vault for the window to use. Call before any other thread starts (it may set
+/// `GRANTKEEPER_HOME`).
+pub fn start() -> Result<Vault, String> {
     if std::env::var_os(paths::HOME_ENV).is_none_or(|h| h.is_empty()) {
         let home = dirs::data_dir()
             .ok_or("cannot find a data folder: set GRANTKEEPER_HOME")?
@@ -38,7 +38,7 @@ pub fn start() -> Result<(), String> {
     })?;
     let _ = IDP.set(idp);
     let home = paths::default_home().ok_or("cannot find a data folder")?;
-    let vault = Vault::open(&home, Arc::new(OsKeychain::from_env())).map_err(|e| e.to_string())?;
+    let vault = crate::state::open_vault(&home).map_err(|e| e.to_string())?;
     let actor = Actor::new(ActorKind::App).with_hint(Some("demo set-up".into()));
     let tenant = match vault.find_tenant(TENANT.0) {
         Ok(t) => t,
@@ -72,6 +72,7 @@ pub fn start() -> Result<(), String> {
         }
         Err(e) => return Err(e.to_string()),
     }
+    drop(scope);
     ENABLED.store(true, Ordering::Relaxed);
-    Ok(())
+    Ok(vault)
 }

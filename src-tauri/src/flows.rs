@@ -84,18 +84,12 @@ pub async fn start_connect(
 ) -> CmdResult<ConnectStarted> {
     let timeout = form.timeout_secs.unwrap_or(300);
     start(app, tenant, timeout, move |v, t| {
-        let scope = v.tenant(t)?;
-        let mode = match form.redirect {
-            Some(m) => m,
-            None => scope.provider_app(&form.provider_app)?.redirect_mode,
-        };
-        let pending = scope.begin_connect(ConnectRequest {
+        v.tenant(t)?.begin_connect(ConnectRequest {
             name: form.name,
             provider_app: form.provider_app,
             scopes: form.scopes,
             redirect: form.redirect,
-        })?;
-        Ok((pending, mode))
+        })
     })
     .await
 }
@@ -108,13 +102,7 @@ pub async fn start_reconsent(
     connection: ConnectionId,
 ) -> CmdResult<ConnectStarted> {
     start(app, tenant, 300, move |v, t| {
-        let scope = v.tenant(t)?;
-        let c = scope.connection(&connection)?;
-        let mode = scope
-            .provider_app(c.provider_app_id.as_str())?
-            .redirect_mode;
-        let pending = scope.begin_reconsent(&connection, None, None)?;
-        Ok((pending, mode))
+        v.tenant(t)?.begin_reconsent(&connection, None, None)
     })
     .await
 }
@@ -123,14 +111,14 @@ async fn start(
     app: AppHandle,
     tenant: TenantId,
     timeout_secs: u32,
-    begin: impl FnOnce(&Vault, &TenantId) -> Result<(PendingConnect, RedirectMode), grantkeeper_core::Error>
+    begin: impl FnOnce(&Vault, &TenantId) -> Result<PendingConnect, grantkeeper_core::Error>
         + Send
         + 'static,
 ) -> CmdResult<ConnectStarted> {
     tauri::async_runtime::spawn_blocking(move || {
         let v = vault(&app)?;
-        let (pending, mode) = begin(&v, &tenant)?;
-        let flow = uuid_like();
+        let pending = begin(&v, &tenant)?;
+        let flow = uuid::Uuid::new_v4().simple().to_string();
         let (tx, rx) = mpsc::channel();
         let cancel = CancelToken::default();
         app.state::<AppState>()
@@ -149,13 +137,13 @@ async fn start(
             flow: flow.clone(),
             url: pending.url.clone(),
             redirect_uri: pending.redirect_uri.clone(),
-            redirect: mode,
+            redirect: pending.redirect_mode(),
             timeout_secs,
             browser_error,
         };
         let timeout = Duration::from_secs(u64::from(timeout_secs));
         std::thread::spawn(move || {
-            let finished = wait_and_finish(&v, &tenant, pending, mode, timeout, &cancel, &rx);
+            let finished = wait_and_finish(&v, &tenant, pending, timeout, &cancel, &rx);
             app.state::<AppState>()
                 .flows
                 .lock()
@@ -191,12 +179,11 @@ fn wait_and_finish(
     v: &Arc<Vault>,
     tenant: &TenantId,
     mut pending: PendingConnect,
-    mode: RedirectMode,
     timeout: Duration,
     cancel: &CancelToken,
     pasted: &mpsc::Receiver<CallbackParams>,
 ) -> Result<Connection, grantkeeper_core::Error> {
-    let params = if mode == RedirectMode::Paste {
+    let params = if pending.redirect_mode() == RedirectMode::Paste {
         match pasted.recv_timeout(timeout) {
             Ok(p) => p,
             Err(mpsc::RecvTimeoutError::Timeout) => {
@@ -245,12 +232,4 @@ pub fn paste_redirect(app: AppHandle, flow: String, url: String) -> CmdResult<()
         .map_err(|_| CommandError::new("this sign-in has already ended; start it again"))?;
     f.cancel.cancel();
     Ok(())
-}
-
-/// A random flow id.
-fn uuid_like() -> String {
-    use rand::RngCore;
-    let mut b = [0u8; 12];
-    rand::thread_rng().fill_bytes(&mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }

@@ -9,6 +9,7 @@ mod state;
 mod views;
 mod watch;
 
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use grantkeeper_core::oauth::loopback::CancelToken;
@@ -30,7 +31,7 @@ fn start_agent() -> CancelToken {
     stop
 }
 
-fn main() {
+fn main() -> ExitCode {
     // Large buffers (a 10,000-connection list on its way to the window) come from mmap and go
     // back to the system when freed, instead of staying in the heap of a long-running process.
     #[cfg(target_os = "linux")]
@@ -45,15 +46,20 @@ fn main() {
     if std::env::var_os("WEBKIT_DISABLE_DMABUF_RENDERER").is_none() {
         std::env::set_var("WEBKIT_DISABLE_DMABUF_RENDERER", "1");
     }
-    if std::env::args().any(|a| a == "--demo") {
-        if let Err(e) = demo::start() {
-            eprintln!("grantkeeper: the demo cannot start: {e}");
-            std::process::exit(1);
+    let state = if std::env::args().any(|a| a == "--demo") {
+        match demo::start() {
+            Ok(vault) => state::AppState::with_vault(vault),
+            Err(e) => {
+                eprintln!("grantkeeper: the demo cannot start: {e}");
+                return ExitCode::FAILURE;
+            }
         }
-    }
+    } else {
+        state::AppState::default()
+    };
     let agent = start_agent();
     tauri::Builder::default()
-        .manage(state::AppState::default())
+        .manage(state)
         .setup(|app| {
             watch::start(app.handle().clone());
             Ok(())
@@ -85,4 +91,5 @@ fn main() {
         .run(tauri::generate_context!())
         .expect("Grantkeeper's window failed to start");
     agent.cancel();
+    ExitCode::SUCCESS
 }

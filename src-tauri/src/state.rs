@@ -19,11 +19,21 @@ use crate::flows::Flow;
 /// Shared by all commands.
 #[derive(Default)]
 pub struct AppState {
+    // Set at start when demo mode opened the vault already, else on first use.
     vault: OnceLock<Result<Arc<Vault>, String>>,
     /// Sign-ins waiting for the browser, by flow id.
     pub flows: Mutex<HashMap<String, Flow>>,
     /// The clipboard, kept open: on X11 the owner must live to serve a copied value.
     pub clipboard: Mutex<Option<arboard::Clipboard>>,
+}
+
+impl AppState {
+    /// State whose vault is already open.
+    pub fn with_vault(vault: Vault) -> Self {
+        let state = Self::default();
+        let _ = state.vault.set(Ok(Arc::new(vault)));
+        state
+    }
 }
 
 /// A command's failure, in plain words.

@@ -14,7 +14,7 @@ import { CountdownText, ProviderMark, StatusBadge, onText } from "./ui";
 import { pageSize, scrollToReveal, visibleRange } from "./virtual";
 
 /** Fixed row height in px (styles.css sets the same on `.connections tbody tr.row`). */
-export const ROW_HEIGHT = 40;
+const ROW_HEIGHT = 40;
 const OVERSCAN = 8;
 const COLUMNS = 7;
 

@@ -33,7 +33,7 @@ import { Alert, BusyButton, ConfirmDialog, LiveCountdown, ProviderMark, RiskBadg
 export type Target = { tenant: string; connection: string };
 
 /** How long a revealed token stays on screen. */
-export const REVEAL_SECS = 30;
+const REVEAL_SECS = 30;
 
 type Props = {
   target: Target;

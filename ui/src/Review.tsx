@@ -18,7 +18,7 @@ import { Alert, BusyButton, ConfirmDialog, RiskBadge, Spinner, StatusBadge, onTe
 /** Rows rendered at first (more on request). */
 const PAGE = 300;
 
-export function grantKey(r: Pick<GrantReportRow, "tenant" | "connection">): string {
+function grantKey(r: Pick<GrantReportRow, "tenant" | "connection">): string {
   return `${r.tenant}/${r.connection}`;
 }
 

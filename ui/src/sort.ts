@@ -39,7 +39,7 @@ export function toRowModel(c: Connection, extra: string[] = []): RowModel {
 }
 
 /** Severity order for sorting by status: the ones needing attention first when ascending. */
-export const badgeRank: Record<Badge, number> = {
+const badgeRank: Record<Badge, number> = {
   error: 0,
   needs_reconsent: 1,
   revoked: 2,

@@ -110,7 +110,7 @@ export function chosenScopes(form: Pick<WizardForm, "scopes" | "extraScopes">, o
 }
 
 /** Connection and provider-app names: letters, digits, '-', '_' and '.' (as the vault requires). */
-export function validName(n: string): boolean {
+function validName(n: string): boolean {
   return /^[A-Za-z0-9._-]{1,128}$/.test(n);
 }
 

@@ -15,17 +15,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde_json::{json, Value};
+use support::common::now_ms;
 use support::{closed_port, keychain_secrets, Cli, Idp};
-
-fn now_ms() -> i64 {
-    i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
-}
 
 /// A JWT signed by nobody, for offline decoding.
 fn unsigned_jwt(claims: &Value) -> String {

@@ -474,25 +474,18 @@ mod tests {
             & 0o777;
         assert_eq!(mode, 0o600);
         assert_eq!(client.call(&Request::Status).unwrap().locked, Some(false));
-        let r = client
-            .call(&Request::Token {
-                tenant: "acme".into(),
-                connection: "nope".into(),
-                min_valid_ms: 0,
-                hint: None,
-            })
-            .unwrap();
-        assert_eq!(r.kind, Some(ErrorKind::NotFound));
+        let unknown = Request::Token {
+            tenant: "acme".into(),
+            connection: "nope".into(),
+            min_valid_ms: 0,
+            hint: None,
+        };
+        assert_eq!(
+            client.call(&unknown).unwrap().kind,
+            Some(ErrorKind::NotFound)
+        );
         assert_eq!(client.call(&Request::Lock).unwrap().locked, Some(true));
-        let r = client
-            .call(&Request::Token {
-                tenant: "acme".into(),
-                connection: "nope".into(),
-                min_valid_ms: 0,
-                hint: None,
-            })
-            .unwrap();
-        assert_eq!(r.kind, Some(ErrorKind::Locked));
+        assert_eq!(client.call(&unknown).unwrap().kind, Some(ErrorKind::Locked));
         assert_eq!(client.call(&Request::Unlock).unwrap().locked, Some(false));
         stop.cancel();
         server.join().unwrap().unwrap();

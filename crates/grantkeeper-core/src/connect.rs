@@ -84,6 +84,11 @@ impl PendingConnect {
     pub fn scopes(&self) -> &[String] {
         &self.scopes
     }
+
+    /// How the redirect comes back: the request's mode, else the app's.
+    pub fn redirect_mode(&self) -> RedirectMode {
+        self.request.redirect.unwrap_or(self.app.redirect_mode)
+    }
 }
 
 /// A provider app with its flow context, client and scopes.

@@ -703,6 +703,23 @@ impl TenantVault<'_> {
         Ok(token)
     }
 
+    /// Deletes a connection, revoking its grant at the provider first when `revoke` is set and
+    /// it was not revoked already (a failed revocation keeps the connection).
+    pub fn revoke_and_delete(
+        &self,
+        id: &ConnectionId,
+        revoke: bool,
+        actor: &Actor,
+    ) -> Result<Option<RevokeOutcome>> {
+        let outcome = if revoke && self.row(id)?.status != ConnectionStatus::Revoked {
+            Some(self.revoke(id, actor)?)
+        } else {
+            None
+        };
+        self.delete_connection(id, actor)?;
+        Ok(outcome)
+    }
+
     /// Revokes the grant at the provider (RFC 7009 or the provider's own method), then forgets
     /// its tokens locally, recording whether the provider confirmed.
     pub fn revoke(&self, id: &ConnectionId, actor: &Actor) -> Result<RevokeOutcome> {

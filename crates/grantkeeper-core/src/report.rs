@@ -251,19 +251,8 @@ impl Vault {
         actor: &Actor,
     ) -> Result<Vec<GrantReportRow>> {
         let rows = self.grant_review(filter)?;
-        self.write(|tx| {
-            let mut event = NewEvent::new(EventKind::Exported, actor).detail(json!({
-                "what": "grant_review",
-                "format": format,
-                "rows": rows.len(),
-                "filter": filter,
-            }));
-            if let Some(t) = &filter.tenant {
-                event = event.tenant(t);
-            }
-            audit::append(tx, &event)?;
-            Ok(())
-        })?;
+        let detail = json!({ "what": "grant_review", "filter": filter });
+        self.record_export(detail, format, &rows, filter.tenant.as_ref(), actor)?;
         Ok(rows)
     }
 
@@ -276,20 +265,33 @@ impl Vault {
         actor: &Actor,
     ) -> Result<Vec<GrantReportRow>> {
         let rows = self.grant_report(filter)?;
+        let detail = json!({
+            "what": "grant_report",
+            "status": filter.status.map(ConnectionStatus::as_str),
+        });
+        self.record_export(detail, format, &rows, filter.tenant.as_ref(), actor)?;
+        Ok(rows)
+    }
+
+    /// Writes the `exported` event: `detail` plus the format and the row count.
+    fn record_export(
+        &self,
+        mut detail: serde_json::Value,
+        format: ReportFormat,
+        rows: &[GrantReportRow],
+        tenant: Option<&TenantId>,
+        actor: &Actor,
+    ) -> Result<()> {
+        detail["format"] = json!(format);
+        detail["rows"] = json!(rows.len());
         self.write(|tx| {
-            let mut event = NewEvent::new(EventKind::Exported, actor).detail(json!({
-                "what": "grant_report",
-                "format": format,
-                "rows": rows.len(),
-                "status": filter.status.map(ConnectionStatus::as_str),
-            }));
-            if let Some(t) = &filter.tenant {
+            let mut event = NewEvent::new(EventKind::Exported, actor).detail(detail);
+            if let Some(t) = tenant {
                 event = event.tenant(t);
             }
             audit::append(tx, &event)?;
             Ok(())
-        })?;
-        Ok(rows)
+        })
     }
 }
 

@@ -74,10 +74,7 @@ pub fn connect(args: &ConnectArgs, out: &Output) -> Result<(), Failure> {
         scope.finish_device_connect(&request, &device, &CancelToken::default(), &actor)?
     } else {
         let pending = scope.begin_connect(request.clone())?;
-        let mode = request
-            .redirect
-            .unwrap_or(scope.provider_app(&args.provider)?.redirect_mode);
-        browser_sign_in(&scope, pending, mode, args.timeout, &actor)?
+        browser_sign_in(&scope, pending, args.timeout, &actor)?
     };
     out.value(&connection, || describe(&t.slug, &connection))?;
     Ok(())
@@ -109,20 +106,8 @@ pub fn reconsent(args: &ReconsentArgs, out: &Output) -> Result<(), Failure> {
         .scopes
         .as_ref()
         .map(|s| s.split_whitespace().map(str::to_owned).collect());
-    let redirect = args.redirect.map(Into::into);
-    let pending = scope.begin_reconsent(&c.id, scopes, redirect)?;
-    let mode = redirect.unwrap_or(
-        scope
-            .provider_app(c.provider_app_id.as_str())?
-            .redirect_mode,
-    );
-    let connection = browser_sign_in(
-        &scope,
-        pending,
-        mode,
-        args.timeout,
-        &Actor::new(ActorKind::Cli),
-    )?;
+    let pending = scope.begin_reconsent(&c.id, scopes, args.redirect.map(Into::into))?;
+    let connection = browser_sign_in(&scope, pending, args.timeout, &Actor::new(ActorKind::Cli))?;
     out.value(&connection, || describe(&t.slug, &connection))?;
     Ok(())
 }
@@ -131,7 +116,6 @@ pub fn reconsent(args: &ReconsentArgs, out: &Output) -> Result<(), Failure> {
 fn browser_sign_in(
     scope: &grantkeeper_core::TenantVault<'_>,
     mut pending: grantkeeper_core::connect::PendingConnect,
-    mode: RedirectMode,
     timeout: u64,
     actor: &Actor,
 ) -> Result<Connection, Failure> {
@@ -149,7 +133,7 @@ fn browser_sign_in(
             pending.url
         )),
     }
-    let params = if mode == RedirectMode::Paste {
+    let params = if pending.redirect_mode() == RedirectMode::Paste {
         note(&format!(
             "After signing in, paste the address your browser shows (starting with {}):",
             pending.redirect_uri

@@ -317,13 +317,7 @@ pub fn revoke(args: &TargetArgs, out: &Output) -> Result<(), Failure> {
 pub fn delete(args: &DeleteArgs, out: &Output) -> Result<(), Failure> {
     let vault = crate::open_vault()?;
     let (scope, c) = resolve(&vault, &args.target)?;
-    let actor = cli_actor(None);
-    let revoked = if args.no_revoke {
-        None
-    } else {
-        Some(scope.revoke(&c.id, &actor)?)
-    };
-    scope.delete_connection(&c.id, &actor)?;
+    let revoked = scope.revoke_and_delete(&c.id, !args.no_revoke, &cli_actor(None))?;
     let summary = json!({ "deleted": args.target, "revocation": revoked });
     out.value(&summary, || match &revoked {
         Some(r) => format!("deleted {}; {}\n{}", args.target, r.detail, r.caveat),

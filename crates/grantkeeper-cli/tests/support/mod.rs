@@ -22,7 +22,7 @@ pub const RUN_LIMIT: Duration = Duration::from_secs(150);
 
 // The test IdP, the repository root and the session check are shared with the lifecycle tests.
 #[path = "../common/mod.rs"]
-mod common;
+pub mod common;
 pub use common::{repo_root, require_test_session, Idp};
 
 /// One finished run of the CLI.
