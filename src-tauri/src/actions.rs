@@ -32,7 +32,11 @@ pub async fn refresh_connection(
 ) -> CmdResult<Connection> {
     with_vault(app, move |v| {
         let scope = v.tenant(&tenant)?;
-        scope.refresh(&connection, &app_actor("refresh now"))?;
+        scope.refresh(
+            &connection,
+            &grantkeeper_core::deadline::Deadline::default(),
+            &app_actor("refresh now"),
+        )?;
         Ok(scope.connection(&connection)?)
     })
     .await

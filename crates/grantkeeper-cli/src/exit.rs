@@ -15,7 +15,8 @@ pub const REFUSED: u8 = 5;
 pub const NETWORK: u8 = 6;
 /// The usage history failed verification.
 pub const AUDIT_BROKEN: u8 = 7;
-/// Nobody completed the sign-in in time, or it was cancelled.
+/// Nobody completed the sign-in in time, a `token` or `exec` ran past its `--timeout`, or the
+/// user cancelled.
 pub const TIMED_OUT: u8 = 8;
 
 /// A failure: one line for stderr and an exit code.
@@ -60,6 +61,7 @@ impl From<grantkeeper_core::Error> for Failure {
             E::NotFound { .. } => NOT_FOUND,
             E::Invalid(_) | E::AlreadyExists { .. } => INVALID,
             E::NotUsable { .. } => REFUSED,
+            E::TimedOut { .. } | E::Cancelled => TIMED_OUT,
             E::Refresh { class, .. } => match class {
                 grantkeeper_core::lifecycle::FailureClass::Transient => NETWORK,
                 _ => REFUSED,

@@ -10,6 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
+use grantkeeper_core::deadline::Deadline;
 use grantkeeper_core::lifecycle::DEFAULT_MIN_VALID;
 
 fn main() {
@@ -23,12 +24,15 @@ fn main() {
 
     // 1. Cached hand-out.
     for _ in 0..200 {
-        t.access_token(&id, DEFAULT_MIN_VALID, &a).unwrap();
+        t.access_token(&id, DEFAULT_MIN_VALID, &Deadline::default(), &a)
+            .unwrap();
     }
     let mut samples: Vec<Duration> = (0..5000)
         .map(|_| {
             let start = Instant::now();
-            let tok = t.access_token(&id, DEFAULT_MIN_VALID, &a).unwrap();
+            let tok = t
+                .access_token(&id, DEFAULT_MIN_VALID, &Deadline::default(), &a)
+                .unwrap();
             let d = start.elapsed();
             drop(tok);
             d
@@ -63,7 +67,7 @@ fn main() {
                     let _ = vault;
                     s.spawn(move || {
                         let tok = t
-                            .access_token(id, DEFAULT_MIN_VALID, a)
+                            .access_token(id, DEFAULT_MIN_VALID, &Deadline::default(), a)
                             .unwrap()
                             .expose()
                             .to_owned();
@@ -90,7 +94,7 @@ fn main() {
         assert!(tokens.windows(2).all(|w| w[0] == w[1]));
         // The refresh alone: force one and time it.
         let start = Instant::now();
-        t.refresh(&id, &a).unwrap();
+        t.refresh(&id, &Deadline::default(), &a).unwrap();
         let single = start.elapsed();
         rounds.push((burst, single));
     }

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::audit::{Actor, ActorKind};
+use crate::deadline::{Deadline, DEFAULT_TIMEOUT};
 use crate::error::{Error, Result};
 use crate::oauth::loopback::CancelToken;
 use crate::Vault;
@@ -41,6 +42,9 @@ pub enum Request {
         min_valid_ms: u64,
         /// Application hint for the usage history.
         hint: Option<String>,
+        /// The caller's overall deadline in milliseconds ([`DEFAULT_TIMEOUT`] when absent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_ms: Option<u64>,
     },
     /// Whether the agent holds an open vault.
     Status,
@@ -64,6 +68,8 @@ pub enum ErrorKind {
     Refused,
     /// The network or provider failed.
     Network,
+    /// The caller's deadline passed.
+    TimedOut,
     /// The agent is locked.
     Locked,
     /// Anything else.
@@ -367,7 +373,10 @@ fn handle(
             connection,
             min_valid_ms,
             hint,
+            timeout_ms,
         } => {
+            let deadline =
+                Deadline::within(timeout_ms.map_or(DEFAULT_TIMEOUT, Duration::from_millis));
             let Some(vault) = current else {
                 return Response::fail(
                     ErrorKind::Locked,
@@ -383,8 +392,12 @@ fn handle(
                 let t = vault.find_tenant(&tenant)?;
                 let scope = vault.tenant(&t.id)?;
                 let c = scope.connection_named(&connection)?;
-                let token =
-                    scope.access_token(&c.id, Duration::from_millis(min_valid_ms), &actor)?;
+                let token = scope.access_token(
+                    &c.id,
+                    Duration::from_millis(min_valid_ms),
+                    &deadline,
+                    &actor,
+                )?;
                 let expires_at = scope.connection(&c.id)?.access_expires_at;
                 Ok(Response {
                     token: Some(token.expose().to_owned()),
@@ -402,6 +415,7 @@ fn kind_of(e: &Error) -> ErrorKind {
         Error::NotFound { .. } => ErrorKind::NotFound,
         Error::Invalid(_) | Error::AlreadyExists { .. } => ErrorKind::Invalid,
         Error::Keychain(_) | Error::MasterKeyMissing { .. } => ErrorKind::Keychain,
+        Error::TimedOut { .. } | Error::Cancelled => ErrorKind::TimedOut,
         Error::Refresh {
             class: crate::lifecycle::FailureClass::Transient,
             ..
@@ -421,12 +435,14 @@ impl AgentClient {
     /// Connects to the agent of the vault in `home`; `None` when no agent runs.
     pub fn connect(home: &Path) -> Option<Self> {
         let stream = UnixStream::connect(socket_path(home)).ok()?;
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(300)));
         Some(Self { stream })
     }
 
-    /// Sends one request and reads the answer.
-    pub fn call(&mut self, req: &Request) -> std::io::Result<Response> {
+    /// Sends one request and reads the answer, waiting at most `wait` for it (an I/O error of
+    /// kind `WouldBlock` or `TimedOut` after that).
+    pub fn call(&mut self, req: &Request, wait: Duration) -> std::io::Result<Response> {
+        self.stream
+            .set_read_timeout(Some(wait.max(Duration::from_millis(1))))?;
         let mut line = serde_json::to_string(req).expect("requests serialize");
         line.push('\n');
         self.stream.write_all(line.as_bytes())?;
@@ -442,6 +458,8 @@ impl AgentClient {
 mod tests {
     use super::*;
     use crate::keychain::MemoryKeychain;
+
+    const WAIT: Duration = Duration::from_secs(30);
 
     #[test]
     fn serves_status_lock_unlock_and_refuses_unknown_connections() {
@@ -473,20 +491,33 @@ mod tests {
             .mode()
             & 0o777;
         assert_eq!(mode, 0o600);
-        assert_eq!(client.call(&Request::Status).unwrap().locked, Some(false));
+        assert_eq!(
+            client.call(&Request::Status, WAIT).unwrap().locked,
+            Some(false)
+        );
         let unknown = Request::Token {
             tenant: "acme".into(),
             connection: "nope".into(),
             min_valid_ms: 0,
             hint: None,
+            timeout_ms: None,
         };
         assert_eq!(
-            client.call(&unknown).unwrap().kind,
+            client.call(&unknown, WAIT).unwrap().kind,
             Some(ErrorKind::NotFound)
         );
-        assert_eq!(client.call(&Request::Lock).unwrap().locked, Some(true));
-        assert_eq!(client.call(&unknown).unwrap().kind, Some(ErrorKind::Locked));
-        assert_eq!(client.call(&Request::Unlock).unwrap().locked, Some(false));
+        assert_eq!(
+            client.call(&Request::Lock, WAIT).unwrap().locked,
+            Some(true)
+        );
+        assert_eq!(
+            client.call(&unknown, WAIT).unwrap().kind,
+            Some(ErrorKind::Locked)
+        );
+        assert_eq!(
+            client.call(&Request::Unlock, WAIT).unwrap().locked,
+            Some(false)
+        );
         stop.cancel();
         server.join().unwrap().unwrap();
         assert!(AgentClient::connect(&home).is_none(), "socket removed");

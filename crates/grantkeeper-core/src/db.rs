@@ -102,11 +102,21 @@ pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 
 /// Opens (creating if asked) the database with the vault's settings and applies migrations.
 pub fn open(path: &Path, create: bool) -> rusqlite::Result<Connection> {
+    let mut conn = connect(path, create)?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+/// Opens the database with the vault's settings, without migrating: reads take SQLite's usual
+/// shared locks and see the WAL, so they are correct while other processes write and
+/// checkpoint. (Never `immutable=1` on a file others write: SQLite may then return
+/// SQLITE_CORRUPT.)
+pub fn connect(path: &Path, create: bool) -> rusqlite::Result<Connection> {
     let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     if create {
         flags |= OpenFlags::SQLITE_OPEN_CREATE;
     }
-    let mut conn = Connection::open_with_flags(path, flags)?;
+    let conn = Connection::open_with_flags(path, flags)?;
     conn.set_prepared_statement_cache_capacity(64);
     conn.busy_timeout(Duration::from_secs(30))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -117,11 +127,11 @@ pub fn open(path: &Path, create: bool) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "mmap_size", 1_i64 << 30)?;
     // Deleted secrets and tenants are overwritten with zeros, not left in free pages.
     conn.pragma_update(None, "secure_delete", "ON")?;
-    migrate(&mut conn)?;
     Ok(conn)
 }
 
-fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+/// Applies the migrations this build knows, once, under the write lock.
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version >= MIGRATIONS.len() {
         return Ok(());

@@ -63,6 +63,17 @@ pub enum Error {
     /// The caller's input is not acceptable.
     #[error("{0}")]
     Invalid(String),
+    /// The call's deadline passed (`grantkeeper token --timeout`); nothing was stored.
+    #[error("no answer within the {seconds} s allowed{}; nothing was stored. Try again later, or allow more time (--timeout)", last.as_deref().map(|l| format!(" ({l})")).unwrap_or_default())]
+    TimedOut {
+        /// The time allowed.
+        seconds: f64,
+        /// What the last attempt ran into, if anything.
+        last: Option<String>,
+    },
+    /// The caller cancelled; nothing was stored.
+    #[error("cancelled; nothing was stored")]
+    Cancelled,
     /// The connection exists but cannot hand out tokens in its state: it needs re-consent, was
     /// revoked, or holds no usable token. Front ends report this as a refusal, not bad input.
     #[error("{message}")]

@@ -68,6 +68,8 @@ pub struct HttpResponse {
 pub struct HttpClient {
     agent: Agent,
     timeout: Duration,
+    /// No request may run past this instant (a caller's [`crate::deadline::Deadline`]).
+    until: Option<Instant>,
 }
 
 impl Default for HttpClient {
@@ -86,7 +88,33 @@ impl HttpClient {
             .user_agent(concat!("grantkeeper/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
-        Self { agent, timeout }
+        Self {
+            agent,
+            timeout,
+            until: None,
+        }
+    }
+
+    /// The same client, its requests also cut off at `deadline`.
+    pub fn bounded_by(&self, deadline: &crate::deadline::Deadline) -> Self {
+        Self {
+            until: Some(deadline.instant()),
+            ..self.clone()
+        }
+    }
+
+    /// The time this request may take: the client's timeout, or less when the deadline is near.
+    fn allowance(&self, host: &str) -> Result<Duration, HttpError> {
+        let left = self.until.map_or(self.timeout, |u| {
+            u.saturating_duration_since(Instant::now())
+        });
+        if left.is_zero() {
+            return Err(HttpError::Timeout {
+                host: host.to_owned(),
+                seconds: 0,
+            });
+        }
+        Ok(left.min(self.timeout))
     }
 
     /// POSTs an `application/x-www-form-urlencoded` body.
@@ -97,25 +125,37 @@ impl HttpClient {
         form: &[(&str, &str)],
     ) -> Result<HttpResponse, HttpError> {
         let (url, host) = check(url)?;
-        let mut req = self.agent.post(url.as_str());
+        let allowed = self.allowance(&host)?;
+        let mut req = self
+            .agent
+            .post(url.as_str())
+            .config()
+            .timeout_global(Some(allowed))
+            .build();
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
         let started = Instant::now();
         let result = req.send_form(form.iter().copied());
-        self.finish(&host, started, result)
+        self.finish(&host, allowed, started, result)
     }
 
     /// Sends a request without a body (GET, DELETE).
     pub fn get(&self, url: &str, headers: &[(&str, &str)]) -> Result<HttpResponse, HttpError> {
         let (url, host) = check(url)?;
-        let mut req = self.agent.get(url.as_str());
+        let allowed = self.allowance(&host)?;
+        let mut req = self
+            .agent
+            .get(url.as_str())
+            .config()
+            .timeout_global(Some(allowed))
+            .build();
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
         let started = Instant::now();
         let result = req.call();
-        self.finish(&host, started, result)
+        self.finish(&host, allowed, started, result)
     }
 
     /// Sends a JSON body with `method` (POST or DELETE).
@@ -127,34 +167,47 @@ impl HttpClient {
         body: &serde_json::Value,
     ) -> Result<HttpResponse, HttpError> {
         let (url, host) = check(url)?;
+        let allowed = self.allowance(&host)?;
         let text = body.to_string();
         let started = Instant::now();
         let result = match method {
             "DELETE" => {
-                let mut req = self.agent.delete(url.as_str()).force_send_body();
+                let mut req = self
+                    .agent
+                    .delete(url.as_str())
+                    .config()
+                    .timeout_global(Some(allowed))
+                    .build()
+                    .force_send_body();
                 for (k, v) in headers {
                     req = req.header(*k, *v);
                 }
                 req.content_type("application/json").send(text.as_bytes())
             }
             _ => {
-                let mut req = self.agent.post(url.as_str());
+                let mut req = self
+                    .agent
+                    .post(url.as_str())
+                    .config()
+                    .timeout_global(Some(allowed))
+                    .build();
                 for (k, v) in headers {
                     req = req.header(*k, *v);
                 }
                 req.content_type("application/json").send(text.as_bytes())
             }
         };
-        self.finish(&host, started, result)
+        self.finish(&host, allowed, started, result)
     }
 
     fn finish(
         &self,
         host: &str,
+        allowed: Duration,
         started: Instant,
         result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     ) -> Result<HttpResponse, HttpError> {
-        let mut resp = result.map_err(|e| self.map_err(host, e))?;
+        let mut resp = result.map_err(|e| map_err(host, allowed, e))?;
         let status = resp.status().as_u16();
         if (300..400).contains(&status) {
             return Err(HttpError::Redirect {
@@ -171,7 +224,7 @@ impl HttpClient {
             .with_config()
             .limit(MAX_BODY)
             .read_to_vec()
-            .map_err(|e| self.map_err(host, e))?;
+            .map_err(|e| map_err(host, allowed, e))?;
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         tracing::debug!(target: "grantkeeper::http", host, status, micros, "provider request");
         Ok(HttpResponse {
@@ -180,29 +233,22 @@ impl HttpClient {
             body,
         })
     }
+}
 
-    fn map_err(&self, host: &str, e: ureq::Error) -> HttpError {
-        let host = host.to_owned();
-        match e {
-            ureq::Error::Timeout(_) => HttpError::Timeout {
-                host,
-                seconds: self.timeout.as_secs(),
-            },
-            ureq::Error::TooManyRedirects | ureq::Error::RedirectFailed => {
-                HttpError::Redirect { host }
-            }
-            ureq::Error::BodyExceedsLimit(_) => HttpError::TooLarge { host },
-            ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
-                HttpError::Timeout {
-                    host,
-                    seconds: self.timeout.as_secs(),
-                }
-            }
-            other => HttpError::Network {
-                host,
-                detail: other.to_string(),
-            },
+fn map_err(host: &str, allowed: Duration, e: ureq::Error) -> HttpError {
+    let host = host.to_owned();
+    let seconds = allowed.as_secs();
+    match e {
+        ureq::Error::Timeout(_) => HttpError::Timeout { host, seconds },
+        ureq::Error::TooManyRedirects | ureq::Error::RedirectFailed => HttpError::Redirect { host },
+        ureq::Error::BodyExceedsLimit(_) => HttpError::TooLarge { host },
+        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+            HttpError::Timeout { host, seconds }
         }
+        other => HttpError::Network {
+            host,
+            detail: other.to_string(),
+        },
     }
 }
 

@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod connect;
 pub mod crypto;
 pub mod db;
+pub mod deadline;
 pub mod error;
 pub mod http;
 pub mod keychain;

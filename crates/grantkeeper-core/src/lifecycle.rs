@@ -41,6 +41,7 @@ use ts_rs::TS;
 
 use crate::audit::{self, Actor, EventKind, NewEvent};
 use crate::catalog::{Catalog, Preset, Revocation};
+use crate::deadline::Deadline;
 use crate::error::{Error, Result};
 use crate::http::HttpError;
 use crate::model::{now_ms, ConnectionId, ConnectionStatus, ExpirySource, UnixMillis};
@@ -55,7 +56,8 @@ use crate::vault::TenantVault;
 pub const DEFAULT_MIN_VALID: Duration = Duration::from_secs(60);
 /// How long a caller waits for another caller's refresh of the same grant.
 const LOCK_WAIT: Duration = Duration::from_secs(120);
-/// Attempts for transient refresh failures (5xx, network, timeouts).
+/// Attempts for transient refresh failures (5xx, network, timeouts), all within the caller's
+/// [`Deadline`].
 const ATTEMPTS: u32 = 3;
 
 /// What a refresh failure means.
@@ -125,7 +127,8 @@ pub struct RevokeOutcome {
 struct RefreshLock(File);
 
 impl RefreshLock {
-    fn acquire(path: PathBuf) -> Result<Self> {
+    /// Waits for the lock until the deadline (and at most [`LOCK_WAIT`]).
+    fn acquire(path: PathBuf, deadline: &Deadline) -> Result<Self> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
@@ -135,11 +138,12 @@ impl RefreshLock {
             .write(true)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
-        let deadline = Instant::now() + LOCK_WAIT;
+        let give_up = Instant::now() + LOCK_WAIT;
         loop {
             match file.try_lock() {
                 Ok(()) => return Ok(Self(file)),
-                Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                Err(std::fs::TryLockError::WouldBlock) if Instant::now() < give_up => {
+                    deadline.check(Some(&"another process is refreshing this grant"))?;
                     std::thread::sleep(Duration::from_millis(1));
                 }
                 Err(std::fs::TryLockError::WouldBlock) => {
@@ -196,12 +200,15 @@ enum Entry<'g> {
     Retry,
 }
 
+/// What a waiter reports when its deadline passes at the gate.
+const WAITING_AT_GATE: &str = "another thread is refreshing this grant";
+
 impl RefreshGate {
-    fn enter(&self, actor: &Actor, min_valid_ms: i64) -> Entry<'_> {
+    fn enter(&self, actor: &Actor, min_valid_ms: i64, deadline: &Deadline) -> Result<Entry<'_>> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if !state.refreshing {
             state.refreshing = true;
-            return Entry::Turn(GateTurn(self));
+            return Ok(Entry::Turn(GateTurn(self)));
         }
         let me = Arc::new(Waiter {
             actor: actor.clone(),
@@ -209,13 +216,24 @@ impl RefreshGate {
             token: std::sync::Mutex::new(None),
         });
         state.waiters.push(me.clone());
-        let guard = self
-            .done
-            .wait_while(state, |s| s.waiters.iter().any(|w| Arc::ptr_eq(w, &me)))
-            .unwrap_or_else(|p| p.into_inner());
-        drop(guard);
+        let waiting = |s: &mut GateState| s.waiters.iter().any(|w| Arc::ptr_eq(w, &me));
+        // Woken every 50 ms to notice a cancel; the deadline bounds the wait.
+        while waiting(&mut state) {
+            if deadline.is_over() {
+                // Leave the gate before the refreshing thread can serve this waiter.
+                state.waiters.retain(|w| !Arc::ptr_eq(w, &me));
+                return Err(deadline.error(Some(&WAITING_AT_GATE)));
+            }
+            let slice = deadline.remaining().min(Duration::from_millis(50));
+            state = self
+                .done
+                .wait_timeout(state, slice)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        drop(state);
         let token = me.token.lock().unwrap_or_else(|p| p.into_inner()).take();
-        token.map_or(Entry::Retry, Entry::Served)
+        Ok(token.map_or(Entry::Retry, Entry::Served))
     }
 
     /// The waiters so far; they stay registered until the turn ends.
@@ -270,18 +288,20 @@ struct Row {
 
 impl TenantVault<'_> {
     /// A valid access token for the connection, refreshed if it would expire within
-    /// `min_valid`. Every hand-out is recorded (who asked, application hint) before the token is
-    /// returned; if the record cannot be written, no token is returned.
+    /// `min_valid`, or a failure by `deadline`. Every hand-out is recorded (who asked,
+    /// application hint) before the token is returned; if the record cannot be written, no
+    /// token is returned.
     pub fn access_token(
         &self,
         id: &ConnectionId,
         min_valid: Duration,
+        deadline: &Deadline,
         actor: &Actor,
     ) -> Result<AccessToken> {
         if let Some(token) = self.hand_out_if_valid(id, min_valid, actor, None)? {
             return Ok(token);
         }
-        self.refresh_then_hand_out(id, min_valid, actor, false)
+        self.refresh_then_hand_out(id, min_valid, deadline, actor, false)
     }
 
     /// The access token for the user's eyes or clipboard, valid for at least a minute
@@ -297,7 +317,7 @@ impl TenantVault<'_> {
         if let Some(token) = self.hand_out_if_valid(id, MIN_VALID, actor, Some(how))? {
             return Ok(token);
         }
-        self.refresh(id, actor)?;
+        self.refresh(id, &Deadline::default(), actor)?;
         self.hand_out_if_valid(id, MIN_VALID, actor, Some(how))?
             .ok_or_else(|| Error::NotUsable {
                 status: self.row(id).map_or(ConnectionStatus::Error, |r| r.status),
@@ -306,9 +326,15 @@ impl TenantVault<'_> {
             })
     }
 
-    /// Refreshes now, whatever the cached token's expiry, and hands out the new token.
-    pub fn refresh(&self, id: &ConnectionId, actor: &Actor) -> Result<AccessToken> {
-        self.refresh_then_hand_out(id, DEFAULT_MIN_VALID, actor, true)
+    /// Refreshes now, whatever the cached token's expiry, and hands out the new token; or a
+    /// failure by `deadline` (which the window's Cancel ends early).
+    pub fn refresh(
+        &self,
+        id: &ConnectionId,
+        deadline: &Deadline,
+        actor: &Actor,
+    ) -> Result<AccessToken> {
+        self.refresh_then_hand_out(id, DEFAULT_MIN_VALID, deadline, actor, true)
     }
 
     fn row(&self, id: &ConnectionId) -> Result<Row> {
@@ -417,6 +443,7 @@ impl TenantVault<'_> {
         &self,
         id: &ConnectionId,
         min_valid: Duration,
+        deadline: &Deadline,
         actor: &Actor,
         force: bool,
     ) -> Result<AccessToken> {
@@ -429,7 +456,7 @@ impl TenantVault<'_> {
             i64::try_from(min_valid.as_millis()).unwrap_or(i64::MAX)
         };
         let _turn = loop {
-            match gate.enter(actor, min_ms) {
+            match gate.enter(actor, min_ms, deadline)? {
                 Entry::Turn(turn) => break turn,
                 Entry::Served(token) => return Ok(token),
                 Entry::Retry if force => continue,
@@ -445,7 +472,7 @@ impl TenantVault<'_> {
                 return Ok(token);
             }
         }
-        let _lock = RefreshLock::acquire(self.lock_path(id))?;
+        let _lock = RefreshLock::acquire(self.lock_path(id), deadline)?;
         self.recover_journal(id)?;
         // Another process may have refreshed while this one waited for the lock.
         if !force {
@@ -484,20 +511,30 @@ impl TenantVault<'_> {
             }));
         };
         let ctx = self.grant_context(id)?;
-        let endpoint = ctx
-            .endpoint("token", &self.vault.http)
-            .map_err(Error::OAuth)?;
-        let response = match self.request_refresh(&endpoint, &rt) {
+        let http = self.vault.http.bounded_by(deadline);
+        let endpoint = ctx.endpoint("token", &http).map_err(Error::OAuth)?;
+        let response = match self.request_refresh(&endpoint, &rt, deadline) {
             Ok(r) => r,
-            Err(e) => return Err(self.record_failure(id, e, actor)),
+            Err(e) => {
+                let over = deadline.is_over();
+                let recorded = self.record_failure(id, e, actor);
+                // The deadline is what the caller ran into; the attempt's failure says why.
+                return Err(if over && !matches!(recorded, Error::Database(_)) {
+                    deadline.error(Some(&recorded))
+                } else {
+                    recorded
+                });
+            }
         };
         self.store_refresh(id, response, ctx.preset, actor, &gate)
     }
 
+    /// Sends the refresh, retrying transient failures with back-off while the deadline allows.
     fn request_refresh(
         &self,
         endpoint: &TokenEndpoint<'_>,
         rt: &RefreshToken,
+        deadline: &Deadline,
     ) -> Result<TokenResponse, OAuthError> {
         let mut attempt = 0;
         loop {
@@ -514,7 +551,12 @@ impl TenantVault<'_> {
                 {
                     let base = 250u64 << (attempt - 1);
                     let jitter = rand::thread_rng().gen_range(0..=base / 2);
-                    std::thread::sleep(Duration::from_millis(base + jitter));
+                    if deadline
+                        .sleep(Duration::from_millis(base + jitter))
+                        .is_err()
+                    {
+                        return Err(e);
+                    }
                 }
                 Err(e) => return Err(e),
             }
@@ -723,7 +765,7 @@ impl TenantVault<'_> {
     /// Revokes the grant at the provider (RFC 7009 or the provider's own method), then forgets
     /// its tokens locally, recording whether the provider confirmed.
     pub fn revoke(&self, id: &ConnectionId, actor: &Actor) -> Result<RevokeOutcome> {
-        let _lock = RefreshLock::acquire(self.lock_path(id))?;
+        let _lock = RefreshLock::acquire(self.lock_path(id), &Deadline::within(LOCK_WAIT))?;
         self.recover_journal(id)?;
         let ctx = self.grant_context(id)?;
         let (client, preset) = (&ctx.client, ctx.preset);
@@ -1059,7 +1101,7 @@ impl crate::Vault {
                 continue;
             }
             let scope = self.tenant(&w.tenant_id)?;
-            match scope.refresh(&w.connection_id, &actor) {
+            match scope.refresh(&w.connection_id, &Deadline::default(), &actor) {
                 Ok(token) => {
                     drop(token);
                     report.refreshed.push(w.connection_id);
@@ -1210,9 +1252,12 @@ mod tests {
     fn a_valid_token_needs_no_request() {
         let f = fx(rotating());
         let t = scope(&f);
-        t.access_token(&f.id, Duration::ZERO, &actor()).unwrap();
+        t.access_token(&f.id, Duration::ZERO, &Deadline::default(), &actor())
+            .unwrap();
         assert_eq!(refresh_requests(&f).len(), 1, "expired: one refresh");
-        let tok = t.access_token(&f.id, DEFAULT_MIN_VALID, &actor()).unwrap();
+        let tok = t
+            .access_token(&f.id, DEFAULT_MIN_VALID, &Deadline::default(), &actor())
+            .unwrap();
         assert_eq!(tok.expose(), "at-1");
         assert_eq!(refresh_requests(&f).len(), 1, "valid: no request");
     }
@@ -1221,7 +1266,9 @@ mod tests {
     fn rotation_stores_the_new_refresh_token_first() {
         let f = fx(rotating());
         let t = scope(&f);
-        let tok = t.access_token(&f.id, DEFAULT_MIN_VALID, &actor()).unwrap();
+        let tok = t
+            .access_token(&f.id, DEFAULT_MIN_VALID, &Deadline::default(), &actor())
+            .unwrap();
         assert_eq!(tok.expose(), "at-1");
         assert_eq!(stored_rt(&f), "rt-1");
         assert!(refresh_requests(&f)[0].contains("refresh_token=rt-0"));
@@ -1260,7 +1307,12 @@ mod tests {
             )
         });
         scope(&f)
-            .access_token(&f.id, Duration::from_secs(1), &actor())
+            .access_token(
+                &f.id,
+                Duration::from_secs(1),
+                &Deadline::default(),
+                &actor(),
+            )
             .unwrap();
         assert_eq!(stored_rt(&f), "rt-0");
     }
@@ -1275,7 +1327,7 @@ mod tests {
         });
         let t = scope(&f);
         let err = t
-            .access_token(&f.id, DEFAULT_MIN_VALID, &actor())
+            .access_token(&f.id, DEFAULT_MIN_VALID, &Deadline::default(), &actor())
             .unwrap_err();
         assert!(
             matches!(
@@ -1297,7 +1349,7 @@ mod tests {
         );
         // No further requests while it needs re-consent, and a typed error says why.
         assert!(matches!(
-            t.access_token(&f.id, DEFAULT_MIN_VALID, &actor()),
+            t.access_token(&f.id, DEFAULT_MIN_VALID, &Deadline::default(), &actor()),
             Err(Error::NotUsable {
                 status: ConnectionStatus::NeedsReconsent,
                 ..
@@ -1310,7 +1362,7 @@ mod tests {
     fn invalid_client_is_a_configuration_error() {
         let f = fx(|_| StubResponse::json(401, r#"{"error":"invalid_client"}"#));
         let err = scope(&f)
-            .access_token(&f.id, DEFAULT_MIN_VALID, &actor())
+            .access_token(&f.id, DEFAULT_MIN_VALID, &Deadline::default(), &actor())
             .unwrap_err();
         assert!(
             matches!(
@@ -1334,7 +1386,7 @@ mod tests {
         let t = scope(&f);
         let before = t.connection(&f.id).unwrap();
         let err = t
-            .access_token(&f.id, DEFAULT_MIN_VALID, &actor())
+            .access_token(&f.id, DEFAULT_MIN_VALID, &Deadline::default(), &actor())
             .unwrap_err();
         assert!(
             matches!(
@@ -1373,7 +1425,8 @@ mod tests {
                 params![f.id.as_str(), blob],
             )
             .unwrap();
-        t.access_token(&f.id, DEFAULT_MIN_VALID, &actor()).unwrap();
+        t.access_token(&f.id, DEFAULT_MIN_VALID, &Deadline::default(), &actor())
+            .unwrap();
         assert!(refresh_requests(&f)[0].contains("refresh_token=rt-journaled"));
         assert_eq!(stored_rt(&f), "rt-1");
     }
@@ -1390,7 +1443,7 @@ mod tests {
                         let t = vault
                             .tenant(&vault.find_tenant("acme").unwrap().id)
                             .unwrap();
-                        t.access_token(id, DEFAULT_MIN_VALID, &actor())
+                        t.access_token(id, DEFAULT_MIN_VALID, &Deadline::default(), &actor())
                             .unwrap()
                             .expose()
                             .to_owned()
@@ -1433,7 +1486,7 @@ mod tests {
         assert_eq!(c.status, ConnectionStatus::Revoked);
         assert!(!c.has_refresh_token);
         assert!(matches!(
-            t.access_token(&f.id, DEFAULT_MIN_VALID, &actor()),
+            t.access_token(&f.id, DEFAULT_MIN_VALID, &Deadline::default(), &actor()),
             Err(Error::NotUsable {
                 status: ConnectionStatus::Revoked,
                 ..

@@ -141,24 +141,13 @@ impl Vault {
 
     fn open_existing(home: &Path, keychain: Arc<dyn Keychain>) -> Result<Self> {
         let db_path = home.join(DB_FILE);
-        // The vault id never changes once written (at creation, into the main file), so it is
-        // read without taking locks or creating -wal/-shm files: a failing keychain then leaves
-        // the folder untouched.
-        let escaped = db_path
-            .to_string_lossy()
-            .replace('%', "%25")
-            .replace('?', "%3f")
-            .replace('#', "%23");
-        let uri = format!("file:{escaped}?mode=ro&immutable=1");
-        let conn = rusqlite::Connection::open_with_flags(
-            &uri,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI,
-        )?;
+        // The vault id is read through the same locking connection the vault then uses; nothing
+        // is written (no migration) until the keychain has given the master key.
+        let mut conn = db::connect(&db_path, false)?;
         let id: String =
             conn.query_row("SELECT value FROM meta WHERE key = 'vault_id'", [], |r| {
                 r.get(0)
             })?;
-        drop(conn);
         let text =
             keychain
                 .get(&EntryName::master_key(&id))?
@@ -167,7 +156,8 @@ impl Vault {
                     path: db_path.clone(),
                 })?;
         let master = MasterKey::from_keychain_text(&text)?;
-        Self::finish_open(home, id, keychain, master)
+        db::migrate(&mut conn)?;
+        Ok(Self::with_connection(home, id, conn, keychain, master))
     }
 
     fn finish_open(
@@ -177,7 +167,17 @@ impl Vault {
         master: MasterKey,
     ) -> Result<Self> {
         let conn = db::open(&home.join(DB_FILE), false)?;
-        Ok(Self {
+        Ok(Self::with_connection(home, id, conn, keychain, master))
+    }
+
+    fn with_connection(
+        home: &Path,
+        id: String,
+        conn: rusqlite::Connection,
+        keychain: Arc<dyn Keychain>,
+        master: MasterKey,
+    ) -> Self {
+        Self {
             http: crate::http::HttpClient::default(),
             refresh_gates: Mutex::default(),
             home: home.to_owned(),
@@ -186,7 +186,7 @@ impl Vault {
             db: Mutex::new(conn),
             keychain,
             master,
-        })
+        }
     }
 
     /// Changes the time allowed for each request to a provider (default 30 s).
@@ -1146,6 +1146,7 @@ mod tests {
             .access_token(
                 &c.id,
                 crate::lifecycle::DEFAULT_MIN_VALID,
+                &crate::deadline::Deadline::default(),
                 &a.clone().with_hint(Some("sync".into())),
             )
             .unwrap();
@@ -1181,7 +1182,12 @@ mod tests {
             .store_connection(new_conn(&app(&sa), "crm"), tokens("a"), &a)
             .unwrap();
         assert!(matches!(
-            sb.access_token(&c.id, crate::lifecycle::DEFAULT_MIN_VALID, &a),
+            sb.access_token(
+                &c.id,
+                crate::lifecycle::DEFAULT_MIN_VALID,
+                &crate::deadline::Deadline::default(),
+                &a
+            ),
             Err(Error::NotFound { .. })
         ));
         assert!(matches!(sb.connection(&c.id), Err(Error::NotFound { .. })));

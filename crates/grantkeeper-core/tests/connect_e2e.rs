@@ -152,6 +152,7 @@ fn happy_path_stores_tokens_in_keychain_and_vault() {
         .access_token(
             &c.id,
             grantkeeper_core::lifecycle::DEFAULT_MIN_VALID,
+            &grantkeeper_core::deadline::Deadline::default(),
             &actor(),
         )
         .unwrap();

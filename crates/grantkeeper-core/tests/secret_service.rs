@@ -52,6 +52,7 @@ fn refresh_token_round_trip_through_the_real_keychain() {
             .access_token(
                 &c.id,
                 grantkeeper_core::lifecycle::DEFAULT_MIN_VALID,
+                &grantkeeper_core::deadline::Deadline::default(),
                 &actor()
             )
             .unwrap()
@@ -106,6 +107,7 @@ fn tenants_are_isolated() {
         sb.access_token(
             &a1.id,
             grantkeeper_core::lifecycle::DEFAULT_MIN_VALID,
+            &grantkeeper_core::deadline::Deadline::default(),
             &actor()
         ),
         Err(Error::NotFound { .. })
@@ -132,6 +134,7 @@ fn tenants_are_isolated() {
         .access_token(
             &b1.id,
             grantkeeper_core::lifecycle::DEFAULT_MIN_VALID,
+            &grantkeeper_core::deadline::Deadline::default(),
             &actor(),
         )
         .unwrap_err();
@@ -141,6 +144,7 @@ fn tenants_are_isolated() {
         .access_token(
             &a2.id,
             grantkeeper_core::lifecycle::DEFAULT_MIN_VALID,
+            &grantkeeper_core::deadline::Deadline::default(),
             &actor(),
         )
         .unwrap_err();
@@ -150,6 +154,7 @@ fn tenants_are_isolated() {
         sa.access_token(
             &a1.id,
             grantkeeper_core::lifecycle::DEFAULT_MIN_VALID,
+            &grantkeeper_core::deadline::Deadline::default(),
             &actor()
         )
         .unwrap()
@@ -216,6 +221,7 @@ fn deleting_a_tenant_leaves_nothing() {
         sg.access_token(
             &c1.id,
             grantkeeper_core::lifecycle::DEFAULT_MIN_VALID,
+            &grantkeeper_core::deadline::Deadline::default(),
             &actor().with_hint(Some("hint-vanishing".into())),
         )
         .unwrap();

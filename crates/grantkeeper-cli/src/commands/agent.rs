@@ -1,6 +1,7 @@
 //! `grantkeeper agent …`: the hand-out agent, and the fast path of `token` through it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Subcommand;
 use grantkeeper_core::agent::{self, AgentClient, ErrorKind, Request, Response};
@@ -55,8 +56,9 @@ pub fn run(cmd: &AgentCommand, out: &Output) -> Result<(), Failure> {
                 AgentCommand::Unlock => Request::Unlock,
                 _ => Request::Status,
             };
+            // An unlock may wait for the keychain's own timeout.
             let resp = client
-                .call(&req)
+                .call(&req, std::time::Duration::from_secs(300))
                 .map_err(|e| Failure::other(format!("the agent did not answer: {e}")))?;
             let resp = checked(resp)?;
             let locked = resp.locked.unwrap_or(false);
@@ -85,6 +87,7 @@ pub fn checked(resp: Response) -> Result<Response, Failure> {
         Some(ErrorKind::Keychain | ErrorKind::Locked) => exit::KEYCHAIN,
         Some(ErrorKind::Refused) => exit::REFUSED,
         Some(ErrorKind::Network) => exit::NETWORK,
+        Some(ErrorKind::TimedOut) => exit::TIMED_OUT,
         _ => exit::OTHER,
     };
     Err(Failure::new(
@@ -94,24 +97,37 @@ pub fn checked(resp: Response) -> Result<Response, Failure> {
 }
 
 /// A token through the running agent; `None` when no agent runs for this vault.
+/// The agent works to `timeout`; its answer may take a moment longer to arrive.
 pub fn token_via_agent(
     tenant: &str,
     connection: &str,
-    min_valid_ms: u64,
+    min_valid: Duration,
+    timeout: Duration,
     hint: Option<String>,
 ) -> Option<Result<Response, Failure>> {
+    const GRACE: Duration = Duration::from_secs(2);
     let home = paths::default_home()?;
     let mut client = AgentClient::connect(&home)?;
     let req = Request::Token {
         tenant: tenant.to_owned(),
         connection: connection.to_owned(),
-        min_valid_ms,
+        min_valid_ms: u64::try_from(min_valid.as_millis()).unwrap_or(u64::MAX),
         hint,
+        timeout_ms: Some(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)),
     };
     Some(
         client
-            .call(&req)
-            .map_err(|e| Failure::other(format!("the agent did not answer: {e}")))
+            .call(&req, timeout + GRACE)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => Failure::new(
+                    exit::TIMED_OUT,
+                    format!(
+                        "the agent gave no answer within the {} s allowed; nothing was stored",
+                        timeout.as_secs_f64()
+                    ),
+                ),
+                _ => Failure::other(format!("the agent did not answer: {e}")),
+            })
             .and_then(checked),
     )
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use grantkeeper_core::audit::{EventKind, HistoryFilter};
 use grantkeeper_core::catalog::Catalog;
+use grantkeeper_core::deadline::{Deadline, DEFAULT_TIMEOUT, MAX_TIMEOUT};
 use grantkeeper_core::lifecycle::DEFAULT_MIN_VALID;
 use grantkeeper_core::model::{now_ms, Connection};
 use grantkeeper_core::secret::AccessToken;
@@ -41,6 +42,9 @@ pub struct TokenArgs {
     /// Application hint recorded in the usage history.
     #[arg(long)]
     hint: Option<String>,
+    /// Give up after this long in all, every retry included (default 30s); exit 8.
+    #[arg(long, value_parser = parse_timeout)]
+    timeout: Option<Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -56,6 +60,9 @@ pub struct ExecArgs {
     /// Application hint recorded in the usage history (default: the command's name).
     #[arg(long)]
     hint: Option<String>,
+    /// Give up getting the token after this long, every retry included (default 30s); exit 8.
+    #[arg(long, value_parser = parse_timeout)]
+    timeout: Option<Duration>,
     /// The command and its arguments.
     #[arg(last = true, required = true)]
     command: Vec<String>,
@@ -145,6 +152,15 @@ pub fn parse_since(s: &str) -> Result<i64, String> {
     })
 }
 
+/// `--timeout`: a duration from 1 s to 10 minutes.
+pub fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() || d > MAX_TIMEOUT {
+        return Err(format!("'{s}' is not between 1s and 10m"));
+    }
+    Ok(d)
+}
+
 /// Parses `90`, `90s`, `5m`, `2h`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
@@ -175,11 +191,12 @@ pub(super) fn resolve<'v>(
 
 pub fn token(args: &TokenArgs) -> Result<(), Failure> {
     let min_valid = args.min_valid.unwrap_or(DEFAULT_MIN_VALID);
+    let timeout = args.timeout.unwrap_or(DEFAULT_TIMEOUT);
+    let deadline = Deadline::within(timeout);
     // A running agent answers without a keychain read; else open the vault here.
     let (tenant, name) = split_ref(&args.target)?;
-    let min_ms = u64::try_from(min_valid.as_millis()).unwrap_or(u64::MAX);
     let (tok, expires_at) =
-        match super::agent::token_via_agent(tenant, name, min_ms, args.hint.clone()) {
+        match super::agent::token_via_agent(tenant, name, min_valid, timeout, args.hint.clone()) {
             Some(answer) => {
                 let answer = answer?;
                 (
@@ -190,7 +207,12 @@ pub fn token(args: &TokenArgs) -> Result<(), Failure> {
             None => {
                 let vault = crate::open_vault()?;
                 let (scope, c) = resolve(&vault, &args.target)?;
-                let tok = scope.access_token(&c.id, min_valid, &cli_actor(args.hint.clone()))?;
+                let tok = scope.access_token(
+                    &c.id,
+                    min_valid,
+                    &deadline,
+                    &cli_actor(args.hint.clone()),
+                )?;
                 (tok, scope.connection(&c.id)?.access_expires_at)
             }
         };
@@ -198,7 +220,7 @@ pub fn token(args: &TokenArgs) -> Result<(), Failure> {
 }
 
 /// The hot path of scripts: `grantkeeper token <tenant>/<name> [--min-valid D] [--format F]
-/// [--hint H]` answered by a running agent, before the full command line is even parsed.
+/// [--hint H] [--timeout D]` answered by a running agent, before the full command line is even parsed.
 /// Returns the exit code; `None` (the normal path takes over) for anything else: other
 /// arguments, `--help`, `--json`, no agent, or an argument it does not know.
 pub fn fast_token() -> Option<u8> {
@@ -209,6 +231,7 @@ pub fn fast_token() -> Option<u8> {
     }
     let mut target = None;
     let (mut min_valid, mut format, mut hint) = (DEFAULT_MIN_VALID, Format::Bare, None);
+    let mut timeout = DEFAULT_TIMEOUT;
     let mut it = rest.iter();
     while let Some(a) = it.next() {
         let (flag, inline) = match a.split_once('=') {
@@ -227,6 +250,7 @@ pub fn fast_token() -> Option<u8> {
                 }
             }
             "--hint" => hint = Some(value()?),
+            "--timeout" => timeout = parse_timeout(&value()?).ok()?,
             f if f.starts_with('-') => return None,
             _ if target.is_none() => target = Some(a.clone()),
             _ => return None,
@@ -234,8 +258,7 @@ pub fn fast_token() -> Option<u8> {
     }
     let target = target?;
     let (tenant, name) = split_ref(&target).ok()?;
-    let min_ms = u64::try_from(min_valid.as_millis()).unwrap_or(u64::MAX);
-    let answer = super::agent::token_via_agent(tenant, name, min_ms, hint)?;
+    let answer = super::agent::token_via_agent(tenant, name, min_valid, timeout, hint)?;
     Some(
         match answer.and_then(|a| {
             print_token(
@@ -262,12 +285,14 @@ fn print_token(format: Format, tok: &AccessToken, expires_at: Option<i64>) -> Re
 }
 
 pub fn exec(args: &ExecArgs) -> Result<(), Failure> {
+    let deadline = Deadline::within(args.timeout.unwrap_or(DEFAULT_TIMEOUT));
     let vault = crate::open_vault()?;
     let (scope, c) = resolve(&vault, &args.target)?;
     let hint = args.hint.clone().or_else(|| args.command.first().cloned());
     let tok = scope.access_token(
         &c.id,
         args.min_valid.unwrap_or(DEFAULT_MIN_VALID),
+        &deadline,
         &cli_actor(hint),
     )?;
     let status = Process::new(&args.command[0])
@@ -292,7 +317,7 @@ pub fn exec(args: &ExecArgs) -> Result<(), Failure> {
 pub fn refresh(args: &TargetArgs, out: &Output) -> Result<(), Failure> {
     let vault = crate::open_vault()?;
     let (scope, c) = resolve(&vault, &args.target)?;
-    drop(scope.refresh(&c.id, &cli_actor(None))?);
+    drop(scope.refresh(&c.id, &Deadline::default(), &cli_actor(None))?);
     let c = scope.connection(&c.id)?;
     out.value(&c, || {
         format!(
