@@ -18,6 +18,9 @@ pub const AUDIT_BROKEN: u8 = 7;
 /// Nobody completed the sign-in in time, a `token` or `exec` ran past its `--timeout`, or the
 /// user cancelled.
 pub const TIMED_OUT: u8 = 8;
+/// `revoke` or `delete` forgot the grant here, but the provider did not confirm its revocation:
+/// the grant may still be live at the provider.
+pub const NOT_CONFIRMED: u8 = 9;
 
 /// A failure: one line for stderr and an exit code.
 #[derive(Debug)]

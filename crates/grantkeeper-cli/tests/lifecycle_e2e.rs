@@ -557,6 +557,65 @@ fn an_unreachable_provider_is_transient() {
     assert_audit_intact(&s.gk);
 }
 
+/// `revoke` and `delete` exit 9 when the provider does not confirm the revocation: the tokens
+/// are forgotten here, and the one line on stderr says the grant may still be live there.
+#[test]
+fn a_revocation_the_provider_does_not_confirm_exits_9() {
+    let _serial = serial();
+    let mut s = setup(json!({}));
+    let mut connect = s.gk.command(&[
+        "connect",
+        "acme/second",
+        "--provider",
+        "idp",
+        "--timeout",
+        "90",
+    ]);
+    connect
+        .env("BROWSER", test_browser())
+        .env("GK_TEST_BROWSER_ACTION", "approve")
+        .env("GK_TEST_BROWSER_TIMEOUT_MS", "30000");
+    s.gk.run_with(connect, Duration::from_secs(120))
+        .expect_ok("connect a second grant");
+    s.idp.stop();
+
+    for (args, target) in [
+        (vec!["revoke", TARGET], TARGET),
+        (vec!["delete", "acme/second"], "acme/second"),
+    ] {
+        let r = s.gk.run(&args);
+        assert_eq!(r.code, Some(9), "{args:?}: {}", r.stderr);
+        let lines: Vec<&str> = r.stderr.trim_end().lines().collect();
+        assert_eq!(lines.len(), 1, "one line on stderr: {}", r.stderr);
+        assert!(
+            lines[0].starts_with(&format!(
+                "grantkeeper: {target}: the tokens are forgotten here"
+            )) && lines[0].contains("may still be live at the provider")
+                && lines[0].contains("cannot reach 127.0.0.1"),
+            "{}",
+            lines[0]
+        );
+        assert!(
+            r.stdout.contains("not revoked at the provider"),
+            "{}",
+            r.stdout
+        );
+        println!("{args:?}: exit 9: {}", lines[0]);
+    }
+    assert_eq!(s.gk.status(TARGET), "revoked");
+    assert!(s.gk.keychain_refresh_token("main").is_none());
+    let left = s.gk.run(&["list", "--json"]).expect_ok("list").json();
+    assert_eq!(left.as_array().unwrap().len(), 1, "acme/second is deleted");
+    let revoked = s.gk.history(TARGET);
+    let event = revoked
+        .iter()
+        .rev()
+        .find(|e| e["kind"] == "revoked")
+        .unwrap();
+    assert_eq!(event["detail"]["at_provider"], false);
+    assert_audit_intact(&s.gk);
+}
+
 #[test]
 fn revoke_makes_the_access_token_inactive_at_the_provider() {
     let _serial = serial();

@@ -428,10 +428,64 @@ impl Preset {
         Ok(filled)
     }
 
+    /// The revocation URL as the preset writes it: the revocation method's own URL, else the
+    /// RFC 7009 `revocation` endpoint.
+    fn revocation_template(&self) -> Option<&str> {
+        match &self.revocation {
+            Revocation::BearerPost { url } | Revocation::BasicDeleteJson { url, .. } => Some(url),
+            Revocation::Rfc7009 => self.endpoints.revocation.as_deref(),
+            Revocation::Manual { .. } => None,
+        }
+    }
+
+    /// Where an app of this preset revokes grants, for every revocation style: the preset's URL
+    /// with its variables filled from `values` (checked as in [`Preset::resolve`]) and
+    /// `{client_id}` percent-encoded. `None` when the preset has no revocation URL.
+    pub fn revocation_url(
+        &self,
+        values: &BTreeMap<String, String>,
+        client_id: &str,
+    ) -> Result<Option<String>, CatalogError> {
+        let Some(template) = self.revocation_template() else {
+            return Ok(None);
+        };
+        Ok(Some(fill_client_id(
+            &self.fill(template, values)?,
+            client_id,
+        )))
+    }
+
+    /// The preset's revocation path on another server: `origin` (scheme, host and port) of an
+    /// issuer given instead of the preset's hosts (a self-hosted or regional server, GitHub
+    /// Enterprise, a local test server). `None` when the preset has no revocation URL, or its
+    /// path needs a value other than the client id.
+    pub fn revocation_url_at(&self, origin: &url::Url, client_id: &str) -> Option<String> {
+        let template = self.revocation_template()?;
+        let rest = template.split_once("://")?.1;
+        let path = fill_client_id(&rest[rest.find('/')?..], client_id);
+        if path.contains('{') {
+            return None;
+        }
+        Some(format!("{}{path}", origin.origin().ascii_serialization()))
+    }
+
     /// What the catalog says about a scope, if it knows it.
     pub fn scope(&self, name: &str) -> Option<&ScopeInfo> {
         self.scopes.iter().find(|s| s.name == name)
     }
+}
+
+/// `url` with `{client_id}` replaced by the client id, percent-encoded as one path segment.
+fn fill_client_id(url: &str, client_id: &str) -> String {
+    let mut enc = String::new();
+    for b in client_id.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            enc.push(char::from(b));
+        } else {
+            enc.push_str(&format!("%{b:02X}"));
+        }
+    }
+    url.replace("{client_id}", &enc)
 }
 
 /// `template` with each `{name}` replaced by its value.
@@ -491,6 +545,36 @@ mod tests {
         .into_iter()
         .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
         .collect()
+    }
+
+    /// The README's list of rotating presets (with and without a reuse grace) is the catalog's.
+    #[test]
+    fn readme_lists_the_rotating_presets_as_the_catalog_does() {
+        let readme = include_str!("../../../README.md");
+        let listed = |start: &str| -> BTreeSet<String> {
+            let at = readme
+                .find(start)
+                .unwrap_or_else(|| panic!("README: '{start}'"));
+            let item = &readme[at..];
+            let item = &item[..item[2..].find("\n- ").map_or(item.len(), |i| i + 2)];
+            item.split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_owned)
+                .collect()
+        };
+        let rotating = |grace: bool| -> BTreeSet<String> {
+            catalog()
+                .providers
+                .iter()
+                .filter(|p| {
+                    p.expiry.refresh_rotates && p.expiry.rotation_grace_secs.is_some() == grace
+                })
+                .map(|p| p.id.clone())
+                .collect()
+        };
+        assert_eq!(listed("- With a reuse grace:"), rotating(true));
+        assert_eq!(listed("- Strictly single use, no grace:"), rotating(false));
     }
 
     /// The URL held by the revocation method, if any.

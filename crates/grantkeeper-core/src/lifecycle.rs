@@ -265,17 +265,47 @@ struct GrantContext {
 }
 
 impl GrantContext {
-    /// The `which` endpoint ("token", "revocation", "introspection") with client authentication.
+    /// The `which` endpoint ("token", "introspection") with client authentication.
     fn endpoint<'a>(
         &'a self,
         which: &str,
         http: &'a crate::http::HttpClient,
     ) -> Result<TokenEndpoint<'a>, OAuthError> {
-        Ok(TokenEndpoint {
-            url: flow::require(&self.app.endpoints, which)?,
+        Ok(self.endpoint_at(flow::require(&self.app.endpoints, which)?, http))
+    }
+
+    /// `url` with the app's client authentication.
+    fn endpoint_at<'a>(
+        &'a self,
+        url: &'a str,
+        http: &'a crate::http::HttpClient,
+    ) -> TokenEndpoint<'a> {
+        TokenEndpoint {
+            url,
             client: &self.client,
             quirks: &self.quirks,
             http,
+        }
+    }
+
+    /// Where this app revokes grants: the URL stored at registration. Apps registered before
+    /// Grantkeeper stored it for every style fall back to the preset's URL only while they use
+    /// the preset's own hosts; any other app must be registered again.
+    fn revocation_url(&self) -> Result<String, OAuthError> {
+        if let Some(url) = &self.app.endpoints.revocation {
+            return Ok(url.clone());
+        }
+        let none = std::collections::BTreeMap::new();
+        let preset_default = self.preset.and_then(|p| {
+            let defaults = p.resolve(&none).ok()?;
+            (defaults.token == self.app.endpoints.token)
+                .then(|| p.revocation_url(&none, &self.client.id).ok().flatten())
+                .flatten()
+        });
+        preset_default.ok_or_else(|| {
+            OAuthError::Config(
+                "the provider app has no revocation endpoint: revoke the grant in the provider's own console, or register the app again with its revocation URL (--revoke-url)".into(),
+            )
         })
     }
 }
@@ -774,10 +804,18 @@ impl TenantVault<'_> {
         let method = preset
             .map(|p| p.revocation.clone())
             .unwrap_or(Revocation::Rfc7009);
+        let http = &self.vault.http;
         let attempt = (|| -> Result<String, OAuthError> {
+            if let Revocation::Manual { instructions } = &method {
+                return Err(OAuthError::Config(format!(
+                    "this provider has no revocation API: {instructions}"
+                )));
+            }
+            // Every style goes to the app's own revocation URL, as registered.
+            let url = ctx.revocation_url()?;
             match &method {
-                Revocation::Rfc7009 => {
-                    let ep = ctx.endpoint("revocation", &self.vault.http)?;
+                Revocation::Rfc7009 | Revocation::Manual { .. } => {
+                    let ep = ctx.endpoint_at(&url, http);
                     let mut done = Vec::new();
                     if let Some(rt) = &rt {
                         revoke_rfc7009(&ep, rt.expose(), "refresh_token")?;
@@ -793,34 +831,22 @@ impl TenantVault<'_> {
                         Ok(format!("the provider revoked the {}", done.join(" and ")))
                     }
                 }
-                Revocation::BearerPost { url } => {
+                Revocation::BearerPost { .. } => {
                     let at = access.as_ref().ok_or_else(|| {
                         OAuthError::Config("no access token to revoke with".into())
                     })?;
-                    let url = preset
-                        .map_or(Ok(url.clone()), |p| p.fill(url, &Default::default()))
-                        .map_err(|e| OAuthError::Config(e.to_string()))?;
                     let auth = format!("Bearer {}", at.expose());
-                    let resp = self
-                        .vault
-                        .http
-                        .post_form(&url, &[("Authorization", &auth)], &[])?;
+                    let resp = http.post_form(&url, &[("Authorization", &auth)], &[])?;
                     check_revocation_status(resp.status)?;
                     Ok("the provider revoked the token".into())
                 }
-                Revocation::BasicDeleteJson { url, field } => {
+                Revocation::BasicDeleteJson { field, .. } => {
                     let at = access
                         .as_ref()
                         .ok_or_else(|| OAuthError::Config("no access token to revoke".into()))?;
                     let secret = client.secret.as_ref().ok_or_else(|| {
                         OAuthError::Config("revoking needs the client secret".into())
                     })?;
-                    let filled = preset
-                        .map_or(Ok(url.clone()), |p| p.fill(url, &Default::default()))
-                        .map_err(|e| OAuthError::Config(e.to_string()))?;
-                    let enc: String =
-                        url::form_urlencoded::byte_serialize(client.id.as_bytes()).collect();
-                    let url = filled.replace("{client_id}", &enc);
                     use base64::Engine;
                     let basic = base64::engine::general_purpose::STANDARD.encode(format!(
                         "{}:{}",
@@ -828,7 +854,7 @@ impl TenantVault<'_> {
                         secret.expose()
                     ));
                     let auth = format!("Basic {basic}");
-                    let resp = self.vault.http.send_json(
+                    let resp = http.send_json(
                         "DELETE",
                         &url,
                         &[("Authorization", &auth), ("Accept", "application/json")],
@@ -837,9 +863,6 @@ impl TenantVault<'_> {
                     check_revocation_status(resp.status)?;
                     Ok("the provider deleted the authorization".into())
                 }
-                Revocation::Manual { instructions } => Err(OAuthError::Config(format!(
-                    "this provider has no revocation API: {instructions}"
-                ))),
             }
         })();
         let (confirmed, detail) = match attempt {
@@ -1503,6 +1526,232 @@ mod tests {
             f.vault.connection_history(&f.id, None, 1).unwrap()[0].kind,
             EventKind::Revoked
         );
+    }
+
+    /// A server on 127.0.0.1 that plays any provider: discovery without a revocation endpoint
+    /// (so the preset's revocation path applies), and 200 to everything else.
+    fn any_provider() -> Stub {
+        Stub::start(|req| {
+            if req.path == "/.well-known/openid-configuration" {
+                let host = req
+                    .headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("host"))
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default();
+                let base = format!("http://{host}");
+                StubResponse::json(
+                    200,
+                    &json!({
+                        "issuer": base,
+                        "authorization_endpoint": format!("{base}/authorize"),
+                        "token_endpoint": format!("{base}/token"),
+                    })
+                    .to_string(),
+                )
+            } else {
+                StubResponse::json(200, "{}")
+            }
+        })
+    }
+
+    /// A grant with tokens `at-0` / `rt-0` on a newly registered app.
+    fn grant_on(
+        vault: &Vault,
+        spec: crate::provider_app::ProviderAppSpec,
+    ) -> (TenantVault<'_>, crate::model::ProviderApp, ConnectionId) {
+        let t = vault
+            .find_tenant("acme")
+            .or_else(|_| vault.create_tenant("Acme", Some("acme"), "", &actor()))
+            .unwrap();
+        let scope = vault.tenant(&t.id).unwrap();
+        let app = scope.register_provider_app(spec, &actor()).unwrap();
+        let id = scope
+            .store_connection(
+                NewConnection {
+                    name: app.name.clone(),
+                    provider_app_id: app.id.clone(),
+                    account: AccountIdentity::default(),
+                    scopes_requested: vec![],
+                    scopes_granted: None,
+                    consented_by: None,
+                    access_expiry: None,
+                    refresh_expires_at: None,
+                    refresh_hard_expires_at: None,
+                    metadata: BTreeMap::new(),
+                },
+                TokenSet {
+                    access_token: AccessToken::new("at-0"),
+                    refresh_token: Some(RefreshToken::new("rt-0")),
+                    id_token: None,
+                },
+                &actor(),
+            )
+            .unwrap()
+            .id;
+        (scope, app, id)
+    }
+
+    fn spec(
+        name: &str,
+        preset: &str,
+        endpoints: crate::provider_app::EndpointSource,
+    ) -> crate::provider_app::ProviderAppSpec {
+        crate::provider_app::ProviderAppSpec {
+            name: name.into(),
+            preset: Some(preset.into()),
+            endpoints,
+            client_id: "cid 1".into(),
+            client_secret: Some(crate::secret::ClientSecret::new("sec")),
+            scopes: Some(vec![]),
+            redirect: None,
+            port: None,
+            relay_url: None,
+        }
+    }
+
+    /// Every preset that revokes through an API, registered with a local server as its issuer:
+    /// the revocation reaches that server in the preset's style, never the preset's public host
+    /// (which this machine could not reach: the outcome would then be "not confirmed").
+    #[test]
+    fn every_revocation_style_goes_to_the_issuer_given() {
+        let stub = any_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let vault = Vault::open(dir.path(), Arc::new(MemoryKeychain::default()))
+            .unwrap()
+            .with_http_timeout(Duration::from_secs(2));
+        let origin = url::Url::parse(&stub.base).unwrap();
+        let mut styles = BTreeMap::<&str, usize>::new();
+        for preset in &Catalog::builtin().providers {
+            let Some(expected) = preset.revocation_url_at(&origin, "cid 1") else {
+                continue;
+            };
+            let source = crate::provider_app::EndpointSource::Issuer {
+                issuer: stub.base.clone(),
+            };
+            let (scope, app, id) = grant_on(&vault, spec(&preset.id, &preset.id, source));
+            assert_eq!(app.endpoints.revocation.as_deref(), Some(expected.as_str()));
+            let before = stub.requests.lock().unwrap().len();
+            let out = scope.revoke(&id, &actor()).unwrap();
+            assert!(out.revoked_at_provider, "{}: {}", preset.id, out.detail);
+            let reqs = stub.requests.lock().unwrap()[before..].to_vec();
+            let path = &expected[stub.base.len()..];
+            let header = |r: &StubRequest, k: &str| {
+                r.headers
+                    .iter()
+                    .find(|(h, _)| h.eq_ignore_ascii_case(k))
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default()
+            };
+            let style = match &preset.revocation {
+                Revocation::Rfc7009 => {
+                    assert!(reqs.iter().any(|r| r.method == "POST"
+                        && r.path == path
+                        && r.body.contains("token=rt-0")));
+                    "rfc7009"
+                }
+                Revocation::BearerPost { .. } => {
+                    assert!(reqs.iter().any(|r| r.method == "POST"
+                        && r.path == path
+                        && header(r, "authorization") == "Bearer at-0"));
+                    "bearer_post"
+                }
+                Revocation::BasicDeleteJson { field, .. } => {
+                    assert!(path.contains("/cid%201/"), "{path}");
+                    assert!(reqs.iter().any(|r| r.method == "DELETE"
+                        && r.path == path
+                        && header(r, "authorization").starts_with("Basic ")
+                        && r.body.contains(&format!("\"{field}\":\"at-0\""))));
+                    "basic_delete_json"
+                }
+                Revocation::Manual { .. } => unreachable!("no URL"),
+            };
+            *styles.entry(style).or_default() += 1;
+        }
+        for style in ["rfc7009", "bearer_post", "basic_delete_json"] {
+            assert!(
+                styles.get(style).is_some_and(|n| *n > 0),
+                "{style}: {styles:?}"
+            );
+        }
+    }
+
+    /// Explicit endpoints with a preset, and `--var` overrides: the app's own URL is used.
+    #[test]
+    fn explicit_and_variable_revocation_urls_are_kept() {
+        let stub = any_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let vault = Vault::open(dir.path(), Arc::new(MemoryKeychain::default())).unwrap();
+        let explicit = crate::provider_app::EndpointSource::Explicit {
+            authorization: format!("{}/authorize", stub.base),
+            token: format!("{}/token", stub.base),
+            revocation: Some(format!("{}/ghes/grant", stub.base)),
+        };
+        let (scope, _, id) = grant_on(&vault, spec("gh", "github", explicit));
+        assert!(scope.revoke(&id, &actor()).unwrap().revoked_at_provider);
+        assert!(stub
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|r| r.method == "DELETE" && r.path == "/ghes/grant"));
+
+        let vars = |pairs: &[(&str, &str)]| crate::provider_app::EndpointSource::Preset {
+            vars: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        let (scope, app, _) = grant_on(
+            &vault,
+            spec(
+                "ghes",
+                "github-enterprise-server",
+                vars(&[("host", "ghe.acme.example")]),
+            ),
+        );
+        assert_eq!(
+            app.endpoints.revocation.as_deref(),
+            Some("https://ghe.acme.example/api/v3/applications/cid%201/grant")
+        );
+        let (_, app, _) = grant_on(&vault, spec("slack", "slack", vars(&[])));
+        assert_eq!(
+            app.endpoints.revocation.as_deref(),
+            Some("https://slack.com/api/auth.revoke")
+        );
+        // An app stored before revocation URLs were kept for every style: the preset's URL
+        // only while the app uses the preset's own hosts.
+        let ctx = |app_id: &str, token: &str| {
+            let mut app = scope.provider_app(app_id).unwrap();
+            app.endpoints.revocation = None;
+            app.endpoints.token = Some(token.into());
+            GrantContext {
+                preset: Catalog::builtin().get("slack").ok(),
+                quirks: Quirks::new(None, false),
+                client: Client {
+                    id: "cid".into(),
+                    secret: None,
+                },
+                app,
+            }
+        };
+        let slack_token = Catalog::builtin()
+            .get("slack")
+            .unwrap()
+            .resolve(&BTreeMap::new())
+            .unwrap()
+            .token
+            .unwrap();
+        assert_eq!(
+            ctx(app.id.as_str(), &slack_token).revocation_url().unwrap(),
+            "https://slack.com/api/auth.revoke"
+        );
+        let moved = ctx(app.id.as_str(), &format!("{}/token", stub.base));
+        assert!(moved
+            .revocation_url()
+            .unwrap_err()
+            .to_string()
+            .contains("no revocation endpoint"));
     }
 
     #[test]

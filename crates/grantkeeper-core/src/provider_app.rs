@@ -8,7 +8,7 @@ use serde::Deserialize;
 use ts_rs::TS;
 
 use crate::audit::Actor;
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, Revocation};
 use crate::error::{Error, Result};
 use crate::model::{Endpoints, ProviderApp, RedirectMode};
 use crate::secret::ClientSecret;
@@ -83,10 +83,13 @@ impl TenantVault<'_> {
             ),
             None => None,
         };
-        let endpoints = match (&spec.endpoints, preset) {
+        let invalid = |e: crate::catalog::CatalogError| Error::Invalid(e.to_string());
+        let mut endpoints = match (&spec.endpoints, preset) {
             (EndpointSource::Issuer { issuer }, _) => self.vault.discover(issuer)?,
             (EndpointSource::Preset { vars }, Some(p)) => {
-                p.resolve(vars).map_err(|e| Error::Invalid(e.to_string()))?
+                let mut e = p.resolve(vars).map_err(invalid)?;
+                e.revocation = p.revocation_url(vars, &spec.client_id).map_err(invalid)?;
+                e
             }
             (EndpointSource::Preset { .. }, None) => {
                 return Err(Error::Invalid(
@@ -107,6 +110,17 @@ impl TenantVault<'_> {
                 ..Endpoints::default()
             },
         };
+        // Revocation goes where the app was registered, in every style: with an issuer given
+        // instead of the preset's hosts, to the preset's revocation path on the issuer's host
+        // (unless discovery names an RFC 7009 endpoint), never to the preset's public host.
+        if let (EndpointSource::Issuer { issuer }, Some(p)) = (&spec.endpoints, preset) {
+            let rfc7009 = matches!(p.revocation, Revocation::Rfc7009);
+            if !rfc7009 || endpoints.revocation.is_none() {
+                let origin = url::Url::parse(issuer)
+                    .map_err(|_| Error::Invalid(format!("'{issuer}' is not a valid URL")))?;
+                endpoints.revocation = p.revocation_url_at(&origin, &spec.client_id);
+            }
+        }
         let default_scopes = match (spec.scopes, preset) {
             (Some(s), _) => s,
             (None, Some(p)) => p.default_scopes.clone(),

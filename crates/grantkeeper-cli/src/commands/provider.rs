@@ -54,7 +54,9 @@ pub struct AddArgs {
     /// `<tenant>/<app-name>`.
     pub target: String,
     /// A catalog preset (see `provider list`): its quirks, scopes and endpoints. With
-    /// --issuer, the endpoints are discovered from the issuer instead (a self-hosted server).
+    /// --issuer, the endpoints are discovered from the issuer instead (a self-hosted server;
+    /// revocation then goes to the preset's revocation path on the issuer's host); with
+    /// explicit endpoints, those are used.
     #[arg(long)]
     pub preset: Option<String>,
     /// Fill a preset placeholder, e.g. `--var domain=acme.my.salesforce.com`.
@@ -63,13 +65,13 @@ pub struct AddArgs {
     /// Discover the endpoints from this issuer (OpenID Connect / RFC 8414).
     #[arg(long)]
     pub issuer: Option<String>,
-    /// Authorization endpoint (explicit endpoints).
+    /// Authorization endpoint (explicit endpoints, with or without a preset).
     #[arg(long)]
     pub authorize_url: Option<String>,
     /// Token endpoint (explicit endpoints).
     #[arg(long)]
     pub token_url: Option<String>,
-    /// Revocation endpoint (explicit endpoints).
+    /// Revocation endpoint (explicit endpoints), for whatever revocation style the preset uses.
     #[arg(long)]
     pub revoke_url: Option<String>,
     /// OAuth client id.
@@ -159,11 +161,16 @@ pub fn run(cmd: &ProviderCommand, out: &Output) -> Result<(), Failure> {
                     .ok_or_else(|| Failure::invalid(format!("--var '{v}' is not NAME=VALUE")))?;
                 values.insert(k.to_owned(), val.to_owned());
             }
+            if revoke_url.is_some() && (authorize_url.is_none() || token_url.is_none()) {
+                return Err(Failure::invalid(
+                    "--revoke-url goes with --authorize-url and --token-url (explicit endpoints); with --issuer the revocation endpoint is discovered",
+                ));
+            }
             let endpoints = match (issuer, authorize_url, token_url) {
                 (Some(issuer), _, _) => EndpointSource::Issuer {
                     issuer: issuer.clone(),
                 },
-                (None, Some(a), Some(t)) if preset.is_none() => EndpointSource::Explicit {
+                (None, Some(a), Some(t)) => EndpointSource::Explicit {
                     authorization: a.clone(),
                     token: t.clone(),
                     revocation: revoke_url.clone(),

@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 use grantkeeper_core::audit::{EventKind, HistoryFilter};
 use grantkeeper_core::catalog::Catalog;
 use grantkeeper_core::deadline::{Deadline, DEFAULT_TIMEOUT, MAX_TIMEOUT};
-use grantkeeper_core::lifecycle::DEFAULT_MIN_VALID;
+use grantkeeper_core::lifecycle::{RevokeOutcome, DEFAULT_MIN_VALID};
 use grantkeeper_core::model::{now_ms, Connection};
 use grantkeeper_core::secret::AccessToken;
 use grantkeeper_core::timefmt;
@@ -336,7 +336,22 @@ pub fn revoke(args: &TargetArgs, out: &Output) -> Result<(), Failure> {
     out.value(&outcome, || {
         format!("{}: {}\n{}", args.target, outcome.detail, outcome.caveat)
     })?;
-    Ok(())
+    confirmed(&args.target, &outcome)
+}
+
+/// Exit [`NOT_CONFIRMED`](crate::exit::NOT_CONFIRMED) when the provider did not confirm a
+/// revocation, saying what is left to do.
+fn confirmed(target: &str, outcome: &RevokeOutcome) -> Result<(), Failure> {
+    if outcome.revoked_at_provider {
+        return Ok(());
+    }
+    Err(Failure::new(
+        crate::exit::NOT_CONFIRMED,
+        format!(
+            "{target}: the tokens are forgotten here, but the grant may still be live at the provider ({}). Revoke it in the provider's own console",
+            outcome.detail
+        ),
+    ))
 }
 
 pub fn delete(args: &DeleteArgs, out: &Output) -> Result<(), Failure> {
@@ -348,7 +363,10 @@ pub fn delete(args: &DeleteArgs, out: &Output) -> Result<(), Failure> {
         Some(r) => format!("deleted {}; {}\n{}", args.target, r.detail, r.caveat),
         None => format!("deleted {} (not revoked at the provider)", args.target),
     })?;
-    Ok(())
+    match &revoked {
+        Some(outcome) => confirmed(&args.target, outcome),
+        None => Ok(()),
+    }
 }
 
 pub fn show(args: &TargetArgs, out: &Output) -> Result<(), Failure> {
