@@ -126,36 +126,40 @@ impl HttpClient {
     ) -> Result<HttpResponse, HttpError> {
         let (url, host) = check(url)?;
         let allowed = self.allowance(&host)?;
-        let mut req = self
-            .agent
-            .post(url.as_str())
-            .config()
-            .timeout_global(Some(allowed))
-            .build();
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let started = Instant::now();
-        let result = req.send_form(form.iter().copied());
-        self.finish(&host, allowed, started, result)
+        let (agent, headers, form) = (self.agent.clone(), owned(headers), owned(form));
+        within(host, allowed, move |host| {
+            let mut req = agent
+                .post(url.as_str())
+                .config()
+                .timeout_global(Some(allowed))
+                .build();
+            for (k, v) in &headers {
+                req = req.header(k.as_str(), v.as_str());
+            }
+            let started = Instant::now();
+            let result = req.send_form(form.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            finish(host, allowed, started, result)
+        })
     }
 
     /// Sends a request without a body (GET, DELETE).
     pub fn get(&self, url: &str, headers: &[(&str, &str)]) -> Result<HttpResponse, HttpError> {
         let (url, host) = check(url)?;
         let allowed = self.allowance(&host)?;
-        let mut req = self
-            .agent
-            .get(url.as_str())
-            .config()
-            .timeout_global(Some(allowed))
-            .build();
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let started = Instant::now();
-        let result = req.call();
-        self.finish(&host, allowed, started, result)
+        let (agent, headers) = (self.agent.clone(), owned(headers));
+        within(host, allowed, move |host| {
+            let mut req = agent
+                .get(url.as_str())
+                .config()
+                .timeout_global(Some(allowed))
+                .build();
+            for (k, v) in &headers {
+                req = req.header(k.as_str(), v.as_str());
+            }
+            let started = Instant::now();
+            let result = req.call();
+            finish(host, allowed, started, result)
+        })
     }
 
     /// Sends a JSON body with `method` (POST or DELETE).
@@ -169,75 +173,119 @@ impl HttpClient {
         let (url, host) = check(url)?;
         let allowed = self.allowance(&host)?;
         let text = body.to_string();
-        let started = Instant::now();
-        let result = match method {
-            "DELETE" => {
-                let mut req = self
-                    .agent
+        let delete = method == "DELETE";
+        let (agent, headers) = (self.agent.clone(), owned(headers));
+        within(host, allowed, move |host| {
+            let started = Instant::now();
+            let result = if delete {
+                let mut req = agent
                     .delete(url.as_str())
                     .config()
                     .timeout_global(Some(allowed))
                     .build()
                     .force_send_body();
-                for (k, v) in headers {
-                    req = req.header(*k, *v);
+                for (k, v) in &headers {
+                    req = req.header(k.as_str(), v.as_str());
                 }
                 req.content_type("application/json").send(text.as_bytes())
-            }
-            _ => {
-                let mut req = self
-                    .agent
+            } else {
+                let mut req = agent
                     .post(url.as_str())
                     .config()
                     .timeout_global(Some(allowed))
                     .build();
-                for (k, v) in headers {
-                    req = req.header(*k, *v);
+                for (k, v) in &headers {
+                    req = req.header(k.as_str(), v.as_str());
                 }
                 req.content_type("application/json").send(text.as_bytes())
-            }
-        };
-        self.finish(&host, allowed, started, result)
-    }
-
-    fn finish(
-        &self,
-        host: &str,
-        allowed: Duration,
-        started: Instant,
-        result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-    ) -> Result<HttpResponse, HttpError> {
-        let mut resp = result.map_err(|e| map_err(host, allowed, e))?;
-        let status = resp.status().as_u16();
-        if (300..400).contains(&status) {
-            return Err(HttpError::Redirect {
-                host: host.to_owned(),
-            });
-        }
-        let content_type = resp
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let body = resp
-            .body_mut()
-            .with_config()
-            .limit(MAX_BODY)
-            .read_to_vec()
-            .map_err(|e| map_err(host, allowed, e))?;
-        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        tracing::debug!(target: "grantkeeper::http", host, status, micros, "provider request");
-        Ok(HttpResponse {
-            status,
-            content_type,
-            body,
+            };
+            finish(host, allowed, started, result)
         })
     }
 }
 
+fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+/// Runs one request (its body read included) and returns its outcome, or a timeout once
+/// `allowed` has passed, on time. ureq bounds its reads and writes with socket timeouts, which
+/// Linux runs on its coarse timer wheel: a 30 s read timeout may fire up to 1/8 later (2 s at
+/// HZ=250), past the caller's deadline. So the request runs on a thread of its own and the caller
+/// waits on a precise timer; an abandoned request ends by its own timeout soon after.
+fn within<F>(host: String, allowed: Duration, request: F) -> Result<HttpResponse, HttpError>
+where
+    F: FnOnce(&str) -> Result<HttpResponse, HttpError> + Send + 'static,
+{
+    use std::sync::mpsc::{sync_channel, RecvTimeoutError};
+    let (tx, rx) = sync_channel(1);
+    let name = host.clone();
+    std::thread::Builder::new()
+        .name("grantkeeper-http".into())
+        .spawn(move || {
+            let _ = tx.send(request(&name));
+        })
+        .map_err(|e| HttpError::Network {
+            host: host.clone(),
+            detail: format!("cannot start the request: {e}"),
+        })?;
+    match rx.recv_timeout(allowed) {
+        Ok(outcome) => outcome,
+        Err(RecvTimeoutError::Timeout) => Err(HttpError::Timeout {
+            host,
+            seconds: whole_seconds(allowed),
+        }),
+        Err(RecvTimeoutError::Disconnected) => Err(HttpError::Network {
+            host,
+            detail: "the request failed".into(),
+        }),
+    }
+}
+
+/// `d` rounded to whole seconds, for messages (29.96 s allowed reads "30 s").
+fn whole_seconds(d: Duration) -> u64 {
+    (d + Duration::from_millis(500)).as_secs()
+}
+
+fn finish(
+    host: &str,
+    allowed: Duration,
+    started: Instant,
+    result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> Result<HttpResponse, HttpError> {
+    let mut resp = result.map_err(|e| map_err(host, allowed, e))?;
+    let status = resp.status().as_u16();
+    if (300..400).contains(&status) {
+        return Err(HttpError::Redirect {
+            host: host.to_owned(),
+        });
+    }
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = resp
+        .body_mut()
+        .with_config()
+        .limit(MAX_BODY)
+        .read_to_vec()
+        .map_err(|e| map_err(host, allowed, e))?;
+    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    tracing::debug!(target: "grantkeeper::http", host, status, micros, "provider request");
+    Ok(HttpResponse {
+        status,
+        content_type,
+        body,
+    })
+}
+
 fn map_err(host: &str, allowed: Duration, e: ureq::Error) -> HttpError {
     let host = host.to_owned();
-    let seconds = allowed.as_secs();
+    let seconds = whole_seconds(allowed);
     match e {
         ureq::Error::Timeout(_) => HttpError::Timeout { host, seconds },
         ureq::Error::TooManyRedirects | ureq::Error::RedirectFailed => HttpError::Redirect { host },
