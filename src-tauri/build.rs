@@ -11,6 +11,7 @@ fn main() {
             "provider_apps",
             "grant_review",
             "refresh_connection",
+            "cancel_refresh",
             "copy_access_token",
             "reveal_access_token",
             "revoke_connection",

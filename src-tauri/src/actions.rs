@@ -1,19 +1,28 @@
 //! Commands that act: refresh, copy or reveal a token, revoke, delete, introspect, register a
 //! provider app, export the review, open a provider link. Copy and reveal are the only ways a
-//! token reaches the user, and each writes a `revealed` event first.
+//! token reaches the user, and each writes a `revealed` event first. Refresh, and copy or reveal
+//! when they must refresh first, are operations the window can cancel (see `operations`).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use grantkeeper_core::audit::{Actor, ActorKind};
-use grantkeeper_core::lifecycle::{Disclosure, RevokeOutcome};
-use grantkeeper_core::model::{Connection, ConnectionId, ProviderApp, TenantId};
+use grantkeeper_core::deadline::Deadline;
+use grantkeeper_core::lifecycle::{Disclosure, RevokeOutcome, DEFAULT_MIN_VALID};
+use grantkeeper_core::model::{
+    now_ms, Connection, ConnectionId, ConnectionStatus, ProviderApp, TenantId,
+};
 use grantkeeper_core::oauth::browser;
 use grantkeeper_core::provider_app::ProviderAppSpec;
 use grantkeeper_core::report::{to_csv, ReportFormat, ReviewFilter};
+use grantkeeper_core::secret::AccessToken;
+use grantkeeper_core::Vault;
 use serde::{Deserialize, Serialize};
 use tauri::{AppHandle, Manager};
 use ts_rs::TS;
 
+use crate::operations;
 use crate::state::{with_vault, AppState, CmdResult, CommandError};
 
 /// How long a copied token stays on the clipboard.
@@ -24,21 +33,103 @@ fn app_actor(hint: &str) -> Actor {
 }
 
 /// Refreshes a connection's tokens now; returns the updated connection (never the token).
+/// `operation` is the window's id for it: `cancel_refresh` with it ends the wait.
 #[tauri::command]
 pub async fn refresh_connection(
     app: AppHandle,
     tenant: TenantId,
     connection: ConnectionId,
+    operation: String,
 ) -> CmdResult<Connection> {
-    with_vault(app, move |v| {
-        let scope = v.tenant(&tenant)?;
-        scope.refresh(
-            &connection,
-            &grantkeeper_core::deadline::Deadline::default(),
-            &app_actor("refresh now"),
-        )?;
-        Ok(scope.connection(&connection)?)
-    })
+    let (late_tenant, late_connection, late_op) =
+        (tenant.clone(), connection.clone(), operation.clone());
+    operations::run(
+        app,
+        operation,
+        move |v, deadline| {
+            let scope = v.tenant(&tenant)?;
+            scope.refresh(&connection, deadline, &app_actor("refresh now"))?;
+            Ok(scope.connection(&connection)?)
+        },
+        move |app, result| {
+            if result.is_ok() {
+                operations::refreshed_late(app, late_op, late_tenant, late_connection, "");
+            }
+        },
+    )
+    .await
+}
+
+/// Whether handing out the connection's access token needs a refresh first, by the core's
+/// rule: only an active connection whose token is valid for a minute more is handed out as is
+/// (without a request). Connections in other states get the core's own answer.
+fn needs_refresh(c: &Connection, now: i64) -> bool {
+    let min_valid = i64::try_from(DEFAULT_MIN_VALID.as_millis()).unwrap_or(i64::MAX);
+    match c.status {
+        ConnectionStatus::Active => c
+            .access_expires_at
+            .is_some_and(|at| at.saturating_sub(now) < min_valid),
+        ConnectionStatus::Error => true,
+        ConnectionStatus::NeedsReconsent | ConnectionStatus::Revoked => false,
+    }
+}
+
+/// Discloses the access token (recorded), refreshing it first, when needed, within `deadline`:
+/// a Cancel while the refresh runs means nothing is disclosed. `refreshed` is set once a
+/// refresh stored new tokens.
+fn disclose(
+    v: &Vault,
+    tenant: &TenantId,
+    connection: &ConnectionId,
+    how: Disclosure,
+    deadline: &Deadline,
+    refreshed: &AtomicBool,
+) -> CmdResult<(AccessToken, Connection)> {
+    let hint = match how {
+        Disclosure::Copy => "copied to the clipboard",
+        Disclosure::Reveal => "revealed in the window",
+    };
+    let actor = app_actor(hint);
+    let scope = v.tenant(tenant)?;
+    if needs_refresh(&scope.connection(connection)?, now_ms()) {
+        scope.refresh(connection, deadline, &actor)?;
+        refreshed.store(true, Ordering::SeqCst);
+        // Cancelled while the refresh ran (over, with time left): the new tokens are kept, and
+        // nothing is disclosed.
+        if deadline.is_over() && !deadline.remaining().is_zero() {
+            return Err(grantkeeper_core::Error::Cancelled.into());
+        }
+    }
+    let token = scope.disclose_access_token(connection, how, &actor)?;
+    Ok((token, scope.connection(connection)?))
+}
+
+/// Runs a copy or reveal as an operation the window can cancel while it refreshes.
+async fn disclose_cancellable(
+    app: AppHandle,
+    tenant: TenantId,
+    connection: ConnectionId,
+    operation: String,
+    how: Disclosure,
+) -> CmdResult<(AccessToken, Connection)> {
+    let refreshed = Arc::new(AtomicBool::new(false));
+    let seen = refreshed.clone();
+    let (late_tenant, late_connection, late_op) =
+        (tenant.clone(), connection.clone(), operation.clone());
+    operations::run(
+        app,
+        operation,
+        move |v, deadline| disclose(v, &tenant, &connection, how, deadline, &refreshed),
+        move |app, _| {
+            if seen.load(Ordering::SeqCst) {
+                let not_done = match how {
+                    Disclosure::Copy => " Nothing was copied.",
+                    Disclosure::Reveal => " Nothing was shown.",
+                };
+                operations::refreshed_late(app, late_op, late_tenant, late_connection, not_done);
+            }
+        },
+    )
     .await
 }
 
@@ -52,23 +143,18 @@ pub struct Copied {
 
 /// Copies a valid access token to the clipboard (recorded); the window never receives it.
 /// The clipboard is cleared after 30 seconds unless something else was copied meanwhile.
+/// When the token must be refreshed first, `cancel_refresh` with `operation` ends the wait.
 #[tauri::command]
 pub async fn copy_access_token(
     app: AppHandle,
     tenant: TenantId,
     connection: ConnectionId,
+    operation: String,
 ) -> CmdResult<Copied> {
     let handle = app.clone();
-    let (token, fingerprint) = with_vault(app, move |v| {
-        let token = v.tenant(&tenant)?.disclose_access_token(
-            &connection,
-            Disclosure::Copy,
-            &app_actor("copied to the clipboard"),
-        )?;
-        let fingerprint = v.fingerprint(token.expose());
-        Ok((token, fingerprint))
-    })
-    .await?;
+    let (token, _) =
+        disclose_cancellable(app, tenant, connection, operation, Disclosure::Copy).await?;
+    let fingerprint = crate::state::vault(&handle)?.fingerprint(token.expose());
     let unusable =
         |e: arboard::Error| CommandError::new(format!("the clipboard cannot be used: {e}"));
     {
@@ -115,26 +201,21 @@ pub struct RevealedToken {
     pub expires_at: Option<i64>,
 }
 
-/// Shows a valid access token (recorded as `revealed`).
+/// Shows a valid access token (recorded as `revealed`). When the token must be refreshed
+/// first, `cancel_refresh` with `operation` ends the wait.
 #[tauri::command]
 pub async fn reveal_access_token(
     app: AppHandle,
     tenant: TenantId,
     connection: ConnectionId,
+    operation: String,
 ) -> CmdResult<RevealedToken> {
-    with_vault(app, move |v| {
-        let scope = v.tenant(&tenant)?;
-        let token = scope.disclose_access_token(
-            &connection,
-            Disclosure::Reveal,
-            &app_actor("revealed in the window"),
-        )?;
-        Ok(RevealedToken {
-            token: token.expose().to_owned(),
-            expires_at: scope.connection(&connection)?.access_expires_at,
-        })
+    let (token, c) =
+        disclose_cancellable(app, tenant, connection, operation, Disclosure::Reveal).await?;
+    Ok(RevealedToken {
+        token: token.expose().to_owned(),
+        expires_at: c.access_expires_at,
     })
-    .await
 }
 
 /// Revokes a grant at the provider and forgets its tokens.
@@ -205,18 +286,18 @@ pub async fn revoke_many(
     .await
 }
 
-/// Deletes a connection, revoking it at the provider first when `revoke` is set.
+/// Deletes a connection, revoking it at the provider first when `revoke` is set; returns what
+/// the revocation achieved (`null` when none was asked or the grant was revoked already).
 #[tauri::command]
 pub async fn delete_connection(
     app: AppHandle,
     tenant: TenantId,
     connection: ConnectionId,
     revoke: bool,
-) -> CmdResult<()> {
+) -> CmdResult<Option<RevokeOutcome>> {
     with_vault(app, move |v| {
-        v.tenant(&tenant)?
-            .revoke_and_delete(&connection, revoke, &app_actor("delete"))?;
-        Ok(())
+        Ok(v.tenant(&tenant)?
+            .revoke_and_delete(&connection, revoke, &app_actor("delete"))?)
     })
     .await
 }
@@ -350,7 +431,50 @@ fn checked_link<'a>(url: &str, known: impl IntoIterator<Item = &'a String>) -> C
 
 #[cfg(test)]
 mod tests {
-    use super::checked_link;
+    use super::{checked_link, needs_refresh};
+    use grantkeeper_core::model::{Connection, ConnectionStatus};
+
+    #[test]
+    fn a_disclosure_refreshes_first_only_when_the_core_would() {
+        let now = 1_800_000_000_000;
+        let c = |status, access_expires_at| {
+            let mut c: Connection = serde_json::from_value(serde_json::json!({
+                "id": "c", "tenant_id": "t", "provider_app_id": "p", "name": "crm",
+                "account": { "subject": null, "username": null, "org_id": null },
+                "scopes_requested": [], "scopes_granted": [], "scopes_granted_reported": false,
+                "consented_at": 0, "consented_by": null, "status": "active", "status_detail": null,
+                "access_expires_at": null, "access_expiry_source": null, "refresh_expires_at": null,
+                "refresh_hard_expires_at": null, "last_refresh_at": null, "last_used_at": null,
+                "has_refresh_token": true, "metadata": {}, "created_at": 0
+            }))
+            .unwrap();
+            c.status = status;
+            c.access_expires_at = access_expires_at;
+            c
+        };
+        assert!(!needs_refresh(
+            &c(ConnectionStatus::Active, Some(now + 61_000)),
+            now
+        ));
+        assert!(!needs_refresh(&c(ConnectionStatus::Active, None), now));
+        assert!(needs_refresh(
+            &c(ConnectionStatus::Active, Some(now + 59_000)),
+            now
+        ));
+        assert!(needs_refresh(
+            &c(ConnectionStatus::Active, Some(now - 1)),
+            now
+        ));
+        assert!(needs_refresh(
+            &c(ConnectionStatus::Error, Some(now + 600_000)),
+            now
+        ));
+        assert!(!needs_refresh(
+            &c(ConnectionStatus::NeedsReconsent, None),
+            now
+        ));
+        assert!(!needs_refresh(&c(ConnectionStatus::Revoked, None), now));
+    }
 
     #[test]
     fn provider_links_are_checked_before_opening() {

@@ -5,6 +5,7 @@
 mod actions;
 mod demo;
 mod flows;
+mod operations;
 mod state;
 mod views;
 mod watch;
@@ -74,6 +75,7 @@ fn main() -> ExitCode {
             views::provider_apps,
             views::grant_review,
             actions::refresh_connection,
+            operations::cancel_refresh,
             actions::copy_access_token,
             actions::reveal_access_token,
             actions::revoke_connection,

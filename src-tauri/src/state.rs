@@ -1,5 +1,5 @@
-//! The app's state: the vault (opened on first use), running sign-ins, and the clipboard; and
-//! the error type every command returns.
+//! The app's state: the vault (opened on first use), running sign-ins, cancellable refreshes and
+//! the clipboard; and the error type every command returns.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -15,6 +15,7 @@ use tauri::{AppHandle, Manager};
 use ts_rs::TS;
 
 use crate::flows::Flow;
+use crate::operations::Operations;
 
 /// Shared by all commands.
 #[derive(Default)]
@@ -23,6 +24,8 @@ pub struct AppState {
     vault: OnceLock<Result<Arc<Vault>, String>>,
     /// Sign-ins waiting for the browser, by flow id.
     pub flows: Mutex<HashMap<String, Flow>>,
+    /// Refreshes the window may cancel, by operation id.
+    pub operations: Operations,
     /// The clipboard, kept open: on X11 the owner must live to serve a copied value.
     pub clipboard: Mutex<Option<arboard::Clipboard>>,
 }
@@ -44,6 +47,9 @@ pub struct CommandError {
     pub message: String,
     /// The network or the provider could not be reached: the window shows it is offline.
     pub offline: bool,
+    /// The user cancelled; nothing was stored. (A call that ran out of time is not cancelled:
+    /// its message says so.)
+    pub cancelled: bool,
 }
 
 impl CommandError {
@@ -52,6 +58,7 @@ impl CommandError {
         Self {
             message: message.into(),
             offline: false,
+            cancelled: false,
         }
     }
 }
@@ -64,11 +71,16 @@ impl From<grantkeeper_core::Error> for CommandError {
                 matches!(h, HttpError::Network { .. } | HttpError::Timeout { .. })
             }
             E::Refresh { class, .. } => *class == FailureClass::Transient,
+            // The provider was slow, or the user gave up: neither says the network is down (a
+            // timed-out call's message names what its last attempt ran into).
+            E::TimedOut { .. } | E::Cancelled => false,
             _ => false,
         };
+        let cancelled = matches!(e, E::Cancelled | E::OAuth(OAuthError::Cancelled));
         Self {
             message: e.to_string(),
             offline,
+            cancelled,
         }
     }
 }

@@ -31,7 +31,8 @@ async function terminate(child, graceMs = 3000) {
 
 /**
  * Starts the test IdP with `config` (see tests/idp/server.mjs for the keys).
- * Returns { issuer, port, stats(), resetStats(), discovery(), stop() }.
+ * Returns { issuer, port, stats(), resetStats(), discovery(), stallToken(ms), failRevocation(status),
+ * stop() }; stallToken and failRevocation are the server's test controls of the same names.
  */
 export async function startIdp(config = {}) {
   const dir = mkdtempSync(join(tmpdir(), "gk-idp-"));
@@ -70,6 +71,8 @@ export async function startIdp(config = {}) {
     if (!r.ok) throw new Error(`${path}: HTTP ${r.status}`);
     return r.json();
   };
+  const postJson = (path, body) =>
+    getJson(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
   return {
     issuer,
     port,
@@ -77,6 +80,8 @@ export async function startIdp(config = {}) {
     stats: () => getJson("/__test/stats"),
     resetStats: () => getJson("/__test/reset-stats", { method: "POST" }),
     discovery: () => getJson("/.well-known/openid-configuration"),
+    stallToken: (ms) => postJson("/__test/stall-token", { ms }),
+    failRevocation: (status) => postJson("/__test/fail-revocation", { status }),
     stop: () => terminate(child),
   };
 }

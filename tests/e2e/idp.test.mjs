@@ -288,6 +288,58 @@ test("client credentials for the service client", { timeout: TIMEOUT }, async ()
   }
 });
 
+test("test controls: a stalling token endpoint and refused revocations", { timeout: TIMEOUT }, async () => {
+  const idp = await startIdp();
+  try {
+    const meta = await idp.discovery();
+    const basic = { authorization: `Basic ${Buffer.from("grantkeeper-service:service-test-secret").toString("base64")}` };
+    const ask = () => postForm(meta.token_endpoint, { grant_type: "client_credentials", scope: "api:read" }, basic);
+
+    // Stalled: held; ending the stall drops the held request unanswered, before it is handled.
+    assert.deepEqual(await idp.stallToken(20_000), { ms: 20_000, held: 0 });
+    const started = Date.now();
+    const held = ask().then(() => "answered", (e) => `dropped: ${e.cause?.code ?? e.message}`);
+    await waitFor("the request to be held", async () => (await idp.stats()).token_requests_stalled === 1, 5_000);
+    await sleep(500);
+    assert.deepEqual(await idp.stallToken(0), { ms: 0, held: 1 });
+    assert.match(await held, /^dropped/);
+    assert.ok(Date.now() - started < 10_000);
+    let stats = await idp.stats();
+    assert.equal(stats.token_requests_dropped, 1);
+    assert.equal(stats.token_requests.client_credentials, 0, "never reached the provider");
+    // Not stalled any more; a short stall delays, then answers normally.
+    assert.equal((await ask()).status, 200);
+    await idp.stallToken(700);
+    const t0 = Date.now();
+    assert.equal((await ask()).status, 200);
+    assert.ok(Date.now() - t0 >= 650);
+    await idp.stallToken(0);
+
+    // Refused revocations: the status asked for, and nothing revoked.
+    const token = (await ask()).body.access_token;
+    await idp.failRevocation(503);
+    const refused = await postForm(meta.revocation_endpoint, { token, token_type_hint: "access_token" }, basic);
+    assert.equal(refused.status, 503);
+    assert.equal(refused.body.error, "temporarily_unavailable");
+    const still = await postForm(meta.introspection_endpoint, { token }, basic);
+    assert.equal(still.body.active, true);
+    await idp.failRevocation(0);
+    const revoked = await fetch(meta.revocation_endpoint, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded", ...basic },
+      body: new URLSearchParams({ token, token_type_hint: "access_token" }),
+    });
+    assert.equal(revoked.status, 200);
+    stats = await idp.stats();
+    assert.equal(stats.revocations_refused, 1);
+    assert.equal(stats.revocations, 1);
+    await assert.rejects(idp.stallToken(-1), /HTTP 400/);
+    await assert.rejects(idp.failRevocation(200), /HTTP 400/);
+  } finally {
+    await idp.stop();
+  }
+});
+
 test("as $BROWSER it returns at once; ignore leaves the page open", { timeout: TIMEOUT }, async () => {
   await withIdp({}, async ({ idp, callback }) => {
     const meta = await idp.discovery();

@@ -26,6 +26,17 @@
 // Besides the OAuth endpoints, the same server answers a small test-control surface:
 //   GET  /__test/stats        counters, see `newStats()` below
 //   POST /__test/reset-stats  zeroes them
+//   POST /__test/stall-token {"ms": N}
+//                             a provider that hangs: from now on every token endpoint request is
+//                             held N ms before it is handled (and then answered normally).
+//                             {"ms": 0} ends the stall; requests still held then are dropped
+//                             without an answer (their connection is closed, before they reach
+//                             the provider: no token was issued or rotated), like a provider that
+//                             never answered. Answers {"ms": N, "held": requests dropped or held}
+//   POST /__test/fail-revocation {"status": S}
+//                             a provider that refuses revocations: from now on the revocation
+//                             endpoint answers HTTP S (e.g. 503) with a JSON error and revokes
+//                             nothing. {"status": 0} restores normal revocation
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
@@ -98,6 +109,9 @@ function newStats() {
     revocations: 0, // successful RFC 7009 revocation requests
     introspections: 0, // successful RFC 7662 introspection requests
     device_authorizations: 0, // successful RFC 8628 device authorization requests
+    token_requests_stalled: 0, // token endpoint requests held by /__test/stall-token
+    token_requests_dropped: 0, // ... of those, dropped unanswered when the stall ended
+    revocations_refused: 0, // revocation requests refused by /__test/fail-revocation
   };
 }
 
@@ -247,8 +261,51 @@ function isLoopback(address) {
   return address === "127.0.0.1" || address === "::1" || address === "::ffff:127.0.0.1";
 }
 
-/** Koa middleware: the /__test/ surface, the RFC 8414 alias, and the counters. */
-function testSurface(stats) {
+/** The JSON body of a test-control request ({} when empty). */
+async function jsonBody(req) {
+  let text = "";
+  for await (const chunk of req) text += chunk;
+  if (text.trim() === "") return {};
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}
+
+/** A whole number >= 0 from a test-control body, or null. */
+function count0(value) {
+  return Number.isInteger(value) && value >= 0 ? value : null;
+}
+
+/**
+ * The faults the test-control surface turns on: a stalling token endpoint and a refusing
+ * revocation endpoint.
+ */
+function newFaults() {
+  return {
+    stallTokenMs: 0,
+    /** Token requests being held: their release functions (true: handle it, false: drop it). */
+    held: new Set(),
+    revocationStatus: 0,
+  };
+}
+
+/** Holds a token request for `faults.stallTokenMs`; false when the stall ended meanwhile. */
+function stall(faults) {
+  return new Promise((resolve) => {
+    const release = (handle) => {
+      clearTimeout(timer);
+      faults.held.delete(release);
+      resolve(handle);
+    };
+    const timer = setTimeout(() => release(true), faults.stallTokenMs);
+    faults.held.add(release);
+  });
+}
+
+/** Koa middleware: the /__test/ surface, the RFC 8414 alias, the faults and the counters. */
+function testSurface(stats, faults) {
   return async function testSurfaceMiddleware(ctx, next) {
     if (ctx.path.startsWith("/__test/")) {
       if (!isLoopback(ctx.req.socket.remoteAddress)) ctx.throw(403);
@@ -257,6 +314,20 @@ function testSurface(stats) {
       } else if (ctx.method === "POST" && ctx.path === "/__test/reset-stats") {
         stats.current = newStats();
         ctx.body = stats.current;
+      } else if (ctx.method === "POST" && ctx.path === "/__test/stall-token") {
+        const ms = count0((await jsonBody(ctx.req))?.ms);
+        if (ms === null) ctx.throw(400, 'expected {"ms": N} with N >= 0');
+        faults.stallTokenMs = ms;
+        const held = faults.held.size;
+        if (ms === 0) for (const release of [...faults.held]) release(false);
+        ctx.body = { ms, held };
+      } else if (ctx.method === "POST" && ctx.path === "/__test/fail-revocation") {
+        const status = count0((await jsonBody(ctx.req))?.status);
+        if (status === null || (status !== 0 && (status < 400 || status > 599))) {
+          ctx.throw(400, 'expected {"status": S} with S = 0 or an HTTP error status');
+        }
+        faults.revocationStatus = status;
+        ctx.body = { status };
       } else {
         ctx.throw(404);
       }
@@ -266,6 +337,23 @@ function testSurface(stats) {
 
     // RFC 8414 metadata is the same document as OpenID discovery here.
     if (ctx.path === "/.well-known/oauth-authorization-server") ctx.path = "/.well-known/openid-configuration";
+
+    if (ctx.method === "POST" && ctx.path === "/token" && faults.stallTokenMs > 0) {
+      stats.current.token_requests_stalled += 1;
+      if (!(await stall(faults))) {
+        stats.current.token_requests_dropped += 1;
+        ctx.respond = false;
+        ctx.req.socket.destroy();
+        return;
+      }
+    }
+    if (ctx.method === "POST" && ctx.path === "/token/revocation" && faults.revocationStatus > 0) {
+      stats.current.revocations_refused += 1;
+      ctx.status = faults.revocationStatus;
+      ctx.body = { error: "temporarily_unavailable", error_description: "revocation is refused for this test" };
+      ctx.set("cache-control", "no-store");
+      return;
+    }
 
     const started = process.hrtime.bigint();
     try {
@@ -308,6 +396,7 @@ function count(ctx, s, ms) {
 async function main() {
   const { port, config } = readConfig();
   const stats = { current: newStats() };
+  const faults = newFaults();
 
   // The issuer names the port, so listen first and build the provider once the port is known.
   const server = createServer();
@@ -319,7 +408,7 @@ async function main() {
   const issuer = `http://${HOST}:${actualPort}`;
 
   const provider = new Provider(issuer, providerConfiguration(config, stats));
-  provider.use(testSurface(stats));
+  provider.use(testSurface(stats, faults));
   provider.on("grant.error", (_ctx, err) => {
     if (err instanceof errors.InvalidGrant && err.error_detail === "refresh token already used") {
       stats.current.refresh_reuse_detected += 1;

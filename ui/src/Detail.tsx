@@ -2,7 +2,7 @@
 // the usage history with its chart. It never holds a token except a revealed one, for 30 s.
 import { Fragment } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import { api, errorMessage, isOffline } from "./api";
+import { api, errorMessage, events, isCancelled, isOffline, operationId } from "./api";
 import type { Connection } from "./bindings/Connection";
 import type { ConnectionDetail } from "./bindings/ConnectionDetail";
 import type { ConnectStarted } from "./bindings/ConnectStarted";
@@ -27,6 +27,7 @@ import {
 } from "./format";
 import { useBusy, useNow } from "./hooks";
 import { withHint } from "./online";
+import { REVOKE_AT_PROVIDER, revokeNote } from "./revoke";
 import { slowTicker } from "./ticker";
 import { Alert, BusyButton, ConfirmDialog, LiveCountdown, ProviderMark, RiskBadge, Spinner, StatusBadge } from "./ui";
 
@@ -34,6 +35,31 @@ export type Target = { tenant: string; connection: string };
 
 /** How long a revealed token stays on screen. */
 const REVEAL_SECS = 30;
+
+/** After this long without an answer, a refresh shows its progress and can be cancelled. */
+export const SLOW_MS = 1000;
+
+/** Actions that may refresh, and so may be cancelled while they wait for the provider. */
+type Refreshing = "refresh" | "copy" | "reveal";
+
+/** What a slow operation says while it waits. */
+const WAITING: Record<Refreshing, string> = {
+  refresh: "Refreshing — the provider has not answered yet.",
+  copy: "Getting a fresh access token to copy — the provider has not answered yet.",
+  reveal: "Getting a fresh access token to show — the provider has not answered yet.",
+};
+
+/** What the window says once the user cancelled. */
+function cancelledText(action: Refreshing, label: string): string {
+  switch (action) {
+    case "refresh":
+      return `Refresh cancelled. Nothing was stored: ${label} keeps its current tokens.`;
+    case "copy":
+      return `Copy cancelled while the token was being refreshed. Nothing was copied and nothing was stored.`;
+    case "reveal":
+      return `Reveal cancelled while the token was being refreshed. Nothing was shown and nothing was stored.`;
+  }
+}
 
 type Props = {
   target: Target;
@@ -44,7 +70,8 @@ type Props = {
   onClose: () => void;
   /** Reloads the detail (after an action; vault-changed also does). */
   onReload: () => void;
-  onDeleted: (label: string) => void;
+  /** `outcome`: what the revocation before the delete achieved (null: none was asked). */
+  onDeleted: (label: string, outcome: RevokeOutcome | null) => void;
   onReconsent: (started: ConnectStarted, label: string) => void;
 };
 
@@ -59,8 +86,25 @@ export function Detail({ target, summary, detail, loadError, onClose, onReload, 
   const [alsoRevoke, setAlsoRevoke] = useState(true);
   const [outcome, setOutcome] = useState<RevokeOutcome | null>(null);
   const [introspection, setIntrospection] = useState<Record<string, unknown> | null>(null);
+  const [slow, setSlow] = useState<{ action: Refreshing; operation: string; cancelling: boolean } | null>(null);
+  const [cancelled, setCancelled] = useState<{ text: string; operation: string } | null>(null);
   useNow(slowTicker); // re-render relative times every 30 s
   const now = Date.now();
+
+  // A cancelled refresh the provider answered after all did store something: its "nothing was
+  // stored" goes (the shell shows what happened instead).
+  useEffect(() => {
+    let unlisten: (() => void) | null = null;
+    let live = true;
+    events
+      .onRefreshedLate((e) => setCancelled((c) => (c?.operation === e.operation ? null : c)))
+      .then((u) => (live ? (unlisten = u) : u()))
+      .catch(() => {});
+    return () => {
+      live = false;
+      unlisten?.();
+    };
+  }, []);
 
   // A revealed token disappears after 30 s (and with the panel: unmounting drops the state).
   useEffect(() => {
@@ -83,36 +127,59 @@ export function Detail({ target, summary, detail, loadError, onClose, onReload, 
     }
   };
 
+  /**
+   * Runs an action that may wait for a refresh: after SLOW_MS without an answer it shows its
+   * progress with Cancel; a cancelled one says so (nothing was stored) instead of failing.
+   */
+  const cancellable = <T,>(action: Refreshing, call: (operation: string) => Promise<T>, done: (r: T) => void) =>
+    act(action, async () => {
+      setCancelled(null);
+      const operation = operationId();
+      const timer = setTimeout(() => setSlow({ action, operation, cancelling: false }), SLOW_MS);
+      try {
+        done(await call(operation));
+      } catch (e) {
+        if (!isCancelled(e)) throw e;
+        setCancelled({ text: cancelledText(action, label), operation });
+      } finally {
+        clearTimeout(timer);
+        setSlow((s) => (s?.operation === operation ? null : s));
+      }
+    });
+  const cancelSlow = () => {
+    if (!slow || slow.cancelling) return;
+    setSlow({ ...slow, cancelling: true });
+    api.cancelRefresh(slow.operation).catch(fail);
+  };
+
   const refresh = () =>
-    act("refresh", async () => {
-      await net(api.refreshConnection(target));
+    cancellable("refresh", (op) => net(api.refreshConnection(target, op)), () => {
       note(`Refreshed ${label}.`);
       onReload();
     });
   const copy = () =>
-    act("copy", async () => {
-      const r = await net(api.copyAccessToken(target), false);
-      note(`Copied — the clipboard clears in ${r.clear_after_secs} s.`);
-    });
+    cancellable("copy", (op) => net(api.copyAccessToken(target, op), false), (r) =>
+      note(`Copied — the clipboard clears in ${r.clear_after_secs} s.`),
+    );
   const reveal = () =>
-    act("reveal", async () => {
-      const r = await net(api.revealAccessToken(target), false);
-      setRevealed({ token: r.token, expires_at: r.expires_at, until: Date.now() + REVEAL_SECS * 1000 });
-    });
+    cancellable("reveal", (op) => net(api.revealAccessToken(target, op), false), (r) =>
+      setRevealed({ token: r.token, expires_at: r.expires_at, until: Date.now() + REVEAL_SECS * 1000 }),
+    );
   const revoke = () =>
     act("revoke", async () => {
       const r = await net(api.revokeConnection(target));
       setConfirm(null);
       setRevealed(null);
       setOutcome(r);
-      note(r.revoked_at_provider ? `Revoked ${label} at the provider.` : `${label}: ${r.detail}`);
+      const said = revokeNote(label, r);
+      note(said.text, said.tone);
       onReload();
     }).finally(() => setConfirm(null));
   const remove = () =>
     act("delete", async () => {
-      await net(api.deleteConnection(target, alsoRevoke), alsoRevoke);
+      const outcome = await net(api.deleteConnection(target, alsoRevoke), alsoRevoke);
       setConfirm(null);
-      onDeleted(label);
+      onDeleted(label, outcome);
     }).finally(() => setConfirm(null));
   const reconsent = () =>
     act("reconsent", async () => {
@@ -171,18 +238,44 @@ export function Detail({ target, summary, detail, loadError, onClose, onReload, 
             </BusyButton>
           </div>
 
+          {slow && (
+            <div class="progress" aria-live="polite" data-progress={slow.action}>
+              <Spinner />
+              <span class="progress-text">{slow.cancelling ? "Cancelling…" : WAITING[slow.action]}</span>
+              <button type="button" class="btn small" data-action="cancel-refresh" disabled={slow.cancelling} onClick={cancelSlow}>
+                Cancel
+              </button>
+            </div>
+          )}
+
+          {cancelled && (
+            <div class="notice" aria-live="polite" data-cancelled>
+              <p>{cancelled.text}</p>
+              <button type="button" class="icon-btn x" data-action="dismiss" aria-label="Dismiss" onClick={() => setCancelled(null)} />
+            </div>
+          )}
+
           {error && <Alert message={error} onDismiss={() => setError(null)} />}
 
           {revealed && <RevealedBox revealed={revealed} onHide={() => setRevealed(null)} />}
 
-          {outcome && (
-            <div class="outcome" data-outcome>
-              <strong>{outcome.revoked_at_provider ? "Revoked at the provider." : "Not confirmed by the provider."}</strong>
-              <p>{outcome.detail}</p>
-              <p class="muted">{outcome.caveat}</p>
-              <button type="button" class="icon-btn x" data-action="dismiss" aria-label="Dismiss" onClick={() => setOutcome(null)} />
-            </div>
-          )}
+          {outcome &&
+            (outcome.revoked_at_provider ? (
+              <div class="outcome" data-outcome="confirmed">
+                <strong>Revoked at the provider.</strong>
+                <p>{outcome.detail}</p>
+                <p class="muted">{outcome.caveat}</p>
+                <button type="button" class="icon-btn x" data-action="dismiss" aria-label="Dismiss" onClick={() => setOutcome(null)} />
+              </div>
+            ) : (
+              <div class="outcome warn" role="alert" data-outcome="unconfirmed">
+                <strong>Not revoked at the provider — only forgotten here.</strong>
+                <p>{outcome.detail}</p>
+                <p>{REVOKE_AT_PROVIDER}</p>
+                <p class="muted">{outcome.caveat}</p>
+                <button type="button" class="icon-btn x" data-action="dismiss" aria-label="Dismiss" onClick={() => setOutcome(null)} />
+              </div>
+            ))}
 
           <dl class="facts">
             <dt>Provider</dt>

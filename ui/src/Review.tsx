@@ -12,6 +12,7 @@ import { useShell } from "./ctx";
 import { badge, exactTime, plural, refreshExpiryText, relativeTime } from "./format";
 import { useBusy, useDebounced, useNow } from "./hooks";
 import { withHint } from "./online";
+import { bulkLine, bulkState, bulkSummary } from "./revoke";
 import { slowTicker } from "./ticker";
 import { Alert, BusyButton, ConfirmDialog, RiskBadge, Spinner, StatusBadge, onText } from "./ui";
 
@@ -111,6 +112,11 @@ export function Review({ onOpen }: Props) {
     });
 
   const chosen = list.filter((r) => selected.has(grantKey(r)));
+  // Grants of the last bulk revoke that the provider did not confirm: their rows say so.
+  const unconfirmed = useMemo(
+    () => new Set((results ?? []).filter((m) => bulkState(m.result) === "unconfirmed").map((m) => m.key)),
+    [results],
+  );
   const tenantId = (slug: string) => tenants.find((t) => t.tenant.slug === slug)?.tenant.id ?? slug;
 
   const bulkRevoke = async () => {
@@ -122,8 +128,8 @@ export function Review({ onOpen }: Props) {
         const out = await net(api.revokeMany(refs));
         const mapped = out.map((result) => ({ key: keyById.get(result.connection) ?? result.connection, result }));
         setResults(mapped);
-        const ok = mapped.filter((m) => m.result.error === null).length;
-        note(`Revoked ${ok} of ${plural(mapped.length, "grant")}.`);
+        const said = bulkSummary(mapped);
+        note(said.text, said.tone);
         setSelected((s) => {
           const next = new Set(s);
           for (const m of mapped) if (m.result.error === null) next.delete(m.key);
@@ -212,26 +218,7 @@ export function Review({ onOpen }: Props) {
 
       {error && <Alert message={error} onDismiss={() => setError(null)} />}
 
-      {results && (
-        <section class="bulk-results" data-bulk-results aria-label="Bulk revoke results">
-          <header>
-            <strong>Bulk revoke</strong>
-            <button type="button" class="icon-btn x" data-action="dismiss" aria-label="Dismiss" onClick={() => setResults(null)} />
-          </header>
-          <ul>
-            {results.map(({ key, result }) => (
-              <li key={key} data-result={key} class={result.error ? "failed" : "ok"}>
-                <strong>{key}</strong>:{" "}
-                {result.error
-                  ? withHint(result.error.message, result.error.offline)
-                  : result.outcome?.revoked_at_provider
-                    ? `revoked at the provider. ${result.outcome.caveat}`
-                    : (result.outcome?.detail ?? "done")}
-              </li>
-            ))}
-          </ul>
-        </section>
-      )}
+      {results && <BulkResults results={results} onDismiss={() => setResults(null)} />}
 
       <div class="table-wrap">
         <table class="review-table">
@@ -281,6 +268,11 @@ export function Review({ onOpen }: Props) {
                   </td>
                   <td title={r.status_detail ?? undefined}>
                     <StatusBadge b={badge(r, now)} />
+                    {unconfirmed.has(key) && (
+                      <span class="flag warn row-note" data-unconfirmed>
+                        provider did not confirm
+                      </span>
+                    )}
                   </td>
                   <td>
                     <RiskBadge risk={r.highest_risk} />
@@ -334,6 +326,32 @@ export function Review({ onOpen }: Props) {
           </ul>
         </ConfirmDialog>
       )}
+    </section>
+  );
+}
+
+/** What a bulk revoke did, grant by grant: confirmed by the provider, only forgotten here, or failed. */
+function BulkResults({ results, onDismiss }: { results: BulkResult[]; onDismiss: () => void }) {
+  const summary = bulkSummary(results);
+  return (
+    <section class={`bulk-results ${summary.tone}`} data-bulk-results data-tone={summary.tone} aria-label="Bulk revoke results">
+      <header>
+        <strong>Bulk revoke</strong>
+        <button type="button" class="icon-btn x" data-action="dismiss" aria-label="Dismiss" onClick={onDismiss} />
+      </header>
+      <p class="bulk-summary">{summary.text}</p>
+      <ul>
+        {results.map(({ key, result }) => {
+          const state = bulkState(result);
+          return (
+            <li key={key} data-result={key} data-state={state} class={state}>
+              <strong>{key}</strong>
+              {state === "unconfirmed" && <span class="flag warn">not confirmed</span>}
+              {state === "failed" && <span class="flag bad">failed</span>}: {bulkLine(result)}
+            </li>
+          );
+        })}
+      </ul>
     </section>
   );
 }

@@ -17,6 +17,7 @@ import type { GrantReportRow } from "./bindings/GrantReportRow";
 import type { Preset } from "./bindings/Preset";
 import type { ProviderApp } from "./bindings/ProviderApp";
 import type { ProviderAppSpec } from "./bindings/ProviderAppSpec";
+import type { RefreshedLate } from "./bindings/RefreshedLate";
 import type { ReportFormat } from "./bindings/ReportFormat";
 import type { RevealedToken } from "./bindings/RevealedToken";
 import type { ReviewFilter } from "./bindings/ReviewFilter";
@@ -42,11 +43,15 @@ export const api = {
   exportReview: (filter: ReviewFilter, format: ReportFormat) =>
     invoke<ExportResult>("export_review", { filter, format }),
   // Copy and reveal are recorded in the usage history; copy never sends the token to the window.
-  copyAccessToken: (t: Target) => invoke<Copied>("copy_access_token", t),
-  revealAccessToken: (t: Target) => invoke<RevealedToken>("reveal_access_token", t),
-  deleteConnection: (t: Target, revoke: boolean) => invoke<void>("delete_connection", { ...t, revoke }),
+  // They refresh first when the token is about to expire: `operation` names them for Cancel.
+  copyAccessToken: (t: Target, operation: string) => invoke<Copied>("copy_access_token", { ...t, operation }),
+  revealAccessToken: (t: Target, operation: string) => invoke<RevealedToken>("reveal_access_token", { ...t, operation }),
+  deleteConnection: (t: Target, revoke: boolean) =>
+    invoke<RevokeOutcome | null>("delete_connection", { ...t, revoke }),
   // Network actions.
-  refreshConnection: (t: Target) => invoke<Connection>("refresh_connection", t),
+  refreshConnection: (t: Target, operation: string) => invoke<Connection>("refresh_connection", { ...t, operation }),
+  /** Ends the wait for the refresh of `operation` (a refresh, or a copy or reveal that refreshes). */
+  cancelRefresh: (operation: string) => invoke<void>("cancel_refresh", { operation }),
   revokeConnection: (t: Target) => invoke<RevokeOutcome>("revoke_connection", t),
   revokeMany: (grants: GrantRef[]) => invoke<BulkRevokeResult[]>("revoke_many", { grants }),
   introspect: (t: Target) => invoke<Record<string, unknown>>("introspect_connection", t),
@@ -61,13 +66,23 @@ export const api = {
 };
 
 /** Backend events: `vault-changed` after any change (window, CLI, agent, background refresh);
- * `connect-finished` when a sign-in ends. */
+ * `connect-finished` when a sign-in ends; `refresh-late` when a refresh the user cancelled was
+ * answered after all (its new tokens were stored). */
 export const events = {
   onVaultChanged: (f: (seq: number) => void): Promise<UnlistenFn> =>
     listen<number>("vault-changed", (e) => f(e.payload)),
   onConnectFinished: (f: (e: ConnectFinished) => void): Promise<UnlistenFn> =>
     listen<ConnectFinished>("connect-finished", (e) => f(e.payload)),
+  onRefreshedLate: (f: (e: RefreshedLate) => void): Promise<UnlistenFn> =>
+    listen<RefreshedLate>("refresh-late", (e) => f(e.payload)),
 };
+
+/** A fresh id for an operation the user may cancel (128 random bits, hex). */
+export function operationId(): string {
+  const bytes = new Uint8Array(16);
+  crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
 
 function isCommandError(e: unknown): e is CommandError {
   return typeof e === "object" && e !== null && "message" in e && "offline" in e;
@@ -79,6 +94,11 @@ export function errorMessage(e: unknown): string {
   if (typeof e === "string") return e;
   if (e instanceof Error) return e.message;
   return String(e);
+}
+
+/** Whether the user cancelled the call (nothing was stored). */
+export function isCancelled(e: unknown): boolean {
+  return isCommandError(e) && e.cancelled === true;
 }
 
 /** Whether a failure means the network or provider could not be reached. */

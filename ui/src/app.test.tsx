@@ -8,6 +8,7 @@ import type { ConnectionDetail } from "./bindings/ConnectionDetail";
 import type { ConnectFinished } from "./bindings/ConnectFinished";
 import type { GrantReportRow } from "./bindings/GrantReportRow";
 import type { Preset } from "./bindings/Preset";
+import type { RefreshedLate } from "./bindings/RefreshedLate";
 import type { ProviderApp } from "./bindings/ProviderApp";
 import type { TenantSummary } from "./bindings/TenantSummary";
 import type { VaultStatus } from "./bindings/VaultStatus";
@@ -119,6 +120,7 @@ const state = vi.hoisted(() => ({
   connections: [] as Connection[],
   vaultChanged: [] as ((seq: number) => void)[],
   connectFinished: [] as ((e: ConnectFinished) => void)[],
+  refreshedLate: [] as ((e: RefreshedLate) => void)[],
 }));
 
 vi.mock("./api", async (importOriginal) => {
@@ -135,8 +137,9 @@ vi.mock("./api", async (importOriginal) => {
     exportReview: vi.fn(async (_f: unknown, format: string) => ({ path: `/home/u/Downloads/review.${format}`, rows: 2 })),
     copyAccessToken: vi.fn(async () => ({ clear_after_secs: 30 })),
     revealAccessToken: vi.fn(async () => ({ token: "tok-SECRET-123", expires_at: now + 600_000 })),
-    deleteConnection: vi.fn(async () => {}),
+    deleteConnection: vi.fn(async () => null),
     refreshConnection: vi.fn(async () => crm),
+    cancelRefresh: vi.fn(async () => {}),
     revokeConnection: vi.fn(async () => ({ revoked_at_provider: true, detail: "revoked", caveat: "tokens may live on" })),
     revokeMany: vi.fn(async (grants: { connection: string }[]) =>
       grants.map((g) => ({ connection: g.connection, outcome: { revoked_at_provider: true, detail: "ok", caveat: "may live on" }, error: null })),
@@ -156,6 +159,10 @@ vi.mock("./api", async (importOriginal) => {
     }),
     onConnectFinished: vi.fn(async (f: (e: ConnectFinished) => void) => {
       state.connectFinished.push(f);
+      return () => {};
+    }),
+    onRefreshedLate: vi.fn(async (f: (e: RefreshedLate) => void) => {
+      state.refreshedLate.push(f);
       return () => {};
     }),
   };
@@ -204,6 +211,7 @@ beforeEach(() => {
   state.connections = [crm, old];
   state.vaultChanged = [];
   state.connectFinished = [];
+  state.refreshedLate = [];
   vi.clearAllMocks();
   initPerf();
   window.__gkPerf.marks = [];
@@ -424,6 +432,116 @@ describe("detail", () => {
     await waitFor(() => !$("section.detail"));
   });
 
+  it("offers Cancel for a refresh without an answer after a second, and says nothing was stored", async () => {
+    await openCrm();
+    let fail!: (e: unknown) => void;
+    (api.refreshConnection as ReturnType<typeof vi.fn>).mockImplementationOnce(() => new Promise((_, rej) => (fail = rej)));
+    const started = Date.now();
+    click($('[data-action="refresh"]')!);
+    await waitFor(() => (api.refreshConnection as ReturnType<typeof vi.fn>).mock.calls.length === 1);
+    expect($("[data-progress]")).toBeNull();
+    const progress = await waitFor(() => $("[data-progress]"), 3000);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(950);
+    expect(progress.getAttribute("data-progress")).toBe("refresh");
+    expect(progress.textContent).toMatch(/the provider has not answered yet/);
+    const operation = (api.refreshConnection as ReturnType<typeof vi.fn>).mock.calls[0][1] as string;
+    expect(operation).toMatch(/^[0-9a-f]{32}$/);
+    click($('[data-action="cancel-refresh"]')!);
+    await waitFor(() => (api.cancelRefresh as ReturnType<typeof vi.fn>).mock.calls.length === 1);
+    expect(api.cancelRefresh).toHaveBeenCalledWith(operation);
+    await waitFor(() => text("[data-progress]").includes("Cancelling…"));
+    fail({ message: "cancelled; nothing was stored", offline: false, cancelled: true });
+    await el("[data-cancelled]");
+    expect(text("[data-cancelled]")).toBe("Refresh cancelled. Nothing was stored: acme-corp/crm keeps its current tokens.");
+    expect($("[data-progress]")).toBeNull();
+    expect($('section.detail [role="alert"]')).toBeNull();
+    expect($("[data-offline]")).toBeNull();
+    // A fast refresh shows no progress at all.
+    click($('[data-action="refresh"]')!);
+    await waitFor(() => text('[role="status"]').includes("Refreshed acme-corp/crm."));
+    expect($("[data-cancelled]")).toBeNull();
+    await new Promise((r) => setTimeout(r, 1100));
+    expect($("[data-progress]")).toBeNull();
+  });
+
+  it("shows a refresh that timed out with the core's message", async () => {
+    await openCrm();
+    (api.refreshConnection as ReturnType<typeof vi.fn>).mockRejectedValueOnce({
+      message: "no answer within the 30 s allowed; nothing was stored. Try again later",
+      offline: false,
+      cancelled: false,
+    });
+    click($('[data-action="refresh"]')!);
+    await waitFor(() => text('section.detail [role="alert"]').includes("no answer within the 30 s allowed; nothing was stored"));
+    expect($("[data-cancelled]")).toBeNull();
+  });
+
+  it("lets a copy that must refresh first be cancelled", async () => {
+    await openCrm();
+    let fail!: (e: unknown) => void;
+    (api.copyAccessToken as ReturnType<typeof vi.fn>).mockImplementationOnce(() => new Promise((_, rej) => (fail = rej)));
+    click($('[data-action="copy"]')!);
+    expect((await waitFor(() => $("[data-progress]"), 3000)).getAttribute("data-progress")).toBe("copy");
+    click($('[data-action="cancel-refresh"]')!);
+    await waitFor(() => (api.cancelRefresh as ReturnType<typeof vi.fn>).mock.calls.length === 1);
+    expect(api.cancelRefresh).toHaveBeenCalledWith((api.copyAccessToken as ReturnType<typeof vi.fn>).mock.calls[0][1]);
+    fail({ message: "cancelled; nothing was stored", offline: false, cancelled: true });
+    await waitFor(() => text("[data-cancelled]").includes("Nothing was copied and nothing was stored."));
+  });
+
+  it("says so when a cancelled refresh was answered after all", async () => {
+    await openCrm();
+    let fail!: (e: unknown) => void;
+    (api.refreshConnection as ReturnType<typeof vi.fn>).mockImplementationOnce(() => new Promise((_, rej) => (fail = rej)));
+    click($('[data-action="refresh"]')!);
+    click(await waitFor(() => $('[data-action="cancel-refresh"]'), 3000));
+    fail({ message: "cancelled; nothing was stored", offline: false, cancelled: true });
+    await el("[data-cancelled]");
+    const operation = (api.refreshConnection as ReturnType<typeof vi.fn>).mock.calls[0][1] as string;
+    const message = "The provider answered the refresh of acme-corp/crm after you cancelled it: its new tokens were stored.";
+    // Another operation's late answer leaves this notice alone.
+    for (const f of state.refreshedLate) f({ operation: "other", tenant: "t-acme", connection: "c-crm", message });
+    await waitFor(() => text('[role="status"]').includes("after you cancelled it"));
+    expect($('[role="status"]')!.getAttribute("data-tone")).toBe("warn");
+    expect($("[data-cancelled]")).not.toBeNull();
+    for (const f of state.refreshedLate) f({ operation, tenant: "t-acme", connection: "c-crm", message });
+    await waitFor(() => !$("[data-cancelled]"));
+    expect(text('[role="status"]')).toBe(message);
+  });
+
+  it("warns when the provider did not confirm a revocation", async () => {
+    await openCrm();
+    (api.revokeConnection as ReturnType<typeof vi.fn>).mockResolvedValueOnce({
+      revoked_at_provider: false,
+      detail: "not revoked at the provider: the revocation endpoint refused (http_503)",
+      caveat: "Access tokens already issued may keep working until they expire.",
+    });
+    click($('[data-action="revoke"]')!);
+    click((await el('[role="dialog"]')).querySelector("[data-confirm]")!);
+    const box = await el('[data-outcome="unconfirmed"]');
+    expect(box.classList.contains("warn")).toBe(true);
+    expect(box.textContent).toMatch(/Not revoked at the provider — only forgotten here\./);
+    expect(box.textContent).toMatch(/http_503/);
+    expect(box.textContent).toMatch(/Revoke it at the provider yourself/);
+    expect(text('[role="status"]')).toMatch(/acme-corp\/crm was forgotten here, but the provider did not confirm the revocation/);
+    expect($('[role="status"]')!.dataset.tone).toBe("warn");
+    expect(text('[role="status"]')).not.toMatch(/^Revoked/);
+  });
+
+  it("warns when a delete's revocation was not confirmed", async () => {
+    await openCrm();
+    (api.deleteConnection as ReturnType<typeof vi.fn>).mockResolvedValueOnce({
+      revoked_at_provider: false,
+      detail: "not revoked at the provider: the revocation endpoint refused (http_503)",
+      caveat: "tokens may live on",
+    });
+    click($('[data-action="delete"]')!);
+    click((await el('[role="dialog"]')).querySelector("[data-confirm]")!);
+    await waitFor(() => !$("section.detail"));
+    await waitFor(() => text('[role="status"]').includes("Deleted acme-corp/crm here, not revoked at the provider: the revocation endpoint refused (http_503)."));
+    expect($('[role="status"]')!.dataset.tone).toBe("warn");
+  });
+
   it("shows progress, then the offline banner and a hint when the network fails", async () => {
     await openCrm();
     let fail!: (e: unknown) => void;
@@ -579,7 +697,7 @@ describe("connect wizard", () => {
     expect(api.pasteRedirect).toHaveBeenCalledWith("flow-1", "http://127.0.0.1:5555/callback?code=x&state=y");
 
     // A failure shows the error state; Try again returns to the form.
-    for (const f of state.connectFinished) f({ flow: "flow-1", tenant: "t-acme", connection: null, error: { message: "The sign-in timed out after 300 s.", offline: false }, cancelled: false });
+    for (const f of state.connectFinished) f({ flow: "flow-1", tenant: "t-acme", connection: null, error: { message: "The sign-in timed out after 300 s.", offline: false, cancelled: false }, cancelled: false });
     await el('[data-wizard-state="error"]');
     expect(text('[data-wizard-state="error"]')).toMatch(/timed out/);
     click($('[data-action="retry"]')!);
@@ -673,6 +791,32 @@ describe("grant review", () => {
     expect((api.exportReview as ReturnType<typeof vi.fn>).mock.calls[0][1]).toBe("csv");
     click($('[data-action="export-json"]')!);
     await waitFor(() => text('[role="status"]').includes("review.json"));
+  });
+
+  it("counts only confirmed revocations and warns about the rest", async () => {
+    (api.revokeMany as ReturnType<typeof vi.fn>).mockImplementationOnce(async (grants: { connection: string }[]) =>
+      grants.map((g) => ({
+        connection: g.connection,
+        outcome: { revoked_at_provider: false, detail: "not revoked at the provider: the revocation endpoint refused (http_503)", caveat: "may live on" },
+        error: null,
+      })),
+    );
+    click(await el('[data-nav="review"]'));
+    await el('tr[data-grant="acme-corp/crm"]');
+    click($('input[data-select-all]')!);
+    await waitFor(() => !$<HTMLButtonElement>('[data-action="bulk-revoke"]')!.disabled);
+    click($('[data-action="bulk-revoke"]')!);
+    click((await el('[role="dialog"]')).querySelector("[data-confirm]")!);
+    const results = await el("[data-bulk-results]");
+    expect(results.getAttribute("data-tone")).toBe("warn");
+    const summary = "2 grants revoked here; the provider confirmed 0 of 2 — revoke these 2 at the provider yourself: acme-corp/crm, acme-corp/old.";
+    expect(text(".bulk-summary")).toBe(summary);
+    expect(text('[role="status"]')).toBe(summary);
+    expect($('[role="status"]')!.dataset.tone).toBe("warn");
+    expect($('[data-result="acme-corp/crm"]')!.dataset.state).toBe("unconfirmed");
+    expect(text('[data-result="acme-corp/crm"]')).toMatch(/not confirmed: forgotten here only — not revoked at the provider/);
+    expect(text('[data-result="acme-corp/crm"]')).not.toMatch(/revoked at the provider\. /);
+    await el('tr[data-grant="acme-corp/crm"] [data-unconfirmed]');
   });
 
   it("selects single grants", async () => {

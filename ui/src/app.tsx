@@ -12,13 +12,14 @@ import type { TenantId } from "./bindings/TenantId";
 import type { TenantSummary } from "./bindings/TenantSummary";
 import type { VaultStatus } from "./bindings/VaultStatus";
 import { ConnectionsView } from "./ConnectionsView";
-import { type Shell, ShellContext, providerLabel } from "./ctx";
+import { type NoteTone, type Shell, ShellContext, providerLabel } from "./ctx";
 import { Detail, type Target } from "./Detail";
 import { accountText } from "./format";
 import { isSearchShortcut } from "./keys";
 import { OFFLINE_BANNER, isOfflineState, netReducer } from "./online";
 import { afterPaint, markAfterPaint, perfMark } from "./perf";
 import { Review } from "./Review";
+import { deleteNote } from "./revoke";
 import { Search } from "./Search";
 import { type SearchItem, makeItem } from "./search";
 import { Sidebar, type View } from "./Sidebar";
@@ -26,12 +27,12 @@ import { Alert } from "./ui";
 import { type FinishFeed, type Reconsent, Wizard } from "./Wizard";
 
 type Open = { target: Target; summary: Connection | null };
-type Note = { id: number; text: string };
+type Note = { id: number; text: string; tone: NoteTone };
 type ErrorBanner = { id: number; message: string };
 
 /** How long vault-changed events are gathered before reloading. */
 const LIVE_DEBOUNCE_MS = 150;
-/** How long a status note stays. */
+/** How long a status note stays (a warning stays until dismissed). */
 const NOTE_MS = 12_000;
 
 export function App() {
@@ -66,9 +67,9 @@ export function App() {
     const id = ++ids.current.error;
     setErrors((l) => [...l.filter((e) => e.message !== message), { id, message }].slice(-3));
   }, []);
-  const showNote = useCallback((text: string) => setNote({ id: ++ids.current.note, text }), []);
+  const showNote = useCallback((text: string, tone: NoteTone = "info") => setNote({ id: ++ids.current.note, text, tone }), []);
   useEffect(() => {
-    if (!note) return;
+    if (!note || note.tone === "warn") return;
     const t = setTimeout(() => setNote((n) => (n?.id === note.id ? null : n)), NOTE_MS);
     return () => clearTimeout(t);
   }, [note]);
@@ -274,6 +275,21 @@ export function App() {
       unlisten?.();
     };
   }, []);
+
+  // A refresh the user cancelled that the provider answered after all: say so, wherever the
+  // user is now (what the window said at the cancel no longer holds).
+  useEffect(() => {
+    let unlisten: (() => void) | null = null;
+    let live = true;
+    events
+      .onRefreshedLate((e) => showNote(e.message, "warn"))
+      .then((u) => (live ? (unlisten = u) : u()))
+      .catch(() => {});
+    return () => {
+      live = false;
+      unlisten?.();
+    };
+  }, [showNote]);
 
   // Online state from the browser.
   useEffect(() => {
@@ -504,9 +520,10 @@ export function App() {
                   loadError={detailError}
                   onClose={closeDetail}
                   onReload={() => void loadDetail(open.target, false)}
-                  onDeleted={(label) => {
+                  onDeleted={(label, outcome) => {
                     closeDetail();
-                    showNote(`Deleted ${label}.`);
+                    const n = deleteNote(label, outcome);
+                    showNote(n.text, n.tone);
                     void loadConnections(latest.current.tenant, false);
                     loadTenants();
                   }}
@@ -526,7 +543,12 @@ export function App() {
             />
           )}
 
-          <div class={note ? "status-note visible" : "status-note"} role="status" aria-live="polite">
+          <div
+            class={note ? `status-note visible ${note.tone}` : "status-note"}
+            role="status"
+            aria-live="polite"
+            data-tone={note?.tone}
+          >
             {note && (
               <>
                 <span>{note.text}</span>

@@ -5,6 +5,9 @@ import type { Preset } from "./bindings/Preset";
 import type { ProviderApp } from "./bindings/ProviderApp";
 import type { TenantSummary } from "./bindings/TenantSummary";
 
+/** A status note's tone: `warn` is for what did not fully happen (it stays until dismissed). */
+export type NoteTone = "info" | "warn";
+
 export type Shell = {
   /**
    * Wraps an action: a failure flagged offline marks the app offline; a success of a network
@@ -14,7 +17,7 @@ export type Shell = {
   /** Whether the app believes it is offline. */
   offline: boolean;
   /** Shows a short status note (role="status"). */
-  note: (text: string) => void;
+  note: (text: string, tone?: NoteTone) => void;
   tenants: TenantSummary[];
   catalog: Preset[];
   /** Preset display names by id. */

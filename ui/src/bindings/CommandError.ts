@@ -11,4 +11,9 @@ message: string,
 /**
  * The network or the provider could not be reached: the window shows it is offline.
  */
-offline: boolean, };
+offline: boolean, 
+/**
+ * The user cancelled; nothing was stored. (A call that ran out of time is not cancelled:
+ * its message says so.)
+ */
+cancelled: boolean, };
