@@ -120,15 +120,42 @@ impl Response {
     }
 }
 
-/// The socket of the agent serving the vault in `home`.
+/// The socket of the agent serving the vault in `home`: in `$XDG_RUNTIME_DIR/grantkeeper/`
+/// (named after the vault folder), else inside the vault folder itself; never in a shared
+/// folder such as `/tmp`, where another user could create the folder first.
 pub fn socket_path(home: &Path) -> PathBuf {
-    let digest = Sha256::digest(home.to_string_lossy().as_bytes());
-    let name: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-    let dir = std::env::var_os("XDG_RUNTIME_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir)
-        .join("grantkeeper");
-    dir.join(format!("agent-{name}.sock"))
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        Some(runtime) => {
+            let digest = Sha256::digest(home.to_string_lossy().as_bytes());
+            let name: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+            PathBuf::from(runtime)
+                .join("grantkeeper")
+                .join(format!("agent-{name}.sock"))
+        }
+        None => home.join("agent.sock"),
+    }
+}
+
+/// The longest path a Unix socket address holds (`sun_path` less its terminating NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
+/// Checks the socket's folder (this user's own, private; created when missing) and the path's
+/// length.
+fn checked_socket_path(home: &Path) -> Result<PathBuf> {
+    let path = socket_path(home);
+    if path.as_os_str().len() > MAX_SOCKET_PATH {
+        return Err(Error::Invalid(format!(
+            "the agent's socket path {} is longer than {MAX_SOCKET_PATH} bytes: set XDG_RUNTIME_DIR, or use a shorter GRANTKEEPER_HOME",
+            path.display()
+        )));
+    }
+    let dir = path.parent().expect("socket path has a folder");
+    if dir == home {
+        crate::private::ensure_dir(dir)?;
+    } else {
+        crate::private::ensure_socket_dir(dir)?;
+    }
+    Ok(path)
 }
 
 /// Opens the vault; the agent calls it at start and on `unlock`.
@@ -137,11 +164,7 @@ pub type Opener = dyn Fn() -> Result<Vault> + Send + Sync;
 /// Serves hand-outs until `stop` is cancelled. Refuses to start when another agent answers on
 /// the socket.
 pub fn serve(home: &Path, open: Arc<Opener>, stop: &CancelToken) -> Result<()> {
-    let path = socket_path(home);
-    let dir = path.parent().expect("socket path has a folder");
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        .map_err(|e| Error::io(dir, e))?;
+    let path = checked_socket_path(home)?;
     if UnixStream::connect(&path).is_ok() {
         return Err(Error::Invalid(format!(
             "an agent already serves this vault ({})",
@@ -432,10 +455,29 @@ pub struct AgentClient {
 }
 
 impl AgentClient {
-    /// Connects to the agent of the vault in `home`; `None` when no agent runs.
+    /// Connects to the agent of the vault in `home`; `None` when no agent runs, or when the
+    /// socket's folder or the process answering on it is not this user's (then the caller opens
+    /// the vault itself).
     pub fn connect(home: &Path) -> Option<Self> {
-        let stream = UnixStream::connect(socket_path(home)).ok()?;
-        Some(Self { stream })
+        let path = socket_path(home);
+        let dir = path.parent()?;
+        let checked = if dir == home {
+            crate::private::ensure_file(&path)
+        } else {
+            crate::private::ensure_socket_dir(dir)
+        };
+        if let Err(e) = checked {
+            tracing::warn!(error = %e, "not using the agent");
+            return None;
+        }
+        let stream = UnixStream::connect(&path).ok()?;
+        match peer(&stream) {
+            Some((uid, _)) if uid == crate::private::euid() => Some(Self { stream }),
+            other => {
+                tracing::warn!(peer = ?other, socket = %path.display(), "not using an agent socket served by another user");
+                None
+            }
+        }
     }
 
     /// Sends one request and reads the answer, waiting at most `wait` for it (an I/O error of

@@ -20,6 +20,7 @@ pub mod lifecycle;
 pub mod model;
 pub mod oauth;
 pub mod paths;
+pub mod private;
 pub mod provider_app;
 pub mod report;
 pub mod secret;

@@ -28,7 +28,7 @@
 //! The new refresh token always reaches the keychain before the new access token is used or
 //! returned. When the answer carries no refresh token, the old one stays.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -123,6 +123,9 @@ pub struct RevokeOutcome {
     pub caveat: String,
 }
 
+/// The vault's folder of per-connection lock files.
+pub(crate) const LOCKS_DIR: &str = "locks";
+
 /// An exclusive lock on one connection's refresh, released on drop.
 struct RefreshLock(File);
 
@@ -130,14 +133,9 @@ impl RefreshLock {
     /// Waits for the lock until the deadline (and at most [`LOCK_WAIT`]).
     fn acquire(path: PathBuf, deadline: &Deadline) -> Result<Self> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            crate::private::ensure_dir(dir)?;
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
+        let file = crate::private::open_lock_file(&path)?;
         let give_up = Instant::now() + LOCK_WAIT;
         loop {
             match file.try_lock() {
@@ -465,8 +463,16 @@ impl TenantVault<'_> {
         Ok(())
     }
 
-    fn lock_path(&self, id: &ConnectionId) -> PathBuf {
-        self.vault.home().join("locks").join(format!("{id}.lock"))
+    /// The connection's lock file. Ids come from callers (the window, the agent), so only a
+    /// well-formed id (a UUID, as the vault makes them) becomes part of a path.
+    fn lock_path(&self, id: &ConnectionId) -> Result<PathBuf> {
+        if uuid::Uuid::try_parse(id.as_str()).is_err() {
+            return Err(Error::NotFound {
+                what: "connection",
+                name: id.to_string(),
+            });
+        }
+        Ok(self.vault.home().join(LOCKS_DIR).join(format!("{id}.lock")))
     }
 
     fn refresh_then_hand_out(
@@ -502,7 +508,7 @@ impl TenantVault<'_> {
                 return Ok(token);
             }
         }
-        let _lock = RefreshLock::acquire(self.lock_path(id), deadline)?;
+        let _lock = RefreshLock::acquire(self.lock_path(id)?, deadline)?;
         self.recover_journal(id)?;
         // Another process may have refreshed while this one waited for the lock.
         if !force {
@@ -795,7 +801,7 @@ impl TenantVault<'_> {
     /// Revokes the grant at the provider (RFC 7009 or the provider's own method), then forgets
     /// its tokens locally, recording whether the provider confirmed.
     pub fn revoke(&self, id: &ConnectionId, actor: &Actor) -> Result<RevokeOutcome> {
-        let _lock = RefreshLock::acquire(self.lock_path(id), &Deadline::within(LOCK_WAIT))?;
+        let _lock = RefreshLock::acquire(self.lock_path(id)?, &Deadline::within(LOCK_WAIT))?;
         self.recover_journal(id)?;
         let ctx = self.grant_context(id)?;
         let (client, preset) = (&ctx.client, ctx.preset);
@@ -1752,6 +1758,30 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("no revocation endpoint"));
+    }
+
+    /// An id from a caller never becomes a path unless it is a well-formed id.
+    #[test]
+    fn malformed_ids_never_reach_the_file_system() {
+        let f = fx(|_| StubResponse::json(200, "{}"));
+        let t = scope(&f);
+        for bad in ["../../../tmp/gk-evil", "a/b", "", &"x".repeat(5000)] {
+            let id = ConnectionId::from_string(bad);
+            assert!(matches!(
+                t.revoke(&id, &actor()),
+                Err(Error::NotFound { .. })
+            ));
+            assert!(matches!(
+                t.refresh(&id, &Deadline::default(), &actor()),
+                Err(Error::NotFound { .. })
+            ));
+        }
+        assert!(!std::path::Path::new("/tmp/gk-evil.lock").exists());
+        let locks = f.vault.home().join(LOCKS_DIR);
+        let names: Vec<_> = std::fs::read_dir(&locks)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(names.is_empty(), "{names:?}");
     }
 
     #[test]

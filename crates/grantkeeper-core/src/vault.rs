@@ -106,9 +106,13 @@ impl Vault {
     /// The keychain is checked first: a new vault's master key is written to it and read back
     /// before any file is created, and an existing vault's master key is read before anything
     /// is written. When the keychain cannot be used the error says why, and nothing is written.
+    ///
+    /// An existing vault folder must be this user's; it is made 0700 and its files 0600 at each
+    /// open (a vault made by an older version, or files copied in, are repaired with a warning).
     pub fn open(home: &Path, keychain: Arc<dyn Keychain>) -> Result<Self> {
         let db_path = home.join(DB_FILE);
         if db_path.exists() {
+            make_private(home)?;
             return Self::open_existing(home, keychain);
         }
         let id = uuid::Uuid::new_v4().to_string();
@@ -963,14 +967,9 @@ fn from_json<T: serde::de::DeserializeOwned>(
 
 /// Creates the database under the vault lock. Returns `false` if another process won the race.
 fn create_db(home: &Path, vault_id: &str) -> Result<bool> {
-    create_private_dir(home)?;
+    crate::private::ensure_dir(home)?;
     let lock_path = home.join(LOCK_FILE);
-    let lock = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| Error::io(&lock_path, e))?;
+    let lock = crate::private::open_lock_file(&lock_path)?;
     lock.lock().map_err(|e| Error::io(&lock_path, e))?;
     let db_path = home.join(DB_FILE);
     if db_path.exists() {
@@ -978,6 +977,8 @@ fn create_db(home: &Path, vault_id: &str) -> Result<bool> {
     }
     let tmp = home.join(format!("{DB_FILE}.creating-{}", std::process::id()));
     let build = || -> Result<()> {
+        // Created 0600 before SQLite opens it; its -wal and -shm files take the same mode.
+        drop(crate::private::open_lock_file(&tmp)?);
         let conn = db::open(&tmp, true)?;
         conn.execute(
             "INSERT INTO meta (key, value) VALUES ('vault_id', ?1), ('created_at', ?2)",
@@ -996,12 +997,17 @@ fn create_db(home: &Path, vault_id: &str) -> Result<bool> {
     result.map(|()| true)
 }
 
-fn create_private_dir(dir: &Path) -> Result<()> {
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).map_err(|e| Error::io(dir, e))
+/// Makes an existing vault folder and its files private (see [`crate::private`]).
+fn make_private(home: &Path) -> Result<()> {
+    crate::private::ensure_dir(home)?;
+    for name in [DB_FILE, "vault.db-wal", "vault.db-shm", LOCK_FILE] {
+        crate::private::ensure_file(&home.join(name))?;
+    }
+    let locks = home.join(crate::lifecycle::LOCKS_DIR);
+    if locks.exists() {
+        crate::private::ensure_dir(&locks)?;
+    }
+    Ok(())
 }
 
 fn slugify(name: &str) -> String {
