@@ -9,10 +9,8 @@ use std::time::Duration;
 
 use grantkeeper_core::audit::{Actor, ActorKind};
 use grantkeeper_core::deadline::Deadline;
-use grantkeeper_core::lifecycle::{Disclosure, RevokeOutcome, DEFAULT_MIN_VALID};
-use grantkeeper_core::model::{
-    now_ms, Connection, ConnectionId, ConnectionStatus, ProviderApp, TenantId,
-};
+use grantkeeper_core::lifecycle::{Disclosure, RevokeOutcome};
+use grantkeeper_core::model::{Connection, ConnectionId, ProviderApp, TenantId};
 use grantkeeper_core::oauth::browser;
 use grantkeeper_core::provider_app::ProviderAppSpec;
 use grantkeeper_core::report::{to_csv, ReportFormat, ReviewFilter};
@@ -60,20 +58,6 @@ pub async fn refresh_connection(
     .await
 }
 
-/// Whether handing out the connection's access token needs a refresh first, by the core's
-/// rule: only an active connection whose token is valid for a minute more is handed out as is
-/// (without a request). Connections in other states get the core's own answer.
-fn needs_refresh(c: &Connection, now: i64) -> bool {
-    let min_valid = i64::try_from(DEFAULT_MIN_VALID.as_millis()).unwrap_or(i64::MAX);
-    match c.status {
-        ConnectionStatus::Active => c
-            .access_expires_at
-            .is_some_and(|at| at.saturating_sub(now) < min_valid),
-        ConnectionStatus::Error => true,
-        ConnectionStatus::NeedsReconsent | ConnectionStatus::Revoked => false,
-    }
-}
-
 /// Discloses the access token (recorded), refreshing it first, when needed, within `deadline`:
 /// a Cancel while the refresh runs means nothing is disclosed. `refreshed` is set once a
 /// refresh stored new tokens.
@@ -91,17 +75,13 @@ fn disclose(
     };
     let actor = app_actor(hint);
     let scope = v.tenant(tenant)?;
-    if needs_refresh(&scope.connection(connection)?, now_ms()) {
-        scope.refresh(connection, deadline, &actor)?;
+    let before = scope.connection(connection)?.last_refresh_at;
+    let token = scope.disclose_access_token(connection, how, deadline, &actor);
+    let after = scope.connection(connection)?;
+    if after.last_refresh_at != before {
         refreshed.store(true, Ordering::SeqCst);
-        // Cancelled while the refresh ran (over, with time left): the new tokens are kept, and
-        // nothing is disclosed.
-        if deadline.is_over() && !deadline.remaining().is_zero() {
-            return Err(grantkeeper_core::Error::Cancelled.into());
-        }
     }
-    let token = scope.disclose_access_token(connection, how, &actor)?;
-    Ok((token, scope.connection(connection)?))
+    Ok((token?, after))
 }
 
 /// Runs a copy or reveal as an operation the window can cancel while it refreshes.
@@ -431,50 +411,7 @@ fn checked_link<'a>(url: &str, known: impl IntoIterator<Item = &'a String>) -> C
 
 #[cfg(test)]
 mod tests {
-    use super::{checked_link, needs_refresh};
-    use grantkeeper_core::model::{Connection, ConnectionStatus};
-
-    #[test]
-    fn a_disclosure_refreshes_first_only_when_the_core_would() {
-        let now = 1_800_000_000_000;
-        let c = |status, access_expires_at| {
-            let mut c: Connection = serde_json::from_value(serde_json::json!({
-                "id": "c", "tenant_id": "t", "provider_app_id": "p", "name": "crm",
-                "account": { "subject": null, "username": null, "org_id": null },
-                "scopes_requested": [], "scopes_granted": [], "scopes_granted_reported": false,
-                "consented_at": 0, "consented_by": null, "status": "active", "status_detail": null,
-                "access_expires_at": null, "access_expiry_source": null, "refresh_expires_at": null,
-                "refresh_hard_expires_at": null, "last_refresh_at": null, "last_used_at": null,
-                "has_refresh_token": true, "metadata": {}, "created_at": 0
-            }))
-            .unwrap();
-            c.status = status;
-            c.access_expires_at = access_expires_at;
-            c
-        };
-        assert!(!needs_refresh(
-            &c(ConnectionStatus::Active, Some(now + 61_000)),
-            now
-        ));
-        assert!(!needs_refresh(&c(ConnectionStatus::Active, None), now));
-        assert!(needs_refresh(
-            &c(ConnectionStatus::Active, Some(now + 59_000)),
-            now
-        ));
-        assert!(needs_refresh(
-            &c(ConnectionStatus::Active, Some(now - 1)),
-            now
-        ));
-        assert!(needs_refresh(
-            &c(ConnectionStatus::Error, Some(now + 600_000)),
-            now
-        ));
-        assert!(!needs_refresh(
-            &c(ConnectionStatus::NeedsReconsent, None),
-            now
-        ));
-        assert!(!needs_refresh(&c(ConnectionStatus::Revoked, None), now));
-    }
+    use super::checked_link;
 
     #[test]
     fn provider_links_are_checked_before_opening() {

@@ -64,7 +64,7 @@ pub enum Error {
     #[error("{0}")]
     Invalid(String),
     /// The call's deadline passed (`grantkeeper token --timeout`); nothing was stored.
-    #[error("no answer within the {seconds} s allowed{}; nothing was stored. Try again later, or allow more time (--timeout)", last.as_deref().map(|l| format!(" ({l})")).unwrap_or_default())]
+    #[error("no answer within the {seconds} s allowed{}; nothing was stored. Try again later", last.as_deref().map(|l| format!(" ({l})")).unwrap_or_default())]
     TimedOut {
         /// The time allowed.
         seconds: f64,

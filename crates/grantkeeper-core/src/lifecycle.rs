@@ -80,7 +80,7 @@ pub fn advice(class: FailureClass) -> &'static str {
             ". The grant is no longer valid: run `grantkeeper reconsent` (or Re-consent in the app)"
         }
         FailureClass::Configuration => ". Check the provider app's client id and secret",
-        FailureClass::Transient => ". Nothing was changed; try again later",
+        FailureClass::Transient => ". Nothing was stored; try again later",
     }
 }
 
@@ -335,18 +335,24 @@ impl TenantVault<'_> {
     /// The access token for the user's eyes or clipboard, valid for at least a minute
     /// (refreshed first if needed, recorded as usual). The disclosure is recorded as a
     /// `revealed` event, in the same transaction that reads the token.
+    ///
+    /// A refresh needed first ends by `deadline`; when the caller cancels while it runs, its new
+    /// tokens are kept but nothing is disclosed (and no `revealed` event written). A token that
+    /// lives less than a minute even when fresh is disclosed right after its refresh.
     pub fn disclose_access_token(
         &self,
         id: &ConnectionId,
         how: Disclosure,
+        deadline: &Deadline,
         actor: &Actor,
     ) -> Result<AccessToken> {
         const MIN_VALID: Duration = Duration::from_secs(60);
         if let Some(token) = self.hand_out_if_valid(id, MIN_VALID, actor, Some(how))? {
             return Ok(token);
         }
-        self.refresh(id, &Deadline::default(), actor)?;
-        self.hand_out_if_valid(id, MIN_VALID, actor, Some(how))?
+        drop(self.refresh(id, deadline, actor)?);
+        deadline.check(None)?;
+        self.hand_out_if_valid(id, Duration::from_secs(1), actor, Some(how))?
             .ok_or_else(|| Error::NotUsable {
                 status: self.row(id).map_or(ConnectionStatus::Error, |r| r.status),
                 message: "the connection has no valid access token; refresh or re-consent it"

@@ -189,7 +189,23 @@ pub(super) fn resolve<'v>(
     Ok((scope, c))
 }
 
+/// A timed-out `token` or `exec` says how to allow more time.
+fn timeout_hint(f: Failure) -> Failure {
+    if f.code == crate::exit::TIMED_OUT {
+        Failure::new(
+            f.code,
+            format!("{}, or allow more time with --timeout", f.message),
+        )
+    } else {
+        f
+    }
+}
+
 pub fn token(args: &TokenArgs) -> Result<(), Failure> {
+    token_inner(args).map_err(timeout_hint)
+}
+
+fn token_inner(args: &TokenArgs) -> Result<(), Failure> {
     let min_valid = args.min_valid.unwrap_or(DEFAULT_MIN_VALID);
     let timeout = args.timeout.unwrap_or(DEFAULT_TIMEOUT);
     let deadline = Deadline::within(timeout);
@@ -268,7 +284,7 @@ pub fn fast_token() -> Option<u8> {
             )
         }) {
             Ok(()) => 0,
-            Err(f) => crate::exit::report(&f),
+            Err(f) => crate::exit::report(&timeout_hint(f)),
         },
     )
 }
@@ -289,12 +305,14 @@ pub fn exec(args: &ExecArgs) -> Result<(), Failure> {
     let vault = crate::open_vault()?;
     let (scope, c) = resolve(&vault, &args.target)?;
     let hint = args.hint.clone().or_else(|| args.command.first().cloned());
-    let tok = scope.access_token(
-        &c.id,
-        args.min_valid.unwrap_or(DEFAULT_MIN_VALID),
-        &deadline,
-        &cli_actor(hint),
-    )?;
+    let tok = scope
+        .access_token(
+            &c.id,
+            args.min_valid.unwrap_or(DEFAULT_MIN_VALID),
+            &deadline,
+            &cli_actor(hint),
+        )
+        .map_err(|e| timeout_hint(e.into()))?;
     let status = Process::new(&args.command[0])
         .args(&args.command[1..])
         .env(&args.env, tok.expose())
