@@ -11,7 +11,7 @@
 //!
 //! Protocol: one JSON object per line each way (see [`Request`] and [`Response`]).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::io::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use crate::audit::{Actor, ActorKind};
 use crate::deadline::{Deadline, DEFAULT_TIMEOUT};
 use crate::error::{Error, Result};
-use crate::oauth::loopback::CancelToken;
+use crate::oauth::loopback::{CancelToken, Slot};
 use crate::Vault;
 
 /// A request to the agent.
@@ -213,12 +213,15 @@ pub fn serve(home: &Path, open: Arc<Opener>, stop: &CancelToken) -> Result<()> {
 /// Threads that serve client connections. A connection is handed to an idle worker, or to a
 /// new one when none is idle (a slow refresh never delays another caller); up to
 /// [`Workers::MAX_IDLE`] finished workers stay for the next callers, so a hand-out does not
-/// pay for starting a thread.
+/// pay for starting a thread. At most [`MAX_CONNECTIONS`] connections are served at once: past
+/// that a connection is closed unanswered (the client then opens the vault itself).
 struct Workers {
-    queue: std::sync::mpsc::Sender<UnixStream>,
-    inbox: Arc<Mutex<std::sync::mpsc::Receiver<UnixStream>>>,
+    queue: std::sync::mpsc::Sender<(UnixStream, Slot)>,
+    inbox: Arc<Mutex<std::sync::mpsc::Receiver<(UnixStream, Slot)>>>,
     /// Idle workers not yet promised a connection.
     idle: Arc<std::sync::atomic::AtomicUsize>,
+    /// Connections being served or waiting for a worker.
+    busy: Arc<std::sync::atomic::AtomicUsize>,
     state: Arc<Mutex<Option<Arc<Vault>>>>,
     open: Arc<Opener>,
 }
@@ -232,6 +235,7 @@ impl Workers {
             queue,
             inbox: Arc::new(Mutex::new(inbox)),
             idle: Arc::default(),
+            busy: Arc::default(),
             state,
             open,
         }
@@ -239,6 +243,13 @@ impl Workers {
 
     fn dispatch(&self, stream: UnixStream) {
         use std::sync::atomic::Ordering::AcqRel;
+        let Some(slot) = Slot::take(&self.busy, MAX_CONNECTIONS) else {
+            tracing::warn!(
+                max = MAX_CONNECTIONS,
+                "agent closed a connection: too many at once"
+            );
+            return;
+        };
         // Promise the connection to an idle worker, or start one for it.
         if self
             .idle
@@ -255,8 +266,9 @@ impl Workers {
             );
             std::thread::spawn(move || loop {
                 let next = inbox.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                let Ok(stream) = next else { return };
-                serve_client(stream, &state, &*open);
+                let Ok((stream, slot)) = next else { return };
+                serve_client(stream, &state, &*open, READ_TIMEOUT);
+                drop(slot);
                 if idle
                     .fetch_update(AcqRel, std::sync::atomic::Ordering::Acquire, |n| {
                         (n < Self::MAX_IDLE).then_some(n + 1)
@@ -268,7 +280,82 @@ impl Workers {
             });
         }
         // `self` holds the receiver too, so the send cannot fail.
-        let _ = self.queue.send(stream);
+        let _ = self.queue.send((stream, slot));
+    }
+}
+
+/// The longest request line the agent reads (8 KiB); a longer one closes the connection.
+pub const MAX_LINE: usize = 8 * 1024;
+
+/// The most connections the agent serves at once; more are closed unanswered.
+pub const MAX_CONNECTIONS: usize = 64;
+
+/// The time a client has to send each request line (a silent or dripping client is closed).
+pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a request line was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineError {
+    /// Longer than [`MAX_LINE`]: the connection is closed.
+    TooLong,
+    /// Not a request: answered, and the connection goes on.
+    Invalid(String),
+}
+
+/// Takes the next complete line (without its `\n`, and without a `\r` before it) from the
+/// bytes read so far; `Ok(None)` when more must be read. A line, or a pending start of a line,
+/// longer than [`MAX_LINE`] is [`LineError::TooLong`].
+pub fn next_line(pending: &mut Vec<u8>) -> Result<Option<Vec<u8>>, LineError> {
+    let scan = &pending[..pending.len().min(MAX_LINE + 1)];
+    match scan.iter().position(|&b| b == b'\n') {
+        Some(at) => {
+            let mut line: Vec<u8> = pending.drain(..=at).collect();
+            line.pop();
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            Ok(Some(line))
+        }
+        None if pending.len() > MAX_LINE => Err(LineError::TooLong),
+        None => Ok(None),
+    }
+}
+
+/// Decodes one request line: at most [`MAX_LINE`] bytes of UTF-8 JSON, with its durations
+/// bounded (see [`Request::bounded`]).
+pub fn decode_request(line: &[u8]) -> Result<Request, LineError> {
+    if line.len() > MAX_LINE {
+        return Err(LineError::TooLong);
+    }
+    let text = std::str::from_utf8(line)
+        .map_err(|_| LineError::Invalid("bad request: not UTF-8 text".into()))?;
+    serde_json::from_str::<Request>(text)
+        .map(Request::bounded)
+        .map_err(|e| LineError::Invalid(format!("bad request: {e}")))
+}
+
+impl Request {
+    /// The request with `min_valid_ms` at most [`crate::oauth::token::MAX_LIFETIME`] and
+    /// `timeout_ms` at most [`crate::deadline::MAX_TIMEOUT`].
+    pub fn bounded(self) -> Self {
+        match self {
+            Request::Token {
+                tenant,
+                connection,
+                min_valid_ms,
+                hint,
+                timeout_ms,
+            } => Request::Token {
+                tenant,
+                connection,
+                min_valid_ms: min_valid_ms
+                    .min(crate::oauth::token::MAX_LIFETIME.as_millis() as u64),
+                hint,
+                timeout_ms: timeout_ms
+                    .map(|t| t.min(crate::deadline::MAX_TIMEOUT.as_millis() as u64)),
+            },
+            other => other,
+        }
     }
 }
 
@@ -328,7 +415,40 @@ fn peer(stream: &UnixStream) -> Option<(u32, i32)> {
     (rc == 0).then_some((cred.uid, cred.pid))
 }
 
-fn serve_client(stream: UnixStream, state: &Mutex<Option<Arc<Vault>>>, open: &Opener) {
+/// Reads the next request line within `timeout`; `None` when the client went away, was too
+/// slow, or sent a line longer than [`MAX_LINE`].
+fn read_request_line(
+    stream: &UnixStream,
+    pending: &mut Vec<u8>,
+    timeout: Duration,
+) -> Option<Result<Vec<u8>, LineError>> {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut chunk = [0u8; 4096];
+    loop {
+        match next_line(pending) {
+            Ok(Some(line)) => return Some(Ok(line)),
+            Ok(None) => {}
+            Err(e) => return Some(Err(e)),
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return None;
+        }
+        match (&*stream).read(&mut chunk) {
+            Ok(0) => return None,
+            Ok(n) => pending.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+fn serve_client(
+    stream: UnixStream,
+    state: &Mutex<Option<Arc<Vault>>>,
+    open: &Opener,
+    timeout: Duration,
+) {
     // SAFETY: getuid has no preconditions.
     let me = unsafe { libc::getuid() };
     let Some((uid, pid)) = peer(&stream) else {
@@ -338,25 +458,30 @@ fn serve_client(stream: UnixStream, state: &Mutex<Option<Arc<Vault>>>, open: &Op
         tracing::warn!(uid, pid, "agent refused a process of another user");
         return;
     }
+    let _ = stream.set_write_timeout(Some(timeout));
     let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "?".into());
     let caller = format!("pid {pid} {exe}");
-    let mut reader = BufReader::new(&stream);
-    let mut line = String::new();
+    let mut pending = Vec::new();
     loop {
-        line.clear();
-        match reader.read_line(&mut line) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        let response = match serde_json::from_str::<Request>(&line) {
-            Ok(req) => handle(req, state, open, &caller),
-            Err(e) => Response::fail(ErrorKind::Invalid, format!("bad request: {e}")),
+        let Some(line) = read_request_line(&stream, &mut pending, timeout) else {
+            return;
+        };
+        let (response, close) = match line.and_then(|l| decode_request(&l)) {
+            Ok(req) => (handle(req, state, open, &caller), false),
+            Err(LineError::Invalid(e)) => (Response::fail(ErrorKind::Invalid, e), false),
+            Err(LineError::TooLong) => (
+                Response::fail(
+                    ErrorKind::Invalid,
+                    format!("bad request: longer than {MAX_LINE} bytes"),
+                ),
+                true,
+            ),
         };
         let mut out = serde_json::to_string(&response).expect("responses serialize");
         out.push('\n');
-        if (&stream).write_all(out.as_bytes()).is_err() {
+        if (&stream).write_all(out.as_bytes()).is_err() || close {
             return;
         }
     }
@@ -488,7 +613,8 @@ impl AgentClient {
         let mut line = serde_json::to_string(req).expect("requests serialize");
         line.push('\n');
         self.stream.write_all(line.as_bytes())?;
-        let mut reader = BufReader::new(&self.stream);
+        // The answer is one line; a token is a few KiB at most.
+        let mut reader = BufReader::new((&self.stream).take(1 << 20));
         let mut answer = String::new();
         reader.read_line(&mut answer)?;
         serde_json::from_str(&answer)
@@ -502,6 +628,68 @@ mod tests {
     use crate::keychain::MemoryKeychain;
 
     const WAIT: Duration = Duration::from_secs(30);
+
+    #[test]
+    fn lines_are_bounded_and_requests_clamped() {
+        let mut pending = b"{\"op\":\"status\"}\r\n{\"op\"".to_vec();
+        assert_eq!(
+            next_line(&mut pending).unwrap().unwrap(),
+            b"{\"op\":\"status\"}"
+        );
+        assert_eq!(next_line(&mut pending), Ok(None));
+        pending.extend(std::iter::repeat_n(b' ', MAX_LINE));
+        assert_eq!(next_line(&mut pending), Err(LineError::TooLong));
+        let mut exact = vec![b' '; MAX_LINE];
+        exact.push(b'\n');
+        assert_eq!(next_line(&mut exact).unwrap().unwrap().len(), MAX_LINE);
+        assert!(matches!(
+            decode_request(&vec![b' '; MAX_LINE + 1]),
+            Err(LineError::TooLong)
+        ));
+        assert!(matches!(
+            decode_request(b"\xff"),
+            Err(LineError::Invalid(_))
+        ));
+        let huge = format!(
+            r#"{{"op":"token","tenant":"t","connection":"c","min_valid_ms":{},"hint":null,"timeout_ms":{}}}"#,
+            u64::MAX,
+            u64::MAX
+        );
+        match decode_request(huge.as_bytes()).unwrap() {
+            Request::Token {
+                min_valid_ms,
+                timeout_ms,
+                ..
+            } => {
+                assert_eq!(min_valid_ms, 315_576_000_000, "10 years");
+                assert_eq!(timeout_ms, Some(600_000));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            decode_request(br#"{"op":"token","min_valid_ms":-1}"#),
+            Err(LineError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn a_slow_client_is_cut_off() {
+        let (server, mut client) = UnixStream::pair().unwrap();
+        let dripper = std::thread::spawn(move || {
+            for _ in 0..100 {
+                if client.write_all(b" ").is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        let started = std::time::Instant::now();
+        let mut pending = Vec::new();
+        assert!(read_request_line(&server, &mut pending, Duration::from_millis(300)).is_none());
+        assert!(started.elapsed() < Duration::from_secs(2));
+        drop(server);
+        dripper.join().unwrap();
+    }
 
     #[test]
     fn serves_status_lock_unlock_and_refuses_unknown_connections() {
@@ -558,6 +746,45 @@ mod tests {
         );
         assert_eq!(
             client.call(&Request::Unlock, WAIT).unwrap().locked,
+            Some(false)
+        );
+
+        // Bounds: a line past 8 KiB is answered once and the connection closed.
+        let path = socket_path(&home);
+        let mut long = UnixStream::connect(&path).unwrap();
+        let _ = long.write_all(&vec![b'x'; MAX_LINE + 100]);
+        let mut answer = String::new();
+        long.set_read_timeout(Some(WAIT)).unwrap();
+        let _ = long.read_to_string(&mut answer);
+        assert!(answer.contains("longer than 8192 bytes"), "{answer}");
+        assert_eq!(answer.lines().count(), 1, "then closed");
+        // A bad line is answered and the connection goes on.
+        let mut c2 = UnixStream::connect(&path).unwrap();
+        c2.write_all(b"{\"op\":\"nope\"}\n{\"op\":\"status\"}\n")
+            .unwrap();
+        let mut r2 = BufReader::new(&c2);
+        let (mut l1, mut l2) = (String::new(), String::new());
+        r2.read_line(&mut l1).unwrap();
+        r2.read_line(&mut l2).unwrap();
+        assert!(l1.contains("bad request"), "{l1}");
+        assert!(l2.contains("\"locked\":false"), "{l2}");
+        // Past MAX_CONNECTIONS at once, a connection is closed unanswered.
+        let held: Vec<UnixStream> = (0..MAX_CONNECTIONS)
+            .map(|_| UnixStream::connect(&path).unwrap())
+            .collect();
+        std::thread::sleep(Duration::from_millis(300));
+        let mut extra = UnixStream::connect(&path).unwrap();
+        let _ = extra.write_all(b"{\"op\":\"status\"}\n");
+        extra.set_read_timeout(Some(WAIT)).unwrap();
+        let mut nothing = String::new();
+        let _ = extra.read_to_string(&mut nothing);
+        assert_eq!(nothing, "", "closed without an answer");
+        drop(held);
+        drop(c2);
+        std::thread::sleep(Duration::from_millis(300));
+        let mut again = AgentClient::connect(&home).unwrap();
+        assert_eq!(
+            again.call(&Request::Status, WAIT).unwrap().locked,
             Some(false)
         );
         stop.cancel();

@@ -18,7 +18,7 @@ use crate::oauth::flow::{self, Client, DeviceAuthorization, Quirks, TokenEndpoin
 use crate::oauth::jwt::DecodedJwt;
 use crate::oauth::loopback::{CallbackParams, CancelToken, LoopbackListener};
 use crate::oauth::pkce::{new_nonce, new_state, PkceVerifier};
-use crate::oauth::token::TokenResponse;
+use crate::oauth::token::{clamp_expiry, expiry_after, TokenResponse};
 use crate::oauth::{id_token, OAuthError};
 use crate::vault::{NewConnection, TenantVault};
 
@@ -77,7 +77,7 @@ impl PendingConnect {
         let listener = self.listener.take().ok_or_else(|| {
             OAuthError::Config("this sign-in expects a pasted redirect URL".into())
         })?;
-        listener.wait(timeout, cancel)
+        listener.wait(timeout, cancel, &self.state)
     }
 
     /// The scopes asked for.
@@ -453,12 +453,15 @@ impl TenantVault<'_> {
                 .entry("issuer".into())
                 .or_insert_with(|| issuer.clone());
         }
+        if let Some(id) = replaces {
+            same_account(&self.connection(id)?, &account, &response).map_err(oauth)?;
+        }
         let access_expiry = self.access_expiry(context, endpoint, &response, now);
         let expiry = &context.quirks.expiry;
         let days = |d: u32| now + i64::from(d) * 86_400_000;
         let refresh_expires_at = response
             .refresh_expires_in
-            .map(|s| now + secs_ms(s))
+            .map(|s| expiry_after(now, s))
             .or(expiry.refresh_idle_days.map(days));
         let new = NewConnection {
             name: name.to_owned(),
@@ -496,7 +499,7 @@ impl TenantVault<'_> {
         now: UnixMillis,
     ) -> Option<(UnixMillis, ExpirySource)> {
         if let Some(s) = response.expires_in {
-            return Some((now + secs_ms(s), ExpirySource::Response));
+            return Some((expiry_after(now, s), ExpirySource::Response));
         }
         let access = response.tokens.access_token.expose();
         if let Some(exp) = DecodedJwt::decode(access).and_then(|d| d.expires_at_ms()) {
@@ -507,7 +510,10 @@ impl TenantVault<'_> {
             match flow::introspect(&ep, access, "access_token") {
                 Ok(body) => {
                     if let Some(exp) = body.get("exp").and_then(Value::as_i64) {
-                        return Some((exp.saturating_mul(1000), ExpirySource::Introspection));
+                        return Some((
+                            clamp_expiry(now, exp.saturating_mul(1000)),
+                            ExpirySource::Introspection,
+                        ));
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "introspection for the token's expiry failed"),
@@ -515,7 +521,7 @@ impl TenantVault<'_> {
         }
         context
             .default_access_secs
-            .map(|s| (now + secs_ms(s), ExpirySource::CatalogDefault))
+            .map(|s| (expiry_after(now, s), ExpirySource::CatalogDefault))
     }
 }
 
@@ -528,10 +534,39 @@ impl crate::Vault {
     }
 }
 
-fn secs_ms(s: u64) -> i64 {
-    i64::try_from(s)
-        .unwrap_or(i64::MAX / 1000)
-        .saturating_mul(1000)
+/// A re-consent must sign in as the connection's own account (its subject: the ID token's
+/// `sub`, or the catalog's `subject` metadata), so another account's tokens never land on the
+/// connection and the old refresh token is never kept beside them. When the connection has no
+/// recorded subject, the answer must carry a new refresh token (the old one is then replaced)
+/// unless the connection has none.
+fn same_account(
+    before: &Connection,
+    account: &AccountIdentity,
+    response: &TokenResponse,
+) -> std::result::Result<(), OAuthError> {
+    let name = |a: &AccountIdentity| {
+        a.username
+            .clone()
+            .or_else(|| a.subject.clone())
+            .unwrap_or_else(|| "an unknown account".into())
+    };
+    match (before.account.subject.as_deref(), account.subject.as_deref()) {
+        (Some(old), Some(new)) if old == new => Ok(()),
+        (Some(_), Some(_)) => Err(OAuthError::AccountMismatch {
+            expected: name(&before.account),
+            got: name(account),
+        }),
+        (Some(_), None) => Err(OAuthError::AccountUnconfirmed(format!(
+            "the provider did not say which account signed in, so it cannot be confirmed as this connection's ({}); keep the openid scope, or connect the account as a new connection",
+            name(&before.account)
+        ))),
+        (None, _) if before.has_refresh_token && response.tokens.refresh_token.is_none() => {
+            Err(OAuthError::AccountUnconfirmed(
+                "the provider sent no new refresh token and this connection records no account to compare with, so its refresh token could end up beside another account's access token; delete the connection and connect again".into(),
+            ))
+        }
+        (None, _) => Ok(()),
+    }
 }
 
 fn fill_missing(e: &mut crate::model::Endpoints, meta: &ServerMetadata) {
@@ -678,6 +713,177 @@ mod tests {
             "PKCE verifier sent in the body"
         );
         assert!(!reqs[0].path.contains("code"), "nothing secret in the URL");
+    }
+
+    /// Re-consents connection `c` through a pasted redirect.
+    fn reconsent(f: &Fixture) -> Result<Connection> {
+        let t = f
+            .vault
+            .tenant(&f.vault.find_tenant("acme").unwrap().id)
+            .unwrap();
+        let id = t.connection_named("c").unwrap().id;
+        let pending = t.begin_reconsent(&id, None, None).unwrap();
+        let state = url::Url::parse(&pending.url)
+            .unwrap()
+            .query_pairs()
+            .find(|(k, _)| k == "state")
+            .unwrap()
+            .1
+            .into_owned();
+        let params = CallbackParams::from([
+            ("code".to_owned(), "the-code".to_owned()),
+            ("state".to_owned(), state),
+        ]);
+        t.finish_connect(pending, &params, &Actor::new(ActorKind::Cli))
+    }
+
+    /// A token response for `sub` (an unverified ID token: the stub app has no JWKS), with
+    /// refresh token `rt` when given.
+    fn answer_for(sub: Option<&str>, at: &str, rt: Option<&str>) -> String {
+        use base64::Engine;
+        let b64 = |v: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+        let mut body =
+            serde_json::json!({ "access_token": at, "token_type": "Bearer", "expires_in": 600 });
+        if let Some(sub) = sub {
+            body["id_token"] = format!(
+                "{}.{}.sig",
+                b64(r#"{"alg":"RS256"}"#),
+                b64(&format!(r#"{{"sub":"{sub}","email":"{sub}@example.com"}}"#))
+            )
+            .into();
+        }
+        if let Some(rt) = rt {
+            body["refresh_token"] = rt.into();
+        }
+        body.to_string()
+    }
+
+    fn scripted() -> (Fixture, Stub, Arc<std::sync::Mutex<String>>) {
+        let next = Arc::new(std::sync::Mutex::new(String::new()));
+        let n2 = next.clone();
+        let (f, stub) = fixture_with(
+            None,
+            move |_| StubResponse::json(200, &n2.lock().unwrap()),
+            false,
+        );
+        (f, stub, next)
+    }
+
+    fn stored(f: &Fixture) -> (Connection, String, String) {
+        let t = f
+            .vault
+            .tenant(&f.vault.find_tenant("acme").unwrap().id)
+            .unwrap();
+        let c = t.connection_named("c").unwrap();
+        let rt = crate::keychain::Keychain::get(&*f.kc, &t.refresh_entry(&c.id))
+            .unwrap()
+            .map(|s| s.expose().to_owned())
+            .unwrap_or_default();
+        let at = t
+            .disclose_access_token(
+                &c.id,
+                crate::lifecycle::Disclosure::Reveal,
+                &crate::deadline::Deadline::default(),
+                &Actor::new(ActorKind::Cli),
+            )
+            .unwrap()
+            .expose()
+            .to_owned();
+        (c, rt, at)
+    }
+
+    #[test]
+    fn reconsent_as_another_account_is_refused_and_changes_nothing() {
+        let (f, _stub, next) = scripted();
+        *next.lock().unwrap() = answer_for(Some("alice"), "at-alice", Some("rt-alice"));
+        run(&f).unwrap();
+        // Bob signs in instead: refused, Alice's tokens and identity stay.
+        *next.lock().unwrap() = answer_for(Some("bob"), "at-bob", Some("rt-bob"));
+        let err = reconsent(&f).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("signed in as a different account (bob@example.com)")
+                && msg.contains("alice@example.com")
+                && msg.contains("nothing was changed"),
+            "{msg}"
+        );
+        assert!(matches!(
+            err,
+            Error::OAuth(OAuthError::AccountMismatch { .. })
+        ));
+        let (c, rt, at) = stored(&f);
+        assert_eq!(c.account.subject.as_deref(), Some("alice"));
+        assert_eq!((rt.as_str(), at.as_str()), ("rt-alice", "at-alice"));
+        // Bob without a refresh token: refused too (never Alice's refresh token beside Bob's).
+        *next.lock().unwrap() = answer_for(Some("bob"), "at-bob", None);
+        assert!(reconsent(&f)
+            .unwrap_err()
+            .to_string()
+            .contains("different account"));
+        // No identity in the answer: cannot be confirmed, refused.
+        *next.lock().unwrap() = answer_for(None, "at-anon", Some("rt-anon"));
+        let msg = reconsent(&f).unwrap_err().to_string();
+        assert!(
+            msg.contains("cannot be confirmed") && msg.contains("nothing was changed"),
+            "{msg}"
+        );
+        let (c, rt, at) = stored(&f);
+        assert_eq!(c.account.subject.as_deref(), Some("alice"));
+        assert_eq!((rt.as_str(), at.as_str()), ("rt-alice", "at-alice"));
+        // Alice again, without a new refresh token: renewed, her own refresh token kept.
+        *next.lock().unwrap() = answer_for(Some("alice"), "at-alice-2", None);
+        reconsent(&f).unwrap();
+        let (c, rt, at) = stored(&f);
+        assert_eq!(c.account.subject.as_deref(), Some("alice"));
+        assert_eq!((rt.as_str(), at.as_str()), ("rt-alice", "at-alice-2"));
+        // Alice with a new refresh token: replaced.
+        *next.lock().unwrap() = answer_for(Some("alice"), "at-alice-3", Some("rt-alice-3"));
+        reconsent(&f).unwrap();
+        let (_, rt, at) = stored(&f);
+        assert_eq!((rt.as_str(), at.as_str()), ("rt-alice-3", "at-alice-3"));
+    }
+
+    #[test]
+    fn reconsent_without_a_recorded_account_needs_a_new_refresh_token() {
+        let (f, _stub, next) = scripted();
+        *next.lock().unwrap() = answer_for(None, "at-1", Some("rt-1"));
+        run(&f).unwrap();
+        // Nothing to compare with, and no new refresh token: the old one could be another
+        // account's, so the re-consent is refused.
+        *next.lock().unwrap() = answer_for(None, "at-2", None);
+        let msg = reconsent(&f).unwrap_err().to_string();
+        assert!(
+            msg.contains("no new refresh token") && msg.contains("nothing was changed"),
+            "{msg}"
+        );
+        let (_, rt, at) = stored(&f);
+        assert_eq!((rt.as_str(), at.as_str()), ("rt-1", "at-1"));
+        // With a new refresh token, the whole grant is replaced: accepted.
+        *next.lock().unwrap() = answer_for(Some("carol"), "at-3", Some("rt-3"));
+        let c = reconsent(&f).unwrap();
+        assert_eq!(c.account.subject.as_deref(), Some("carol"));
+        let (_, rt, at) = stored(&f);
+        assert_eq!((rt.as_str(), at.as_str()), ("rt-3", "at-3"));
+    }
+
+    #[test]
+    fn absurd_lifetimes_are_stored_clamped() {
+        let (f, _stub) = fixture(StubResponse::json(
+            200,
+            &format!(
+                r#"{{"access_token":"at","token_type":"Bearer","expires_in":{},"refresh_token":"rt","refresh_token_expires_in":"{}"}}"#,
+                u64::MAX,
+                u64::MAX
+            ),
+        ));
+        let before = crate::model::now_ms();
+        let c = run(&f).unwrap();
+        let life = crate::oauth::token::lifetime_ms(u64::MAX);
+        let at = c.access_expires_at.unwrap();
+        assert!(
+            at >= before + life && at <= crate::model::now_ms() + life,
+            "{at}"
+        );
     }
 
     #[test]

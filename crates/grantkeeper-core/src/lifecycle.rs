@@ -47,7 +47,7 @@ use crate::http::HttpError;
 use crate::model::{now_ms, ConnectionId, ConnectionStatus, ExpirySource, UnixMillis};
 use crate::oauth::flow::{self, Client, Quirks, TokenEndpoint};
 use crate::oauth::jwt::DecodedJwt;
-use crate::oauth::token::TokenResponse;
+use crate::oauth::token::{clamp_min_valid, expiry_after, TokenResponse};
 use crate::oauth::OAuthError;
 use crate::secret::{AccessToken, RefreshToken, SecretText};
 use crate::vault::TenantVault;
@@ -316,9 +316,9 @@ struct Row {
 
 impl TenantVault<'_> {
     /// A valid access token for the connection, refreshed if it would expire within
-    /// `min_valid`, or a failure by `deadline`. Every hand-out is recorded (who asked,
-    /// application hint) before the token is returned; if the record cannot be written, no
-    /// token is returned.
+    /// `min_valid` (at most 10 years: [`crate::oauth::token::MAX_LIFETIME`]), or a failure by
+    /// `deadline`. Every hand-out is recorded (who asked, application hint) before the token is
+    /// returned; if the record cannot be written, no token is returned.
     pub fn access_token(
         &self,
         id: &ConnectionId,
@@ -326,6 +326,7 @@ impl TenantVault<'_> {
         deadline: &Deadline,
         actor: &Actor,
     ) -> Result<AccessToken> {
+        let min_valid = clamp_min_valid(min_valid);
         if let Some(token) = self.hand_out_if_valid(id, min_valid, actor, None)? {
             return Ok(token);
         }
@@ -412,7 +413,7 @@ impl TenantVault<'_> {
                 what: "connection",
                 name: id.to_string(),
             })?;
-        if status != "active" || expires.is_some_and(|e| e - now_ms() < min_ms) {
+        if status != "active" || expires.is_some_and(|e| e.saturating_sub(now_ms()) < min_ms) {
             return Ok(None);
         }
         self.vault.write(|tx| {
@@ -433,7 +434,7 @@ impl TenantVault<'_> {
                 return Ok(None);
             }
             let Some(blob) = blob else { return Ok(None) };
-            if expires.is_some_and(|e| e - now < min_ms) {
+            if expires.is_some_and(|e| e.saturating_sub(now) < min_ms) {
                 return Ok(None);
             }
             let token = AccessToken::new(self.key.open(&aad, &blob)?.expose());
@@ -733,7 +734,7 @@ impl TenantVault<'_> {
             .map(|s| serde_json::to_string(s).expect("strings serialize"));
         let sliding = response
             .refresh_expires_in
-            .map(|s| now + secs_ms(s))
+            .map(|s| expiry_after(now, s))
             .or_else(|| {
                 preset
                     .and_then(|p| p.expiry.refresh_idle_days)
@@ -769,7 +770,7 @@ impl TenantVault<'_> {
             )?;
             self.record_hand_out(tx, id, &token, now, actor, None)?;
             // Threads of this process waiting at the gate get the same token, recorded here.
-            let valid_ms = expiry.map_or(i64::MAX, |(t, _)| t - now);
+            let valid_ms = expiry.map_or(i64::MAX, |(t, _)| t.saturating_sub(now));
             let mut events = Vec::new();
             for w in gate.waiters().iter().filter(|w| w.min_valid_ms <= valid_ms) {
                 events.push(self.event(EventKind::HandedOut, id, &w.actor).at(now).fingerprint(self.vault.fingerprint(token.expose())));
@@ -1039,19 +1040,13 @@ fn retryable(e: &OAuthError) -> bool {
     }
 }
 
-fn secs_ms(s: u64) -> i64 {
-    i64::try_from(s)
-        .unwrap_or(i64::MAX / 1000)
-        .saturating_mul(1000)
-}
-
 fn refreshed_expiry(
     response: &TokenResponse,
     preset: Option<&Preset>,
     now: UnixMillis,
 ) -> Option<(UnixMillis, ExpirySource)> {
     if let Some(s) = response.expires_in {
-        return Some((now + secs_ms(s), ExpirySource::Response));
+        return Some((expiry_after(now, s), ExpirySource::Response));
     }
     if let Some(exp) =
         DecodedJwt::decode(response.tokens.access_token.expose()).and_then(|d| d.expires_at_ms())
@@ -1060,7 +1055,7 @@ fn refreshed_expiry(
     }
     preset
         .and_then(|p| p.expiry.access_default_secs)
-        .map(|s| (now + secs_ms(s), ExpirySource::CatalogDefault))
+        .map(|s| (expiry_after(now, s), ExpirySource::CatalogDefault))
 }
 
 /// A refresh token that will die soon unless something happens.
@@ -1096,7 +1091,8 @@ pub struct MaintenanceReport {
 impl crate::Vault {
     /// Refresh tokens that expire within `within`, soonest first.
     pub fn expiry_warnings(&self, within: Duration) -> Result<Vec<ExpiryWarning>> {
-        let horizon = now_ms() + i64::try_from(within.as_millis()).unwrap_or(i64::MAX / 2);
+        let horizon =
+            now_ms().saturating_add(i64::try_from(within.as_millis()).unwrap_or(i64::MAX));
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT id, tenant_id, name, refresh_expires_at, refresh_hard_expires_at FROM connections
@@ -1331,6 +1327,71 @@ mod tests {
         let c = t.connection(&f.id).unwrap();
         assert!(c.last_refresh_at.is_some());
         assert!(c.access_expires_at.unwrap() > now_ms() + 3_500_000);
+    }
+
+    #[test]
+    fn absurd_lifetimes_and_min_valid_are_clamped_without_overflow() {
+        use base64::Engine;
+        let b64 = |v: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+        let ten_years = crate::oauth::token::lifetime_ms(u64::MAX);
+        let jwt_max = format!(
+            "{}.{}.s",
+            b64(r#"{"alg":"none"}"#),
+            b64(&format!(r#"{{"exp":{}}}"#, i64::MAX))
+        );
+        let jwt_neg = format!(
+            "{}.{}.s",
+            b64(r#"{"alg":"none"}"#),
+            b64(&format!(r#"{{"exp":{}}}"#, i64::MIN))
+        );
+        let answers = [
+            format!(
+                r#"{{"access_token":"at-1","token_type":"Bearer","expires_in":{}}}"#,
+                u64::MAX
+            ),
+            format!(
+                r#"{{"access_token":"at-2","token_type":"Bearer","expires_in":"{}"}}"#,
+                i64::MAX
+            ),
+            format!(r#"{{"access_token":"{jwt_max}","token_type":"Bearer"}}"#),
+            format!(r#"{{"access_token":"{jwt_neg}","token_type":"Bearer"}}"#),
+        ];
+        let n = Arc::new(AtomicUsize::new(0));
+        let (n2, answers2) = (n.clone(), answers.clone());
+        let f = fx(move |_| {
+            let i = n2.fetch_add(1, Ordering::SeqCst).min(3);
+            StubResponse::json(200, &answers2[i])
+        });
+        let t = scope(&f);
+        for (i, expected) in [Some(ten_years), Some(ten_years), Some(ten_years), None]
+            .into_iter()
+            .enumerate()
+        {
+            // A token valid for exactly 10 years satisfies a 10-year min_valid in the same ms.
+            std::thread::sleep(Duration::from_millis(3));
+            let before = now_ms();
+            // min_valid of u64::MAX seconds: clamped to 10 years, so a refresh, never a panic.
+            t.access_token(&f.id, Duration::MAX, &Deadline::default(), &actor())
+                .unwrap();
+            let at = t.connection(&f.id).unwrap().access_expires_at.unwrap();
+            match expected {
+                Some(life) => assert!(
+                    at >= before + life && at <= now_ms() + life,
+                    "answer {i}: {at}"
+                ),
+                None => assert_eq!(at, 0, "a negative exp is long past"),
+            }
+        }
+        assert_eq!(n.load(Ordering::SeqCst), 4, "each call refreshed");
+        // The long-expired token is refreshed again, even for a small min_valid.
+        t.access_token(
+            &f.id,
+            Duration::from_secs(1),
+            &Deadline::default(),
+            &actor(),
+        )
+        .unwrap();
+        assert_eq!(n.load(Ordering::SeqCst), 5);
     }
 
     #[test]

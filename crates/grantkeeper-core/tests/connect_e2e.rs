@@ -457,6 +457,26 @@ fn reconsent_renews_the_same_connection() {
             [before.id.as_str()],
         )
         .unwrap();
+    // Another user signs in at the re-consent: refused, nothing changed.
+    std::env::set_var("GK_TEST_BROWSER_LOGIN", "grace");
+    let mut pending = t.begin_reconsent(&before.id, None, None).unwrap();
+    let params = sign_in(&mut pending, "approve", Duration::from_secs(60));
+    std::env::remove_var("GK_TEST_BROWSER_LOGIN");
+    let err = t
+        .finish_connect(pending, &params.unwrap(), &actor())
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("signed in as a different account (grace@example.test)")
+            && msg.contains("nothing was changed"),
+        "{msg}"
+    );
+    let unchanged = t.connection(&before.id).unwrap();
+    assert_eq!(unchanged.account, before.account);
+    assert_eq!(
+        unchanged.status,
+        grantkeeper_core::model::ConnectionStatus::NeedsReconsent
+    );
     let scopes = ["openid", "offline_access", "api:write"]
         .map(String::from)
         .to_vec();

@@ -33,8 +33,8 @@ pub enum Format {
 pub struct TokenArgs {
     /// `<tenant>/<connection>`.
     target: String,
-    /// Minimum remaining validity, e.g. `90s`, `5m`, `1h` (default 60s).
-    #[arg(long, value_parser = parse_duration)]
+    /// Minimum remaining validity, e.g. `90s`, `5m`, `1h` (default 60s; at most 10 years).
+    #[arg(long, value_parser = parse_min_valid)]
     min_valid: Option<Duration>,
     /// Output format.
     #[arg(long, value_enum, default_value = "bare")]
@@ -54,8 +54,8 @@ pub struct ExecArgs {
     /// Environment variable that receives the token.
     #[arg(long, default_value = "ACCESS_TOKEN")]
     env: String,
-    /// Minimum remaining validity (default 60s).
-    #[arg(long, value_parser = parse_duration)]
+    /// Minimum remaining validity (default 60s; at most 10 years).
+    #[arg(long, value_parser = parse_min_valid)]
     min_valid: Option<Duration>,
     /// Application hint recorded in the usage history (default: the command's name).
     #[arg(long)]
@@ -168,14 +168,20 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let n: u64 = num
         .parse()
         .map_err(|_| format!("'{s}' is not a duration like 90s, 5m, 1h or 7d"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
+    let unit = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
         _ => return Err(format!("'{s}' is not a duration like 90s, 5m, 1h or 7d")),
     };
-    Ok(Duration::from_secs(secs))
+    // A number too big for its unit is as long as a duration gets; callers bound it.
+    Ok(Duration::from_secs(n.saturating_mul(unit)))
+}
+
+/// `--min-valid`: a duration, at most 10 years (longer asks for the same).
+pub fn parse_min_valid(s: &str) -> Result<Duration, String> {
+    parse_duration(s).map(grantkeeper_core::oauth::token::clamp_min_valid)
 }
 
 pub(super) fn resolve<'v>(
@@ -256,7 +262,7 @@ pub fn fast_token() -> Option<u8> {
         };
         let mut value = || inline.clone().or_else(|| it.next().cloned());
         match flag {
-            "--min-valid" => min_valid = parse_duration(&value()?).ok()?,
+            "--min-valid" => min_valid = parse_min_valid(&value()?).ok()?,
             "--format" => {
                 format = match value()?.as_str() {
                     "bare" => Format::Bare,
@@ -508,6 +514,27 @@ mod tests {
             Duration::from_secs(172_800)
         );
         assert!(super::parse_duration("5w").is_err());
+        // Huge values neither overflow nor pass 10 years as a minimum validity.
+        let ten_years = Duration::from_secs(315_576_000);
+        assert_eq!(
+            super::parse_duration(&format!("{}d", u64::MAX)).unwrap(),
+            Duration::from_secs(u64::MAX)
+        );
+        for huge in [
+            "18446744073709551615",
+            "18446744073709551615d",
+            "999999999999h",
+            "3653d",
+        ] {
+            assert_eq!(super::parse_min_valid(huge).unwrap(), ten_years, "{huge}");
+        }
+        assert!(super::parse_min_valid("99999999999999999999999").is_err());
+        assert!(super::parse_min_valid("-5m").is_err());
+        assert_eq!(
+            super::parse_min_valid("5m").unwrap(),
+            Duration::from_secs(300)
+        );
+        assert!(super::parse_timeout(&format!("{}d", u64::MAX)).is_err());
     }
 
     #[test]

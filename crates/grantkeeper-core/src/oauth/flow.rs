@@ -288,8 +288,8 @@ pub fn device_authorize(
         return Err(token::provider_error(&body, resp.status));
     }
     let text = |k: &str| lookup(&body, k).and_then(Value::as_str).map(str::to_owned);
-    let num =
-        |k: &str| lookup(&body, k).and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()));
+    // Lifetimes clamped to 10 years (see token::seconds); a malformed one takes the default.
+    let num = |k: &str| token::seconds(lookup(&body, k), k).ok().flatten();
     Ok(DeviceAuthorization {
         device_code: text("device_code")
             .ok_or_else(|| OAuthError::Malformed("no device_code".into()))?,
@@ -303,16 +303,28 @@ pub fn device_authorize(
     })
 }
 
+/// `now + secs`, or `cap` when that is later (or not representable).
+fn instant_after(now: Instant, secs: u64, cap: Instant) -> Instant {
+    now.checked_add(Duration::from_secs(secs))
+        .map_or(cap, |t| t.min(cap))
+}
+
 /// Polls the token endpoint until the user approves, denies, or the codes expire.
 pub fn device_poll(
     endpoint: &TokenEndpoint<'_>,
     device: &DeviceAuthorization,
     cancel: &CancelToken,
 ) -> Result<TokenResponse, OAuthError> {
-    let deadline = Instant::now() + Duration::from_secs(device.expires_in);
-    let mut interval = device.interval;
+    let start = Instant::now();
+    // At most 10 years; far enough whatever the platform's Instant can hold.
+    let far = start
+        .checked_add(token::MAX_LIFETIME)
+        .or_else(|| start.checked_add(Duration::from_secs(86_400 * 365)))
+        .unwrap_or(start);
+    let deadline = instant_after(start, device.expires_in, far);
+    let mut interval = device.interval.clamp(1, token::MAX_LIFETIME_SECS);
     loop {
-        let wait_until = Instant::now() + Duration::from_secs(interval);
+        let wait_until = instant_after(Instant::now(), interval, deadline);
         while Instant::now() < wait_until {
             if cancel.is_cancelled() {
                 return Err(OAuthError::Cancelled);
@@ -330,7 +342,9 @@ pub fn device_poll(
         ]) {
             Ok(t) => return Ok(t),
             Err(OAuthError::Provider { error, .. }) if error == "authorization_pending" => {}
-            Err(OAuthError::Provider { error, .. }) if error == "slow_down" => interval += 5,
+            Err(OAuthError::Provider { error, .. }) if error == "slow_down" => {
+                interval = interval.saturating_add(5).min(token::MAX_LIFETIME_SECS)
+            }
             Err(OAuthError::Provider {
                 error, description, ..
             }) if error == "access_denied" || error == "expired_token" => {
@@ -358,6 +372,7 @@ pub fn require<'e>(endpoints: &'e Endpoints, which: &str) -> Result<&'e str, OAu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::HttpClient;
 
     fn params(pairs: &[(&str, &str)]) -> CallbackParams {
         pairs
@@ -443,6 +458,70 @@ mod tests {
         assert!(matches!(
             check_callback(&params(&[("state", "s1")]), "s1", None, false),
             Err(OAuthError::MissingCode)
+        ));
+    }
+
+    #[test]
+    fn device_lifetimes_are_clamped_and_never_overflow() {
+        use crate::oauth::stub::{Stub, StubResponse};
+        let stub = Stub::start(|req| match req.path.as_str() {
+            "/device" => StubResponse::json(
+                200,
+                &format!(
+                    r#"{{"device_code":"dc","user_code":"UC","verification_uri":"https://x/d","expires_in":{},"interval":"{}"}}"#,
+                    u64::MAX,
+                    u64::MAX
+                ),
+            ),
+            _ => StubResponse::json(
+                200,
+                r#"{"access_token":"at","token_type":"Bearer","expires_in":18446744073709551615}"#,
+            ),
+        });
+        let client = Client {
+            id: "cid".into(),
+            secret: None,
+        };
+        let quirks = Quirks::new(None, false);
+        let http = HttpClient::default();
+        let token_url = format!("{}/token", stub.base);
+        let ep = TokenEndpoint {
+            url: &token_url,
+            client: &client,
+            quirks: &quirks,
+            http: &http,
+        };
+        let device = device_authorize(&ep, &format!("{}/device", stub.base), &[]).unwrap();
+        assert_eq!(device.expires_in, token::MAX_LIFETIME_SECS);
+        assert_eq!(device.interval, token::MAX_LIFETIME_SECS);
+        // A ten-year interval: the wait is cut by Cancel, with no Instant overflow.
+        let cancel = CancelToken::default();
+        let c2 = cancel.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            c2.cancel();
+        });
+        assert!(matches!(
+            device_poll(&ep, &device, &cancel),
+            Err(OAuthError::Cancelled)
+        ));
+        t.join().unwrap();
+        // u64::MAX straight in the struct (no clamp on the way in) does not panic either.
+        let raw = DeviceAuthorization {
+            interval: 1,
+            expires_in: u64::MAX,
+            ..device
+        };
+        let r = device_poll(&ep, &raw, &CancelToken::default()).unwrap();
+        assert_eq!(r.expires_in, Some(token::MAX_LIFETIME_SECS));
+        let none_left = DeviceAuthorization {
+            interval: u64::MAX,
+            expires_in: 0,
+            ..raw
+        };
+        assert!(matches!(
+            device_poll(&ep, &none_left, &CancelToken::default()),
+            Err(OAuthError::TimedOut { .. })
         ));
     }
 

@@ -35,12 +35,13 @@ impl DecodedJwt {
         })
     }
 
-    /// The `exp` claim in Unix milliseconds.
+    /// The `exp` claim in Unix milliseconds, within `[0, now + 10 years]` (see
+    /// [`super::token::clamp_expiry`]): an absurd `exp` never overflows a later sum.
     pub fn expires_at_ms(&self) -> Option<i64> {
         self.claims
             .get("exp")
             .and_then(Value::as_i64)
-            .map(|s| s.saturating_mul(1000))
+            .map(|s| super::token::clamp_expiry(crate::model::now_ms(), s.saturating_mul(1000)))
     }
 }
 
@@ -62,6 +63,36 @@ mod tests {
         let d = DecodedJwt::decode(&t).unwrap();
         assert_eq!(d.header["kid"], "k1");
         assert_eq!(d.expires_at_ms(), Some(1_800_000_000_000));
+    }
+
+    #[test]
+    fn absurd_exp_is_clamped() {
+        let now = crate::model::now_ms();
+        let ten_years = super::super::token::lifetime_ms(u64::MAX);
+        for (exp, lo, hi) in [
+            (
+                i64::MAX.to_string(),
+                now + ten_years - 5_000,
+                now + ten_years + 5_000,
+            ),
+            (
+                (i64::MAX / 1000 + 1).to_string(),
+                now + ten_years - 5_000,
+                now + ten_years + 5_000,
+            ),
+            (i64::MIN.to_string(), 0, 0),
+            ("-5".to_owned(), 0, 0),
+        ] {
+            let t = format!(
+                "{}.{}.s",
+                b64(r#"{"alg":"none"}"#),
+                b64(&format!(r#"{{"exp":{exp}}}"#))
+            );
+            let at = DecodedJwt::decode(&t).unwrap().expires_at_ms().unwrap();
+            assert!((lo..=hi).contains(&at), "{exp}: {at}");
+        }
+        let huge = format!("{}.{}.s", b64(r#"{"alg":"none"}"#), b64(r#"{"exp":1e300}"#));
+        assert_eq!(DecodedJwt::decode(&huge).unwrap().expires_at_ms(), None);
     }
 
     #[test]

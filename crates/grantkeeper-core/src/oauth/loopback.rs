@@ -3,9 +3,9 @@
 //! speculative sockets), only the callback path answered, closed when the flow ends.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -75,19 +75,30 @@ impl LoopbackListener {
         format!("http://127.0.0.1:{}{}", self.port, self.path)
     }
 
-    /// Waits for a request to the callback path carrying `code` or `error`, serving every
-    /// connection on its own thread. The listener closes when this returns.
+    /// Waits for a request to the callback path carrying `code` or `error` and this sign-in's
+    /// `state`, serving every connection on its own thread (at most [`MAX_CONNECTIONS`] at
+    /// once). A redirect with a wrong or missing `state` gets an error page and the wait goes
+    /// on, so another local process cannot end the sign-in. The listener closes when this
+    /// returns.
     pub fn wait(
         self,
         timeout: Duration,
         cancel: &CancelToken,
+        state: &str,
     ) -> Result<CallbackParams, OAuthError> {
         self.listener
             .set_nonblocking(true)
             .map_err(|e| OAuthError::Listener(e.to_string()))?;
         let (tx, rx) = mpsc::channel::<CallbackParams>();
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now()
+            .checked_add(timeout)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400));
         let done = Arc::new(AtomicBool::new(false));
+        let active = Arc::new(AtomicUsize::new(0));
+        let expect: Arc<Expected> = Arc::new(Expected {
+            path: self.path.clone(),
+            state: state.to_owned(),
+        });
         loop {
             if let Ok(params) = rx.try_recv() {
                 done.store(true, Ordering::SeqCst);
@@ -103,8 +114,16 @@ impl LoopbackListener {
             }
             match self.listener.accept() {
                 Ok((stream, _)) => {
-                    let (tx, path, done) = (tx.clone(), self.path.clone(), done.clone());
-                    std::thread::spawn(move || serve(stream, &path, &tx, &done));
+                    // Past the cap the connection is closed at once: no thread, no buffer.
+                    let Some(slot) = Slot::take(&active, MAX_CONNECTIONS) else {
+                        drop(stream);
+                        continue;
+                    };
+                    let (tx, expect, done) = (tx.clone(), expect.clone(), done.clone());
+                    std::thread::spawn(move || {
+                        let _slot = slot;
+                        serve(stream, &expect, &tx, &done, HEAD_TIMEOUT);
+                    });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     std::thread::sleep(Duration::from_millis(10));
@@ -115,59 +134,258 @@ impl LoopbackListener {
     }
 }
 
-fn serve(stream: TcpStream, path: &str, tx: &mpsc::Sender<CallbackParams>, done: &AtomicBool) {
-    let _ = stream.set_nonblocking(false);
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
-    let mut reader = BufReader::new(&stream);
-    let mut request_line = String::new();
-    if reader.read_line(&mut request_line).is_err() || request_line.is_empty() {
-        return; // An idle speculative connection, or a client that went away.
+/// The longest request head (request line and headers) the listener reads: 8 KiB.
+pub const MAX_HEAD: usize = 8 * 1024;
+
+/// The most connections the listener serves at once; more are closed unanswered.
+pub const MAX_CONNECTIONS: usize = 16;
+
+/// The time a connection has to send its whole request head.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a callback must match.
+#[derive(Debug)]
+struct Expected {
+    path: String,
+    state: String,
+}
+
+/// A place among at most `max` concurrent users of `count`, given back on drop.
+#[derive(Debug)]
+pub(crate) struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    /// A slot, or `None` when `max` are taken.
+    pub(crate) fn take(count: &Arc<AtomicUsize>, max: usize) -> Option<Self> {
+        count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Self(count.clone()))
     }
-    // Drain the headers (bounded) so the browser sees a clean response.
-    let mut line = String::new();
-    for _ in 0..100 {
-        line.clear();
-        match reader.read_line(&mut line) {
-            Ok(n) if n > 2 => continue,
-            _ => break,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Why a request head was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadError {
+    /// The head has not ended yet (no blank line); read more.
+    Incomplete,
+    /// The head is longer than [`MAX_HEAD`] (answered 431).
+    TooLarge,
+    /// Not an HTTP/1 request head (answered 400).
+    Malformed,
+}
+
+/// A parsed request head: the method, the path and the query's parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestHead {
+    /// `GET`, …
+    pub method: String,
+    /// The target's path, without its query.
+    pub path: String,
+    /// The query's parameters (the last of a repeated name wins).
+    pub params: CallbackParams,
+}
+
+/// Parses the head of an HTTP/1 request: the bytes read so far from a connection (a head
+/// ends with an empty line; anything after it is ignored). At most [`MAX_HEAD`] bytes are
+/// looked at: a longer head is [`HeadError::TooLarge`], a shorter one without its empty line
+/// [`HeadError::Incomplete`].
+pub fn parse_request_head(buf: &[u8]) -> Result<RequestHead, HeadError> {
+    let Some(end) = head_end(&buf[..buf.len().min(MAX_HEAD)]) else {
+        return Err(if buf.len() >= MAX_HEAD {
+            HeadError::TooLarge
+        } else {
+            HeadError::Incomplete
+        });
+    };
+    let head = std::str::from_utf8(&buf[..end]).map_err(|_| HeadError::Malformed)?;
+    let mut lines = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
+    let request_line = lines.next().ok_or(HeadError::Malformed)?;
+    let mut parts = request_line.split(' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(HeadError::Malformed);
+    };
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    };
+    if !token(method)
+        || !target.starts_with('/')
+        || target
+            .bytes()
+            .any(|b| b.is_ascii_control() || b == b' ' || b >= 0x7f)
+        || !matches!(version, "HTTP/1.0" | "HTTP/1.1")
+    {
+        return Err(HeadError::Malformed);
+    }
+    for line in lines.filter(|l| !l.is_empty()) {
+        let (name, _) = line.split_once(':').ok_or(HeadError::Malformed)?;
+        if !token(name) {
+            return Err(HeadError::Malformed);
         }
     }
-    let mut parts = request_line.split_whitespace();
-    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let (req_path, query) = target.split_once('?').unwrap_or((target, ""));
-    let mut out = &stream;
-    if method != "GET" || req_path != path {
-        let _ = out
-            .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-        return;
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let query = query.split_once('#').map_or(query, |(q, _)| q);
+    Ok(RequestHead {
+        method: method.to_owned(),
+        path: path.to_owned(),
+        params: url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect(),
+    })
+}
+
+/// The length of the head up to and including its empty line (`\r\n\r\n` or `\n\n`).
+fn head_end(buf: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while let Some(nl) = buf[i..].iter().position(|&b| b == b'\n') {
+        let at = i + nl;
+        let rest = &buf[at + 1..];
+        if rest.first() == Some(&b'\n') {
+            return Some(at + 2);
+        }
+        if rest.starts_with(b"\r\n") {
+            return Some(at + 3);
+        }
+        i = at + 1;
     }
-    let params: CallbackParams = url::form_urlencoded::parse(query.as_bytes())
-        .into_owned()
-        .collect();
-    let is_callback = params.contains_key("code") || params.contains_key("error");
-    let page = if !is_callback {
-        page(
+    None
+}
+
+/// How the listener answers a request (pure, so it is tested and fuzzed without sockets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// Not the callback path, or not GET: 404.
+    NotFound,
+    /// The callback path without `code` or `error`.
+    NothingToDo,
+    /// A callback whose `state` is not this sign-in's: an error page; the wait goes on.
+    WrongState,
+    /// This sign-in's callback, when an answer was already taken.
+    AlreadyReceived,
+    /// This sign-in's callback: the provider's error, which ends the wait.
+    Denied,
+    /// This sign-in's callback with a code, which ends the wait.
+    SignedIn,
+}
+
+/// Classifies a parsed request against the callback `path` and the sign-in's `state`.
+pub fn classify(head: &RequestHead, path: &str, state: &str, done: bool) -> Answer {
+    if head.method != "GET" || head.path != path {
+        return Answer::NotFound;
+    }
+    if !head.params.contains_key("code") && !head.params.contains_key("error") {
+        return Answer::NothingToDo;
+    }
+    let got = head.params.get("state").map(String::as_str).unwrap_or("");
+    if state.is_empty() || !super::pkce::constant_time_eq(got, state) {
+        return Answer::WrongState;
+    }
+    if done {
+        Answer::AlreadyReceived
+    } else if head.params.contains_key("error") {
+        Answer::Denied
+    } else {
+        Answer::SignedIn
+    }
+}
+
+/// Reads a request head: at most [`MAX_HEAD`] bytes (one more tells it is too long), within
+/// `timeout` in all (a client that sends a byte now and then is cut off too).
+fn read_head(stream: &TcpStream, timeout: Duration) -> Result<Vec<u8>, Option<HeadError>> {
+    let deadline = Instant::now() + timeout;
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    loop {
+        match parse_request_head(&buf) {
+            Err(HeadError::Incomplete) => {}
+            Err(e) => return Err(Some(e)),
+            Ok(_) => return Ok(buf),
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(None);
+        }
+        let _ = stream.set_read_timeout(Some(left));
+        let want = (MAX_HEAD + 1 - buf.len()).min(chunk.len());
+        match (&*stream).read(&mut chunk[..want]) {
+            Ok(0) => return Err(None), // An idle speculative connection, or a client that went away.
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return Err(None), // Timed out, or reset.
+        }
+    }
+}
+
+fn serve(
+    stream: TcpStream,
+    expect: &Expected,
+    tx: &mpsc::Sender<CallbackParams>,
+    done: &AtomicBool,
+    timeout: Duration,
+) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
+    let mut out = &stream;
+    let head = match read_head(&stream, timeout) {
+        Ok(buf) => parse_request_head(&buf).expect("read_head returns a parsed head"),
+        Err(None) => return,
+        Err(Some(e)) => {
+            let status = if e == HeadError::TooLarge {
+                "431 Request Header Fields Too Large"
+            } else {
+                "400 Bad Request"
+            };
+            let _ = write!(
+                out,
+                "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            return;
+        }
+    };
+    let (status, page) = match classify(&head, &expect.path, &expect.state, done.load(Ordering::SeqCst)) {
+        Answer::NotFound => {
+            let _ = out
+                .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            return;
+        }
+        Answer::NothingToDo => ("200 OK", page(
             "Nothing to do here",
             "This address only receives sign-in redirects for Grantkeeper.",
-        )
-    } else if done.load(Ordering::SeqCst) {
-        page(
+        )),
+        Answer::WrongState => ("400 Bad Request", page(
+            "Not this sign-in",
+            "This answer does not belong to the sign-in Grantkeeper is waiting for, so it was ignored. Go back to Grantkeeper.",
+        )),
+        Answer::AlreadyReceived => ("200 OK", page(
             "Already received",
             "Grantkeeper already has an answer for this sign-in. You can close this tab.",
-        )
-    } else if params.contains_key("error") {
-        let _ = tx.send(params);
-        page(
-            "Sign-in not completed",
-            "The provider did not grant access. You can close this tab and go back to Grantkeeper.",
-        )
-    } else {
-        let _ = tx.send(params);
-        page("Signed in", "Grantkeeper received the authorization. You can close this tab and go back to Grantkeeper.")
+        )),
+        Answer::Denied => {
+            let _ = tx.send(head.params);
+            ("200 OK", page(
+                "Sign-in not completed",
+                "The provider did not grant access. You can close this tab and go back to Grantkeeper.",
+            ))
+        }
+        Answer::SignedIn => {
+            let _ = tx.send(head.params);
+            ("200 OK", page("Signed in", "Grantkeeper received the authorization. You can close this tab and go back to Grantkeeper."))
+        }
     };
     let head = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nCache-Control: no-store\r\nReferrer-Policy: no-referrer\r\nContent-Security-Policy: default-src 'none'; style-src 'unsafe-inline'\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nCache-Control: no-store\r\nReferrer-Policy: no-referrer\r\nContent-Security-Policy: default-src 'none'; style-src 'unsafe-inline'\r\nConnection: close\r\n\r\n",
         page.len()
     );
     let _ = out.write_all(head.as_bytes());
@@ -201,8 +419,9 @@ mod tests {
         let l = LoopbackListener::bind(None).unwrap();
         let port = l.port();
         assert!(l.redirect_uri().starts_with("http://127.0.0.1:"));
-        let h =
-            std::thread::spawn(move || l.wait(Duration::from_secs(10), &CancelToken::default()));
+        let h = std::thread::spawn(move || {
+            l.wait(Duration::from_secs(10), &CancelToken::default(), "xyz")
+        });
         // Idle speculative connections must not block the real one.
         let _idle1 = TcpStream::connect(("127.0.0.1", port)).unwrap();
         let _idle2 = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -217,12 +436,169 @@ mod tests {
         assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
     }
 
+    fn send(port: u16, raw: &[u8]) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let _ = s.write_all(raw);
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    fn waiting(
+        state: &'static str,
+    ) -> (
+        u16,
+        std::thread::JoinHandle<Result<CallbackParams, OAuthError>>,
+    ) {
+        let l = LoopbackListener::bind(None).unwrap();
+        let port = l.port();
+        let h = std::thread::spawn(move || {
+            l.wait(Duration::from_secs(20), &CancelToken::default(), state)
+        });
+        (port, h)
+    }
+
+    #[test]
+    fn a_wrong_or_missing_state_does_not_end_the_wait() {
+        let (port, h) = waiting("st-good");
+        for target in [
+            "/callback?code=forged&state=st-bad",
+            "/callback?code=forged",
+            "/callback?error=access_denied&state=",
+            "/callback?error=access_denied&state=st-goodX",
+            "/callback?code=forged&state=st-goo",
+        ] {
+            let page = get(port, target);
+            assert!(page.starts_with("HTTP/1.1 400"), "{target}: {page}");
+            assert!(page.contains("Not this sign-in"), "{page}");
+            assert!(!h.is_finished(), "{target} ended the wait");
+        }
+        let page = get(port, "/callback?code=real&state=st-good");
+        assert!(
+            page.starts_with("HTTP/1.1 200") && page.contains("Signed in"),
+            "{page}"
+        );
+        let params = h.join().unwrap().unwrap();
+        assert_eq!(params["code"], "real");
+    }
+
+    #[test]
+    fn a_denial_with_the_right_state_ends_the_wait() {
+        let (port, h) = waiting("s1");
+        assert!(get(port, "/callback?error=access_denied&state=s1").contains("not completed"));
+        assert_eq!(h.join().unwrap().unwrap()["error"], "access_denied");
+    }
+
+    #[test]
+    fn oversized_or_malformed_heads_are_refused_and_the_wait_goes_on() {
+        let (port, h) = waiting("s1");
+        let mut big = b"GET /callback?code=x&state=s1 HTTP/1.1\r\nX-Pad: ".to_vec();
+        big.extend(std::iter::repeat_n(b'a', MAX_HEAD));
+        big.extend_from_slice(b"\r\n\r\n");
+        assert!(send(port, &big).starts_with("HTTP/1.1 431"));
+        let long_line = format!("GET /callback?code={} HTTP/1.1\r\n\r\n", "c".repeat(9000));
+        assert!(send(port, long_line.as_bytes()).starts_with("HTTP/1.1 431"));
+        assert!(send(port, b"NONSENSE\r\n\r\n").starts_with("HTTP/1.1 400"));
+        assert!(
+            send(port, b"GET /callback HTTP/1.1\r\nno colon\r\n\r\n").starts_with("HTTP/1.1 400")
+        );
+        assert!(!h.is_finished());
+        assert!(get(port, "/callback?code=ok&state=s1").contains("Signed in"));
+        assert_eq!(h.join().unwrap().unwrap()["code"], "ok");
+    }
+
+    #[test]
+    fn a_slow_client_is_cut_off_at_the_head_timeout() {
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = server.local_addr().unwrap().port();
+        let dripper = std::thread::spawn(move || {
+            let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            for b in b"GET /callback?code=x HTTP/1.1\r\nHost: a\r\n"
+                .iter()
+                .cycle()
+                .take(200)
+            {
+                if c.write_all(&[*b]).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        let (stream, _) = server.accept().unwrap();
+        let started = Instant::now();
+        assert_eq!(read_head(&stream, Duration::from_millis(300)), Err(None));
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(2), "{took:?}");
+        drop(stream);
+        dripper.join().unwrap();
+    }
+
+    #[test]
+    fn connections_past_the_cap_are_closed() {
+        let (port, h) = waiting("s1");
+        let idle: Vec<TcpStream> = (0..MAX_CONNECTIONS)
+            .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+            .collect();
+        std::thread::sleep(Duration::from_millis(200));
+        // One more: closed without an answer.
+        let extra = send(port, b"GET /callback?code=x&state=s1 HTTP/1.1\r\n\r\n");
+        assert_eq!(extra, "");
+        assert!(!h.is_finished());
+        drop(idle);
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(get(port, "/callback?code=ok&state=s1").contains("Signed in"));
+        assert_eq!(h.join().unwrap().unwrap()["code"], "ok");
+    }
+
+    #[test]
+    fn request_heads_parse_strictly() {
+        let h =
+            parse_request_head(b"GET /callback?code=a%20b&state=s HTTP/1.1\r\nHost: x\r\n\r\nrest")
+                .unwrap();
+        assert_eq!((h.method.as_str(), h.path.as_str()), ("GET", "/callback"));
+        assert_eq!(h.params["code"], "a b");
+        assert!(parse_request_head(b"GET / HTTP/1.0\n\n").is_ok());
+        assert_eq!(
+            parse_request_head(b"GET / HTTP/1.1\r\nHost: x\r\n"),
+            Err(HeadError::Incomplete)
+        );
+        assert_eq!(parse_request_head(b""), Err(HeadError::Incomplete));
+        assert_eq!(
+            parse_request_head(&[b'a'; MAX_HEAD]),
+            Err(HeadError::TooLarge)
+        );
+        for bad in [
+            &b"GET  / HTTP/1.1\r\n\r\n"[..],
+            b"GET / HTTP/2\r\n\r\n",
+            b"GET http://x/ HTTP/1.1\r\n\r\n",
+            b"GET /a\x01 HTTP/1.1\r\n\r\n",
+            b"G\xffT / HTTP/1.1\r\n\r\n",
+            b"GET / HTTP/1.1 extra\r\n\r\n",
+            b"GET / HTTP/1.1\r\n: empty\r\n\r\n",
+        ] {
+            assert_eq!(
+                parse_request_head(bad),
+                Err(HeadError::Malformed),
+                "{bad:?}"
+            );
+        }
+        let h = parse_request_head(b"GET /callback?code=c&state=s HTTP/1.1\r\n\r\n").unwrap();
+        assert_eq!(classify(&h, "/callback", "s", false), Answer::SignedIn);
+        assert_eq!(
+            classify(&h, "/callback", "s", true),
+            Answer::AlreadyReceived
+        );
+        assert_eq!(classify(&h, "/callback", "t", false), Answer::WrongState);
+        assert_eq!(classify(&h, "/callback", "", false), Answer::WrongState);
+        assert_eq!(classify(&h, "/other", "s", false), Answer::NotFound);
+    }
+
     #[test]
     fn timeout_and_cancel_close_the_listener() {
         let l = LoopbackListener::bind(None).unwrap();
         let port = l.port();
         let e = l
-            .wait(Duration::from_millis(200), &CancelToken::default())
+            .wait(Duration::from_millis(200), &CancelToken::default(), "s")
             .unwrap_err();
         assert!(matches!(e, OAuthError::TimedOut { .. }));
         assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
@@ -230,7 +606,7 @@ mod tests {
         let cancel = CancelToken::default();
         cancel.cancel();
         assert!(matches!(
-            again.wait(Duration::from_secs(5), &cancel),
+            again.wait(Duration::from_secs(5), &cancel, "s"),
             Err(OAuthError::Cancelled)
         ));
     }

@@ -54,6 +54,17 @@ pub enum OAuthError {
     /// The redirect carries neither a code nor an error.
     #[error("the redirect carries no authorization code")]
     MissingCode,
+    /// A re-consent signed in as another account than the connection's.
+    #[error("signed in as a different account ({got}) than this connection's ({expected}); nothing was changed: sign in as {expected} to renew it, or connect the other account as a new connection")]
+    AccountMismatch {
+        /// The connection's account.
+        expected: String,
+        /// The account that signed in.
+        got: String,
+    },
+    /// A re-consent whose account cannot be shown to be the connection's.
+    #[error("{0}; nothing was changed")]
+    AccountUnconfirmed(String),
     /// The token response cannot be understood.
     #[error("the provider's token response is malformed: {0}")]
     Malformed(String),

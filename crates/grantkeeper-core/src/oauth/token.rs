@@ -11,6 +11,38 @@ use crate::catalog::ResponseShape;
 use crate::http::HttpResponse;
 use crate::secret::{AccessToken, IdToken, RefreshToken, TokenSet};
 
+/// The longest lifetime Grantkeeper believes (about 10 years): a provider's `expires_in`,
+/// `refresh_expires_in`, a JWT's `exp`, a device code's life and a caller's `min_valid` are
+/// clamped to it, so no lifetime overflows when it becomes a time.
+pub const MAX_LIFETIME: std::time::Duration = std::time::Duration::from_secs(MAX_LIFETIME_SECS);
+
+/// [`MAX_LIFETIME`] in seconds: 10 years of 365.25 days.
+pub const MAX_LIFETIME_SECS: u64 = 315_576_000;
+
+/// A lifetime in seconds as milliseconds, clamped to [`MAX_LIFETIME`].
+pub fn lifetime_ms(secs: u64) -> i64 {
+    // Cannot overflow: at most 315,576,000,000.
+    secs.min(MAX_LIFETIME_SECS) as i64 * 1000
+}
+
+/// The time `secs` after `now` (Unix milliseconds), the lifetime clamped to [`MAX_LIFETIME`],
+/// the sum saturating.
+pub fn expiry_after(now: i64, secs: u64) -> i64 {
+    now.saturating_add(lifetime_ms(secs))
+}
+
+/// An absolute expiry (a JWT's or introspection's `exp`, in Unix milliseconds) kept within
+/// `[0, now + MAX_LIFETIME]`: an absurd future is the most Grantkeeper believes, a negative one
+/// long past.
+pub fn clamp_expiry(now: i64, at: i64) -> i64 {
+    at.clamp(0, expiry_after(now.max(0), MAX_LIFETIME_SECS))
+}
+
+/// A caller's minimum validity clamped to [`MAX_LIFETIME`].
+pub fn clamp_min_valid(min_valid: std::time::Duration) -> std::time::Duration {
+    min_valid.min(MAX_LIFETIME)
+}
+
 /// A successful token response.
 #[derive(Debug, Clone)]
 pub struct TokenResponse {
@@ -182,22 +214,34 @@ pub fn lookup<'a>(body: &'a Map<String, Value>, path: &str) -> Option<&'a Value>
     Some(cur)
 }
 
-fn seconds(v: Option<&Value>, name: &str) -> Result<Option<u64>, OAuthError> {
-    match v {
+/// A lifetime in seconds (a number, or a string of digits), clamped to [`MAX_LIFETIME`]; a
+/// negative or non-finite number is malformed.
+pub fn seconds(v: Option<&Value>, name: &str) -> Result<Option<u64>, OAuthError> {
+    let secs = match v {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => n
             .as_u64()
-            .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| *f >= 0.0 && f.is_finite())
+                    .map(|f| f as u64)
+            })
             .map(Some)
             .ok_or_else(|| OAuthError::Malformed(format!("'{name}' is not a positive number"))),
         Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-        Some(Value::String(s)) => s
-            .trim()
-            .parse::<u64>()
-            .map(Some)
-            .map_err(|_| OAuthError::Malformed(format!("'{name}' is not a number"))),
+        Some(Value::String(s)) => {
+            let s = s.trim();
+            let s = s.strip_prefix('+').unwrap_or(s);
+            if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+                // All digits: too many of them is still a (huge) number, clamped below.
+                Ok(Some(s.parse::<u64>().unwrap_or(u64::MAX)))
+            } else {
+                Err(OAuthError::Malformed(format!("'{name}' is not a number")))
+            }
+        }
         Some(_) => Err(OAuthError::Malformed(format!("'{name}' is not a number"))),
-    }
+    }?;
+    Ok(secs.map(|s| s.min(MAX_LIFETIME_SECS)))
 }
 
 #[cfg(test)]
@@ -251,6 +295,51 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(e, OAuthError::Malformed(_)));
+    }
+
+    #[test]
+    fn absurd_lifetimes_are_clamped_to_ten_years() {
+        let shape = ResponseShape {
+            refresh_expires_in: Some("x_refresh_token_expires_in".into()),
+            ..ResponseShape::default()
+        };
+        let ten_years = Some(MAX_LIFETIME_SECS);
+        for v in [
+            u64::MAX.to_string(),
+            format!("\"{}\"", u64::MAX),
+            i64::MAX.to_string(),
+            "1e300".into(),
+            "\"99999999999999999999999999999\"".into(),
+            "315576001".into(),
+        ] {
+            let body = format!(
+                r#"{{"access_token":"at","token_type":"bearer","expires_in":{v},"x_refresh_token_expires_in":{v}}}"#
+            );
+            let r = parse(&shape, &json(&body)).unwrap();
+            assert_eq!(r.expires_in, ten_years, "{v}");
+            assert_eq!(r.refresh_expires_in, ten_years, "{v}");
+        }
+        for v in [
+            "-1",
+            "-1e300",
+            "\"-5\"",
+            "\"1.5e3\"",
+            i64::MIN.to_string().as_str(),
+        ] {
+            let body = format!(r#"{{"access_token":"at","expires_in":{v}}}"#);
+            assert!(
+                matches!(parse(&shape, &json(&body)), Err(OAuthError::Malformed(_))),
+                "{v}"
+            );
+        }
+        assert_eq!(lifetime_ms(u64::MAX), 315_576_000_000);
+        assert_eq!(expiry_after(i64::MAX - 5, u64::MAX), i64::MAX);
+        assert_eq!(expiry_after(1_000, 2), 3_000);
+        let now = 1_700_000_000_000;
+        assert_eq!(clamp_expiry(now, i64::MAX), now + 315_576_000_000);
+        assert_eq!(clamp_expiry(now, i64::MIN), 0);
+        assert_eq!(clamp_expiry(now, now + 5), now + 5);
+        assert_eq!(clamp_min_valid(std::time::Duration::MAX), MAX_LIFETIME);
     }
 
     #[test]
