@@ -58,6 +58,9 @@ fn main() -> ExitCode {
     } else {
         state::AppState::default()
     };
+    if let Some(home) = paths::default_home() {
+        grantkeeper_core::logging::init(&home);
+    }
     let agent = start_agent();
     tauri::Builder::default()
         .manage(state)
@@ -90,8 +93,13 @@ fn main() -> ExitCode {
             flows::cancel_connect,
             flows::paste_redirect,
         ])
-        .run(tauri::generate_context!())
-        .expect("Grantkeeper's window failed to start");
+        .build(tauri::generate_context!())
+        .expect("Grantkeeper's window failed to start")
+        .run(|app, event| {
+            if let tauri::RunEvent::Exit = event {
+                state::anchor_history(app);
+            }
+        });
     agent.cancel();
     ExitCode::SUCCESS
 }

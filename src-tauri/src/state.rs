@@ -111,6 +111,16 @@ pub fn open_vault(home: &std::path::Path) -> Result<Vault, grantkeeper_core::Err
     Ok(vault)
 }
 
+/// Anchors the usage history in the keychain as the app quits, if the vault was opened (see
+/// `grantkeeper_core::audit::anchor`).
+pub fn anchor_history(app: &AppHandle) {
+    if let Some(Ok(vault)) = app.state::<AppState>().vault.get() {
+        if let Err(e) = vault.anchor_history() {
+            eprintln!("grantkeeper: the usage history could not be anchored: {e}");
+        }
+    }
+}
+
 /// The vault, opened on first use (opening may wait for the keychain's unlock prompt).
 pub fn vault(app: &AppHandle) -> CmdResult<Arc<Vault>> {
     app.state::<AppState>()

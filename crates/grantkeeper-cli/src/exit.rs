@@ -13,7 +13,8 @@ pub const KEYCHAIN: u8 = 4;
 pub const REFUSED: u8 = 5;
 /// The network or the provider could not be reached, or answered nonsense.
 pub const NETWORK: u8 = 6;
-/// The usage history failed verification.
+/// The usage history failed verification, or a setting that decides where secrets go was
+/// changed outside Grantkeeper (nothing was sent).
 pub const AUDIT_BROKEN: u8 = 7;
 /// Nobody completed the sign-in in time, a `token` or `exec` ran past its `--timeout`, or the
 /// user cancelled.
@@ -63,6 +64,7 @@ impl From<grantkeeper_core::Error> for Failure {
             E::Keychain(_) | E::MasterKeyMissing { .. } => KEYCHAIN,
             E::NotFound { .. } => NOT_FOUND,
             E::Invalid(_) | E::AlreadyExists { .. } => INVALID,
+            E::Tampered(_) => AUDIT_BROKEN,
             E::NotUsable { .. } => REFUSED,
             E::TimedOut { .. } | E::Cancelled => TIMED_OUT,
             E::Refresh { class, .. } => match class {

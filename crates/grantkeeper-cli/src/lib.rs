@@ -106,6 +106,9 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return ExitCode::from(usage_error(e)),
     };
+    if let Some(home) = grantkeeper_core::paths::default_home() {
+        grantkeeper_core::logging::init(&home);
+    }
     match std::panic::catch_unwind(|| run(&cli)) {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(f)) => ExitCode::from(exit::report(&f)),

@@ -4,12 +4,47 @@
 //! Targets (issue 2): >= 50,000 appends/s batched, <= 1 ms for one audited append,
 //! <= 10 ms for the newest 100 events of one connection, <= 100 ms for 90 days of per-day counts.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use grantkeeper_core::audit::{self, Actor, ActorKind, EventKind, NewEvent};
+use grantkeeper_core::audit::{self, Actor, ActorKind, EventKind, HistoryTx, NewEvent};
+use grantkeeper_core::crypto::MasterKey;
 use grantkeeper_core::db;
+use grantkeeper_core::keychain::{EntryName, Keychain, KeychainError};
 use grantkeeper_core::model::{now_ms, ConnectionId, TenantId};
+use grantkeeper_core::secret::SecretText;
 use rusqlite::TransactionBehavior;
+
+/// The checkpoint's keychain, in memory: this benchmark measures the database side.
+#[derive(Default)]
+struct MemoryKeychain(Mutex<HashMap<String, String>>);
+
+impl Keychain for MemoryKeychain {
+    fn get(&self, name: &EntryName) -> Result<Option<SecretText>, KeychainError> {
+        Ok(self
+            .0
+            .lock()
+            .unwrap()
+            .get(name.user())
+            .cloned()
+            .map(SecretText::new))
+    }
+    fn set(&self, name: &EntryName, value: &SecretText) -> Result<(), KeychainError> {
+        self.0
+            .lock()
+            .unwrap()
+            .insert(name.user().to_owned(), value.expose().to_owned());
+        Ok(())
+    }
+    fn delete(&self, name: &EntryName) -> Result<(), KeychainError> {
+        self.0.lock().unwrap().remove(name.user());
+        Ok(())
+    }
+    fn describe(&self) -> &'static str {
+        "memory"
+    }
+}
 
 const DAY: i64 = 86_400_000;
 
@@ -25,6 +60,9 @@ fn main() {
         .unwrap_or(1_000_000);
     let dir = tempfile::tempdir().unwrap();
     let mut conn = db::open(&dir.path().join("bench.db"), true).unwrap();
+    let key = MasterKey::generate().history_key();
+    let keychain = MemoryKeychain::default();
+    audit::ensure_keyed(&mut conn, &key, &keychain, "bench").unwrap();
     let tenants: Vec<TenantId> = (0..50).map(|_| TenantId::generate()).collect();
     let connections: Vec<ConnectionId> = (0..1000).map(|_| ConnectionId::generate()).collect();
     let hot = connections[0].clone();
@@ -57,9 +95,11 @@ fn main() {
                     .fingerprint(format!("gkfp1:{k:032x}"))
             })
             .collect();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .unwrap();
+        let tx = HistoryTx::new(
+            conn.transaction_with_behavior(TransactionBehavior::Immediate)
+                .unwrap(),
+            &key,
+        );
         audit::append_batch(&tx, &events).unwrap();
         tx.commit().unwrap();
         i += n;
@@ -79,9 +119,11 @@ fn main() {
             .connection(&hot)
             .fingerprint("gkfp1:00".into());
         let t = Instant::now();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .unwrap();
+        let tx = HistoryTx::new(
+            conn.transaction_with_behavior(TransactionBehavior::Immediate)
+                .unwrap(),
+            &key,
+        );
         audit::append(&tx, &ev).unwrap();
         tx.commit().unwrap();
         samples.push(t.elapsed());
@@ -124,10 +166,32 @@ fn main() {
         ms(p99)
     );
 
-    // 5. Full verification, for information.
+    // 5. A checkpoint of the 2,000 events since the last one (verified first), with the
+    // keychain in memory: what a checkpoint costs besides the keychain's own write.
+    let lock = dir.path().join("vault.lock");
+    audit::anchor(&conn, &key, &keychain, "bench", &lock).unwrap();
+    for _ in 0..2000 {
+        let tx = HistoryTx::new(
+            conn.transaction_with_behavior(TransactionBehavior::Immediate)
+                .unwrap(),
+            &key,
+        );
+        audit::append(&tx, &NewEvent::new(EventKind::HandedOut, &actor)).unwrap();
+        tx.commit().unwrap();
+    }
     let t = Instant::now();
-    let report = audit::verify(&conn).unwrap();
-    assert!(report.is_intact());
+    let out = audit::anchor(&conn, &key, &keychain, "bench", &lock).unwrap();
+    assert!(matches!(out, audit::AnchorOutcome::Written(_)), "{out:?}");
+    println!(
+        "checkpoint after 2000 events (keychain in memory): {:.3} ms",
+        ms(t.elapsed())
+    );
+
+    // 6. Full verification, for information.
+    let t = Instant::now();
+    let anchor = audit::read_anchor(&keychain, &key, "bench").unwrap();
+    let report = audit::verify(&conn, &key, &anchor).unwrap();
+    assert!(report.is_intact(), "{report:?}");
     println!(
         "verify whole chain: {} events in {:.2} s",
         report.checked,

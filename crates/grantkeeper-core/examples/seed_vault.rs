@@ -8,14 +8,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use grantkeeper_core::audit::{self, Actor, ActorKind, EventKind, NewEvent};
+use grantkeeper_core::audit::{Actor, ActorKind, EventKind, NewEvent};
 use grantkeeper_core::keychain::OsKeychain;
 use grantkeeper_core::model::{
     now_ms, AccountIdentity, ConnectionId, Endpoints, ExpirySource, RedirectMode, TenantId,
 };
 use grantkeeper_core::secret::{AccessToken, RefreshToken, TokenSet};
-use grantkeeper_core::{db, NewConnection, NewProviderApp, Vault};
-use rusqlite::TransactionBehavior;
+use grantkeeper_core::{NewConnection, NewProviderApp, Vault};
 
 const DAY: i64 = 86_400_000;
 
@@ -111,11 +110,9 @@ fn main() {
         ids.len(),
         t0.elapsed().as_secs_f64()
     );
-    drop(vault);
 
-    // The usage history: batched appends through the same chain, spread over 90 days.
+    // The usage history: batched appends through the same keyed chain, spread over 90 days.
     let t1 = Instant::now();
-    let mut conn = db::open(&home.join("vault.db"), false).expect("db");
     let agent = Actor::new(ActorKind::Agent).with_hint(Some("nightly-sync".into()));
     let start = now - 90 * DAY;
     let step = (90 * DAY) / events.max(1) as i64;
@@ -140,12 +137,9 @@ fn main() {
                     .fingerprint(format!("gkfp1:{k:032x}"))
             })
             .collect();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .expect("tx");
-        audit::append_batch(&tx, &batch).expect("append");
-        tx.commit().expect("commit");
+        vault.record_events(&batch).expect("append");
         i += batch.len();
     }
+    vault.anchor_history().expect("checkpoint");
     println!("{events} events in {:.1} s", t1.elapsed().as_secs_f64());
 }

@@ -70,6 +70,8 @@ pub enum ErrorKind {
     Network,
     /// The caller's deadline passed.
     TimedOut,
+    /// A record deciding where secrets go was changed outside Grantkeeper.
+    Tampered,
     /// The agent is locked.
     Locked,
     /// Anything else.
@@ -189,7 +191,7 @@ pub fn serve(home: &Path, open: Arc<Opener>, stop: &CancelToken) -> Result<()> {
             let _ = UnixStream::connect(&path);
         })
     };
-    let workers = Workers::new(state, open);
+    let workers = Workers::new(state.clone(), open);
     for stream in listener.incoming() {
         if stop.is_cancelled() {
             break;
@@ -207,7 +209,22 @@ pub fn serve(home: &Path, open: Arc<Opener>, stop: &CancelToken) -> Result<()> {
     let _ = waker.join();
     let _ = maintenance.join();
     let _ = std::fs::remove_file(&path);
+    let closing = state.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(vault) = closing {
+        anchor_history(&vault);
+    }
     Ok(())
+}
+
+/// Anchors the usage history as the agent locks or stops (see [`crate::audit::anchor`]).
+fn anchor_history(vault: &Vault) {
+    match vault.anchor_history() {
+        Ok(crate::audit::AnchorOutcome::Refused(why)) => {
+            tracing::warn!(%why, "the usage history was not anchored: run `grantkeeper audit verify`")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "the usage history could not be anchored"),
+    }
 }
 
 /// Threads that serve client connections. A connection is handed to an idle worker, or to a
@@ -500,7 +517,10 @@ fn handle(
             ..Response::ok()
         },
         Request::Lock => {
-            *state.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            let closing = state.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(vault) = closing {
+                anchor_history(&vault);
+            }
             Response {
                 locked: Some(true),
                 ..Response::ok()
@@ -562,6 +582,7 @@ fn kind_of(e: &Error) -> ErrorKind {
     match e {
         Error::NotFound { .. } => ErrorKind::NotFound,
         Error::Invalid(_) | Error::AlreadyExists { .. } => ErrorKind::Invalid,
+        Error::Tampered(_) => ErrorKind::Tampered,
         Error::Keychain(_) | Error::MasterKeyMissing { .. } => ErrorKind::Keychain,
         Error::TimedOut { .. } | Error::Cancelled => ErrorKind::TimedOut,
         Error::Refresh {

@@ -570,20 +570,7 @@ fn same_account(
 }
 
 fn fill_missing(e: &mut crate::model::Endpoints, meta: &ServerMetadata) {
-    let d = meta.endpoints();
-    for (slot, found) in [
-        (&mut e.authorization, d.authorization),
-        (&mut e.token, d.token),
-        (&mut e.revocation, d.revocation),
-        (&mut e.introspection, d.introspection),
-        (&mut e.device_authorization, d.device_authorization),
-        (&mut e.jwks, d.jwks),
-        (&mut e.userinfo, d.userinfo),
-    ] {
-        if slot.is_none() {
-            *slot = found;
-        }
-    }
+    e.fill_missing_from(meta.endpoints());
 }
 
 fn oauth(e: OAuthError) -> Error {
@@ -688,7 +675,7 @@ mod tests {
 
     fn assert_nothing_stored(f: &Fixture) {
         assert!(f.vault.connections(&Default::default()).unwrap().is_empty());
-        assert_eq!(f.kc.len(), 1, "only the master key");
+        assert_eq!(f.kc.refresh_tokens(), 0, "no refresh token kept");
         assert!(f
             .vault
             .recent_events(10)
@@ -894,7 +881,7 @@ mod tests {
         ));
         let c = run(&f).unwrap();
         assert_eq!(c.access_expiry_source, Some(ExpirySource::Response));
-        assert_eq!(f.kc.len(), 2);
+        assert_eq!(f.kc.refresh_tokens(), 1);
     }
 
     #[test]

@@ -1,7 +1,11 @@
 //! AES-256-GCM envelope encryption and keyed token fingerprints.
 //!
-//! The master key lives in the OS keychain. Each tenant has its own data key, stored in SQLite
-//! wrapped (encrypted) by the master key. Every ciphertext is bound by associated data to the
+//! The master key lives in the OS keychain, and so does each tenant's wrapping key, in the same
+//! entry ([`VaultKeys`]: one keychain read opens everything). Each tenant has its own data key,
+//! stored in SQLite wrapped (encrypted) by the tenant's wrapping key: removing that key from the
+//! keychain crypto-shreds the tenant in every copy of the database. (Vaults
+//! made before tenant keys had the data key wrapped by the master key; they are moved over at
+//! the tenant's first use.) Every ciphertext is bound by associated data to the
 //! vault, tenant, table, column and row it belongs to, so a ciphertext copied anywhere else fails
 //! to decrypt.
 
@@ -62,58 +66,184 @@ key_type!(
     MasterKey
 );
 key_type!(
-    /// A tenant's data key; encrypts that tenant's secrets in SQLite.
+    /// A tenant's data key; encrypts that tenant's secrets in SQLite and authenticates the
+    /// settings that decide where they are sent.
     DataKey
+);
+key_type!(
+    /// A tenant's wrapping key (held in the keychain); wraps the tenant's data key.
+    TenantKey
 );
 
 /// Key for token fingerprints (HMAC-SHA-256), derived from the master key.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct FingerprintKey([u8; 32]);
 
-impl MasterKey {
-    /// Encodes the key for storage in the keychain.
+/// Keys kept in the keychain, which wrap data keys.
+macro_rules! keychain_key {
+    ($name:ident) => {
+        impl $name {
+            /// Encodes the key for storage in the keychain.
+            pub fn to_keychain_text(&self) -> SecretText {
+                SecretText::new(B64.encode(self.0))
+            }
+
+            /// Decodes a key read from the keychain.
+            pub fn from_keychain_text(text: &SecretText) -> Result<Self, CryptoError> {
+                let mut bytes = B64
+                    .decode(text.expose().trim())
+                    .map_err(|_| CryptoError::BadKey)?;
+                let key: [u8; 32] = bytes
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| CryptoError::BadKey)?;
+                bytes.zeroize();
+                Ok(Self(key))
+            }
+
+            /// Wraps a tenant data key, bound to `aad`.
+            pub fn wrap(&self, key: &DataKey, aad: &Aad) -> Vec<u8> {
+                seal_raw(&self.0, aad, &key.0)
+            }
+
+            /// Unwraps a tenant data key.
+            pub fn unwrap_key(&self, blob: &[u8], aad: &Aad) -> Result<DataKey, CryptoError> {
+                let mut plain = open_raw(&self.0, aad, blob)?;
+                let key: [u8; 32] = plain
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| CryptoError::Format)?;
+                plain.zeroize();
+                Ok(DataKey(key))
+            }
+        }
+    };
+}
+
+keychain_key!(MasterKey);
+keychain_key!(TenantKey);
+
+/// The vault's keys as one keychain entry: the master key on the first line (alone, the format
+/// of vaults made before tenant keys), then one line `tenant <id> <key>` per tenant, or
+/// `adopting <id> <key>` while an older tenant is being moved to its key.
+pub struct VaultKeys {
+    /// The master key.
+    pub master: MasterKey,
+    /// Each tenant's wrapping key, by tenant id.
+    pub tenants: std::collections::BTreeMap<String, TenantKey>,
+    /// Tenants whose move to their key is not finished (their database record may still be
+    /// wrapped by the master key).
+    pub adopting: std::collections::BTreeSet<String>,
+}
+
+impl VaultKeys {
+    /// Encodes the keys for the keychain.
     pub fn to_keychain_text(&self) -> SecretText {
-        SecretText::new(B64.encode(self.0))
+        let mut text = self.master.to_keychain_text().expose().to_owned();
+        for (id, key) in &self.tenants {
+            let kind = if self.adopting.contains(id) {
+                "adopting"
+            } else {
+                "tenant"
+            };
+            text.push_str(&format!(
+                "\n{kind} {id} {}",
+                key.to_keychain_text().expose()
+            ));
+        }
+        let out = SecretText::new(text.as_str());
+        text.zeroize();
+        out
     }
 
-    /// Decodes a key read from the keychain.
+    /// Decodes the keychain entry.
     pub fn from_keychain_text(text: &SecretText) -> Result<Self, CryptoError> {
-        let mut bytes = B64
-            .decode(text.expose().trim())
-            .map_err(|_| CryptoError::BadKey)?;
-        let key: [u8; 32] = bytes
-            .as_slice()
-            .try_into()
-            .map_err(|_| CryptoError::BadKey)?;
-        bytes.zeroize();
-        Ok(Self(key))
+        let mut lines = text.expose().lines();
+        let master =
+            MasterKey::from_keychain_text(&SecretText::new(lines.next().unwrap_or_default()))?;
+        let mut tenants = std::collections::BTreeMap::new();
+        let mut adopting = std::collections::BTreeSet::new();
+        for line in lines.filter(|l| !l.trim().is_empty()) {
+            let mut parts = line.split(' ');
+            match (parts.next(), parts.next(), parts.next(), parts.next()) {
+                (Some(kind @ ("tenant" | "adopting")), Some(id), Some(key), None) => {
+                    tenants.insert(
+                        id.to_owned(),
+                        TenantKey::from_keychain_text(&SecretText::new(key))?,
+                    );
+                    if kind == "adopting" {
+                        adopting.insert(id.to_owned());
+                    }
+                }
+                _ => return Err(CryptoError::BadKey),
+            }
+        }
+        Ok(Self {
+            master,
+            tenants,
+            adopting,
+        })
     }
+}
 
-    /// Wraps a tenant data key, bound to `aad`.
-    pub fn wrap(&self, key: &DataKey, aad: &Aad) -> Vec<u8> {
-        seal_raw(&self.0, aad, &key.0)
+impl MasterKey {
+    /// Whether `other` is the same key (compared in constant time).
+    pub fn same_as(&self, other: &MasterKey) -> bool {
+        self.0
+            .iter()
+            .zip(&other.0)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
     }
+}
 
-    /// Unwraps a tenant data key.
-    pub fn unwrap_key(&self, blob: &[u8], aad: &Aad) -> Result<DataKey, CryptoError> {
-        let mut plain = open_raw(&self.0, aad, blob)?;
-        let key: [u8; 32] = plain
-            .as_slice()
-            .try_into()
-            .map_err(|_| CryptoError::Format)?;
-        plain.zeroize();
-        Ok(DataKey(key))
-    }
-
+impl MasterKey {
     /// The fingerprint key derived from this master key.
     pub fn fingerprint_key(&self) -> FingerprintKey {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("any key length");
         mac.update(b"grantkeeper/fingerprint-key/v1");
         FingerprintKey(mac.finalize().into_bytes().into())
     }
+
+    /// The usage history's MAC key (see [`crate::audit`]), derived from this master key.
+    pub fn history_key(&self) -> crate::audit::HistoryKey {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("any key length");
+        mac.update(b"grantkeeper/history-key/v1");
+        crate::audit::HistoryKey::from_bytes(mac.finalize().into_bytes().into())
+    }
 }
 
 impl DataKey {
+    /// A MAC (HMAC-SHA-256 under a key derived from this data key) over `fields`, bound to
+    /// `aad`: authenticates settings stored in plain text, so a change made without the key is
+    /// detected.
+    pub fn mac<F: AsRef<[u8]>>(&self, aad: &Aad, fields: &[F]) -> Vec<u8> {
+        self.settings_mac(aad, fields)
+            .finalize()
+            .into_bytes()
+            .to_vec()
+    }
+
+    /// Whether `tag` is the [`DataKey::mac`] of `fields` (compared in constant time).
+    pub fn verify_mac<F: AsRef<[u8]>>(&self, aad: &Aad, fields: &[F], tag: &[u8]) -> bool {
+        self.settings_mac(aad, fields).verify_slice(tag).is_ok()
+    }
+
+    fn settings_mac<F: AsRef<[u8]>>(&self, aad: &Aad, fields: &[F]) -> Hmac<Sha256> {
+        let mut sub = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("any key length");
+        sub.update(b"grantkeeper/settings-key/v1");
+        let mut key: [u8; 32] = sub.finalize().into_bytes().into();
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("any key length");
+        key.zeroize();
+        mac.update(aad.0.as_bytes());
+        for f in fields {
+            let f = f.as_ref();
+            mac.update(&(f.len() as u64).to_be_bytes());
+            mac.update(f);
+        }
+        mac
+    }
+
     /// Encrypts `plaintext`, bound to `aad`.
     pub fn seal(&self, aad: &Aad, plaintext: &str) -> Vec<u8> {
         seal_raw(&self.0, aad, plaintext.as_bytes())
@@ -155,6 +285,16 @@ impl Aad {
     /// For a tenant's wrapped data key.
     pub fn data_key(vault: &str, tenant: &str) -> Self {
         Self(format!("gk1|dek|{vault}|{tenant}"))
+    }
+
+    /// For a tenant's data key wrapped by its tenant key (in the keychain).
+    pub fn tenant_data_key(vault: &str, tenant: &str) -> Self {
+        Self(format!("gk2|dek|{vault}|{tenant}"))
+    }
+
+    /// For the settings of one row of a tenant's table (a MAC, not a ciphertext).
+    pub fn settings(vault: &str, tenant: &str, table: &str, row: &str) -> Self {
+        Self(format!("gk1|mac|{vault}|{tenant}|{table}|{row}"))
     }
 
     /// For a secret column of one row of a tenant's table.

@@ -95,6 +95,23 @@ CREATE TABLE refresh_journal (
     created_at    INTEGER NOT NULL
 ) STRICT;
 "#,
+    r#"
+-- The keyed usage history (see audit.rs): `digest` covers an event's erasable part, `mac` is the
+-- chain's HMAC under a key derived from the master key. Until the vault is next opened with its
+-- master key they hold the old unkeyed hashes; audit::ensure_keyed then verifies the old chain,
+-- MACs every event in order (numbers, times and content unchanged) and replaces 'unkeyed' with
+-- the record of when it did. The renamed columns also stop older builds from appending
+-- unkeyed events to a keyed history.
+ALTER TABLE events RENAME COLUMN body_hash TO digest;
+ALTER TABLE events RENAME COLUMN chain_hash TO mac;
+INSERT INTO meta (key, value) VALUES ('history', 'unkeyed');
+"#,
+    r#"
+-- MACs under the tenant's data key over the settings that decide where secrets go (see
+-- vault.rs); NULL only in vaults made before them, until the tenant's first use.
+ALTER TABLE provider_apps ADD COLUMN settings_mac BLOB;
+ALTER TABLE connections ADD COLUMN link_mac BLOB;
+"#,
 ];
 
 /// The schema version this build writes.
@@ -104,6 +121,22 @@ pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 pub fn open(path: &Path, create: bool) -> rusqlite::Result<Connection> {
     let mut conn = connect(path, create)?;
     migrate(&mut conn)?;
+    Ok(conn)
+}
+
+/// Opens (creating) a database at the schema an older build left: every migration before the
+/// first one containing `before`.
+#[cfg(test)]
+pub(crate) fn open_before(path: &Path, before: &str) -> rusqlite::Result<Connection> {
+    let version = MIGRATIONS
+        .iter()
+        .position(|m| m.contains(before))
+        .expect("a known migration");
+    let conn = connect(path, true)?;
+    for sql in &MIGRATIONS[..version] {
+        conn.execute_batch(sql)?;
+    }
+    conn.pragma_update(None, "user_version", version)?;
     Ok(conn)
 }
 

@@ -63,6 +63,10 @@ pub enum Error {
     /// The caller's input is not acceptable.
     #[error("{0}")]
     Invalid(String),
+    /// A record that decides where secrets go (a provider app's settings, a connection's link to
+    /// its app, a tenant's key record) was changed outside Grantkeeper; nothing was sent.
+    #[error("{0}")]
+    Tampered(String),
     /// The call's deadline passed (`grantkeeper token --timeout`); nothing was stored.
     #[error("no answer within the {seconds} s allowed{}; nothing was stored. Try again later", last.as_deref().map(|l| format!(" ({l})")).unwrap_or_default())]
     TimedOut {

@@ -23,6 +23,11 @@ impl EntryName {
         Self::new(format!("vault/{vault}/master-key"))
     }
 
+    /// The entry holding the usage history's latest checkpoint (see [`crate::audit::anchor`]).
+    pub fn history_checkpoint(vault: &str) -> Self {
+        Self::new(format!("vault/{vault}/history-checkpoint"))
+    }
+
     /// The entry holding one connection's refresh token, namespaced by tenant.
     pub fn refresh_token(vault: &str, tenant: &str, connection: &str) -> Self {
         Self::new(format!(
@@ -247,5 +252,15 @@ impl MemoryKeychain {
     /// Whether no entry is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Number of refresh tokens held (for tests).
+    pub fn refresh_tokens(&self) -> usize {
+        self.entries
+            .lock()
+            .expect("poisoned")
+            .keys()
+            .filter(|n| n.user().ends_with("/refresh-token"))
+            .count()
     }
 }

@@ -445,7 +445,7 @@ impl TenantVault<'_> {
 
     fn record_hand_out(
         &self,
-        tx: &rusqlite::Transaction<'_>,
+        tx: &audit::HistoryTx<'_>,
         id: &ConnectionId,
         token: &AccessToken,
         now: UnixMillis,
@@ -642,8 +642,15 @@ impl TenantVault<'_> {
     }
 
     fn grant_context(&self, id: &ConnectionId) -> Result<GrantContext> {
-        let conn = self.connection(id)?;
-        let app = self.provider_app(conn.provider_app_id.as_str())?;
+        let mut app = self.connection_app(&self.connection(id)?)?;
+        // An app registered with its issuer only (before endpoints were discovered at
+        // registration): its issuer says where the other endpoints are.
+        if app.endpoints.token.is_none() {
+            if let Some(issuer) = app.endpoints.issuer.clone() {
+                let found = self.vault.discover(&issuer)?;
+                app.endpoints.fill_missing_from(found);
+            }
+        }
         let preset = match &app.preset {
             Some(p) => Some(
                 Catalog::builtin()
@@ -1188,49 +1195,15 @@ mod tests {
             .unwrap();
         let id = {
             let scope = vault.tenant(&t.id).unwrap();
+            let endpoints = Endpoints {
+                token: Some(format!("{}/token", stub.base)),
+                revocation: Some(format!("{}/revoke", stub.base)),
+                ..Endpoints::default()
+            };
             let app = scope
-                .add_provider_app(
-                    NewProviderApp {
-                        name: "stub".into(),
-                        preset: None,
-                        endpoints: Endpoints {
-                            token: Some(format!("{}/token", stub.base)),
-                            revocation: Some(format!("{}/revoke", stub.base)),
-                            ..Endpoints::default()
-                        },
-                        client_id: "cid".into(),
-                        client_secret: None,
-                        redirect_mode: RedirectMode::Loopback,
-                        redirect_port: None,
-                        relay_url: None,
-                        default_scopes: vec![],
-                    },
-                    &actor(),
-                )
+                .add_provider_app(public_app("stub", endpoints), &actor())
                 .unwrap();
-            scope
-                .store_connection(
-                    NewConnection {
-                        name: "c".into(),
-                        provider_app_id: app.id,
-                        account: AccountIdentity::default(),
-                        scopes_requested: vec![],
-                        scopes_granted: None,
-                        consented_by: None,
-                        access_expiry: Some((now_ms() - 60_000, ExpirySource::Response)),
-                        refresh_expires_at: None,
-                        refresh_hard_expires_at: None,
-                        metadata: BTreeMap::new(),
-                    },
-                    TokenSet {
-                        access_token: AccessToken::new("at-0"),
-                        refresh_token: Some(RefreshToken::new("rt-0")),
-                        id_token: None,
-                    },
-                    &actor(),
-                )
-                .unwrap()
-                .id
+            store_grant(&scope, &app.id, "c", true)
         };
         Fx {
             _dir: dir,
@@ -1639,16 +1612,43 @@ mod tests {
             .unwrap();
         let scope = vault.tenant(&t.id).unwrap();
         let app = scope.register_provider_app(spec, &actor()).unwrap();
-        let id = scope
+        let id = store_grant(&scope, &app.id, &app.name, false);
+        (scope, app, id)
+    }
+
+    /// A public client's app with these endpoints.
+    fn public_app(name: &str, endpoints: Endpoints) -> NewProviderApp {
+        NewProviderApp {
+            name: name.into(),
+            preset: None,
+            endpoints,
+            client_id: "cid".into(),
+            client_secret: None,
+            redirect_mode: RedirectMode::Loopback,
+            redirect_port: None,
+            relay_url: None,
+            default_scopes: vec![],
+        }
+    }
+
+    /// A grant on `app` with tokens `at-0` / `rt-0`, its access token expired a minute ago when
+    /// `expired`, else without a known expiry.
+    fn store_grant(
+        scope: &TenantVault<'_>,
+        app: &crate::model::ProviderAppId,
+        name: &str,
+        expired: bool,
+    ) -> ConnectionId {
+        scope
             .store_connection(
                 NewConnection {
-                    name: app.name.clone(),
-                    provider_app_id: app.id.clone(),
+                    name: name.into(),
+                    provider_app_id: app.clone(),
                     account: AccountIdentity::default(),
                     scopes_requested: vec![],
                     scopes_granted: None,
                     consented_by: None,
-                    access_expiry: None,
+                    access_expiry: expired.then(|| (now_ms() - 60_000, ExpirySource::Response)),
                     refresh_expires_at: None,
                     refresh_hard_expires_at: None,
                     metadata: BTreeMap::new(),
@@ -1661,8 +1661,7 @@ mod tests {
                 &actor(),
             )
             .unwrap()
-            .id;
-        (scope, app, id)
+            .id
     }
 
     fn spec(
@@ -1681,6 +1680,68 @@ mod tests {
             port: None,
             relay_url: None,
         }
+    }
+
+    /// An app stored with its issuer only (as the demo preset was): refresh, introspection and
+    /// revocation find their endpoints through the issuer instead of failing.
+    #[test]
+    fn an_issuer_only_app_discovers_its_endpoints() {
+        let stub = Stub::start(|req| {
+            let host = req
+                .headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("host"))
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
+            let base = format!("http://{host}");
+            match req.path.as_str() {
+                "/.well-known/openid-configuration" => StubResponse::json(
+                    200,
+                    &json!({
+                        "issuer": base,
+                        "authorization_endpoint": format!("{base}/authorize"),
+                        "token_endpoint": format!("{base}/token"),
+                        "revocation_endpoint": format!("{base}/revoke"),
+                    })
+                    .to_string(),
+                ),
+                "/token" => StubResponse::json(
+                    200,
+                    r#"{"access_token":"at-1","token_type":"Bearer","expires_in":3600}"#,
+                ),
+                _ => StubResponse::json(200, "{}"),
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let vault = Vault::open(dir.path(), Arc::new(MemoryKeychain::default())).unwrap();
+        let t = vault
+            .create_tenant("Acme", Some("acme"), "", &actor())
+            .unwrap();
+        let scope = vault.tenant(&t.id).unwrap();
+        let issuer_only = Endpoints {
+            issuer: Some(stub.base.clone()),
+            ..Endpoints::default()
+        };
+        let app = scope
+            .add_provider_app(public_app("demo", issuer_only), &actor())
+            .unwrap();
+        let id = store_grant(&scope, &app.id, "c", true);
+        let tok = scope
+            .access_token(&id, DEFAULT_MIN_VALID, &Deadline::default(), &actor())
+            .unwrap();
+        assert_eq!(tok.expose(), "at-1");
+        assert!(scope.revoke(&id, &actor()).unwrap().revoked_at_provider);
+        let paths: Vec<String> = stub
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.path.clone())
+            .collect();
+        assert!(
+            paths.contains(&"/token".to_owned()) && paths.contains(&"/revoke".to_owned()),
+            "{paths:?}"
+        );
     }
 
     /// Every preset that revokes through an API, registered with a local server as its issuer:

@@ -128,6 +128,26 @@ pub struct Endpoints {
     pub userinfo: Option<String>,
 }
 
+impl Endpoints {
+    /// Takes each endpoint this one lacks from `found` (discovery), keeping those it has.
+    pub fn fill_missing_from(&mut self, found: Endpoints) {
+        for (slot, value) in [
+            (&mut self.issuer, found.issuer),
+            (&mut self.authorization, found.authorization),
+            (&mut self.token, found.token),
+            (&mut self.revocation, found.revocation),
+            (&mut self.introspection, found.introspection),
+            (&mut self.device_authorization, found.device_authorization),
+            (&mut self.jwks, found.jwks),
+            (&mut self.userinfo, found.userinfo),
+        ] {
+            if slot.is_none() {
+                *slot = value;
+            }
+        }
+    }
+}
+
 /// A registration of Grantkeeper (or of the client) at a provider.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 #[ts(export)]

@@ -89,6 +89,14 @@ impl TenantVault<'_> {
             (EndpointSource::Preset { vars }, Some(p)) => {
                 let mut e = p.resolve(vars).map_err(invalid)?;
                 e.revocation = p.revocation_url(vars, &spec.client_id).map_err(invalid)?;
+                // A preset that names only its issuer: its endpoints are discovered now and
+                // kept (authenticated with the rest), so refresh, revocation and
+                // introspection reach them without another discovery.
+                if e.token.is_none() {
+                    if let Some(issuer) = e.issuer.clone() {
+                        e.fill_missing_from(self.vault.discover(&issuer)?);
+                    }
+                }
                 e
             }
             (EndpointSource::Preset { .. }, None) => {

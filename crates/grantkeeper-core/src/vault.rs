@@ -6,11 +6,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use serde_json::json;
 
 use crate::audit::{self, Actor, DailyCount, EventKind, NewEvent, UsageEvent, VerifyReport};
-use crate::crypto::{Aad, DataKey, FingerprintKey, MasterKey};
+use crate::crypto::{Aad, DataKey, FingerprintKey, MasterKey, TenantKey, VaultKeys};
 use crate::db;
 use crate::error::{Error, Result};
 use crate::keychain::{EntryName, Keychain};
@@ -19,6 +19,8 @@ use crate::secret::{ClientSecret, TokenSet};
 
 const DB_FILE: &str = "vault.db";
 const LOCK_FILE: &str = "vault.lock";
+/// Held while the keychain entry of the vault's keys is rewritten (a tenant added or removed).
+const KEYS_LOCK_FILE: &str = "keys.lock";
 
 /// An open vault.
 pub struct Vault {
@@ -32,6 +34,22 @@ pub struct Vault {
     pub(crate) keychain: Arc<dyn Keychain>,
     master: MasterKey,
     fingerprints: FingerprintKey,
+    /// Unwrapped data keys by tenant, with the wrapped blob they came from: a tenant's key is
+    /// read from the keychain once per process.
+    data_keys: Mutex<std::collections::HashMap<TenantId, (Vec<u8>, DataKey)>>,
+    /// The tenants' wrapping keys (and which are still being adopted), as last read from the
+    /// keychain entry of the vault's keys.
+    tenant_keys: Mutex<TenantKeys>,
+    /// The usage history's MAC key and its checkpoint schedule (see [`audit`]).
+    history: audit::HistoryKey,
+    anchorer: audit::Anchorer,
+}
+
+impl Drop for Vault {
+    /// A command that wrote events anchors them as it ends (see [`audit::Anchorer`]).
+    fn drop(&mut self) {
+        self.anchorer.close(&self.conn());
+    }
 }
 
 impl std::fmt::Debug for Vault {
@@ -119,10 +137,9 @@ impl Vault {
         let master = MasterKey::generate();
         let entry = EntryName::master_key(&id);
         keychain.set(&entry, &master.to_keychain_text())?;
+        // Compared without copies: both texts are wiped when dropped.
         let read_back = keychain.get(&entry)?;
-        if read_back.map(|t| t.expose().to_owned())
-            != Some(master.to_keychain_text().expose().to_owned())
-        {
+        if read_back.is_none_or(|t| t.expose() != master.to_keychain_text().expose()) {
             let _ = keychain.delete(&entry);
             return Err(crate::keychain::KeychainError::Other {
                 detail: "the keychain did not return the value just stored".into(),
@@ -159,9 +176,16 @@ impl Vault {
                     backend: keychain.describe(),
                     path: db_path.clone(),
                 })?;
-        let master = MasterKey::from_keychain_text(&text)?;
+        let VaultKeys {
+            master,
+            tenants,
+            adopting,
+        } = VaultKeys::from_keychain_text(&text)?;
         db::migrate(&mut conn)?;
-        Ok(Self::with_connection(home, id, conn, keychain, master))
+        audit::ensure_keyed(&mut conn, &master.history_key(), &*keychain, &id)?;
+        let vault = Self::with_connection(home, id, conn, keychain, master);
+        *vault.tenant_keys.lock().unwrap_or_else(|p| p.into_inner()) = (tenants, adopting);
+        Ok(vault)
     }
 
     fn finish_open(
@@ -170,7 +194,8 @@ impl Vault {
         keychain: Arc<dyn Keychain>,
         master: MasterKey,
     ) -> Result<Self> {
-        let conn = db::open(&home.join(DB_FILE), false)?;
+        let mut conn = db::open(&home.join(DB_FILE), false)?;
+        audit::ensure_keyed(&mut conn, &master.history_key(), &*keychain, &id)?;
         Ok(Self::with_connection(home, id, conn, keychain, master))
     }
 
@@ -181,9 +206,21 @@ impl Vault {
         keychain: Arc<dyn Keychain>,
         master: MasterKey,
     ) -> Self {
+        let history = master.history_key();
+        let anchorer = audit::Anchorer::new(
+            home.join(DB_FILE),
+            home.join(LOCK_FILE),
+            keychain.clone(),
+            history.clone(),
+            id.clone(),
+        );
         Self {
+            history,
+            anchorer,
             http: crate::http::HttpClient::default(),
             refresh_gates: Mutex::default(),
+            data_keys: Mutex::default(),
+            tenant_keys: Mutex::default(),
             home: home.to_owned(),
             fingerprints: master.fingerprint_key(),
             id,
@@ -250,12 +287,19 @@ impl Vault {
         self.db.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Runs `f` in an immediate (write-locked) transaction and commits.
-    pub(crate) fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+    /// Runs `f` in an immediate (write-locked) transaction and commits. The transaction carries
+    /// the history key, so `f` can append events ([`audit::append`]).
+    pub(crate) fn write<T>(&self, f: impl FnOnce(&audit::HistoryTx<'_>) -> Result<T>) -> Result<T> {
         let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = audit::HistoryTx::new(
+            conn.transaction_with_behavior(TransactionBehavior::Immediate)?,
+            &self.history,
+        );
         let out = f(&tx)?;
-        tx.commit()?;
+        let (appended, notable) = tx.commit_noting()?;
+        if appended > 0 {
+            self.anchorer.appended(notable);
+        }
         Ok(out)
     }
 
@@ -284,11 +328,17 @@ impl Vault {
             notes: notes.to_owned(),
             created_at: now_ms(),
         };
-        let wrapped = self.master.wrap(
+        let _keys_lock = self.keys_lock()?;
+        let tenant_key = TenantKey::generate();
+        self.change_tenant_keys(|keys| {
+            keys.tenants
+                .insert(tenant.id.to_string(), tenant_key.clone());
+        })?;
+        let wrapped = tenant_key.wrap(
             &DataKey::generate(),
-            &Aad::data_key(&self.id, tenant.id.as_str()),
+            &Aad::tenant_data_key(&self.id, tenant.id.as_str()),
         );
-        self.write(|tx| {
+        let written = self.write(|tx| {
             let exists: bool = tx.query_row("SELECT EXISTS(SELECT 1 FROM tenants WHERE slug = ?1)", [&tenant.slug], |r| r.get(0))?;
             if exists {
                 return Err(Error::AlreadyExists { what: "tenant", name: tenant.slug.clone() });
@@ -304,7 +354,13 @@ impl Vault {
                     .detail(json!({ "name": tenant.name, "slug": tenant.slug })),
             )?;
             Ok(())
-        })?;
+        });
+        if let Err(e) = written {
+            let _ = self.change_tenant_keys(|keys| {
+                keys.tenants.remove(tenant.id.as_str());
+            });
+            return Err(e);
+        }
         tracing::info!(tenant = %tenant.id, slug = %tenant.slug, "tenant created");
         Ok(tenant)
     }
@@ -384,6 +440,18 @@ impl Vault {
             self.keychain
                 .delete(&EntryName::refresh_token(&self.id, id.as_str(), c))?;
         }
+        // Crypto-shredding: without its key, no copy of the database decrypts the tenant.
+        {
+            let _keys_lock = self.keys_lock()?;
+            self.change_tenant_keys(|keys| {
+                keys.tenants.remove(id.as_str());
+                keys.adopting.remove(id.as_str());
+            })?;
+        }
+        self.data_keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
         self.write(|tx| {
             audit::redact_tenant(tx, id)?;
             tx.execute(
@@ -419,14 +487,217 @@ impl Vault {
                 what: "tenant",
                 name: id.to_string(),
             })?;
-        let key = self
-            .master
-            .unwrap_key(&wrapped, &Aad::data_key(&self.id, id.as_str()))?;
+        let key = self.data_key(&tenant, &wrapped)?;
         Ok(TenantVault {
             vault: self,
             tenant,
             key,
         })
+    }
+
+    /// Held while the keychain entry of the vault's keys changes (see [`Self::change_tenant_keys`]).
+    fn keys_lock(&self) -> Result<fs::File> {
+        let path = self.home.join(KEYS_LOCK_FILE);
+        let lock = crate::private::open_lock_file(&path)?;
+        lock.lock().map_err(|e| Error::io(&path, e))?;
+        Ok(lock)
+    }
+
+    /// Rewrites the keychain entry of the vault's keys with `change` applied, re-reading it first
+    /// (another process may have added a tenant) and reading it back after. The caller holds
+    /// [`Self::keys_lock`].
+    fn change_tenant_keys(&self, change: impl FnOnce(&mut VaultKeys)) -> Result<()> {
+        let entry = EntryName::master_key(&self.id);
+        let text = self
+            .keychain
+            .get(&entry)?
+            .ok_or_else(|| Error::MasterKeyMissing {
+                backend: self.keychain.describe(),
+                path: self.db_path(),
+            })?;
+        let mut keys = VaultKeys::from_keychain_text(&text)?;
+        if !keys.master.same_as(&self.master) {
+            return Err(Error::Tampered(
+                "the vault's master key in the keychain changed while Grantkeeper ran; nothing was changed".into(),
+            ));
+        }
+        change(&mut keys);
+        let new = keys.to_keychain_text();
+        self.keychain.set(&entry, &new)?;
+        if self
+            .keychain
+            .get(&entry)?
+            .is_none_or(|t| t.expose() != new.expose())
+        {
+            return Err(crate::keychain::KeychainError::Other {
+                detail: "the keychain did not return the value just stored".into(),
+            }
+            .into());
+        }
+        *self.tenant_keys.lock().unwrap_or_else(|p| p.into_inner()) = (keys.tenants, keys.adopting);
+        Ok(())
+    }
+
+    /// A tenant's wrapping key and whether its adoption is unfinished: from memory, else from
+    /// the keychain (a tenant another process added since this vault was opened).
+    fn tenant_key(&self, tenant: &TenantId) -> Result<Option<(TenantKey, bool)>> {
+        let known = |keys: &TenantKeys| {
+            keys.0
+                .get(tenant.as_str())
+                .map(|k| (k.clone(), keys.1.contains(tenant.as_str())))
+        };
+        if let Some(found) = known(&self.tenant_keys.lock().unwrap_or_else(|p| p.into_inner())) {
+            return Ok(Some(found));
+        }
+        let Some(text) = self.keychain.get(&EntryName::master_key(&self.id))? else {
+            return Ok(None);
+        };
+        let keys = VaultKeys::from_keychain_text(&text)?;
+        let mut held = self.tenant_keys.lock().unwrap_or_else(|p| p.into_inner());
+        *held = (keys.tenants, keys.adopting);
+        Ok(known(&held))
+    }
+
+    /// The tenant's data key, unwrapped by its tenant key from the keychain. A tenant from a
+    /// vault made before tenant keys (its data key wrapped by the master key) is adopted first
+    /// (see [`Vault::adopt_tenant`]); a record that matches neither is refused.
+    fn data_key(&self, tenant: &Tenant, wrapped: &[u8]) -> Result<DataKey> {
+        if let Some((blob, key)) = self
+            .data_keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&tenant.id)
+        {
+            if blob == wrapped {
+                return Ok(key.clone());
+            }
+        }
+        let v2 = Aad::tenant_data_key(&self.id, tenant.id.as_str());
+        let refused = |why: &str| {
+            Error::Tampered(format!(
+                "the key of tenant '{}' {why}: its secrets cannot be decrypted. Restore the keychain or the vault from the same time, or delete the tenant",
+                tenant.slug
+            ))
+        };
+        let legacy = || {
+            self.master
+                .unwrap_key(wrapped, &Aad::data_key(&self.id, tenant.id.as_str()))
+                .ok()
+        };
+        let key = match self.tenant_key(&tenant.id)? {
+            Some((k, adopting)) => match k.unwrap_key(wrapped, &v2) {
+                Ok(key) => {
+                    if adopting {
+                        // Adopted, but the keychain was not told before a crash: tell it now.
+                        let _keys_lock = self.keys_lock()?;
+                        self.change_tenant_keys(|keys| {
+                            keys.adopting.remove(tenant.id.as_str());
+                        })?;
+                    }
+                    key
+                }
+                // A crash before the adoption's commit: adopt again.
+                Err(_) if adopting => {
+                    let key = legacy().ok_or_else(|| refused("does not match its record"))?;
+                    self.adopt_tenant(tenant, wrapped, &key)?;
+                    key
+                }
+                // Put back from an older copy of the vault, or replaced.
+                Err(_) => {
+                    return Err(refused(
+                        "does not match its record (the record was replaced, perhaps from an older copy of the vault)",
+                    ))
+                }
+            },
+            None => {
+                let key = legacy().ok_or_else(|| {
+                    refused(&format!(
+                        "is not in {} (the tenant was deleted, or the keychain was reset)",
+                        self.keychain.describe()
+                    ))
+                })?;
+                self.adopt_tenant(tenant, wrapped, &key)?;
+                key
+            }
+        };
+        self.data_keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tenant.id.clone(), (wrapped.to_vec(), key.clone()));
+        Ok(key)
+    }
+
+    /// Moves a tenant made before tenant keys over, under the keys lock: a new tenant key in the
+    /// keychain marked `adopting`, the data key re-wrapped by it and MACs over the settings of
+    /// its provider apps and connections (trusted as they are now: the one moment they cannot be
+    /// checked) in one commit, then the mark removed. Its secrets are not re-encrypted. A crash
+    /// before the commit leaves the old wrapping and the mark, and the next use adopts the
+    /// tenant again; once the mark is gone, a record wrapped the old way is refused.
+    fn adopt_tenant(&self, tenant: &Tenant, wrapped: &[u8], key: &DataKey) -> Result<()> {
+        let _keys_lock = self.keys_lock()?;
+        let current: Option<Vec<u8>> = self
+            .conn()
+            .query_row(
+                "SELECT wrapped_key FROM tenants WHERE id = ?1",
+                [tenant.id.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if current.as_deref() != Some(wrapped) {
+            return Ok(()); // Another process adopted it (or it is gone): nothing to do.
+        }
+        let tenant_key = TenantKey::generate();
+        self.change_tenant_keys(|keys| {
+            keys.tenants
+                .insert(tenant.id.to_string(), tenant_key.clone());
+            keys.adopting.insert(tenant.id.to_string());
+        })?;
+        let rewrapped = tenant_key.wrap(key, &Aad::tenant_data_key(&self.id, tenant.id.as_str()));
+        let scope = TenantVault {
+            vault: self,
+            tenant: tenant.clone(),
+            key: key.clone(),
+        };
+        self.write(|tx| {
+            let apps: Vec<String> = {
+                let mut stmt = tx.prepare("SELECT id FROM provider_apps WHERE tenant_id = ?1")?;
+                let rows = stmt.query_map([tenant.id.as_str()], |r| r.get(0))?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            for app in apps {
+                let record = tx.query_row(
+                    &format!("SELECT {PROVIDER_APP_COLUMNS} FROM provider_apps WHERE id = ?1"),
+                    [&app],
+                    row_to_provider_app,
+                )?;
+                tx.execute(
+                    "UPDATE provider_apps SET settings_mac = ?2 WHERE id = ?1",
+                    params![app, scope.app_mac(&record)],
+                )?;
+            }
+            let links: Vec<(String, String)> = {
+                let mut stmt =
+                    tx.prepare("SELECT id, provider_app_id FROM connections WHERE tenant_id = ?1")?;
+                let rows = stmt.query_map([tenant.id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            for (id, app) in links {
+                tx.execute(
+                    "UPDATE connections SET link_mac = ?2 WHERE id = ?1",
+                    params![id, scope.link_mac(&id, &app)],
+                )?;
+            }
+            tx.execute(
+                "UPDATE tenants SET wrapped_key = ?2 WHERE id = ?1",
+                params![tenant.id.as_str(), rewrapped],
+            )?;
+            Ok(())
+        })?;
+        self.change_tenant_keys(|keys| {
+            keys.adopting.remove(tenant.id.as_str());
+        })?;
+        tracing::warn!(tenant = %tenant.id, "moved a tenant to its own keychain key; its settings are now authenticated");
+        Ok(())
     }
 
     // ----- connections and history -----
@@ -476,9 +747,22 @@ impl Vault {
         Ok(audit::daily_counts(&self.conn(), id, since)?)
     }
 
-    /// Verifies the whole usage-history chain.
+    /// Verifies the whole usage history against its keyed chain and the keychain's checkpoint.
     pub fn verify_history(&self) -> Result<VerifyReport> {
-        Ok(audit::verify(&self.conn())?)
+        // The checkpoint first: every event it anchors was committed before it was written.
+        let anchor = audit::read_anchor(&*self.keychain, &self.history, &self.id)?;
+        Ok(audit::verify(&self.conn(), &self.history, &anchor)?)
+    }
+
+    /// Writes a checkpoint of the usage history to the keychain now, if it has new events that
+    /// verify (the agent at lock and stop, the app when it quits).
+    pub fn anchor_history(&self) -> Result<audit::AnchorOutcome> {
+        self.anchorer.now(&self.conn())
+    }
+
+    /// Appends events in one transaction (imports, benchmarks).
+    pub fn record_events(&self, events: &[NewEvent]) -> Result<i64> {
+        self.write(|tx| Ok(audit::append_batch(tx, events)?))
     }
 }
 
@@ -518,6 +802,79 @@ impl TenantVault<'_> {
 
     pub(crate) fn aad(&self, table: &str, column: &str, row: &str) -> Aad {
         Aad::column(&self.vault.id, self.tenant.id.as_str(), table, column, row)
+    }
+
+    /// The MAC over a provider app's settings: everything that decides where its grants' secrets
+    /// go and how they are asked for.
+    fn app_mac(&self, app: &ProviderApp) -> Vec<u8> {
+        self.key.mac(
+            &Aad::settings(
+                &self.vault.id,
+                self.tenant.id.as_str(),
+                "provider_apps",
+                app.id.as_str(),
+            ),
+            &app_settings(app),
+        )
+    }
+
+    /// The MAC over a connection's link to its provider app.
+    fn link_mac(&self, connection: &str, app: &str) -> Vec<u8> {
+        self.key.mac(
+            &Aad::settings(
+                &self.vault.id,
+                self.tenant.id.as_str(),
+                "connections",
+                connection,
+            ),
+            &[app.as_bytes()],
+        )
+    }
+
+    /// Refuses a record changed outside Grantkeeper: records a `config_changed` event saying
+    /// what was refused, and returns the error to report.
+    fn refuse_outside_change(&self, what: String) -> Error {
+        let message = format!(
+            "{what} was changed outside Grantkeeper (its authentication does not match), so nothing was sent. Check the vault folder for other programs writing to it, then register the provider app again"
+        );
+        tracing::warn!(tenant = %self.tenant.id, what = %what, "refused settings changed outside Grantkeeper");
+        let recorded = self.vault.write(|tx| {
+            audit::append(
+                tx,
+                &NewEvent::new(
+                    EventKind::ConfigChanged,
+                    &Actor::new(audit::ActorKind::Background),
+                )
+                .tenant(&self.tenant.id)
+                .detail(json!({ "change": "outside_change_refused", "what": what })),
+            )?;
+            Ok(())
+        });
+        recorded.err().unwrap_or(Error::Tampered(message))
+    }
+
+    /// The provider app a connection is linked to, both checked: the link's and the app's
+    /// settings' MACs. Every request for a grant goes through here (or [`Self::provider_app`]).
+    pub fn connection_app(&self, connection: &Connection) -> Result<ProviderApp> {
+        let mac: Option<Vec<u8>> = self
+            .vault
+            .conn()
+            .prepare_cached("SELECT link_mac FROM connections WHERE id = ?1 AND tenant_id = ?2")?
+            .query_row(
+                params![connection.id.as_str(), self.tenant.id.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten();
+        let app = connection.provider_app_id.as_str();
+        let expected = self.link_mac(connection.id.as_str(), app);
+        if mac.as_deref() != Some(expected.as_slice()) {
+            return Err(self.refuse_outside_change(format!(
+                "the link of connection '{}/{}' to its provider app",
+                self.tenant.slug, connection.name
+            )));
+        }
+        self.provider_app(app)
     }
 
     pub(crate) fn refresh_entry(&self, connection: &ConnectionId) -> EntryName {
@@ -562,8 +919,8 @@ impl TenantVault<'_> {
             }
             tx.execute(
                 "INSERT INTO provider_apps (id, tenant_id, name, preset, endpoints, client_id, client_secret,
-                     redirect_mode, redirect_port, relay_url, default_scopes, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                     redirect_mode, redirect_port, relay_url, default_scopes, created_at, settings_mac)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                 params![
                     record.id.as_str(),
                     self.tenant.id.as_str(),
@@ -577,6 +934,7 @@ impl TenantVault<'_> {
                     record.relay_url,
                     to_json(&record.default_scopes),
                     record.created_at,
+                    self.app_mac(&record),
                 ],
             )?;
             audit::append(
@@ -600,19 +958,35 @@ impl TenantVault<'_> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// One of this tenant's provider apps, by id or name.
+    /// One of this tenant's provider apps, by id or name, its settings checked against their
+    /// MAC: a change made outside Grantkeeper is refused (and recorded) before any request.
     pub fn provider_app(&self, id_or_name: &str) -> Result<ProviderApp> {
-        let conn = self.vault.conn();
-        conn.query_row(
-            &format!("SELECT {PROVIDER_APP_COLUMNS} FROM provider_apps WHERE tenant_id = ?1 AND (id = ?2 OR name = ?2)"),
-            params![self.tenant.id.as_str(), id_or_name],
-            row_to_provider_app,
-        )
-        .optional()?
-        .ok_or_else(|| Error::NotFound {
+        let found = self
+            .vault
+            .conn()
+            .query_row(
+                &format!("SELECT {PROVIDER_APP_COLUMNS}, settings_mac FROM provider_apps WHERE tenant_id = ?1 AND (id = ?2 OR name = ?2)"),
+                params![self.tenant.id.as_str(), id_or_name],
+                |r| Ok((row_to_provider_app(r)?, r.get::<_, Option<Vec<u8>>>(12)?)),
+            )
+            .optional()?;
+        let (app, mac) = found.ok_or_else(|| Error::NotFound {
             what: "provider app",
             name: format!("{}/{id_or_name}", self.tenant.slug),
-        })
+        })?;
+        let aad = Aad::settings(
+            &self.vault.id,
+            self.tenant.id.as_str(),
+            "provider_apps",
+            app.id.as_str(),
+        );
+        if !mac.is_some_and(|m| self.key.verify_mac(&aad, &app_settings(&app), &m)) {
+            return Err(self.refuse_outside_change(format!(
+                "the settings of provider app '{}/{}'",
+                self.tenant.slug, app.name
+            )));
+        }
+        Ok(app)
     }
 
     /// The client secret of one of this tenant's provider apps.
@@ -714,8 +1088,9 @@ impl TenantVault<'_> {
                 "INSERT INTO connections (id, tenant_id, provider_app_id, name, account_subject, account_username,
                      account_org_id, scopes_requested, scopes_granted, scopes_granted_reported, consented_at,
                      consented_by, status, access_expires_at, access_expiry_source, refresh_expires_at,
-                     refresh_hard_expires_at, has_refresh_token, metadata, access_token, id_token, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'active', ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?11)",
+                     refresh_hard_expires_at, has_refresh_token, metadata, access_token, id_token, created_at,
+                     link_mac)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'active', ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?11, ?21)",
                 params![
                     id.as_str(),
                     self.tenant.id.as_str(),
@@ -737,6 +1112,7 @@ impl TenantVault<'_> {
                     to_json(&new.metadata),
                     access,
                     id_token,
+                    self.link_mac(id.as_str(), new.provider_app_id.as_str()),
                 ],
             )?;
             audit::append(
@@ -882,6 +1258,27 @@ impl TenantVault<'_> {
     }
 }
 
+/// Tenant wrapping keys by tenant id, and the tenants whose adoption is unfinished.
+type TenantKeys = (
+    BTreeMap<String, TenantKey>,
+    std::collections::BTreeSet<String>,
+);
+
+/// The authenticated fields of a provider app (its id and tenant are in the MAC's binding).
+fn app_settings(app: &ProviderApp) -> [Vec<u8>; 9] {
+    [
+        app.name.as_bytes().to_vec(),
+        to_json(&app.preset).into_bytes(),
+        to_json(&app.endpoints).into_bytes(),
+        app.client_id.as_bytes().to_vec(),
+        vec![u8::from(app.has_client_secret)],
+        to_json(&app.redirect_mode).into_bytes(),
+        to_json(&app.redirect_port).into_bytes(),
+        to_json(&app.relay_url).into_bytes(),
+        to_json(&app.default_scopes).into_bytes(),
+    ]
+}
+
 const PROVIDER_APP_COLUMNS: &str =
     "id, tenant_id, name, preset, endpoints, client_id, client_secret IS NOT NULL,
     redirect_mode, redirect_port, relay_url, default_scopes, created_at";
@@ -1000,7 +1397,13 @@ fn create_db(home: &Path, vault_id: &str) -> Result<bool> {
 /// Makes an existing vault folder and its files private (see [`crate::private`]).
 fn make_private(home: &Path) -> Result<()> {
     crate::private::ensure_dir(home)?;
-    for name in [DB_FILE, "vault.db-wal", "vault.db-shm", LOCK_FILE] {
+    for name in [
+        DB_FILE,
+        "vault.db-wal",
+        "vault.db-shm",
+        LOCK_FILE,
+        KEYS_LOCK_FILE,
+    ] {
         crate::private::ensure_file(&home.join(name))?;
     }
     let locks = home.join(crate::lifecycle::LOCKS_DIR);
@@ -1108,6 +1511,273 @@ mod tests {
         }
     }
 
+    /// A public client's app whose token endpoint is on `base`.
+    fn token_app(name: &str, base: &str) -> NewProviderApp {
+        NewProviderApp {
+            name: name.into(),
+            preset: None,
+            endpoints: Endpoints {
+                token: Some(format!("{base}/token")),
+                ..Endpoints::default()
+            },
+            client_id: "client".into(),
+            client_secret: None,
+            redirect_mode: RedirectMode::Loopback,
+            redirect_port: None,
+            relay_url: None,
+            default_scopes: vec![],
+        }
+    }
+
+    /// A provider app whose endpoints are on `base`, and a grant on it whose token expired.
+    fn expired_grant(v: &Vault, base: &str) -> (TenantId, ConnectionId) {
+        let a = Actor::new(ActorKind::Cli);
+        let t = v.create_tenant("Acme", Some("acme"), "", &a).unwrap();
+        let scope = v.tenant(&t.id).unwrap();
+        let app = scope.add_provider_app(token_app("idp", base), &a).unwrap();
+        let mut conn = new_conn(&app, "crm");
+        conn.access_expiry = Some((now_ms() - 60_000, ExpirySource::Response));
+        let c = scope.store_connection(conn, tokens("1"), &a).unwrap();
+        (t.id, c.id)
+    }
+
+    /// Endpoints, client id or a connection's link changed in vault.db by someone without the
+    /// keychain: refused before any request, recorded, and the grant left as it was.
+    #[test]
+    fn settings_changed_outside_are_refused_before_any_request() {
+        use crate::oauth::stub::{Stub, StubResponse};
+        let good = Stub::start(|_| {
+            StubResponse::json(
+                200,
+                r#"{"access_token":"at-2","token_type":"Bearer","expires_in":3600}"#,
+            )
+        });
+        let evil = Stub::start(|_| StubResponse::json(400, r#"{"error":"invalid_grant"}"#));
+        let (_dir, _kc, v) = open();
+        let (tenant, id) = expired_grant(&v, &good.base);
+        let a = Actor::new(ActorKind::Cli);
+        let deadline = crate::deadline::Deadline::default();
+        let min = crate::lifecycle::DEFAULT_MIN_VALID;
+        let edits = [
+            format!(
+                "UPDATE provider_apps SET endpoints = json_set(endpoints, '$.token', '{}/token')",
+                evil.base
+            ),
+            "UPDATE provider_apps SET client_id = 'attacker'".to_owned(),
+            "UPDATE provider_apps SET settings_mac = NULL".to_owned(),
+        ];
+        for edit in &edits {
+            let before: Vec<(String, Option<Vec<u8>>)> = {
+                let c = v.conn();
+                let mut st = c
+                    .prepare("SELECT endpoints, settings_mac FROM provider_apps")
+                    .unwrap();
+                let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+                rows.collect::<rusqlite::Result<_>>().unwrap()
+            };
+            v.conn().execute(edit, []).unwrap();
+            let scope = v.tenant(&tenant).unwrap();
+            let e = scope.access_token(&id, min, &deadline, &a).unwrap_err();
+            assert!(matches!(e, Error::Tampered(_)), "{edit}: {e}");
+            assert!(e.to_string().contains("changed outside Grantkeeper"), "{e}");
+            // Put the row back as it was.
+            let c = v.conn();
+            c.execute(
+                "UPDATE provider_apps SET endpoints = ?1, settings_mac = ?2",
+                params![before[0].0, before[0].1],
+            )
+            .unwrap();
+            c.execute("UPDATE provider_apps SET client_id = 'client'", [])
+                .unwrap();
+        }
+        // A connection moved to another app of the tenant (here: a second, evil one).
+        let scope = v.tenant(&tenant).unwrap();
+        let other = scope
+            .add_provider_app(token_app("other", &evil.base), &a)
+            .unwrap();
+        v.conn()
+            .execute(
+                "UPDATE connections SET provider_app_id = ?1",
+                [other.id.as_str()],
+            )
+            .unwrap();
+        let e = scope.access_token(&id, min, &deadline, &a).unwrap_err();
+        assert!(
+            e.to_string().contains("the link of connection 'acme/crm'"),
+            "{e}"
+        );
+        assert!(
+            evil.requests.lock().unwrap().is_empty(),
+            "0 requests reached the other server"
+        );
+        assert!(good.requests.lock().unwrap().is_empty());
+        assert_eq!(
+            scope.connection(&id).unwrap().status,
+            ConnectionStatus::Active
+        );
+        let refused = v
+            .history(&audit::HistoryFilter {
+                kind: Some(EventKind::ConfigChanged),
+                limit: 100,
+                ..Default::default()
+            })
+            .unwrap()
+            .into_iter()
+            .filter(|e| {
+                e.detail
+                    .as_ref()
+                    .is_some_and(|d| d["change"] == "outside_change_refused")
+            })
+            .count();
+        assert_eq!(refused, edits.len() + 1);
+        // Put back, the grant works: the request goes to the app as registered.
+        v.conn()
+            .execute(
+                "UPDATE connections SET provider_app_id = (SELECT id FROM provider_apps WHERE name = 'idp')",
+                [],
+            )
+            .unwrap();
+        let tok = scope.access_token(&id, min, &deadline, &a).unwrap();
+        assert_eq!(tok.expose(), "at-2");
+        assert_eq!(good.requests.lock().unwrap().len(), 1);
+    }
+
+    /// Deleting a tenant deletes its key from the keychain: a copy of vault.db taken before
+    /// cannot decrypt the tenant's secrets any more.
+    #[test]
+    fn deleting_a_tenant_crypto_shreds_old_copies() {
+        let (dir, kc, v) = open();
+        let a = Actor::new(ActorKind::Cli);
+        let t = v.create_tenant("Acme", Some("acme"), "", &a).unwrap();
+        let scope = v.tenant(&t.id).unwrap();
+        let app = app(&scope);
+        let c = scope
+            .store_connection(new_conn(&app, "crm"), tokens("1"), &a)
+            .unwrap();
+        drop(scope);
+        v.conn()
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .unwrap();
+        let home = dir.path().join("home");
+        let copy = dir.path().join("before-delete.db");
+        std::fs::copy(home.join(DB_FILE), &copy).unwrap();
+        v.delete_tenant(&t.id, &a).unwrap();
+        drop(v);
+        std::fs::copy(&copy, home.join(DB_FILE)).unwrap();
+        let _ = std::fs::remove_file(home.join("vault.db-wal"));
+        let v = Vault::open(&home, kc.clone()).unwrap();
+        let e = v.tenant(&t.id).unwrap_err().to_string();
+        assert!(e.contains("its secrets cannot be decrypted"), "{e}");
+        let keys =
+            VaultKeys::from_keychain_text(&kc.get(&EntryName::master_key(&v.id)).unwrap().unwrap())
+                .unwrap();
+        assert!(!keys.tenants.contains_key(t.id.as_str()));
+        // The master key alone opens nothing of it either.
+        let wrapped: Vec<u8> = v
+            .conn()
+            .query_row(
+                "SELECT wrapped_key FROM tenants WHERE id = ?1",
+                [t.id.as_str()],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(v
+            .master
+            .unwrap_key(&wrapped, &Aad::data_key(&v.id, t.id.as_str()))
+            .is_err());
+        assert!(v
+            .master
+            .unwrap_key(&wrapped, &Aad::tenant_data_key(&v.id, t.id.as_str()))
+            .is_err());
+        let _ = c;
+    }
+
+    /// A tenant made before tenant keys (data key wrapped by the master key, no MACs) is moved
+    /// over at its first use, its secrets kept.
+    #[test]
+    fn tenants_from_older_vaults_are_adopted() {
+        let (dir, kc, v) = open();
+        let a = Actor::new(ActorKind::Cli);
+        let t = v.create_tenant("Acme", Some("acme"), "", &a).unwrap();
+        let scope = v.tenant(&t.id).unwrap();
+        let app = app(&scope);
+        scope
+            .store_connection(new_conn(&app, "crm"), tokens("1"), &a)
+            .unwrap();
+        let dk = scope.key.clone();
+        drop(scope);
+        let legacy = v.master.wrap(&dk, &Aad::data_key(&v.id, t.id.as_str()));
+        {
+            let c = v.conn();
+            c.execute("UPDATE tenants SET wrapped_key = ?1", [&legacy])
+                .unwrap();
+            c.execute("UPDATE provider_apps SET settings_mac = NULL", [])
+                .unwrap();
+            c.execute("UPDATE connections SET link_mac = NULL", [])
+                .unwrap();
+        }
+        // The keychain entry as older versions wrote it: the master key alone.
+        kc.set(&EntryName::master_key(&v.id), &v.master.to_keychain_text())
+            .unwrap();
+        drop(v);
+        let v = Vault::open(&dir.path().join("home"), kc.clone()).unwrap();
+        let scope = v.tenant(&t.id).unwrap();
+        let keys =
+            VaultKeys::from_keychain_text(&kc.get(&EntryName::master_key(&v.id)).unwrap().unwrap())
+                .unwrap();
+        assert!(keys.tenants.contains_key(t.id.as_str()), "a tenant key now");
+        assert_eq!(
+            scope.client_secret(&app.id).unwrap().unwrap().expose(),
+            "s3cret"
+        );
+        let c = scope.connection_named("crm").unwrap();
+        assert_eq!(scope.connection_app(&c).unwrap().id, app.id);
+        let tok = scope
+            .access_token(
+                &c.id,
+                crate::lifecycle::DEFAULT_MIN_VALID,
+                &crate::deadline::Deadline::default(),
+                &a,
+            )
+            .unwrap();
+        assert_eq!(tok.expose(), "at-1");
+        drop(scope);
+
+        // Put back as it was before the adoption (an older copy of the vault): refused now.
+        {
+            let c = v.conn();
+            c.execute("UPDATE tenants SET wrapped_key = ?1", [&legacy])
+                .unwrap();
+            c.execute("UPDATE provider_apps SET settings_mac = NULL", [])
+                .unwrap();
+        }
+        drop(v);
+        let v = Vault::open(&dir.path().join("home"), kc.clone()).unwrap();
+        let e = v.tenant(&t.id).unwrap_err();
+        assert!(matches!(e, Error::Tampered(_)), "{e}");
+        assert!(e.to_string().contains("older copy of the vault"), "{e}");
+
+        // A crash in the middle of an adoption (keychain marked, database not yet committed):
+        // the next use adopts again.
+        let mut keys =
+            VaultKeys::from_keychain_text(&kc.get(&EntryName::master_key(&v.id)).unwrap().unwrap())
+                .unwrap();
+        keys.adopting.insert(t.id.to_string());
+        kc.set(&EntryName::master_key(&v.id), &keys.to_keychain_text())
+            .unwrap();
+        drop(v);
+        let v = Vault::open(&dir.path().join("home"), kc.clone()).unwrap();
+        let scope = v.tenant(&t.id).unwrap();
+        assert_eq!(
+            scope.client_secret(&app.id).unwrap().unwrap().expose(),
+            "s3cret"
+        );
+        let keys =
+            VaultKeys::from_keychain_text(&kc.get(&EntryName::master_key(&v.id)).unwrap().unwrap())
+                .unwrap();
+        assert!(keys.adopting.is_empty(), "the adoption finished");
+    }
+
     #[test]
     fn reopen_uses_the_same_master_key() {
         let (dir, kc, v) = open();
@@ -1122,7 +1792,7 @@ mod tests {
             scope.client_secret(&app.id).unwrap().unwrap().expose(),
             "s3cret"
         );
-        assert_eq!(kc.len(), 1);
+        assert_eq!(kc.refresh_tokens(), 0);
     }
 
     #[test]
@@ -1147,7 +1817,7 @@ mod tests {
             .unwrap();
         assert_eq!(c.scopes_granted, vec!["openid"]);
         assert!(c.has_refresh_token);
-        assert_eq!(kc.len(), 2);
+        assert_eq!(kc.refresh_tokens(), 1);
         let tok = scope
             .access_token(
                 &c.id,
@@ -1170,9 +1840,13 @@ mod tests {
             .store_connection(new_conn(&app, "crm"), tokens("2"), &a)
             .unwrap_err();
         assert!(matches!(dup, Error::AlreadyExists { .. }));
-        assert_eq!(kc.len(), 2, "a failed store leaves no keychain entry");
+        assert_eq!(
+            kc.refresh_tokens(),
+            1,
+            "a failed store leaves no keychain entry"
+        );
         scope.delete_connection(&c.id, &a).unwrap();
-        assert_eq!(kc.len(), 1);
+        assert_eq!(kc.refresh_tokens(), 0);
         assert!(v.verify_history().unwrap().is_intact());
     }
 

@@ -19,12 +19,19 @@ struct LogSink(Arc<Mutex<Vec<u8>>>);
 impl Write for LogSink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.0.lock().unwrap().extend_from_slice(buf);
+        // The vault's own log file gets every line too, so the folder scan covers it.
+        if let Some(file) = LOG_FILE.lock().unwrap().as_mut() {
+            file.write_all(buf)?;
+        }
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
 }
+
+/// The vault folder's log file (`grantkeeper_core::logging`), once the vault exists.
+static LOG_FILE: Mutex<Option<std::fs::File>> = Mutex::new(None);
 
 #[test]
 fn planted_tokens_appear_nowhere_in_the_database_or_logs() {
@@ -47,6 +54,11 @@ fn planted_tokens_appear_nowhere_in_the_database_or_logs() {
     ];
     {
         let vault = Vault::open(dir.path(), kc).unwrap();
+        *LOG_FILE.lock().unwrap() = grantkeeper_core::logging::open(dir.path());
+        assert!(
+            LOG_FILE.lock().unwrap().is_some(),
+            "the vault's log file opens"
+        );
         let t = vault.create_tenant("Plant", None, "", &actor()).unwrap();
         let scope = vault.tenant(&t.id).unwrap();
         let a = app(&scope, planted[3]);
@@ -99,6 +111,12 @@ fn planted_tokens_appear_nowhere_in_the_database_or_logs() {
     scan(dir.path(), &planted);
     let logs = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
     assert!(logs.contains("connection stored"), "logging was captured");
+    let file =
+        std::fs::read_to_string(dir.path().join(grantkeeper_core::logging::LOG_FILE)).unwrap();
+    assert!(
+        file.contains("connection stored"),
+        "the vault's log file was written and scanned"
+    );
     for p in planted {
         assert!(!logs.contains(p), "{p} in logs");
     }

@@ -88,6 +88,7 @@ pub fn checked(resp: Response) -> Result<Response, Failure> {
         Some(ErrorKind::Refused) => exit::REFUSED,
         Some(ErrorKind::Network) => exit::NETWORK,
         Some(ErrorKind::TimedOut) => exit::TIMED_OUT,
+        Some(ErrorKind::Tampered) => exit::AUDIT_BROKEN,
         _ => exit::OTHER,
     };
     Err(Failure::new(

@@ -141,7 +141,13 @@ impl Gk {
 
     /// The command, not yet started: vault folder set, stdin closed, output piped.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
+        self.command_of(Path::new(BIN), args)
+    }
+
+    /// [`Gk::command`] with another copy of the `grantkeeper` binary (`grantkeeper-full` beside
+    /// it), e.g. one that a rebuild during a long run cannot replace.
+    pub fn command_of(&self, program: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new(program);
         cmd.args(args)
             .env("GRANTKEEPER_HOME", &self.home)
             .env("GRANTKEEPER_KEYCHAIN_TIMEOUT_SECS", "20")
@@ -177,6 +183,19 @@ impl Gk {
 
     pub fn run(&self, args: &[&str]) -> Run {
         self.run_with(self.command(args), Duration::from_secs(60))
+    }
+
+    /// `connect target --provider provider`, consented by the test user's browser (headless
+    /// Chromium approving), bounded to two minutes.
+    pub fn connect_in_browser(&self, target: &str, provider: &str) {
+        let mut connect =
+            self.command(&["connect", target, "--provider", provider, "--timeout", "90"]);
+        connect
+            .env("BROWSER", test_browser())
+            .env("GK_TEST_BROWSER_ACTION", "approve")
+            .env("GK_TEST_BROWSER_TIMEOUT_MS", "30000");
+        self.run_with(connect, Duration::from_secs(120))
+            .expect_ok("connect");
     }
 
     /// The vault's SQLite file, opened for test setup and checks.
@@ -271,6 +290,15 @@ impl Gk {
         events.sort_by_key(|e| e["seq"].as_i64());
         events
     }
+}
+
+/// A process's resident memory in kB (`VmRSS` of /proc/<pid>/status), if it still runs.
+pub fn vm_rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 fn reader(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {

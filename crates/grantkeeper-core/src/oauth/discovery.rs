@@ -4,7 +4,7 @@ use serde::Deserialize;
 
 use super::token::body_to_object;
 use super::OAuthError;
-use crate::http::HttpClient;
+use crate::http::{HttpClient, HttpResponse};
 use crate::model::Endpoints;
 
 /// The metadata Grantkeeper uses.
@@ -77,33 +77,80 @@ pub fn discover(http: &HttpClient, issuer: &str) -> Result<ServerMetadata, OAuth
             )));
             continue;
         }
-        let body = body_to_object(&resp)?;
-        let meta: ServerMetadata = serde_json::from_value(serde_json::Value::Object(body))
-            .map_err(|e| OAuthError::Malformed(format!("discovery document: {e}")))?;
-        if meta.issuer.trim_end_matches('/') != issuer {
-            return Err(OAuthError::IssuerMismatch {
-                expected: issuer.to_owned(),
-                got: meta.issuer,
-            });
-        }
-        if meta.token_endpoint.is_none() {
-            return Err(OAuthError::Config(
-                "the discovery document names no token endpoint".into(),
-            ));
-        }
-        for ep in [
-            &meta.authorization_endpoint,
-            &meta.token_endpoint,
-            &meta.revocation_endpoint,
-            &meta.introspection_endpoint,
-            &meta.jwks_uri,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            crate::http::check(ep)?;
-        }
-        return Ok(meta);
+        return parse_document(issuer, &resp);
     }
     Err(last.unwrap_or(OAuthError::Config("discovery failed".into())))
+}
+
+/// Parses a discovery document fetched for `issuer` (without a trailing slash): its `issuer`
+/// must be `issuer` itself, it must name a token endpoint, and every endpoint a secret goes to
+/// must be an HTTPS (or loopback) URL.
+pub fn parse_document(issuer: &str, resp: &HttpResponse) -> Result<ServerMetadata, OAuthError> {
+    let body = body_to_object(resp)?;
+    let meta: ServerMetadata = serde_json::from_value(serde_json::Value::Object(body))
+        .map_err(|e| OAuthError::Malformed(format!("discovery document: {e}")))?;
+    if meta.issuer.trim_end_matches('/') != issuer {
+        return Err(OAuthError::IssuerMismatch {
+            expected: issuer.to_owned(),
+            got: meta.issuer,
+        });
+    }
+    if meta.token_endpoint.is_none() {
+        return Err(OAuthError::Config(
+            "the discovery document names no token endpoint".into(),
+        ));
+    }
+    for ep in [
+        &meta.authorization_endpoint,
+        &meta.token_endpoint,
+        &meta.revocation_endpoint,
+        &meta.introspection_endpoint,
+        &meta.jwks_uri,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        crate::http::check(ep)?;
+    }
+    Ok(meta)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(body: &str) -> Result<ServerMetadata, OAuthError> {
+        let resp = HttpResponse {
+            status: 200,
+            content_type: Some("application/json".into()),
+            body: body.as_bytes().to_vec(),
+        };
+        parse_document("https://idp.example", &resp)
+    }
+
+    #[test]
+    fn documents_are_checked() {
+        let meta = doc(r#"{"issuer":"https://idp.example/","token_endpoint":"https://idp.example/token","authorization_response_iss_parameter_supported":true}"#).unwrap();
+        assert!(meta.authorization_response_iss_parameter_supported);
+        assert!(matches!(
+            doc(
+                r#"{"issuer":"https://evil.example","token_endpoint":"https://idp.example/token"}"#
+            ),
+            Err(OAuthError::IssuerMismatch { .. })
+        ));
+        assert!(matches!(
+            doc(r#"{"issuer":"https://idp.example"}"#),
+            Err(OAuthError::Config(_))
+        ));
+        assert!(matches!(
+            doc(r#"{"issuer":"https://idp.example","token_endpoint":"http://idp.example/token"}"#),
+            Err(OAuthError::Http(_))
+        ));
+        assert!(matches!(
+            doc(
+                r#"{"issuer":"https://idp.example","token_endpoint":"https://idp.example/t","scopes_supported":"x"}"#
+            ),
+            Err(OAuthError::Malformed(_))
+        ));
+    }
 }

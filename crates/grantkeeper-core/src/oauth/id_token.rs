@@ -30,8 +30,10 @@ pub fn validate(
     let bad = |m: &str| OAuthError::IdToken(m.to_owned());
     let header =
         jsonwebtoken::decode_header(id_token).map_err(|_| bad("it is not a signed JWT"))?;
-    let alg = header.alg;
-    if matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
+    if matches!(
+        header.alg,
+        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512
+    ) {
         return Err(bad("symmetric (HS*) signatures are not accepted"));
     }
     let resp = http.get(expect.jwks_uri, &[("Accept", "application/json")])?;
@@ -41,8 +43,25 @@ pub fn validate(
             resp.status
         )));
     }
-    let jwks: JwkSet = serde_json::from_slice(&resp.body)
-        .map_err(|_| bad("the provider's key set is malformed"))?;
+    validate_with_jwks(id_token, &resp.body, expect)
+}
+
+/// Validates `id_token` against the provider's key set `jwks` (the JSON document); what
+/// [`validate`] does once the key set is fetched.
+pub fn validate_with_jwks(
+    id_token: &str,
+    jwks: &[u8],
+    expect: &Expectations<'_>,
+) -> Result<Map<String, Value>, OAuthError> {
+    let bad = |m: &str| OAuthError::IdToken(m.to_owned());
+    let header =
+        jsonwebtoken::decode_header(id_token).map_err(|_| bad("it is not a signed JWT"))?;
+    let alg = header.alg;
+    if matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
+        return Err(bad("symmetric (HS*) signatures are not accepted"));
+    }
+    let jwks: JwkSet =
+        serde_json::from_slice(jwks).map_err(|_| bad("the provider's key set is malformed"))?;
     let jwk = match &header.kid {
         Some(kid) => jwks.find(kid),
         None if jwks.keys.len() == 1 => jwks.keys.first(),
