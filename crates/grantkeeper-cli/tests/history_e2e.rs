@@ -31,10 +31,17 @@ fn vault_with_events() -> (tempfile::TempDir, Gk) {
 }
 
 fn broken(run: &Run) {
-    assert_eq!(run.code, Some(7), "stdout: {}\nstderr: {}", run.stdout, run.stderr);
+    assert_eq!(
+        run.code,
+        Some(7),
+        "stdout: {}\nstderr: {}",
+        run.stdout,
+        run.stderr
+    );
     assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
     assert!(
-        run.stderr.starts_with("grantkeeper: usage history is not intact: "),
+        run.stderr
+            .starts_with("grantkeeper: usage history is not intact: "),
         "{}",
         run.stderr
     );
@@ -55,7 +62,11 @@ fn deleting_the_newest_events_is_named() {
         "{}",
         run.stderr
     );
-    assert!(run.stdout.contains("missing: events #6–#8"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("missing: events #6–#8"),
+        "{}",
+        run.stdout
+    );
     let json = gk.run(&["audit", "verify", "--json"]);
     assert_eq!(json.code, Some(7));
     let report = json.json();

@@ -918,10 +918,7 @@ pub fn anchor(
                 }
                 (cp.seq, cp.head.clone())
             }
-            Anchor::Missing => (
-                0,
-                genesis(&base, &record(tx)?.unwrap_or_default()).to_vec(),
-            ),
+            Anchor::Missing => (0, genesis(&base, &record(tx)?.unwrap_or_default()).to_vec()),
         };
         let sql = format!("SELECT {ROW_COLUMNS} FROM events WHERE seq > ?1 ORDER BY seq");
         let mut stmt = tx.prepare(&sql)?;
