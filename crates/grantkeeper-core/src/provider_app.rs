@@ -91,10 +91,16 @@ impl TenantVault<'_> {
                 e.revocation = p.revocation_url(vars, &spec.client_id).map_err(invalid)?;
                 // A preset that names only its issuer: its endpoints are discovered now and
                 // kept (authenticated with the rest), so refresh, revocation and
-                // introspection reach them without another discovery.
+                // introspection reach them without another discovery. Offline, the app keeps
+                // its issuer alone, and they are discovered when it is used.
                 if e.token.is_none() {
                     if let Some(issuer) = e.issuer.clone() {
-                        e.fill_missing_from(self.vault.discover(&issuer)?);
+                        match self.vault.discover(&issuer) {
+                            Ok(found) => e.fill_missing_from(found),
+                            Err(err) => {
+                                tracing::info!(error = %err, "discovery at registration failed; the endpoints will be discovered at first use")
+                            }
+                        }
                     }
                 }
                 e
