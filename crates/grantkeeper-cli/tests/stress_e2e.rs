@@ -891,8 +891,9 @@ fn stress(plan: Plan) {
 
     let rss_start = vm_rss_kb(agent_pid).expect("the agent runs");
     let mut rss_samples = vec![(0.0, rss_start)];
-    // The Secret Service's process: if it dies, every later keychain call waits for an unlock
-    // prompt (D-Bus starts a new, locked daemon), so the run stops and says so.
+    // The Secret Service's process. gnome-keyring 42 can abort under this load (an upstream race
+    // in its client bookkeeping); the test session's bus then starts it again, unlocked. The run
+    // goes on: every operation must still succeed, across the restart. Restarts are counted.
     let keyring_pid = secret_service_pid().expect("the Secret Service answers on the session bus");
     let keyring_rss_start = vm_rss_kb(keyring_pid).unwrap_or(0);
     println!(
@@ -900,6 +901,7 @@ fn stress(plan: Plan) {
          {keyring_rss_start} kB (pid {keyring_pid})"
     );
     let started = Instant::now();
+    let (mut keyring_pid_end, mut keyring_restarts) = (keyring_pid, 0);
     let stop_helpers = AtomicBool::new(false);
     let mut tally = Tally::default();
     let mut panics = Vec::new();
@@ -948,23 +950,21 @@ fn stress(plan: Plan) {
         let monitor = s.spawn(move || {
             let mut samples = Vec::new();
             let mut next = Instant::now() + plan.report_every;
-            let mut keyring_alive = true;
+            let (mut keyring_pid, mut keyring_restarts) = (keyring_pid, 0);
             while !stop.load(Relaxed) {
                 std::thread::sleep(Duration::from_millis(100));
                 // No VmRSS once it exited (a zombie has none either).
-                if keyring_alive && vm_rss_kb(keyring_pid).is_none() {
-                    keyring_alive = false;
-                    sh.fail(
-                        "keyring",
-                        format!(
-                            "the Secret Service's process (pid {keyring_pid}) died during the \
-                             run: stopped. gnome-keyring-daemon 42 aborts on a race between a \
-                             client's OpenSession and its disconnect, and every keychain call \
-                             here (keyring crate, sync-secret-service) connects, opens a \
-                             session and disconnects; see the kernel log for its trap"
-                        ),
-                    );
-                    sh.abort.store(true, Relaxed);
+                if vm_rss_kb(keyring_pid).is_none() {
+                    // Until the bus has started the next one.
+                    if let Some(next) = secret_service_pid().filter(|&p| p != keyring_pid) {
+                        keyring_restarts += 1;
+                        let t = started.elapsed().as_secs_f64();
+                        println!(
+                            "[{t:4.0} s] the Secret Service (pid {keyring_pid}) exited; D-Bus \
+                             started it again (pid {next}). Every operation must still succeed"
+                        );
+                        keyring_pid = next;
+                    }
                 }
                 if started.elapsed() > plan.hard_limit() && !sh.abort.load(Relaxed) {
                     sh.fail(
@@ -993,7 +993,7 @@ fn stress(plan: Plan) {
                     samples.push((t, r));
                 }
             }
-            samples
+            (samples, keyring_pid, keyring_restarts)
         });
         for w in workers {
             match w.join() {
@@ -1006,7 +1006,9 @@ fn stress(plan: Plan) {
             Ok(t) => tally.merge(t),
             Err(p) => panics.push(panic_text(p)),
         }
-        rss_samples.extend(monitor.join().unwrap());
+        let (samples, pid, restarts) = monitor.join().unwrap();
+        rss_samples.extend(samples);
+        (keyring_pid_end, keyring_restarts) = (pid, restarts);
     });
     let wall = started.elapsed();
     let agent_exited = agent.child().try_wait().unwrap();
@@ -1199,8 +1201,9 @@ fn stress(plan: Plan) {
         tally.checkpoints_busy
     );
     println!(
-        "  Secret Service (gnome-keyring-daemon) RSS: start {keyring_rss_start} kB, end {} kB",
-        vm_rss_kb(keyring_pid).map_or("gone".into(), |r| r.to_string())
+        "  Secret Service (gnome-keyring-daemon) RSS: start {keyring_rss_start} kB, end {} kB; \
+         restarted {keyring_restarts} times",
+        vm_rss_kb(keyring_pid_end).map_or("gone".into(), |r| r.to_string())
     );
     let rss_max = rss_samples.iter().map(|s| s.1).max().unwrap_or(0);
     println!(

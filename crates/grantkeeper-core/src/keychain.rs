@@ -1,6 +1,14 @@
-//! The OS keychain: the Secret Service on Linux (gnome-keyring, KWallet), through the `keyring`
-//! crate. Holds the vault's master key and every refresh token. There is no fallback: when the
-//! keychain cannot be used, operations fail with a [`KeychainError`] that says how to fix it.
+//! The OS keychain: the Secret Service on Linux (gnome-keyring, KWallet), the macOS Keychain,
+//! the Windows Credential Manager. Holds the vault's master keys and every refresh token. There
+//! is no fallback: when the keychain cannot be used, operations fail with a [`KeychainError`]
+//! that says how to fix it.
+
+#[cfg(not(target_os = "linux"))]
+#[path = "keychain/native.rs"]
+mod backend;
+#[cfg(target_os = "linux")]
+#[path = "keychain/secret_service.rs"]
+mod backend;
 
 use std::sync::mpsc;
 use std::time::Duration;
@@ -100,7 +108,7 @@ pub trait Keychain: Send + Sync {
     fn describe(&self) -> &'static str;
 }
 
-/// The platform keychain through the `keyring` crate, with a timeout on every call so an unlock
+/// The platform keychain, with a timeout on every call so an unlock
 /// prompt nobody answers cannot hang the caller.
 #[derive(Debug, Clone)]
 pub struct OsKeychain {
@@ -132,23 +140,22 @@ impl OsKeychain {
     fn call<T: Send + 'static>(
         &self,
         name: &EntryName,
-        op: impl FnOnce(keyring::Entry) -> Result<T, keyring::Error> + Send + 'static,
+        op: impl FnOnce(&EntryName) -> Result<T, KeychainError> + Send + 'static,
     ) -> Result<T, KeychainError> {
         tracing::debug!(entry = %name.user, "keychain call");
-        let (service, user) = (name.service.clone(), name.user.clone());
+        let name = name.clone();
         let (tx, rx) = mpsc::sync_channel(1);
         // A blocked call (an unanswered unlock prompt) keeps its thread; the caller moves on.
         std::thread::Builder::new()
             .name("keychain".into())
             .spawn(move || {
-                let result = keyring::Entry::new(&service, &user).and_then(op);
-                let _ = tx.send(result);
+                let _ = tx.send(op(&name));
             })
             .map_err(|e| KeychainError::Other {
                 detail: format!("cannot start keychain thread: {e}"),
             })?;
         match rx.recv_timeout(self.timeout) {
-            Ok(result) => result.map_err(classify),
+            Ok(result) => result,
             Err(_) => Err(KeychainError::TimedOut {
                 seconds: self.timeout.as_secs(),
             }),
@@ -158,23 +165,16 @@ impl OsKeychain {
 
 impl Keychain for OsKeychain {
     fn get(&self, name: &EntryName) -> Result<Option<SecretText>, KeychainError> {
-        self.call(name, |e| match e.get_password() {
-            Ok(p) => Ok(Some(SecretText::new(p))),
-            Err(keyring::Error::NoEntry) => Ok(None),
-            Err(err) => Err(err),
-        })
+        self.call(name, backend::get)
     }
 
     fn set(&self, name: &EntryName, value: &SecretText) -> Result<(), KeychainError> {
         let value = value.clone();
-        self.call(name, move |e| e.set_password(value.expose()))
+        self.call(name, move |name| backend::set(name, &value))
     }
 
     fn delete(&self, name: &EntryName) -> Result<(), KeychainError> {
-        self.call(name, |e| match e.delete_credential() {
-            Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
-            Err(err) => Err(err),
-        })
+        self.call(name, backend::delete)
     }
 
     fn describe(&self) -> &'static str {
@@ -188,9 +188,8 @@ impl Keychain for OsKeychain {
     }
 }
 
-/// Maps a `keyring` error to what the user must do about it.
-fn classify(err: keyring::Error) -> KeychainError {
-    let detail = err.to_string();
+/// Sorts a keychain failure's text by what the user must do about it.
+fn classify(detail: String) -> KeychainError {
     let lower = detail.to_lowercase();
     if lower.contains("autolaunch")
         || lower.contains("dbus_session_bus_address")

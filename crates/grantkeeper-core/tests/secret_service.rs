@@ -344,3 +344,147 @@ fn keychain_labels_and_attributes_carry_no_token() {
         }
     }
 }
+
+/// Entries written by earlier versions (through the `keyring` crate: its label and attributes)
+/// are read, replaced in place and deleted.
+#[test]
+fn entries_written_by_earlier_versions_are_used() {
+    let kc = keychain();
+    let entry = EntryName::master_key(&format!("compat-{}", std::process::id()));
+    let mut store = Command::new("secret-tool")
+        .args([
+            "store",
+            "--label",
+            "old@grantkeeper:default (keyring v3.6.3)",
+        ])
+        .args(["service", entry.service(), "username", entry.user()])
+        .args(["target", "default", "application", "rust-keyring"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    store
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"written-by-keyring")
+        .unwrap();
+    assert!(store.wait().unwrap().success());
+
+    assert_eq!(
+        kc.get(&entry).unwrap().unwrap().expose(),
+        "written-by-keyring"
+    );
+    kc.set(
+        &entry,
+        &grantkeeper_core::secret::SecretText::new("replaced"),
+    )
+    .unwrap();
+    let search = Command::new("secret-tool")
+        .args(["search", "--all", "--unlock"])
+        .args(["service", entry.service(), "username", entry.user()])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&search.stdout).into_owned()
+        + &String::from_utf8_lossy(&search.stderr);
+    assert_eq!(listing.matches("secret = ").count(), 1, "{listing}");
+    assert!(listing.contains("secret = replaced"), "{listing}");
+
+    kc.delete(&entry).unwrap();
+    assert!(kc.get(&entry).unwrap().is_none());
+    kc.delete(&entry).unwrap();
+}
+
+/// Every keychain call of a process shares one D-Bus connection: a connection (and a key
+/// exchange) per call is what gnome-keyring 42 does not survive under load.
+#[test]
+fn one_bus_connection_per_process() {
+    let kc = keychain();
+    let entry = EntryName::master_key(&format!("connections-{}", std::process::id()));
+    std::thread::scope(|s| {
+        for i in 0..4 {
+            let (kc, entry) = (&kc, &entry);
+            s.spawn(move || {
+                for j in 0..10 {
+                    let value = grantkeeper_core::secret::SecretText::new(format!("v{i}-{j}"));
+                    kc.set(entry, &value).unwrap();
+                    assert!(kc.get(entry).unwrap().is_some());
+                }
+            });
+        }
+    });
+    kc.delete(&entry).unwrap();
+    assert_eq!(bus_connections_of(std::process::id()), 1);
+}
+
+/// How many connections the given process holds on the session bus.
+fn bus_connections_of(pid: u32) -> usize {
+    let bus = |args: &[&str]| {
+        let out = Command::new("dbus-send")
+            .args(["--session", "--print-reply", "--dest=org.freedesktop.DBus"])
+            .args(["/org/freedesktop/DBus"])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let names = bus(&["org.freedesktop.DBus.ListNames"]);
+    names
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("string \"")?.strip_suffix('"'))
+        .filter(|name| name.starts_with(':'))
+        .filter(|name| {
+            let reply = bus(&[
+                "org.freedesktop.DBus.GetConnectionUnixProcessID",
+                &format!("string:{name}"),
+            ]);
+            reply.split_whitespace().last() == Some(&pid.to_string())
+        })
+        .count()
+}
+
+/// A Secret Service that exits (gnome-keyring 42 can abort under load) is reached again through
+/// the daemon the bus starts in its place: the process's connection is replaced and the call
+/// succeeds. (The test session's bus starts it unlocked; a desktop's would ask for the password.)
+#[test]
+fn a_restarted_secret_service_is_reached_again() {
+    let kc = keychain();
+    let entry = EntryName::master_key(&format!("restart-{}", std::process::id()));
+    let value = grantkeeper_core::secret::SecretText::new("kept across the restart");
+    kc.set(&entry, &value).unwrap();
+    let daemon = secret_service_pid();
+    assert!(Command::new("kill")
+        .args(["-KILL", &daemon.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    // Gone before the next call.
+    let gone = std::time::Instant::now();
+    while std::path::Path::new(&format!("/proc/{daemon}/status")).exists()
+        && gone.elapsed() < std::time::Duration::from_secs(5)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+
+    assert_eq!(kc.get(&entry).unwrap().unwrap().expose(), value.expose());
+    assert_ne!(secret_service_pid(), daemon, "the bus started a new daemon");
+    kc.delete(&entry).unwrap();
+}
+
+fn secret_service_pid() -> u32 {
+    let out = Command::new("dbus-send")
+        .args(["--session", "--print-reply", "--dest=org.freedesktop.DBus"])
+        .args([
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus.GetConnectionUnixProcessID",
+        ])
+        .arg("string:org.freedesktop.secrets")
+        .output()
+        .unwrap();
+    let reply = String::from_utf8_lossy(&out.stdout).into_owned();
+    reply
+        .split_whitespace()
+        .last()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no Secret Service pid in {reply:?}"))
+}
