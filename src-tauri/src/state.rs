@@ -5,9 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use grantkeeper_core::http::HttpError;
 use grantkeeper_core::keychain::OsKeychain;
-use grantkeeper_core::lifecycle::FailureClass;
 use grantkeeper_core::oauth::OAuthError;
 use grantkeeper_core::{paths, Vault};
 use serde::Serialize;
@@ -65,22 +63,10 @@ impl CommandError {
 
 impl From<grantkeeper_core::Error> for CommandError {
     fn from(e: grantkeeper_core::Error) -> Self {
-        use grantkeeper_core::Error as E;
-        let offline = match &e {
-            E::OAuth(OAuthError::Http(h)) => {
-                matches!(h, HttpError::Network { .. } | HttpError::Timeout { .. })
-            }
-            E::Refresh { class, .. } => *class == FailureClass::Transient,
-            // The provider was slow, or the user gave up: neither says the network is down (a
-            // timed-out call's message names what its last attempt ran into).
-            E::TimedOut { .. } | E::Cancelled => false,
-            _ => false,
-        };
-        let cancelled = matches!(e, E::Cancelled | E::OAuth(OAuthError::Cancelled));
         Self {
+            offline: e.provider_unreachable(),
+            cancelled: e.kind() == grantkeeper_core::ErrorKind::Cancelled,
             message: e.to_string(),
-            offline,
-            cancelled,
         }
     }
 }

@@ -1,5 +1,7 @@
 //! Documented exit codes and the failure type that carries them.
 
+use grantkeeper_core::ErrorKind;
+
 /// Any other failure.
 pub const OTHER: u8 = 1;
 /// Bad input (also clap's usage errors).
@@ -56,31 +58,23 @@ pub fn report(f: &Failure) -> u8 {
     f.code
 }
 
+/// The exit code for a kind of failure, the same whether the CLI answered alone or through the
+/// agent.
+pub fn code(kind: ErrorKind) -> u8 {
+    match kind {
+        ErrorKind::NotFound => NOT_FOUND,
+        ErrorKind::Invalid => INVALID,
+        ErrorKind::Keychain | ErrorKind::Locked => KEYCHAIN,
+        ErrorKind::Refused => REFUSED,
+        ErrorKind::Network => NETWORK,
+        ErrorKind::TimedOut | ErrorKind::Cancelled => TIMED_OUT,
+        ErrorKind::Tampered => AUDIT_BROKEN,
+        ErrorKind::Other => OTHER,
+    }
+}
+
 impl From<grantkeeper_core::Error> for Failure {
     fn from(e: grantkeeper_core::Error) -> Self {
-        use grantkeeper_core::oauth::OAuthError as O;
-        use grantkeeper_core::Error as E;
-        let code = match &e {
-            E::Keychain(_) | E::MasterKeyMissing { .. } => KEYCHAIN,
-            E::NotFound { .. } => NOT_FOUND,
-            E::Invalid(_) | E::AlreadyExists { .. } => INVALID,
-            E::Tampered(_) => AUDIT_BROKEN,
-            E::NotUsable { .. } => REFUSED,
-            E::TimedOut { .. } | E::Cancelled => TIMED_OUT,
-            E::Refresh { class, .. } => match class {
-                grantkeeper_core::lifecycle::FailureClass::Transient => NETWORK,
-                _ => REFUSED,
-            },
-            E::OAuth(o) => match o {
-                O::Http(_) | O::Malformed(_) | O::MissingAccessToken | O::WrongTokenType(_) => {
-                    NETWORK
-                }
-                O::TimedOut { .. } | O::Cancelled => TIMED_OUT,
-                O::Config(_) | O::Listener(_) | O::Browser(_) => INVALID,
-                _ => REFUSED,
-            },
-            _ => OTHER,
-        };
-        Failure::new(code, e.to_string())
+        Failure::new(code(e.kind()), e.to_string())
     }
 }

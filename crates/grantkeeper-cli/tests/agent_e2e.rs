@@ -100,3 +100,57 @@ fn token_through_the_agent() {
     cli.run(&["audit", "verify"]).ok();
     cli.assert_no_secret_leaked();
 }
+
+/// A failure exits with the same code and says the same line whether `token` opened the vault
+/// itself or asked the running agent: both sort the core's error by its one `kind()`.
+#[test]
+fn failures_exit_alike_alone_and_through_the_agent() {
+    let mut idp = Idp::start(&json!({}));
+    let cli = Cli::new();
+    cli.run(&["tenant", "add", "Acme", "--slug", "acme"]).ok();
+    cli.run(&[
+        "provider",
+        "add",
+        "acme/idp",
+        "--issuer",
+        &idp.issuer,
+        "--client-id",
+        "grantkeeper-test",
+        "--scopes",
+        "openid offline_access api:read",
+    ])
+    .ok();
+    cli.run(&["connect", "acme/main", "--provider", "idp"]).ok();
+    cli.run(&["connect", "acme/gone", "--provider", "idp"]).ok();
+    cli.run(&["revoke", "acme/gone"]).ok();
+    let _agent = start_agent(&cli);
+    // A runtime folder of its own hides the agent's socket: `token` opens the vault itself.
+    let alone_dir = tempfile::tempdir().unwrap();
+    let alone = [("XDG_RUNTIME_DIR", alone_dir.path().to_str().unwrap())];
+
+    let same = |args: &[&str], code: i32, expect: &str| {
+        let direct = cli.run_with(args, &alone, None);
+        direct.fails(code, expect);
+        let via_agent = cli.run(args);
+        via_agent.fails(code, expect);
+        assert_eq!(direct.stderr, via_agent.stderr, "{args:?}");
+    };
+    // The two paths are really two: the history names who handed the token out.
+    let last_actor = |cli: &Cli| {
+        cli.run(&["history", "acme/main", "--json", "--limit", "1"])
+            .ok()
+            .json()[0]["actor"]
+            .clone()
+    };
+    cli.run_with(&["token", "acme/main"], &alone, None).ok();
+    assert_eq!(last_actor(&cli), "cli");
+    cli.run(&["token", "acme/main"]).ok();
+    assert_eq!(last_actor(&cli), "agent");
+
+    same(&["token", "acme/nope"], 3, "no connection");
+    same(&["token", "acme/gone"], 5, "revoked");
+    // One-hour tokens: asking for two hours of validity refreshes, and the provider is gone.
+    idp.stop();
+    same(&["token", "acme/main", "--min-valid", "2h"], 6, "refresh");
+    cli.run(&["audit", "verify"]).ok();
+}

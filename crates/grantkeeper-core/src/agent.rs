@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 
 use crate::audit::{Actor, ActorKind};
 use crate::deadline::{Deadline, DEFAULT_TIMEOUT};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::oauth::loopback::{CancelToken, Slot};
 use crate::Vault;
 
@@ -52,30 +52,6 @@ pub enum Request {
     Lock,
     /// Open the vault again from the keychain.
     Unlock,
-}
-
-/// What went wrong, for the client to map to its own exit codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorKind {
-    /// No such tenant or connection.
-    NotFound,
-    /// Bad input or an unusable connection state.
-    Invalid,
-    /// The keychain could not be used.
-    Keychain,
-    /// The provider refused (re-consent needed, revoked).
-    Refused,
-    /// The network or provider failed.
-    Network,
-    /// The caller's deadline passed.
-    TimedOut,
-    /// A record deciding where secrets go was changed outside Grantkeeper.
-    Tampered,
-    /// The agent is locked.
-    Locked,
-    /// Anything else.
-    Other,
 }
 
 /// The agent's answer.
@@ -534,7 +510,7 @@ fn handle(
                     ..Response::ok()
                 }
             }
-            Err(e) => Response::fail(kind_of(&e), e.to_string()),
+            Err(e) => Response::fail(e.kind(), e.to_string()),
         },
         Request::Token {
             tenant,
@@ -573,25 +549,8 @@ fn handle(
                     ..Response::ok()
                 })
             })();
-            result.unwrap_or_else(|e| Response::fail(kind_of(&e), e.to_string()))
+            result.unwrap_or_else(|e| Response::fail(e.kind(), e.to_string()))
         }
-    }
-}
-
-fn kind_of(e: &Error) -> ErrorKind {
-    match e {
-        Error::NotFound { .. } => ErrorKind::NotFound,
-        Error::Invalid(_) | Error::AlreadyExists { .. } => ErrorKind::Invalid,
-        Error::Tampered(_) => ErrorKind::Tampered,
-        Error::Keychain(_) | Error::MasterKeyMissing { .. } => ErrorKind::Keychain,
-        Error::TimedOut { .. } | Error::Cancelled => ErrorKind::TimedOut,
-        Error::Refresh {
-            class: crate::lifecycle::FailureClass::Transient,
-            ..
-        }
-        | Error::OAuth(_) => ErrorKind::Network,
-        Error::Refresh { .. } | Error::NotUsable { .. } => ErrorKind::Refused,
-        _ => ErrorKind::Other,
     }
 }
 

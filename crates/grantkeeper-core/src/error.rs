@@ -89,6 +89,78 @@ pub enum Error {
     },
 }
 
+/// What a failure means for the caller: the one sorting of [`Error`]s, which each front end maps
+/// once (the CLI to exit codes, the agent to its wire, the window to its messages).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// No such tenant, connection or provider app.
+    NotFound,
+    /// Bad input, or a provider app not set up for what was asked.
+    Invalid,
+    /// The keychain could not be used.
+    Keychain,
+    /// The provider refused (consent denied, invalid grant), or the connection cannot be used
+    /// until someone acts: it needs re-consent or was revoked.
+    Refused,
+    /// The network or the provider could not be reached, or answered nonsense.
+    Network,
+    /// The call's deadline passed, or nobody completed a sign-in in time.
+    TimedOut,
+    /// The user cancelled.
+    Cancelled,
+    /// A record deciding where secrets go, or the usage history, was changed outside
+    /// Grantkeeper.
+    Tampered,
+    /// The agent is locked.
+    Locked,
+    /// Anything else (the database, the file system, a stored secret that does not decrypt).
+    Other,
+}
+
+impl Error {
+    /// What this failure means for the caller.
+    pub fn kind(&self) -> ErrorKind {
+        use crate::oauth::OAuthError as O;
+        match self {
+            Self::Keychain(_) | Self::MasterKeyMissing { .. } => ErrorKind::Keychain,
+            Self::NotFound { .. } => ErrorKind::NotFound,
+            Self::Invalid(_) | Self::AlreadyExists { .. } => ErrorKind::Invalid,
+            Self::Tampered(_) => ErrorKind::Tampered,
+            Self::NotUsable { .. } => ErrorKind::Refused,
+            Self::TimedOut { .. } => ErrorKind::TimedOut,
+            Self::Cancelled => ErrorKind::Cancelled,
+            Self::Refresh { class, .. } => match class {
+                crate::lifecycle::FailureClass::Transient => ErrorKind::Network,
+                _ => ErrorKind::Refused,
+            },
+            Self::OAuth(o) => match o {
+                O::Http(_) | O::Malformed(_) | O::MissingAccessToken | O::WrongTokenType(_) => {
+                    ErrorKind::Network
+                }
+                O::TimedOut { .. } => ErrorKind::TimedOut,
+                O::Cancelled => ErrorKind::Cancelled,
+                O::Config(_) | O::Listener(_) | O::Browser(_) => ErrorKind::Invalid,
+                _ => ErrorKind::Refused,
+            },
+            Self::Database(_) | Self::Crypto(_) | Self::Io { .. } => ErrorKind::Other,
+        }
+    }
+
+    /// The provider could not be reached at all (as opposed to answering badly): the window
+    /// shows it is offline.
+    pub fn provider_unreachable(&self) -> bool {
+        use crate::{http::HttpError, oauth::OAuthError as O};
+        match self {
+            Self::OAuth(O::Http(h)) => {
+                matches!(h, HttpError::Network { .. } | HttpError::Timeout { .. })
+            }
+            Self::Refresh { class, .. } => *class == crate::lifecycle::FailureClass::Transient,
+            _ => false,
+        }
+    }
+}
+
 /// Shorthand for results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

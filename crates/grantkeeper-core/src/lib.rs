@@ -30,5 +30,5 @@ pub mod testing;
 pub mod timefmt;
 pub mod vault;
 
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use vault::{ConnectionFilter, NewConnection, NewProviderApp, TenantVault, Vault};

@@ -4,9 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Subcommand;
-use grantkeeper_core::agent::{self, AgentClient, ErrorKind, Request, Response};
+use grantkeeper_core::agent::{self, AgentClient, Request, Response};
 use grantkeeper_core::keychain::OsKeychain;
 use grantkeeper_core::oauth::loopback::CancelToken;
+use grantkeeper_core::ErrorKind;
 use grantkeeper_core::{paths, Vault};
 
 use crate::exit::{self, Failure};
@@ -81,16 +82,7 @@ pub fn checked(resp: Response) -> Result<Response, Failure> {
     if resp.ok {
         return Ok(resp);
     }
-    let code = match resp.kind {
-        Some(ErrorKind::NotFound) => exit::NOT_FOUND,
-        Some(ErrorKind::Invalid) => exit::INVALID,
-        Some(ErrorKind::Keychain | ErrorKind::Locked) => exit::KEYCHAIN,
-        Some(ErrorKind::Refused) => exit::REFUSED,
-        Some(ErrorKind::Network) => exit::NETWORK,
-        Some(ErrorKind::TimedOut) => exit::TIMED_OUT,
-        Some(ErrorKind::Tampered) => exit::AUDIT_BROKEN,
-        _ => exit::OTHER,
-    };
+    let code = exit::code(resp.kind.unwrap_or(ErrorKind::Other));
     Err(Failure::new(
         code,
         resp.error.unwrap_or_else(|| "the agent failed".into()),
@@ -131,4 +123,47 @@ pub fn token_via_agent(
             })
             .and_then(checked),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use grantkeeper_core::keychain::KeychainError;
+    use grantkeeper_core::oauth::OAuthError;
+    use grantkeeper_core::Error;
+
+    /// Every kind of failure exits alike alone and through the agent's wire. (A provider app not
+    /// set up for the call once exited 2 alone and 6 through the agent.)
+    #[test]
+    fn the_agent_wire_keeps_the_exit_code() {
+        let failures = [
+            Error::NotFound {
+                what: "connection",
+                name: "acme/nope".into(),
+            },
+            Error::Invalid("bad".into()),
+            Error::OAuth(OAuthError::Config("no token endpoint".into())),
+            Error::OAuth(OAuthError::Malformed("not JSON".into())),
+            Error::OAuth(OAuthError::Cancelled),
+            Error::Cancelled,
+            Error::TimedOut {
+                seconds: 3.0,
+                last: None,
+            },
+            Error::Tampered("changed".into()),
+            Error::Keychain(KeychainError::TimedOut { seconds: 20 }),
+        ];
+        for e in failures {
+            let alone = exit::code(e.kind());
+            let wire = serde_json::json!({ "ok": false, "kind": e.kind(), "error": e.to_string() });
+            let response: Response = serde_json::from_value(wire).unwrap();
+            let through_agent = checked(response).unwrap_err();
+            assert_eq!(through_agent.code, alone, "{e:?}");
+            assert_eq!(through_agent.code, Failure::from(e).code);
+        }
+        assert_eq!(
+            exit::code(Error::OAuth(OAuthError::Config(String::new())).kind()),
+            exit::INVALID
+        );
+    }
 }
