@@ -81,7 +81,7 @@ fn disclose(
     if after.last_refresh_at != before {
         refreshed.store(true, Ordering::SeqCst);
     }
-    Ok((token?, after))
+    Ok((token?.token, after))
 }
 
 /// Runs a copy or reveal as an operation the window can cancel while it refreshes.

@@ -656,7 +656,7 @@ fn inproc_worker(sh: &Shared, plan: &Plan, me: &Caller, mut handle: Handle, mut 
                     (false, Conn::Rotating) => "in-process token (expiring)",
                 };
                 let result = match got {
-                    Ok(t) if t.expose().is_empty() => Err("an empty token".to_owned()),
+                    Ok(t) if t.token.expose().is_empty() => Err("an empty token".to_owned()),
                     Ok(_) if forced_op => {
                         *tally
                             .handouts

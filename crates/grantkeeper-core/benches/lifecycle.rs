@@ -69,6 +69,7 @@ fn main() {
                         let tok = t
                             .access_token(id, DEFAULT_MIN_VALID, &Deadline::default(), a)
                             .unwrap()
+                            .token
                             .expose()
                             .to_owned();
                         (tok, start.elapsed())

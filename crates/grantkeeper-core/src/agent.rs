@@ -536,16 +536,15 @@ fn handle(
                 let t = vault.find_tenant(&tenant)?;
                 let scope = vault.tenant(&t.id)?;
                 let c = scope.connection_named(&connection)?;
-                let token = scope.access_token(
+                let handed = scope.access_token(
                     &c.id,
                     Duration::from_millis(min_valid_ms),
                     &deadline,
                     &actor,
                 )?;
-                let expires_at = scope.connection(&c.id)?.access_expires_at;
                 Ok(Response {
-                    token: Some(token.expose().to_owned()),
-                    expires_at,
+                    token: Some(handed.token.expose().to_owned()),
+                    expires_at: handed.expires_at,
                     ..Response::ok()
                 })
             })();

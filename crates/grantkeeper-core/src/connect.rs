@@ -774,6 +774,7 @@ mod tests {
                 &Actor::new(ActorKind::Cli),
             )
             .unwrap()
+            .token
             .expose()
             .to_owned();
         (c, rt, at)

@@ -182,7 +182,7 @@ struct Waiter {
     actor: Actor,
     min_valid_ms: i64,
     /// Filled by the refreshing thread when the new token satisfies `min_valid_ms`.
-    token: std::sync::Mutex<Option<AccessToken>>,
+    token: std::sync::Mutex<Option<HandOut>>,
 }
 
 /// The right to refresh, held by one thread; dropping it wakes every waiter.
@@ -193,7 +193,7 @@ enum Entry<'g> {
     /// This thread refreshes.
     Turn(GateTurn<'g>),
     /// Another thread refreshed and handed this one its token.
-    Served(AccessToken),
+    Served(HandOut),
     /// Another thread's refresh is over without a token for this one: try again.
     Retry,
 }
@@ -314,6 +314,16 @@ struct Row {
     has_access: bool,
 }
 
+/// An access token handed out, with the expiry it was handed out with (read in the same
+/// transaction, so it is this token's and not a newer one's).
+#[derive(Debug, Clone)]
+pub struct HandOut {
+    /// The token.
+    pub token: AccessToken,
+    /// When it expires; `None` when the provider did not say.
+    pub expires_at: Option<UnixMillis>,
+}
+
 impl TenantVault<'_> {
     /// A valid access token for the connection, refreshed if it would expire within
     /// `min_valid` (at most 10 years: [`crate::oauth::token::MAX_LIFETIME`]), or a failure by
@@ -325,7 +335,7 @@ impl TenantVault<'_> {
         min_valid: Duration,
         deadline: &Deadline,
         actor: &Actor,
-    ) -> Result<AccessToken> {
+    ) -> Result<HandOut> {
         let min_valid = clamp_min_valid(min_valid);
         if let Some(token) = self.hand_out_if_valid(id, min_valid, actor, None)? {
             return Ok(token);
@@ -346,7 +356,7 @@ impl TenantVault<'_> {
         how: Disclosure,
         deadline: &Deadline,
         actor: &Actor,
-    ) -> Result<AccessToken> {
+    ) -> Result<HandOut> {
         const MIN_VALID: Duration = Duration::from_secs(60);
         if let Some(token) = self.hand_out_if_valid(id, MIN_VALID, actor, Some(how))? {
             return Ok(token);
@@ -368,7 +378,7 @@ impl TenantVault<'_> {
         id: &ConnectionId,
         deadline: &Deadline,
         actor: &Actor,
-    ) -> Result<AccessToken> {
+    ) -> Result<HandOut> {
         self.refresh_then_hand_out(id, DEFAULT_MIN_VALID, deadline, actor, true)
     }
 
@@ -399,7 +409,7 @@ impl TenantVault<'_> {
         min_valid: Duration,
         actor: &Actor,
         shown: Option<Disclosure>,
-    ) -> Result<Option<AccessToken>> {
+    ) -> Result<Option<HandOut>> {
         let aad = self.aad("connections", "access_token", id.as_str());
         let min_ms = i64::try_from(min_valid.as_millis()).unwrap_or(i64::MAX);
         // A read first: an expiring token must not take the write lock.
@@ -439,7 +449,10 @@ impl TenantVault<'_> {
             }
             let token = AccessToken::new(self.key.open(&aad, &blob)?.expose());
             self.record_hand_out(tx, id, &token, now, actor, shown)?;
-            Ok(Some(token))
+            Ok(Some(HandOut {
+                token,
+                expires_at: expires,
+            }))
         })
     }
 
@@ -489,7 +502,7 @@ impl TenantVault<'_> {
         deadline: &Deadline,
         actor: &Actor,
         force: bool,
-    ) -> Result<AccessToken> {
+    ) -> Result<HandOut> {
         // Threads of this process wait at the gate while one of them refreshes, then all try
         // the fast path at once; only the thread that opens the gate reaches the file lock.
         let gate = self.vault.refresh_gate(id);
@@ -704,7 +717,7 @@ impl TenantVault<'_> {
         preset: Option<&Preset>,
         actor: &Actor,
         gate: &RefreshGate,
-    ) -> Result<AccessToken> {
+    ) -> Result<HandOut> {
         let mut served: Vec<Arc<Waiter>> = Vec::new();
         let now = now_ms();
         let rotated = response.tokens.refresh_token.clone();
@@ -788,11 +801,15 @@ impl TenantVault<'_> {
             }
             Ok(())
         })?;
+        let handed = HandOut {
+            token,
+            expires_at: expiry.map(|(t, _)| t),
+        };
         for w in served {
-            *w.token.lock().unwrap_or_else(|p| p.into_inner()) = Some(token.clone());
+            *w.token.lock().unwrap_or_else(|p| p.into_inner()) = Some(handed.clone());
         }
         crate::testing::crash_point("after_commit");
-        Ok(token)
+        Ok(handed)
     }
 
     /// Deletes a connection, revoking its grant at the provider first when `revoke` is set and
@@ -1262,8 +1279,32 @@ mod tests {
         let tok = t
             .access_token(&f.id, DEFAULT_MIN_VALID, &Deadline::default(), &actor())
             .unwrap();
-        assert_eq!(tok.expose(), "at-1");
+        assert_eq!(tok.token.expose(), "at-1");
         assert_eq!(refresh_requests(&f).len(), 1, "valid: no request");
+    }
+
+    /// A hand-out carries its own token's expiry: from the fast path, from the refresh that made
+    /// it, and not a later token's.
+    #[test]
+    fn a_hand_out_carries_its_tokens_expiry() {
+        let f = fx(rotating());
+        let t = scope(&f);
+        let refreshed = t
+            .access_token(&f.id, DEFAULT_MIN_VALID, &Deadline::default(), &actor())
+            .unwrap();
+        let stored = t.connection(&f.id).unwrap().access_expires_at;
+        assert!(stored.is_some());
+        assert_eq!(refreshed.expires_at, stored);
+        let cached = t
+            .access_token(&f.id, DEFAULT_MIN_VALID, &Deadline::default(), &actor())
+            .unwrap();
+        assert_eq!((cached.token.expose(), cached.expires_at), ("at-1", stored));
+        std::thread::sleep(Duration::from_millis(5));
+        let forced = t.refresh(&f.id, &Deadline::default(), &actor()).unwrap();
+        assert_eq!(forced.token.expose(), "at-2");
+        assert!(forced.expires_at > stored, "the new token's expiry");
+        assert_eq!(forced.expires_at, t.connection(&f.id).unwrap().access_expires_at);
+        assert_eq!(cached.expires_at, stored, "the earlier hand-out keeps its own");
     }
 
     #[test]
@@ -1273,7 +1314,7 @@ mod tests {
         let tok = t
             .access_token(&f.id, DEFAULT_MIN_VALID, &Deadline::default(), &actor())
             .unwrap();
-        assert_eq!(tok.expose(), "at-1");
+        assert_eq!(tok.token.expose(), "at-1");
         assert_eq!(stored_rt(&f), "rt-1");
         assert!(refresh_requests(&f)[0].contains("refresh_token=rt-0"));
         let kinds: Vec<_> = f
@@ -1514,6 +1555,7 @@ mod tests {
                             .unwrap();
                         t.access_token(id, DEFAULT_MIN_VALID, &Deadline::default(), &actor())
                             .unwrap()
+                            .token
                             .expose()
                             .to_owned()
                     })
@@ -1729,7 +1771,7 @@ mod tests {
         let tok = scope
             .access_token(&id, DEFAULT_MIN_VALID, &Deadline::default(), &actor())
             .unwrap();
-        assert_eq!(tok.expose(), "at-1");
+        assert_eq!(tok.token.expose(), "at-1");
         assert!(scope.revoke(&id, &actor()).unwrap().revoked_at_provider);
         let paths: Vec<String> = stub
             .requests

@@ -1638,7 +1638,7 @@ mod tests {
             )
             .unwrap();
         let tok = scope.access_token(&id, min, &deadline, &a).unwrap();
-        assert_eq!(tok.expose(), "at-2");
+        assert_eq!(tok.token.expose(), "at-2");
         assert_eq!(good.requests.lock().unwrap().len(), 1);
     }
 
@@ -1740,7 +1740,7 @@ mod tests {
                 &a,
             )
             .unwrap();
-        assert_eq!(tok.expose(), "at-1");
+        assert_eq!(tok.token.expose(), "at-1");
         drop(scope);
 
         // Put back as it was before the adoption (an older copy of the vault): refused now.
@@ -1826,7 +1826,7 @@ mod tests {
                 &a.clone().with_hint(Some("sync".into())),
             )
             .unwrap();
-        assert_eq!(tok.expose(), "at-1");
+        assert_eq!(tok.token.expose(), "at-1");
         let hist = v.connection_history(&c.id, None, 10).unwrap();
         assert_eq!(hist[0].kind, EventKind::HandedOut);
         assert_eq!(hist[0].app_hint.as_deref(), Some("sync"));

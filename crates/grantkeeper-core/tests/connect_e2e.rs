@@ -157,13 +157,13 @@ fn happy_path_stores_tokens_in_keychain_and_vault() {
             &actor(),
         )
         .unwrap();
-    assert!(!at.expose().is_empty());
+    assert!(!at.token.expose().is_empty());
     let history = s.vault.connection_history(&c.id, None, 10).unwrap();
     let kinds: Vec<_> = history.iter().map(|e| e.kind).collect();
     assert_eq!(kinds, vec![EventKind::HandedOut, EventKind::Consented]);
     assert_eq!(
         history[1].fingerprint.as_deref(),
-        Some(s.vault.fingerprint(at.expose()).as_str())
+        Some(s.vault.fingerprint(at.token.expose()).as_str())
     );
     assert!(s.vault.verify_history().unwrap().is_intact());
     assert_eq!(s.idp.stats()["token_requests"]["authorization_code"], 1);

@@ -77,7 +77,7 @@ fn planted_tokens_appear_nowhere_in_the_database_or_logs() {
                 &actor(),
             )
             .unwrap();
-        tracing::info!("handed {handed} {handed:?}");
+        tracing::info!("handed {} {handed:?}", handed.token);
         scope.client_secret(&a.id).unwrap();
         // A failed store (duplicate name) goes through the error paths too.
         let err = scope

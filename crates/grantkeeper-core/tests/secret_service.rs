@@ -56,6 +56,7 @@ fn refresh_token_round_trip_through_the_real_keychain() {
                 &actor()
             )
             .unwrap()
+            .token
             .expose(),
         "at-rt-1"
     );
@@ -158,6 +159,7 @@ fn tenants_are_isolated() {
             &actor()
         )
         .unwrap()
+        .token
         .expose(),
         "at-a1"
     );

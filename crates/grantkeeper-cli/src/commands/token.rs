@@ -229,13 +229,13 @@ fn token_inner(args: &TokenArgs) -> Result<(), Failure> {
             None => {
                 let vault = crate::open_vault()?;
                 let (scope, c) = resolve(&vault, &args.target)?;
-                let tok = scope.access_token(
+                let handed = scope.access_token(
                     &c.id,
                     min_valid,
                     &deadline,
                     &cli_actor(args.hint.clone()),
                 )?;
-                (tok, scope.connection(&c.id)?.access_expires_at)
+                (handed.token, handed.expires_at)
             }
         };
     print_token(args.format, &tok, expires_at)
@@ -318,7 +318,8 @@ pub fn exec(args: &ExecArgs) -> Result<(), Failure> {
             &deadline,
             &cli_actor(hint),
         )
-        .map_err(|e| timeout_hint(e.into()))?;
+        .map_err(|e| timeout_hint(e.into()))?
+        .token;
     let status = Process::new(&args.command[0])
         .args(&args.command[1..])
         .env(&args.env, tok.expose())
