@@ -1303,8 +1303,14 @@ mod tests {
         let forced = t.refresh(&f.id, &Deadline::default(), &actor()).unwrap();
         assert_eq!(forced.token.expose(), "at-2");
         assert!(forced.expires_at > stored, "the new token's expiry");
-        assert_eq!(forced.expires_at, t.connection(&f.id).unwrap().access_expires_at);
-        assert_eq!(cached.expires_at, stored, "the earlier hand-out keeps its own");
+        assert_eq!(
+            forced.expires_at,
+            t.connection(&f.id).unwrap().access_expires_at
+        );
+        assert_eq!(
+            cached.expires_at, stored,
+            "the earlier hand-out keeps its own"
+        );
     }
 
     #[test]
