@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use grantkeeper_core::audit::{Actor, ActorKind};
 use grantkeeper_core::deadline::Deadline;
-use grantkeeper_core::lifecycle::{Disclosure, RevokeOutcome};
+use grantkeeper_core::grants::{Disclosure, RevokeOutcome};
 use grantkeeper_core::model::{Connection, ConnectionId, ProviderApp, TenantId};
 use grantkeeper_core::oauth::browser;
 use grantkeeper_core::provider_app::ProviderAppSpec;

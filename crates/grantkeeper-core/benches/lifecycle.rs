@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use grantkeeper_core::deadline::Deadline;
-use grantkeeper_core::lifecycle::DEFAULT_MIN_VALID;
+use grantkeeper_core::grants::DEFAULT_MIN_VALID;
 
 fn main() {
     let idp = Idp::start(&serde_json::json!({}));

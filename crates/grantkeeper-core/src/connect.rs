@@ -769,7 +769,7 @@ mod tests {
         let at = t
             .disclose_access_token(
                 &c.id,
-                crate::lifecycle::Disclosure::Reveal,
+                crate::grants::Disclosure::Reveal,
                 &crate::deadline::Deadline::default(),
                 &Actor::new(ActorKind::Cli),
             )

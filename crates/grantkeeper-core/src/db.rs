@@ -88,7 +88,7 @@ CREATE INDEX events_connection ON events(connection_id, ts, kind) WHERE connecti
 CREATE INDEX events_tenant ON events(tenant_id) WHERE tenant_id IS NOT NULL;
 "#,
     r#"
--- A rotated refresh token received but not yet in the keychain (see lifecycle.rs).
+-- A rotated refresh token received but not yet in the keychain (see grants/mod.rs).
 CREATE TABLE refresh_journal (
     connection_id TEXT PRIMARY KEY REFERENCES connections(id) ON DELETE CASCADE,
     refresh_token BLOB NOT NULL,

@@ -5,7 +5,7 @@
 //! window's Cancel button sets.
 //!
 //! A request already sent is bounded by the deadline too; when it is cut short, the provider
-//! may still have acted on it (see the crash-safety notes in `lifecycle.rs`, step 2).
+//! may still have acted on it (see the crash-safety notes in `grants/mod.rs`, step 2).
 
 use std::time::{Duration, Instant};
 

@@ -29,10 +29,10 @@ pub enum Error {
     #[error(transparent)]
     OAuth(#[from] crate::oauth::OAuthError),
     /// A refresh failed; `class` says whether to consent again, fix the configuration, or retry.
-    #[error("refreshing failed: {source}{}", crate::lifecycle::advice(*class))]
+    #[error("refreshing failed: {source}{}", crate::grants::advice(*class))]
     Refresh {
         /// What the failure means.
-        class: crate::lifecycle::FailureClass,
+        class: crate::grants::FailureClass,
         /// The underlying failure.
         source: crate::oauth::OAuthError,
     },
@@ -131,7 +131,7 @@ impl Error {
             Self::TimedOut { .. } => ErrorKind::TimedOut,
             Self::Cancelled => ErrorKind::Cancelled,
             Self::Refresh { class, .. } => match class {
-                crate::lifecycle::FailureClass::Transient => ErrorKind::Network,
+                crate::grants::FailureClass::Transient => ErrorKind::Network,
                 _ => ErrorKind::Refused,
             },
             Self::OAuth(o) => match o {
@@ -155,7 +155,7 @@ impl Error {
             Self::OAuth(O::Http(h)) => {
                 matches!(h, HttpError::Network { .. } | HttpError::Timeout { .. })
             }
-            Self::Refresh { class, .. } => *class == crate::lifecycle::FailureClass::Transient,
+            Self::Refresh { class, .. } => *class == crate::grants::FailureClass::Transient,
             _ => false,
         }
     }

@@ -639,7 +639,7 @@ pub struct ConnectionDetail {
     /// Events per day and kind over the last 90 days.
     pub daily: Vec<crate::audit::DailyCount>,
     /// Decoded JWT claims of the cached tokens (offline).
-    pub inspection: crate::lifecycle::TokenInspection,
+    pub inspection: crate::grants::TokenInspection,
 }
 
 impl Vault {

@@ -27,7 +27,7 @@ pub struct Vault {
     pub(crate) http: crate::http::HttpClient,
     /// One gate per connection: threads of this process queue here for a refresh, so that only
     /// the first one takes the cross-process lock and the others find its fresh token.
-    refresh_gates: Mutex<std::collections::HashMap<String, Arc<crate::lifecycle::RefreshGate>>>,
+    refresh_gates: Mutex<std::collections::HashMap<String, Arc<crate::grants::RefreshGate>>>,
     home: PathBuf,
     id: String,
     db: Mutex<rusqlite::Connection>,
@@ -240,7 +240,7 @@ impl Vault {
     pub(crate) fn refresh_gate(
         &self,
         connection: &ConnectionId,
-    ) -> Arc<crate::lifecycle::RefreshGate> {
+    ) -> Arc<crate::grants::RefreshGate> {
         let mut gates = self.refresh_gates.lock().unwrap_or_else(|p| p.into_inner());
         gates
             .entry(connection.as_str().to_owned())
@@ -1406,7 +1406,7 @@ fn make_private(home: &Path) -> Result<()> {
     ] {
         crate::private::ensure_file(&home.join(name))?;
     }
-    let locks = home.join(crate::lifecycle::LOCKS_DIR);
+    let locks = home.join(crate::grants::LOCKS_DIR);
     if locks.exists() {
         crate::private::ensure_dir(&locks)?;
     }
@@ -1557,7 +1557,7 @@ mod tests {
         let (tenant, id) = expired_grant(&v, &good.base);
         let a = Actor::new(ActorKind::Cli);
         let deadline = crate::deadline::Deadline::default();
-        let min = crate::lifecycle::DEFAULT_MIN_VALID;
+        let min = crate::grants::DEFAULT_MIN_VALID;
         let edits = [
             format!(
                 "UPDATE provider_apps SET endpoints = json_set(endpoints, '$.token', '{}/token')",
@@ -1735,7 +1735,7 @@ mod tests {
         let tok = scope
             .access_token(
                 &c.id,
-                crate::lifecycle::DEFAULT_MIN_VALID,
+                crate::grants::DEFAULT_MIN_VALID,
                 &crate::deadline::Deadline::default(),
                 &a,
             )
@@ -1821,7 +1821,7 @@ mod tests {
         let tok = scope
             .access_token(
                 &c.id,
-                crate::lifecycle::DEFAULT_MIN_VALID,
+                crate::grants::DEFAULT_MIN_VALID,
                 &crate::deadline::Deadline::default(),
                 &a.clone().with_hint(Some("sync".into())),
             )
@@ -1864,7 +1864,7 @@ mod tests {
         assert!(matches!(
             sb.access_token(
                 &c.id,
-                crate::lifecycle::DEFAULT_MIN_VALID,
+                crate::grants::DEFAULT_MIN_VALID,
                 &crate::deadline::Deadline::default(),
                 &a
             ),

@@ -152,7 +152,7 @@ fn happy_path_stores_tokens_in_keychain_and_vault() {
     let at = t
         .access_token(
             &c.id,
-            grantkeeper_core::lifecycle::DEFAULT_MIN_VALID,
+            grantkeeper_core::grants::DEFAULT_MIN_VALID,
             &grantkeeper_core::deadline::Deadline::default(),
             &actor(),
         )

@@ -72,7 +72,7 @@ fn planted_tokens_appear_nowhere_in_the_database_or_logs() {
         let handed = scope
             .access_token(
                 &c.id,
-                grantkeeper_core::lifecycle::DEFAULT_MIN_VALID,
+                grantkeeper_core::grants::DEFAULT_MIN_VALID,
                 &grantkeeper_core::deadline::Deadline::default(),
                 &actor(),
             )

@@ -51,7 +51,7 @@ fn refresh_token_round_trip_through_the_real_keychain() {
         scope
             .access_token(
                 &c.id,
-                grantkeeper_core::lifecycle::DEFAULT_MIN_VALID,
+                grantkeeper_core::grants::DEFAULT_MIN_VALID,
                 &grantkeeper_core::deadline::Deadline::default(),
                 &actor()
             )
@@ -107,7 +107,7 @@ fn tenants_are_isolated() {
     assert!(matches!(
         sb.access_token(
             &a1.id,
-            grantkeeper_core::lifecycle::DEFAULT_MIN_VALID,
+            grantkeeper_core::grants::DEFAULT_MIN_VALID,
             &grantkeeper_core::deadline::Deadline::default(),
             &actor()
         ),
@@ -134,7 +134,7 @@ fn tenants_are_isolated() {
     let err = sb
         .access_token(
             &b1.id,
-            grantkeeper_core::lifecycle::DEFAULT_MIN_VALID,
+            grantkeeper_core::grants::DEFAULT_MIN_VALID,
             &grantkeeper_core::deadline::Deadline::default(),
             &actor(),
         )
@@ -144,7 +144,7 @@ fn tenants_are_isolated() {
     let err = sa
         .access_token(
             &a2.id,
-            grantkeeper_core::lifecycle::DEFAULT_MIN_VALID,
+            grantkeeper_core::grants::DEFAULT_MIN_VALID,
             &grantkeeper_core::deadline::Deadline::default(),
             &actor(),
         )
@@ -154,7 +154,7 @@ fn tenants_are_isolated() {
     assert_eq!(
         sa.access_token(
             &a1.id,
-            grantkeeper_core::lifecycle::DEFAULT_MIN_VALID,
+            grantkeeper_core::grants::DEFAULT_MIN_VALID,
             &grantkeeper_core::deadline::Deadline::default(),
             &actor()
         )
@@ -222,7 +222,7 @@ fn deleting_a_tenant_leaves_nothing() {
             .unwrap();
         sg.access_token(
             &c1.id,
-            grantkeeper_core::lifecycle::DEFAULT_MIN_VALID,
+            grantkeeper_core::grants::DEFAULT_MIN_VALID,
             &grantkeeper_core::deadline::Deadline::default(),
             &actor().with_hint(Some("hint-vanishing".into())),
         )

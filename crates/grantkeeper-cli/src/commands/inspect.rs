@@ -4,7 +4,7 @@
 use std::io::Read;
 
 use clap::Args;
-use grantkeeper_core::lifecycle::JwtView;
+use grantkeeper_core::grants::JwtView;
 use grantkeeper_core::model::{now_ms, ConnectionStatus};
 use grantkeeper_core::oauth::jwt::DecodedJwt;
 use grantkeeper_core::timefmt::format_rfc3339;

@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 use grantkeeper_core::audit::{EventKind, HistoryFilter};
 use grantkeeper_core::catalog::Catalog;
 use grantkeeper_core::deadline::{Deadline, DEFAULT_TIMEOUT, MAX_TIMEOUT};
-use grantkeeper_core::lifecycle::{RevokeOutcome, DEFAULT_MIN_VALID};
+use grantkeeper_core::grants::{RevokeOutcome, DEFAULT_MIN_VALID};
 use grantkeeper_core::model::{now_ms, Connection};
 use grantkeeper_core::secret::AccessToken;
 use grantkeeper_core::timefmt;

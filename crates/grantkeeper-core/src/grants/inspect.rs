@@ -1,0 +1,117 @@
+//! Looking at a connection's tokens: offline decoding and RFC 7662 introspection.
+
+use crate::error::{Error, Result};
+use crate::model::ConnectionId;
+use crate::oauth::flow::{self};
+use crate::oauth::jwt::DecodedJwt;
+use crate::secret::SecretText;
+use crate::vault::TenantVault;
+use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use ts_rs::TS;
+
+impl TenantVault<'_> {
+    /// Decrypts one secret column of this tenant's connection; `None` when it holds nothing.
+    pub(super) fn connection_secret(
+        &self,
+        id: &ConnectionId,
+        column: SecretColumn,
+    ) -> Result<Option<SecretText>> {
+        let name = column.name();
+        let blob: Option<Option<Vec<u8>>> = self
+            .vault
+            .conn()
+            .query_row(
+                &format!("SELECT {name} FROM connections WHERE id = ?1 AND tenant_id = ?2"),
+                params![id.as_str(), self.tenant.id.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let blob = blob.ok_or_else(|| Error::NotFound {
+            what: "connection",
+            name: id.to_string(),
+        })?;
+        blob.map(|b| {
+            Ok(self
+                .key
+                .open(&self.aad("connections", name, id.as_str()), &b)?)
+        })
+        .transpose()
+    }
+
+    /// Asks the provider about the cached access token (RFC 7662). Needs the network.
+    pub fn introspect(&self, id: &ConnectionId) -> Result<Map<String, Value>> {
+        let Some(at) = self.cached_access_token(id)? else {
+            return Err(Error::NotUsable {
+                status: self.row(id)?.status,
+                message: "this connection holds no access token to introspect".into(),
+            });
+        };
+        let ctx = self.grant_context(id)?;
+        let ep = ctx
+            .endpoint("introspection", &self.vault.http)
+            .map_err(Error::OAuth)?;
+        flow::introspect(&ep, at.expose(), "access_token").map_err(Error::OAuth)
+    }
+
+    /// Decodes the cached access and ID tokens (when they are JWTs) with no network, and no
+    /// token leaving the core: only headers and claims.
+    pub fn inspect(&self, id: &ConnectionId) -> Result<TokenInspection> {
+        let access = self.cached_access_token(id)?;
+        let id_token = self.connection_secret(id, SecretColumn::IdToken)?;
+        let decode = |t: &str| {
+            DecodedJwt::decode(t).map(|d| JwtView {
+                header: d.header,
+                claims: d.claims,
+            })
+        };
+        Ok(TokenInspection {
+            access_token: access.as_ref().and_then(|t| decode(t.expose())),
+            access_token_is_jwt: access
+                .as_ref()
+                .is_some_and(|t| DecodedJwt::decode(t.expose()).is_some()),
+            id_token: id_token.as_ref().and_then(|t| decode(t.expose())),
+        })
+    }
+}
+
+/// The encrypted token columns of a connection row.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum SecretColumn {
+    AccessToken,
+    IdToken,
+}
+
+impl SecretColumn {
+    fn name(self) -> &'static str {
+        match self {
+            Self::AccessToken => "access_token",
+            Self::IdToken => "id_token",
+        }
+    }
+}
+
+/// Decoded header and claims of a JWT.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[ts(export)]
+pub struct JwtView {
+    /// The JOSE header.
+    #[ts(type = "Record<string, unknown>")]
+    pub header: Map<String, Value>,
+    /// The claims.
+    #[ts(type = "Record<string, unknown>")]
+    pub claims: Map<String, Value>,
+}
+
+/// What offline inspection shows of a connection's tokens.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[ts(export)]
+pub struct TokenInspection {
+    /// The access token's claims, when it is a JWT.
+    pub access_token: Option<JwtView>,
+    /// Whether the access token is a JWT (opaque tokens cannot be decoded).
+    pub access_token_is_jwt: bool,
+    /// The ID token's claims.
+    pub id_token: Option<JwtView>,
+}

@@ -1,0 +1,156 @@
+//! Revoking grants at the provider in each provider's style, then forgetting them here.
+
+use crate::audit::{self, Actor, EventKind};
+use crate::catalog::Revocation;
+use crate::deadline::Deadline;
+use crate::error::Result;
+use crate::model::{ConnectionId, ConnectionStatus};
+use crate::oauth::flow::TokenEndpoint;
+use crate::oauth::OAuthError;
+use crate::secret::AccessToken;
+use crate::vault::TenantVault;
+use rusqlite::params;
+use serde_json::json;
+
+use super::{RefreshLock, RevokeOutcome, SecretColumn, LOCK_WAIT};
+
+impl TenantVault<'_> {
+    /// Deletes a connection, revoking its grant at the provider first when `revoke` is set and
+    /// it was not revoked already (a failed revocation keeps the connection).
+    pub fn revoke_and_delete(
+        &self,
+        id: &ConnectionId,
+        revoke: bool,
+        actor: &Actor,
+    ) -> Result<Option<RevokeOutcome>> {
+        let outcome = if revoke && self.row(id)?.status != ConnectionStatus::Revoked {
+            Some(self.revoke(id, actor)?)
+        } else {
+            None
+        };
+        self.delete_connection(id, actor)?;
+        Ok(outcome)
+    }
+
+    /// Revokes the grant at the provider (RFC 7009 or the provider's own method), then forgets
+    /// its tokens locally, recording whether the provider confirmed.
+    pub fn revoke(&self, id: &ConnectionId, actor: &Actor) -> Result<RevokeOutcome> {
+        let _lock = RefreshLock::acquire(self.lock_path(id)?, &Deadline::within(LOCK_WAIT))?;
+        self.recover_journal(id)?;
+        let ctx = self.grant_context(id)?;
+        let (client, preset) = (&ctx.client, ctx.preset);
+        let rt = self.vault.keychain.get(&self.refresh_entry(id))?;
+        let access = self.cached_access_token(id)?;
+        let method = preset
+            .map(|p| p.revocation.clone())
+            .unwrap_or(Revocation::Rfc7009);
+        let http = &self.vault.http;
+        let attempt = (|| -> Result<String, OAuthError> {
+            if let Revocation::Manual { instructions } = &method {
+                return Err(OAuthError::Config(format!(
+                    "this provider has no revocation API: {instructions}"
+                )));
+            }
+            // Every style goes to the app's own revocation URL, as registered.
+            let url = ctx.revocation_url()?;
+            match &method {
+                Revocation::Rfc7009 | Revocation::Manual { .. } => {
+                    let ep = ctx.endpoint_at(&url, http);
+                    let mut done = Vec::new();
+                    if let Some(rt) = &rt {
+                        revoke_rfc7009(&ep, rt.expose(), "refresh_token")?;
+                        done.push("refresh token");
+                    }
+                    if let Some(at) = &access {
+                        revoke_rfc7009(&ep, at.expose(), "access_token")?;
+                        done.push("access token");
+                    }
+                    if done.is_empty() {
+                        Ok("nothing to revoke: the connection held no token".into())
+                    } else {
+                        Ok(format!("the provider revoked the {}", done.join(" and ")))
+                    }
+                }
+                Revocation::BearerPost { .. } => {
+                    let at = access.as_ref().ok_or_else(|| {
+                        OAuthError::Config("no access token to revoke with".into())
+                    })?;
+                    let auth = format!("Bearer {}", at.expose());
+                    let resp = http.post_form(&url, &[("Authorization", &auth)], &[])?;
+                    check_revocation_status(resp.status)?;
+                    Ok("the provider revoked the token".into())
+                }
+                Revocation::BasicDeleteJson { field, .. } => {
+                    let at = access
+                        .as_ref()
+                        .ok_or_else(|| OAuthError::Config("no access token to revoke".into()))?;
+                    let secret = client.secret.as_ref().ok_or_else(|| {
+                        OAuthError::Config("revoking needs the client secret".into())
+                    })?;
+                    use base64::Engine;
+                    let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+                        "{}:{}",
+                        client.id,
+                        secret.expose()
+                    ));
+                    let auth = format!("Basic {basic}");
+                    let resp = http.send_json(
+                        "DELETE",
+                        &url,
+                        &[("Authorization", &auth), ("Accept", "application/json")],
+                        &json!({ field: at.expose() }),
+                    )?;
+                    check_revocation_status(resp.status)?;
+                    Ok("the provider deleted the authorization".into())
+                }
+            }
+        })();
+        let (confirmed, detail) = match attempt {
+            Ok(d) => (true, d),
+            Err(e) => (false, format!("not revoked at the provider: {e}")),
+        };
+        self.vault.keychain.delete(&self.refresh_entry(id))?;
+        self.vault.write(|tx| {
+            tx.execute(
+                "UPDATE connections SET status = 'revoked', status_detail = ?2, access_token = NULL, id_token = NULL,
+                        has_refresh_token = 0, access_expires_at = NULL WHERE id = ?1",
+                params![id.as_str(), detail],
+            )?;
+            tx.execute("DELETE FROM refresh_journal WHERE connection_id = ?1", [id.as_str()])?;
+            audit::append(
+                tx,
+                &self.event(EventKind::Revoked, id, actor)
+                    .detail(json!({ "at_provider": confirmed, "detail": detail })),
+            )?;
+            Ok(())
+        })?;
+        Ok(RevokeOutcome {
+            revoked_at_provider: confirmed,
+            detail,
+            caveat: "Access tokens already issued may keep working until they expire; revoking a grant does not recall them everywhere.".into(),
+        })
+    }
+
+    pub(super) fn cached_access_token(&self, id: &ConnectionId) -> Result<Option<AccessToken>> {
+        Ok(self
+            .connection_secret(id, SecretColumn::AccessToken)?
+            .map(|t| AccessToken::new(t.expose())))
+    }
+}
+
+fn revoke_rfc7009(ep: &TokenEndpoint<'_>, token: &str, hint: &str) -> Result<(), OAuthError> {
+    let resp = ep.post(&[("token", token), ("token_type_hint", hint)])?;
+    check_revocation_status(resp.status)
+}
+
+fn check_revocation_status(status: u16) -> Result<(), OAuthError> {
+    if (200..300).contains(&status) {
+        Ok(())
+    } else {
+        Err(OAuthError::Provider {
+            error: format!("http_{status}"),
+            description: Some("the revocation endpoint refused".into()),
+            status,
+        })
+    }
+}
