@@ -1,5 +1,14 @@
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::migrate::{v1_chain, V1Body};
 use super::*;
-use crate::keychain::MemoryKeychain;
+use crate::keychain::{EntryName, Keychain, MemoryKeychain};
+use crate::model::{now_ms, ConnectionId, TenantId};
+use crate::secret::SecretText;
 
 const VAULT: &str = "test-vault";
 
