@@ -851,7 +851,7 @@ fn commit_then_reset_without_rotation() {
     report("commit then reset (no rotation)", &o, &r, 0);
 }
 
-/// The documented limit (lifecycle.rs, crash safety step 2): strict single use and an answer
+/// The documented limit (grants/mod.rs, crash safety step 2): strict single use and an answer
 /// lost after the provider rotated. The retry presents the consumed token, which is refused:
 /// one line, exit 5, re-consent, the history intact; `reconsent` restores the grant.
 #[test]
