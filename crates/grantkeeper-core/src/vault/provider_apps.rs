@@ -1,0 +1,258 @@
+//! Provider apps: registered, listed, found, their client secrets, and the MACs over their settings.
+
+use rusqlite::{params, OptionalExtension};
+use serde_json::json;
+
+use crate::audit::{self, Actor, EventKind, NewEvent};
+use crate::crypto::Aad;
+use crate::error::{Error, Result};
+use crate::model::*;
+use crate::secret::ClientSecret;
+
+use super::{from_json, to_json, validate_name, NewProviderApp, TenantVault};
+
+impl TenantVault<'_> {
+    /// The MAC over a provider app's settings: everything that decides where its grants' secrets
+    /// go and how they are asked for.
+    pub(super) fn app_mac(&self, app: &ProviderApp) -> Vec<u8> {
+        self.key.mac(
+            &Aad::settings(
+                &self.vault.id,
+                self.tenant.id.as_str(),
+                "provider_apps",
+                app.id.as_str(),
+            ),
+            &app_settings(app),
+        )
+    }
+
+    /// The MAC over a connection's link to its provider app.
+    pub(super) fn link_mac(&self, connection: &str, app: &str) -> Vec<u8> {
+        self.key.mac(
+            &Aad::settings(
+                &self.vault.id,
+                self.tenant.id.as_str(),
+                "connections",
+                connection,
+            ),
+            &[app.as_bytes()],
+        )
+    }
+
+    /// Refuses a record changed outside Grantkeeper: records a `config_changed` event saying
+    /// what was refused, and returns the error to report.
+    pub(super) fn refuse_outside_change(&self, what: String) -> Error {
+        let message = format!(
+            "{what} was changed outside Grantkeeper (its authentication does not match), so nothing was sent. Check the vault folder for other programs writing to it, then register the provider app again"
+        );
+        tracing::warn!(tenant = %self.tenant.id, what = %what, "refused settings changed outside Grantkeeper");
+        let recorded = self.vault.write(|tx| {
+            audit::append(
+                tx,
+                &NewEvent::new(
+                    EventKind::ConfigChanged,
+                    &Actor::new(audit::ActorKind::Background),
+                )
+                .tenant(&self.tenant.id)
+                .detail(json!({ "change": "outside_change_refused", "what": what })),
+            )?;
+            Ok(())
+        });
+        recorded.err().unwrap_or(Error::Tampered(message))
+    }
+
+    /// The provider app a connection is linked to, both checked: the link's and the app's
+    /// settings' MACs. Every request for a grant goes through here (or [`Self::provider_app`]).
+    pub fn connection_app(&self, connection: &Connection) -> Result<ProviderApp> {
+        let mac: Option<Vec<u8>> = self
+            .vault
+            .conn()
+            .prepare_cached("SELECT link_mac FROM connections WHERE id = ?1 AND tenant_id = ?2")?
+            .query_row(
+                params![connection.id.as_str(), self.tenant.id.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten();
+        let app = connection.provider_app_id.as_str();
+        let expected = self.link_mac(connection.id.as_str(), app);
+        if mac.as_deref() != Some(expected.as_slice()) {
+            return Err(self.refuse_outside_change(format!(
+                "the link of connection '{}/{}' to its provider app",
+                self.tenant.slug, connection.name
+            )));
+        }
+        self.provider_app(app)
+    }
+
+    /// Registers a provider app; a client secret is stored encrypted.
+    pub fn add_provider_app(&self, app: NewProviderApp, actor: &Actor) -> Result<ProviderApp> {
+        validate_name("provider app", &app.name)?;
+        if app.client_id.trim().is_empty() {
+            return Err(Error::Invalid("a provider app needs a client id".into()));
+        }
+        let id = ProviderAppId::generate();
+        let secret = app.client_secret.as_ref().map(|s| {
+            self.key.seal(
+                &self.aad("provider_apps", "client_secret", id.as_str()),
+                s.expose(),
+            )
+        });
+        let record = ProviderApp {
+            id,
+            tenant_id: self.tenant.id.clone(),
+            name: app.name,
+            preset: app.preset,
+            endpoints: app.endpoints,
+            client_id: app.client_id,
+            has_client_secret: secret.is_some(),
+            redirect_mode: app.redirect_mode,
+            redirect_port: app.redirect_port,
+            relay_url: app.relay_url,
+            default_scopes: app.default_scopes,
+            created_at: now_ms(),
+        };
+        self.vault.write(|tx| {
+            let exists: bool = tx.query_row(
+                "SELECT EXISTS(SELECT 1 FROM provider_apps WHERE tenant_id = ?1 AND name = ?2)",
+                params![self.tenant.id.as_str(), record.name],
+                |r| r.get(0),
+            )?;
+            if exists {
+                return Err(Error::AlreadyExists { what: "provider app", name: record.name.clone() });
+            }
+            tx.execute(
+                "INSERT INTO provider_apps (id, tenant_id, name, preset, endpoints, client_id, client_secret,
+                     redirect_mode, redirect_port, relay_url, default_scopes, created_at, settings_mac)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                params![
+                    record.id.as_str(),
+                    self.tenant.id.as_str(),
+                    record.name,
+                    record.preset,
+                    to_json(&record.endpoints),
+                    record.client_id,
+                    secret,
+                    to_json(&record.redirect_mode),
+                    record.redirect_port,
+                    record.relay_url,
+                    to_json(&record.default_scopes),
+                    record.created_at,
+                    self.app_mac(&record),
+                ],
+            )?;
+            audit::append(
+                tx,
+                &NewEvent::new(EventKind::ConfigChanged, actor)
+                    .tenant(&self.tenant.id)
+                    .detail(json!({ "change": "provider_app_added", "name": record.name, "preset": record.preset })),
+            )?;
+            Ok(())
+        })?;
+        Ok(record)
+    }
+
+    /// This tenant's provider apps.
+    pub fn provider_apps(&self) -> Result<Vec<ProviderApp>> {
+        let conn = self.vault.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {PROVIDER_APP_COLUMNS} FROM provider_apps WHERE tenant_id = ?1 ORDER BY name"
+        ))?;
+        let rows = stmt.query_map([self.tenant.id.as_str()], row_to_provider_app)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// One of this tenant's provider apps, by id or name, its settings checked against their
+    /// MAC: a change made outside Grantkeeper is refused (and recorded) before any request.
+    pub fn provider_app(&self, id_or_name: &str) -> Result<ProviderApp> {
+        let found = self
+            .vault
+            .conn()
+            .query_row(
+                &format!("SELECT {PROVIDER_APP_COLUMNS}, settings_mac FROM provider_apps WHERE tenant_id = ?1 AND (id = ?2 OR name = ?2)"),
+                params![self.tenant.id.as_str(), id_or_name],
+                |r| Ok((row_to_provider_app(r)?, r.get::<_, Option<Vec<u8>>>(12)?)),
+            )
+            .optional()?;
+        let (app, mac) = found.ok_or_else(|| Error::NotFound {
+            what: "provider app",
+            name: format!("{}/{id_or_name}", self.tenant.slug),
+        })?;
+        let aad = Aad::settings(
+            &self.vault.id,
+            self.tenant.id.as_str(),
+            "provider_apps",
+            app.id.as_str(),
+        );
+        if !mac.is_some_and(|m| self.key.verify_mac(&aad, &app_settings(&app), &m)) {
+            return Err(self.refuse_outside_change(format!(
+                "the settings of provider app '{}/{}'",
+                self.tenant.slug, app.name
+            )));
+        }
+        Ok(app)
+    }
+
+    /// The client secret of one of this tenant's provider apps.
+    pub fn client_secret(&self, app: &ProviderAppId) -> Result<Option<ClientSecret>> {
+        let blob: Option<Option<Vec<u8>>> = self
+            .vault
+            .conn()
+            .query_row(
+                "SELECT client_secret FROM provider_apps WHERE id = ?1 AND tenant_id = ?2",
+                params![app.as_str(), self.tenant.id.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(blob) = blob else {
+            return Err(Error::NotFound {
+                what: "provider app",
+                name: app.to_string(),
+            });
+        };
+        blob.map(|b| {
+            let text = self.key.open(
+                &self.aad("provider_apps", "client_secret", app.as_str()),
+                &b,
+            )?;
+            Ok(ClientSecret::new(text.expose()))
+        })
+        .transpose()
+    }
+}
+
+/// The authenticated fields of a provider app (its id and tenant are in the MAC's binding).
+pub(super) fn app_settings(app: &ProviderApp) -> [Vec<u8>; 9] {
+    [
+        app.name.as_bytes().to_vec(),
+        to_json(&app.preset).into_bytes(),
+        to_json(&app.endpoints).into_bytes(),
+        app.client_id.as_bytes().to_vec(),
+        vec![u8::from(app.has_client_secret)],
+        to_json(&app.redirect_mode).into_bytes(),
+        to_json(&app.redirect_port).into_bytes(),
+        to_json(&app.relay_url).into_bytes(),
+        to_json(&app.default_scopes).into_bytes(),
+    ]
+}
+
+pub(super) const PROVIDER_APP_COLUMNS: &str =
+    "id, tenant_id, name, preset, endpoints, client_id, client_secret IS NOT NULL,
+    redirect_mode, redirect_port, relay_url, default_scopes, created_at";
+
+pub(super) fn row_to_provider_app(r: &rusqlite::Row<'_>) -> rusqlite::Result<ProviderApp> {
+    Ok(ProviderApp {
+        id: ProviderAppId::from_string(r.get::<_, String>(0)?),
+        tenant_id: TenantId::from_string(r.get::<_, String>(1)?),
+        name: r.get(2)?,
+        preset: r.get(3)?,
+        endpoints: from_json(r, 4)?,
+        client_id: r.get(5)?,
+        has_client_secret: r.get(6)?,
+        redirect_mode: from_json(r, 7)?,
+        redirect_port: r.get(8)?,
+        relay_url: r.get(9)?,
+        default_scopes: from_json(r, 10)?,
+        created_at: r.get(11)?,
+    })
+}

@@ -1,0 +1,257 @@
+//! Tenants: created, listed, found, renamed, deleted, and the only way to one's key (`Vault::tenant`).
+
+use rusqlite::{params, OptionalExtension};
+use serde_json::json;
+
+use crate::audit::{self, Actor, EventKind, NewEvent};
+use crate::crypto::{Aad, DataKey, TenantKey};
+use crate::error::{Error, Result};
+use crate::keychain::EntryName;
+use crate::model::*;
+
+use super::{TenantVault, Vault};
+
+impl Vault {
+    /// Creates a tenant with its own data key. `slug` defaults to one derived from `name`.
+    pub fn create_tenant(
+        &self,
+        name: &str,
+        slug: Option<&str>,
+        notes: &str,
+        actor: &Actor,
+    ) -> Result<Tenant> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(Error::Invalid("a tenant needs a name".into()));
+        }
+        let slug = match slug {
+            Some(s) => validate_slug(s)?,
+            None => validate_slug(&slugify(name))?,
+        };
+        let tenant = Tenant {
+            id: TenantId::generate(),
+            slug,
+            name: name.to_owned(),
+            notes: notes.to_owned(),
+            created_at: now_ms(),
+        };
+        let _keys_lock = self.keys_lock()?;
+        let tenant_key = TenantKey::generate();
+        self.change_tenant_keys(|keys| {
+            keys.tenants
+                .insert(tenant.id.to_string(), tenant_key.clone());
+        })?;
+        let wrapped = tenant_key.wrap(
+            &DataKey::generate(),
+            &Aad::tenant_data_key(&self.id, tenant.id.as_str()),
+        );
+        let written = self.write(|tx| {
+            let exists: bool = tx.query_row("SELECT EXISTS(SELECT 1 FROM tenants WHERE slug = ?1)", [&tenant.slug], |r| r.get(0))?;
+            if exists {
+                return Err(Error::AlreadyExists { what: "tenant", name: tenant.slug.clone() });
+            }
+            tx.execute(
+                "INSERT INTO tenants (id, slug, name, notes, created_at, wrapped_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![tenant.id.as_str(), tenant.slug, tenant.name, tenant.notes, tenant.created_at, wrapped],
+            )?;
+            audit::append(
+                tx,
+                &NewEvent::new(EventKind::TenantCreated, actor)
+                    .tenant(&tenant.id)
+                    .detail(json!({ "name": tenant.name, "slug": tenant.slug })),
+            )?;
+            Ok(())
+        });
+        if let Err(e) = written {
+            let _ = self.change_tenant_keys(|keys| {
+                keys.tenants.remove(tenant.id.as_str());
+            });
+            return Err(e);
+        }
+        tracing::info!(tenant = %tenant.id, slug = %tenant.slug, "tenant created");
+        Ok(tenant)
+    }
+
+    /// All tenants with their connection counts, by name.
+    pub fn list_tenants(&self) -> Result<Vec<TenantSummary>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT t.id, t.slug, t.name, t.notes, t.created_at,
+                    COUNT(c.id), COALESCE(SUM(c.status IN ('needs_reconsent', 'error')), 0)
+             FROM tenants t LEFT JOIN connections c ON c.tenant_id = t.id
+             GROUP BY t.id ORDER BY t.name COLLATE NOCASE",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(TenantSummary {
+                tenant: row_to_tenant(r)?,
+                connections: r.get(5)?,
+                needs_attention: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Finds a tenant by slug or id.
+    pub fn find_tenant(&self, slug_or_id: &str) -> Result<Tenant> {
+        let conn = self.conn();
+        let found = conn
+            .prepare_cached(
+                "SELECT id, slug, name, notes, created_at FROM tenants WHERE slug = ?1 OR id = ?1",
+            )?
+            .query_row([slug_or_id], row_to_tenant)
+            .optional()?;
+        found.ok_or_else(|| Error::NotFound {
+            what: "tenant",
+            name: slug_or_id.to_owned(),
+        })
+    }
+
+    /// Renames a tenant (display name only; the slug stays).
+    pub fn rename_tenant(&self, id: &TenantId, name: &str, actor: &Actor) -> Result<()> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(Error::Invalid("a tenant needs a name".into()));
+        }
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE tenants SET name = ?2 WHERE id = ?1",
+                params![id.as_str(), name],
+            )?;
+            if n == 0 {
+                return Err(Error::NotFound {
+                    what: "tenant",
+                    name: id.to_string(),
+                });
+            }
+            audit::append(
+                tx,
+                &NewEvent::new(EventKind::ConfigChanged, actor)
+                    .tenant(id)
+                    .detail(json!({ "change": "tenant_renamed", "name": name })),
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Deletes a tenant: its refresh tokens leave the keychain, its rows and its data key leave
+    /// the database (crypto-shredding what any backup still holds), and its events are redacted.
+    pub fn delete_tenant(&self, id: &TenantId, actor: &Actor) -> Result<()> {
+        let connections: Vec<String> = {
+            let conn = self.conn();
+            let mut stmt = conn.prepare("SELECT id FROM connections WHERE tenant_id = ?1")?;
+            let rows = stmt.query_map([id.as_str()], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        self.find_tenant(id.as_str())?;
+        for c in &connections {
+            self.keychain
+                .delete(&EntryName::refresh_token(&self.id, id.as_str(), c))?;
+        }
+        // Crypto-shredding: without its key, no copy of the database decrypts the tenant.
+        {
+            let _keys_lock = self.keys_lock()?;
+            self.change_tenant_keys(|keys| {
+                keys.tenants.remove(id.as_str());
+                keys.adopting.remove(id.as_str());
+            })?;
+        }
+        self.data_keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+        self.write(|tx| {
+            audit::redact_tenant(tx, id)?;
+            tx.execute(
+                "DELETE FROM connections WHERE tenant_id = ?1",
+                [id.as_str()],
+            )?;
+            tx.execute("DELETE FROM tenants WHERE id = ?1", [id.as_str()])?;
+            audit::append(
+                tx,
+                &NewEvent::new(EventKind::TenantDeleted, actor)
+                    .tenant(id)
+                    .detail(json!({ "connections": connections.len() })),
+            )?;
+            Ok(())
+        })?;
+        tracing::info!(tenant = %id, connections = connections.len(), "tenant deleted");
+        // Push the deleted pages out of the write-ahead log too.
+        self.conn()
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    /// Opens a tenant's scope: the only way to reach its secrets.
+    pub fn tenant(&self, id: &TenantId) -> Result<TenantVault<'_>> {
+        let (tenant, wrapped): (Tenant, Vec<u8>) = self
+            .conn()
+            .prepare_cached(
+                "SELECT id, slug, name, notes, created_at, wrapped_key FROM tenants WHERE id = ?1",
+            )?
+            .query_row([id.as_str()], |r| Ok((row_to_tenant(r)?, r.get(5)?)))
+            .optional()?
+            .ok_or_else(|| Error::NotFound {
+                what: "tenant",
+                name: id.to_string(),
+            })?;
+        let key = self.data_key(&tenant, &wrapped)?;
+        Ok(TenantVault {
+            vault: self,
+            tenant,
+            key,
+        })
+    }
+}
+
+pub(super) fn row_to_tenant(r: &rusqlite::Row<'_>) -> rusqlite::Result<Tenant> {
+    Ok(Tenant {
+        id: TenantId::from_string(r.get::<_, String>(0)?),
+        slug: r.get(1)?,
+        name: r.get(2)?,
+        notes: r.get(3)?,
+        created_at: r.get(4)?,
+    })
+}
+
+pub(super) fn slugify(name: &str) -> String {
+    let mut out = String::new();
+    for ch in name.chars().flat_map(char::to_lowercase) {
+        if ch.is_ascii_alphanumeric() {
+            out.push(ch);
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    out.trim_end_matches('-').to_owned()
+}
+
+pub(super) fn validate_slug(slug: &str) -> Result<String> {
+    let ok = !slug.is_empty()
+        && slug.len() <= 64
+        && slug
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !slug.starts_with('-');
+    if ok {
+        Ok(slug.to_owned())
+    } else {
+        Err(Error::Invalid(format!(
+            "'{slug}' is not a valid tenant slug: use 1-64 lowercase letters, digits and dashes"
+        )))
+    }
+}
+
+pub(super) fn validate_name(what: &str, name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "'{name}' is not a valid {what} name: use letters, digits, '-', '_' and '.'"
+        )))
+    }
+}
