@@ -359,6 +359,14 @@ impl Catalog {
             .find(|p| p.id == id)
             .ok_or_else(|| CatalogError::UnknownPreset(id.to_owned()))
     }
+
+    /// The built-in preset a provider app names, if it names one: the one preset lookup of the
+    /// core. A name the catalog does not know is bad input.
+    pub fn preset_named(name: Option<&str>) -> crate::Result<Option<&'static Preset>> {
+        name.map(|id| Self::builtin().get(id))
+            .transpose()
+            .map_err(|e| crate::Error::Invalid(e.to_string()))
+    }
 }
 
 impl Preset {

@@ -118,14 +118,7 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(300);
 
 impl TenantVault<'_> {
     fn flow_context(&self, app: &ProviderApp) -> Result<FlowContext> {
-        let preset = match &app.preset {
-            Some(id) => Some(
-                Catalog::builtin()
-                    .get(id)
-                    .map_err(|e| Error::Invalid(e.to_string()))?,
-            ),
-            None => None,
-        };
+        let preset = Catalog::preset_named(app.preset.as_deref())?;
         let mut endpoints = app.endpoints.clone();
         let mut iss_required = false;
         let oidc = preset.is_none_or(|p| p.oidc) && endpoints.issuer.is_some();

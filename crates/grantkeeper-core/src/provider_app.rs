@@ -75,14 +75,7 @@ impl TenantVault<'_> {
         spec: ProviderAppSpec,
         actor: &Actor,
     ) -> Result<ProviderApp> {
-        let preset = match &spec.preset {
-            Some(id) => Some(
-                Catalog::builtin()
-                    .get(id)
-                    .map_err(|e| Error::Invalid(e.to_string()))?,
-            ),
-            None => None,
-        };
+        let preset = Catalog::preset_named(spec.preset.as_deref())?;
         let invalid = |e: crate::catalog::CatalogError| Error::Invalid(e.to_string());
         let mut endpoints = match (&spec.endpoints, preset) {
             (EndpointSource::Issuer { issuer }, _) => self.vault.discover(issuer)?,

@@ -186,7 +186,6 @@ impl Vault {
                 .collect::<rusqlite::Result<_>>()?;
             (tenants, apps)
         };
-        let catalog = Catalog::builtin();
         Ok(connections
             .into_iter()
             .map(|c| {
@@ -198,7 +197,7 @@ impl Vault {
                     .get(c.provider_app_id.as_str())
                     .cloned()
                     .unwrap_or_default();
-                let preset_info = preset.as_deref().and_then(|p| catalog.get(p).ok());
+                let preset_info = Catalog::preset_named(preset.as_deref()).ok().flatten();
                 let scopes = scope_views(&c, preset_info);
                 let highest_risk = scopes
                     .iter()
@@ -443,10 +442,7 @@ impl Vault {
         let scope = self.tenant(tenant)?;
         let connection = scope.connection(id)?;
         let app = scope.provider_app(connection.provider_app_id.as_str())?;
-        let preset = app
-            .preset
-            .as_deref()
-            .and_then(|p| Catalog::builtin().get(p).ok());
+        let preset = Catalog::preset_named(app.preset.as_deref()).ok().flatten();
         let since = crate::model::now_ms() - 90 * 86_400_000;
         Ok(ConnectionDetail {
             tenant: scope.tenant().slug.clone(),

@@ -398,10 +398,7 @@ pub fn show(args: &TargetArgs, out: &Output) -> Result<(), Failure> {
     let vault = crate::open_vault()?;
     let (scope, c) = resolve(&vault, &args.target)?;
     let app = scope.provider_app(c.provider_app_id.as_str())?;
-    let preset = app
-        .preset
-        .as_deref()
-        .and_then(|p| Catalog::builtin().get(p).ok());
+    let preset = Catalog::preset_named(app.preset.as_deref()).ok().flatten();
     let scopes = grantkeeper_core::report::scope_views(&c, preset);
     let view = json!({ "connection": c, "provider_app": app.name, "preset": app.preset, "scopes": scopes });
     out.value(&view, || {

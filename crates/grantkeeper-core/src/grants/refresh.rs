@@ -100,14 +100,7 @@ impl TenantVault<'_> {
                 app.endpoints.fill_missing_from(found);
             }
         }
-        let preset = match &app.preset {
-            Some(p) => Some(
-                Catalog::builtin()
-                    .get(p)
-                    .map_err(|e| Error::Invalid(e.to_string()))?,
-            ),
-            None => None,
-        };
+        let preset = Catalog::preset_named(app.preset.as_deref())?;
         let quirks = Quirks::new(preset, app.has_client_secret);
         let client = Client {
             id: app.client_id.clone(),
