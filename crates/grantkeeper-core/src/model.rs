@@ -217,6 +217,22 @@ impl ConnectionStatus {
     }
 }
 
+/// Stored as its text form; a value no version wrote reads as [`ConnectionStatus::Error`], which
+/// hands out nothing.
+impl rusqlite::types::FromSql for ConnectionStatus {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        value
+            .as_str()
+            .map(|s| Self::parse(s).unwrap_or(Self::Error))
+    }
+}
+
+impl rusqlite::types::ToSql for ConnectionStatus {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(self.as_str().into())
+    }
+}
+
 /// Where an access token's expiry came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[ts(export)]

@@ -83,17 +83,19 @@ impl TenantVault<'_> {
             .query_row(
                 "SELECT status, access_token IS NOT NULL FROM connections WHERE id = ?1 AND tenant_id = ?2",
                 params![id.as_str(), self.tenant.id.as_str()],
-                |r| Ok((r.get::<_, String>(0)?, r.get(1)?)),
+                |r| {
+                    Ok(Row {
+                        status: r.get(0)?,
+                        has_access: r.get(1)?,
+                    })
+                },
             )
             .optional()?
             .ok_or_else(|| Error::NotFound {
                 what: "connection",
                 name: id.to_string(),
             })?;
-        Ok(Row {
-            status: ConnectionStatus::parse(&row.0).unwrap_or(ConnectionStatus::Error),
-            has_access: row.1,
-        })
+        Ok(row)
     }
 
     /// The fast path: one write transaction that checks validity, decrypts, records the
@@ -108,7 +110,7 @@ impl TenantVault<'_> {
         let aad = self.aad("connections", "access_token", id.as_str());
         let min_ms = i64::try_from(min_valid.as_millis()).unwrap_or(i64::MAX);
         // A read first: an expiring token must not take the write lock.
-        let (status, expires): (String, Option<i64>) = self
+        let (status, expires): (ConnectionStatus, Option<i64>) = self
             .vault
             .conn()
             .prepare_cached("SELECT status, access_expires_at FROM connections WHERE id = ?1 AND tenant_id = ?2")?
@@ -118,11 +120,13 @@ impl TenantVault<'_> {
                 what: "connection",
                 name: id.to_string(),
             })?;
-        if status != "active" || expires.is_some_and(|e| e.saturating_sub(now_ms()) < min_ms) {
+        if status != ConnectionStatus::Active
+            || expires.is_some_and(|e| e.saturating_sub(now_ms()) < min_ms)
+        {
             return Ok(None);
         }
         self.vault.write(|tx| {
-            let (status, expires, blob): (String, Option<i64>, Option<Vec<u8>>) = tx
+            let (status, expires, blob): (ConnectionStatus, Option<i64>, Option<Vec<u8>>) = tx
                 .prepare_cached(
                     "SELECT status, access_expires_at, access_token FROM connections WHERE id = ?1 AND tenant_id = ?2",
                 )?
@@ -135,7 +139,7 @@ impl TenantVault<'_> {
                     name: id.to_string(),
                 })?;
             let now = now_ms();
-            if status != "active" {
+            if status != ConnectionStatus::Active {
                 return Ok(None);
             }
             let Some(blob) = blob else { return Ok(None) };

@@ -73,7 +73,7 @@ impl TenantVault<'_> {
             if let Some(s) = status {
                 tx.execute(
                     "UPDATE connections SET status = ?2, status_detail = ?3 WHERE id = ?1",
-                    params![id.as_str(), s.as_str(), detail],
+                    params![id.as_str(), s, detail],
                 )?;
             }
             audit::append(

@@ -283,7 +283,6 @@ pub(super) const CONNECTION_COLUMNS: &str = "c.id, c.tenant_id, c.provider_app_i
     c.metadata, c.created_at";
 
 pub(super) fn row_to_connection(r: &rusqlite::Row<'_>) -> rusqlite::Result<Connection> {
-    let status: String = r.get(12)?;
     let expiry_source: Option<String> = r.get(15)?;
     Ok(Connection {
         id: ConnectionId::from_string(r.get::<_, String>(0)?),
@@ -300,7 +299,7 @@ pub(super) fn row_to_connection(r: &rusqlite::Row<'_>) -> rusqlite::Result<Conne
         scopes_granted_reported: r.get(9)?,
         consented_at: r.get(10)?,
         consented_by: r.get(11)?,
-        status: ConnectionStatus::parse(&status).unwrap_or(ConnectionStatus::Error),
+        status: r.get(12)?,
         status_detail: r.get(13)?,
         access_expires_at: r.get(14)?,
         access_expiry_source: expiry_source.and_then(|s| serde_json::from_str(&s).ok()),
