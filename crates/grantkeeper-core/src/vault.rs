@@ -19,7 +19,7 @@ use crate::crypto::{Aad, DataKey, FingerprintKey, MasterKey};
 use crate::error::Result;
 use crate::keychain::{EntryName, Keychain};
 use crate::model::*;
-use crate::secret::ClientSecret;
+use crate::secret::{ClientSecret, TokenSet};
 
 use keys::TenantKeys;
 use provider_apps::{row_to_provider_app, PROVIDER_APP_COLUMNS};
@@ -239,6 +239,25 @@ impl TenantVault<'_> {
 
     pub(crate) fn aad(&self, table: &str, column: &str, row: &str) -> Aad {
         Aad::column(&self.vault.id, self.tenant.id.as_str(), table, column, row)
+    }
+
+    /// A connection's tokens sealed for its `access_token` and `id_token` columns.
+    pub(crate) fn seal_tokens(
+        &self,
+        id: &ConnectionId,
+        tokens: &TokenSet,
+    ) -> (Vec<u8>, Option<Vec<u8>>) {
+        let seal = |column, text: &str| {
+            self.key
+                .seal(&self.aad("connections", column, id.as_str()), text)
+        };
+        (
+            seal("access_token", tokens.access_token.expose()),
+            tokens
+                .id_token
+                .as_ref()
+                .map(|t| seal("id_token", t.expose())),
+        )
     }
 
     pub(crate) fn refresh_entry(&self, connection: &ConnectionId) -> EntryName {

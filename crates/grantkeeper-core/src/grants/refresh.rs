@@ -167,16 +167,7 @@ impl TenantVault<'_> {
         }
         let token = response.tokens.access_token.clone();
         let expiry = refreshed_expiry(&response, preset, now);
-        let access_blob = self.key.seal(
-            &self.aad("connections", "access_token", id.as_str()),
-            token.expose(),
-        );
-        let id_blob = response.tokens.id_token.as_ref().map(|t| {
-            self.key.seal(
-                &self.aad("connections", "id_token", id.as_str()),
-                t.expose(),
-            )
-        });
+        let (access_blob, id_blob) = self.seal_tokens(id, &response.tokens);
         let scopes = response
             .scopes
             .as_ref()

@@ -70,16 +70,7 @@ impl TenantVault<'_> {
         tokens: &TokenSet,
         actor: &Actor,
     ) -> Result<()> {
-        let access = self.key.seal(
-            &self.aad("connections", "access_token", id.as_str()),
-            tokens.access_token.expose(),
-        );
-        let id_token = tokens.id_token.as_ref().map(|t| {
-            self.key.seal(
-                &self.aad("connections", "id_token", id.as_str()),
-                t.expose(),
-            )
-        });
+        let (access, id_token) = self.seal_tokens(id, tokens);
         let now = now_ms();
         let (granted, reported) = match &new.scopes_granted {
             Some(g) => (g.clone(), true),
@@ -160,16 +151,7 @@ impl TenantVault<'_> {
                 &crate::secret::SecretText::new(rt.expose()),
             )?;
         }
-        let access = self.key.seal(
-            &self.aad("connections", "access_token", id.as_str()),
-            tokens.access_token.expose(),
-        );
-        let id_token = tokens.id_token.as_ref().map(|t| {
-            self.key.seal(
-                &self.aad("connections", "id_token", id.as_str()),
-                t.expose(),
-            )
-        });
+        let (access, id_token) = self.seal_tokens(id, &tokens);
         let (granted, reported) = match &new.scopes_granted {
             Some(g) => (g.clone(), true),
             None => (new.scopes_requested.clone(), false),
