@@ -2,8 +2,12 @@
 
 use std::path::PathBuf;
 
+use serde::Serialize;
+use ts_rs::TS;
+
 use crate::crypto::CryptoError;
 use crate::keychain::KeychainError;
+use crate::oauth::OAuthError;
 
 /// Anything that can go wrong in the vault.
 #[derive(Debug, thiserror::Error)]
@@ -29,10 +33,10 @@ pub enum Error {
     #[error(transparent)]
     OAuth(#[from] crate::oauth::OAuthError),
     /// A refresh failed; `class` says whether to consent again, fix the configuration, or retry.
-    #[error("refreshing failed: {source}{}", crate::grants::advice(*class))]
+    #[error("refreshing failed: {source}{}", class.advice())]
     Refresh {
         /// What the failure means.
-        class: crate::grants::FailureClass,
+        class: FailureClass,
         /// The underlying failure.
         source: crate::oauth::OAuthError,
     },
@@ -131,7 +135,7 @@ impl Error {
             Self::TimedOut { .. } => ErrorKind::TimedOut,
             Self::Cancelled => ErrorKind::Cancelled,
             Self::Refresh { class, .. } => match class {
-                crate::grants::FailureClass::Transient => ErrorKind::Network,
+                FailureClass::Transient => ErrorKind::Network,
                 _ => ErrorKind::Refused,
             },
             Self::OAuth(o) => match o {
@@ -155,8 +159,50 @@ impl Error {
             Self::OAuth(O::Http(h)) => {
                 matches!(h, HttpError::Network { .. } | HttpError::Timeout { .. })
             }
-            Self::Refresh { class, .. } => *class == crate::grants::FailureClass::Transient,
+            Self::Refresh { class, .. } => *class == FailureClass::Transient,
             _ => false,
+        }
+    }
+}
+
+/// What a refresh failure means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[ts(export)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureClass {
+    /// The grant is gone (`invalid_grant`): the user must consent again.
+    NeedsReconsent,
+    /// The client is misconfigured (`invalid_client`, HTTP 401).
+    Configuration,
+    /// The provider or the network failed; retry later.
+    Transient,
+}
+
+impl FailureClass {
+    /// What the user should do about a refresh failure of this class, as a sentence to append.
+    pub fn advice(self) -> &'static str {
+        match self {
+        FailureClass::NeedsReconsent => {
+            ". The grant is no longer valid: run `grantkeeper reconsent` (or Re-consent in the app)"
+        }
+        FailureClass::Configuration => ". Check the provider app's client id and secret",
+        FailureClass::Transient => ". Nothing was stored; try again later",
+    }
+    }
+
+    /// Sorts a refresh failure.
+    pub fn of(e: &OAuthError) -> FailureClass {
+        match e {
+            OAuthError::Provider { error, .. } if error == "invalid_grant" => {
+                FailureClass::NeedsReconsent
+            }
+            OAuthError::Provider { error, .. }
+                if error == "invalid_client" || error == "unauthorized_client" =>
+            {
+                FailureClass::Configuration
+            }
+            OAuthError::Provider { status: 401, .. } => FailureClass::Configuration,
+            _ => FailureClass::Transient,
         }
     }
 }

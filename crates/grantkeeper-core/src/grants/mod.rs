@@ -44,8 +44,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
+pub use crate::error::FailureClass;
+
 use crate::model::UnixMillis;
-use crate::oauth::OAuthError;
 use crate::secret::AccessToken;
 
 use context::GrantContext;
@@ -63,46 +64,6 @@ const LOCK_WAIT: Duration = Duration::from_secs(120);
 /// Attempts for transient refresh failures (5xx, network, timeouts), all within the caller's
 /// [`crate::deadline::Deadline`].
 const ATTEMPTS: u32 = 3;
-
-/// What a refresh failure means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
-#[ts(export)]
-#[serde(rename_all = "snake_case")]
-pub enum FailureClass {
-    /// The grant is gone (`invalid_grant`): the user must consent again.
-    NeedsReconsent,
-    /// The client is misconfigured (`invalid_client`, HTTP 401).
-    Configuration,
-    /// The provider or the network failed; retry later.
-    Transient,
-}
-
-/// What the user should do about a refresh failure of `class`, as a sentence to append.
-pub fn advice(class: FailureClass) -> &'static str {
-    match class {
-        FailureClass::NeedsReconsent => {
-            ". The grant is no longer valid: run `grantkeeper reconsent` (or Re-consent in the app)"
-        }
-        FailureClass::Configuration => ". Check the provider app's client id and secret",
-        FailureClass::Transient => ". Nothing was stored; try again later",
-    }
-}
-
-/// Sorts a refresh failure.
-pub fn classify(e: &OAuthError) -> FailureClass {
-    match e {
-        OAuthError::Provider { error, .. } if error == "invalid_grant" => {
-            FailureClass::NeedsReconsent
-        }
-        OAuthError::Provider { error, .. }
-            if error == "invalid_client" || error == "unauthorized_client" =>
-        {
-            FailureClass::Configuration
-        }
-        OAuthError::Provider { status: 401, .. } => FailureClass::Configuration,
-        _ => FailureClass::Transient,
-    }
-}
 
 /// How an access token is shown to the user (recorded in the `revealed` event).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]

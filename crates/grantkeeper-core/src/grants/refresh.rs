@@ -18,7 +18,7 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{classify, FailureClass, GrantContext, HandOut, RefreshGate, Waiter, ATTEMPTS};
+use super::{FailureClass, GrantContext, HandOut, RefreshGate, Waiter, ATTEMPTS};
 
 impl TenantVault<'_> {
     /// Sends the refresh, retrying transient failures with back-off while the deadline allows.
@@ -37,7 +37,7 @@ impl TenantVault<'_> {
             ]) {
                 Ok(r) => return Ok(r),
                 Err(e)
-                    if classify(&e) == FailureClass::Transient
+                    if FailureClass::of(&e) == FailureClass::Transient
                         && attempt < ATTEMPTS
                         && retryable(&e) =>
                 {
@@ -56,7 +56,7 @@ impl TenantVault<'_> {
     }
 
     pub(super) fn record_failure(&self, id: &ConnectionId, e: OAuthError, actor: &Actor) -> Error {
-        let class = classify(&e);
+        let class = FailureClass::of(&e);
         let message = e.to_string();
         let (status, detail) = match class {
             FailureClass::NeedsReconsent => (
