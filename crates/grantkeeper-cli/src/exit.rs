@@ -49,15 +49,6 @@ impl Failure {
     }
 }
 
-/// Prints the failure as the one `grantkeeper: …` line on stderr (line breaks and control
-/// characters of provider messages flattened) and returns its exit code.
-pub fn report(f: &Failure) -> u8 {
-    use std::io::Write;
-    let line = crate::output::one_line(&f.message);
-    let _ = writeln!(std::io::stderr().lock(), "grantkeeper: {}", line.trim());
-    f.code
-}
-
 /// The exit code for a kind of failure, the same whether the CLI answered alone or through the
 /// agent.
 pub fn code(kind: ErrorKind) -> u8 {

@@ -111,7 +111,7 @@ pub fn main() -> ExitCode {
     }
     match std::panic::catch_unwind(|| run(&cli)) {
         Ok(Ok(())) => ExitCode::SUCCESS,
-        Ok(Err(f)) => ExitCode::from(exit::report(&f)),
+        Ok(Err(f)) => ExitCode::from(output::report(&f)),
         // The panic hook has printed the one line.
         Err(_) => ExitCode::from(exit::OTHER),
     }
@@ -130,7 +130,7 @@ pub fn install_panic_hook() {
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
-        exit::report(&Failure::other(format!(
+        output::report(&Failure::other(format!(
             "internal error: {what}{at} (please report this)"
         )));
     }));
@@ -171,9 +171,9 @@ fn usage_error(e: clap::Error) -> u8 {
     match e.kind() {
         K::DisplayHelp | K::DisplayVersion => match output::emit(&e.render().to_string()) {
             Ok(()) => 0,
-            Err(f) => exit::report(&f),
+            Err(f) => output::report(&f),
         },
-        K::DisplayHelpOnMissingArgumentOrSubcommand | K::MissingSubcommand => exit::report(
+        K::DisplayHelpOnMissingArgumentOrSubcommand | K::MissingSubcommand => output::report(
             &Failure::invalid("a command is required; add --help to see the choices"),
         ),
         _ => {
@@ -187,7 +187,7 @@ fn usage_error(e: clap::Error) -> u8 {
                 .collect();
             let first = first.join(" ");
             let first = first.strip_prefix("error: ").unwrap_or(&first);
-            exit::report(&Failure::invalid(format!("{first} (see --help)")))
+            output::report(&Failure::invalid(format!("{first} (see --help)")))
         }
     }
 }

@@ -10,6 +10,7 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use grantkeeper_cli::exit::{self, Failure};
+use grantkeeper_cli::output;
 
 /// The process entry point, called by the C runtime.
 #[unsafe(no_mangle)]
@@ -40,5 +41,5 @@ fn run() -> u8 {
 }
 
 fn report(message: String) -> u8 {
-    exit::report(&Failure::other(message))
+    output::report(&Failure::other(message))
 }

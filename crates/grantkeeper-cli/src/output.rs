@@ -98,7 +98,7 @@ pub fn emit(text: &str) -> Result<(), Failure> {
         .map_err(|e| Failure::other(format!("cannot write to standard output: {e}")))
 }
 
-/// Writes a progress note or prompt to stderr (never the failure line, see `exit::report`).
+/// Writes a progress note or prompt to stderr (never the failure line, see [`report`]).
 /// A stderr that cannot be written is ignored.
 pub fn note(text: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{}", plain(text));
@@ -118,6 +118,15 @@ pub fn plain(text: &str) -> String {
         }
     }
     out
+}
+
+/// Prints the failure as the one `grantkeeper: …` line on stderr (line breaks and control
+/// characters of provider messages flattened) and returns its exit code.
+pub fn report(f: &Failure) -> u8 {
+    use std::io::Write;
+    let line = one_line(&f.message);
+    let _ = writeln!(std::io::stderr().lock(), "grantkeeper: {}", line.trim());
+    f.code
 }
 
 /// Text for one line: line breaks and tabs become spaces, other control characters U+FFFD.

@@ -290,7 +290,7 @@ pub fn fast_token() -> Option<u8> {
             )
         }) {
             Ok(()) => 0,
-            Err(f) => crate::exit::report(&timeout_hint(f)),
+            Err(f) => crate::output::report(&timeout_hint(f)),
         },
     )
 }
