@@ -64,24 +64,24 @@ enum Command {
     /// Print a valid access token, refreshing it if needed (recorded in the usage history).
     Token(commands::token::TokenArgs),
     /// Run a command with a valid access token in its environment.
-    Exec(commands::token::ExecArgs),
+    Exec(commands::exec::ExecArgs),
     /// Refresh a connection's tokens now.
-    Refresh(commands::token::TargetArgs),
+    Refresh(commands::args::TargetArgs),
     /// Revoke a connection's grant at the provider and forget its tokens.
-    Revoke(commands::token::TargetArgs),
+    Revoke(commands::args::TargetArgs),
     /// Delete a connection (revoking it at the provider first, unless --no-revoke).
-    Delete(commands::token::DeleteArgs),
+    Delete(commands::delete::DeleteArgs),
     /// Show a connection: scopes with meaning and risk, expiries, metadata. Never a secret.
-    Show(commands::token::TargetArgs),
+    Show(commands::args::TargetArgs),
     /// Decode a connection's JWTs offline, ask the provider about its token (--introspect), or
     /// decode a token read from stdin (--token -). Never prints a token.
     Inspect(commands::inspect::InspectArgs),
     /// The usage history of a connection or of the whole vault.
-    History(commands::token::HistoryArgs),
+    History(commands::history::HistoryArgs),
     /// A report of the grants (no secrets) as CSV or JSON; recorded in the usage history.
     Export(commands::export::ExportArgs),
     /// Keep idle refresh tokens alive and warn about expiring ones (for a timer or cron).
-    Maintain(commands::token::MaintainArgs),
+    Maintain(commands::maintain::MaintainArgs),
     /// The hand-out agent: serves tokens to local programs from memory (`agent run`).
     #[command(subcommand)]
     Agent(commands::agent::AgentCommand),
@@ -145,15 +145,15 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Reconsent(args) => commands::connect::reconsent(args, &out),
         Command::List(args) => commands::connect::list(args, &out),
         Command::Token(args) => commands::token::token(args),
-        Command::Exec(args) => commands::token::exec(args),
-        Command::Refresh(args) => commands::token::refresh(args, &out),
-        Command::Revoke(args) => commands::token::revoke(args, &out),
-        Command::Delete(args) => commands::token::delete(args, &out),
-        Command::Show(args) => commands::token::show(args, &out),
+        Command::Exec(args) => commands::exec::exec(args),
+        Command::Refresh(args) => commands::refresh::refresh(args, &out),
+        Command::Revoke(args) => commands::revoke::revoke(args, &out),
+        Command::Delete(args) => commands::delete::delete(args, &out),
+        Command::Show(args) => commands::show::show(args, &out),
         Command::Inspect(args) => commands::inspect::run(args, &out),
-        Command::History(args) => commands::token::history(args, &out),
+        Command::History(args) => commands::history::history(args, &out),
         Command::Export(args) => commands::export::run(args, &out),
-        Command::Maintain(args) => commands::token::maintain(args, &out),
+        Command::Maintain(args) => commands::maintain::maintain(args, &out),
         Command::Agent(cmd) => commands::agent::run(cmd, &out),
         Command::Audit(cmd) => commands::audit::run(cmd, &out),
         Command::Completions { shell } => {

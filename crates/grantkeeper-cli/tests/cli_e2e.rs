@@ -212,6 +212,16 @@ fn the_whole_lifecycle_through_the_cli() {
     );
     let show = cli.run(&["show", "acme/main", "--json"]).ok().json();
     assert_eq!(show["preset"], "generic-oidc");
+    // The core's detail view, as the window gets it: tenant, app, offline token inspection.
+    assert_eq!(
+        (&show["tenant"], &show["provider_app"]),
+        (&json!("acme"), &json!("idp"))
+    );
+    assert_eq!(
+        show["inspection"]["id_token"]["claims"]["sub"], "ada",
+        "{show}"
+    );
+    assert_eq!(show["connection"]["name"], "main");
     let openid = find(&show["scopes"], "scope", "openid");
     assert_eq!(
         (&openid["granted"], &openid["risk"]),

@@ -10,7 +10,7 @@ use grantkeeper_core::oauth::jwt::DecodedJwt;
 use grantkeeper_core::timefmt::format_rfc3339;
 use serde_json::{json, Map, Value};
 
-use super::token::resolve;
+use super::args::resolve;
 use crate::exit::Failure;
 use crate::output::{relative, Output};
 

@@ -1,11 +1,19 @@
-//! One module per command group.
+//! One module per command.
 
 pub mod agent;
+pub mod args;
 pub mod audit;
 pub mod connect;
+pub mod delete;
+pub mod exec;
 pub mod export;
+pub mod history;
 pub mod inspect;
+pub mod maintain;
 pub mod provider;
+pub mod refresh;
+pub mod revoke;
+pub mod show;
 pub mod tenant;
 pub mod token;
 
