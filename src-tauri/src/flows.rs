@@ -2,8 +2,9 @@
 //! pasted URL, or cancel, or the timeout), finishes the grant, and tells the window with a
 //! `connect-finished` event.
 
+use std::collections::HashMap;
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use grantkeeper_core::audit::{Actor, ActorKind};
@@ -17,12 +18,22 @@ use serde::{Deserialize, Serialize};
 use tauri::{AppHandle, Emitter, Manager};
 use ts_rs::TS;
 
-use crate::state::{vault, AppState, CmdResult, CommandError};
+use crate::state::{vault, CmdResult, CommandError};
 
 /// A running sign-in.
-pub struct Flow {
+struct Flow {
     cancel: CancelToken,
     pasted: mpsc::Sender<CallbackParams>,
+}
+
+/// Sign-ins waiting for the browser, by flow id (managed Tauri state).
+#[derive(Default)]
+pub struct Flows(Mutex<HashMap<String, Flow>>);
+
+impl Flows {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Flow>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// What the wizard asks for.
@@ -121,17 +132,13 @@ async fn start(
         let flow = uuid::Uuid::new_v4().simple().to_string();
         let (tx, rx) = mpsc::channel();
         let cancel = CancelToken::default();
-        app.state::<AppState>()
-            .flows
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(
-                flow.clone(),
-                Flow {
-                    cancel: cancel.clone(),
-                    pasted: tx,
-                },
-            );
+        app.state::<Flows>().lock().insert(
+            flow.clone(),
+            Flow {
+                cancel: cancel.clone(),
+                pasted: tx,
+            },
+        );
         let browser_error = browser::open(&pending.url).err().map(|e| e.to_string());
         let started = ConnectStarted {
             flow: flow.clone(),
@@ -144,11 +151,7 @@ async fn start(
         let timeout = Duration::from_secs(u64::from(timeout_secs));
         std::thread::spawn(move || {
             let finished = wait_and_finish(&v, &tenant, pending, timeout, &cancel, &rx);
-            app.state::<AppState>()
-                .flows
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&flow);
+            app.state::<Flows>().lock().remove(&flow);
             let cancelled = matches!(
                 &finished,
                 Err(grantkeeper_core::Error::OAuth(OAuthError::Cancelled))
@@ -209,9 +212,8 @@ fn wait_and_finish(
 /// Cancels a sign-in; the window hears `connect-finished` with `cancelled`.
 #[tauri::command]
 pub fn cancel_connect(app: AppHandle, flow: String) {
-    let state = app.state::<AppState>();
-    let mut flows = state.flows.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(f) = flows.remove(&flow) {
+    let removed = app.state::<Flows>().lock().remove(&flow);
+    if let Some(f) = removed {
         f.cancel.cancel();
         // Dropping the sender ends a paste wait.
     }
@@ -222,8 +224,8 @@ pub fn cancel_connect(app: AppHandle, flow: String) {
 #[tauri::command]
 pub fn paste_redirect(app: AppHandle, flow: String, url: String) -> CmdResult<()> {
     let params = parse_pasted_redirect(&url)?;
-    let state = app.state::<AppState>();
-    let flows = state.flows.lock().unwrap_or_else(|p| p.into_inner());
+    let flows = app.state::<Flows>();
+    let flows = flows.lock();
     let f = flows
         .get(&flow)
         .ok_or_else(|| CommandError::new("this sign-in has already ended; start it again"))?;

@@ -64,6 +64,8 @@ fn main() -> ExitCode {
     let agent = start_agent();
     tauri::Builder::default()
         .manage(state)
+        .manage(flows::Flows::default())
+        .manage(operations::Operations::default())
         .setup(|app| {
             watch::start(app.handle().clone());
             Ok(())

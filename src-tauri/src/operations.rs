@@ -24,7 +24,7 @@ use serde::Serialize;
 use tauri::{AppHandle, Emitter, Manager};
 use ts_rs::TS;
 
-use crate::state::{vault, AppState, CmdResult, CommandError};
+use crate::state::{vault, CmdResult, CommandError};
 
 /// How often a waiting command looks for a cancel.
 const POLL: Duration = Duration::from_millis(20);
@@ -110,11 +110,11 @@ pub async fn run<T: Send + 'static>(
 ) -> CmdResult<T> {
     checked_id(&operation)?;
     tauri::async_runtime::spawn_blocking(move || {
-        let cancel = app.state::<AppState>().operations.token(&operation);
+        let cancel = app.state::<Operations>().token(&operation);
         let v = match vault(&app) {
             Ok(v) => v,
             Err(e) => {
-                app.state::<AppState>().operations.finish(&operation);
+                app.state::<Operations>().finish(&operation);
                 return Err(e);
             }
         };
@@ -124,7 +124,7 @@ pub async fn run<T: Send + 'static>(
         let worker_op = operation.clone();
         std::thread::spawn(move || {
             let result = work(&v, &deadline);
-            worker_app.state::<AppState>().operations.finish(&worker_op);
+            worker_app.state::<Operations>().finish(&worker_op);
             // The window stopped waiting (it was told `cancelled`): say what happened after all.
             if let Err(mpsc::SendError(result)) = tx.send(result) {
                 late(&worker_app, result);
@@ -152,7 +152,7 @@ pub async fn run<T: Send + 'static>(
 #[tauri::command]
 pub fn cancel_refresh(app: AppHandle, operation: String) -> CmdResult<()> {
     checked_id(&operation)?;
-    app.state::<AppState>().operations.cancel(&operation);
+    app.state::<Operations>().cancel(&operation);
     Ok(())
 }
 

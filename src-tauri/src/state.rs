@@ -1,7 +1,6 @@
 //! The app's state: the vault (opened on first use), running sign-ins, cancellable refreshes and
 //! the clipboard; and the error type every command returns.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -12,18 +11,11 @@ use serde::Serialize;
 use tauri::{AppHandle, Manager};
 use ts_rs::TS;
 
-use crate::flows::Flow;
-use crate::operations::Operations;
-
 /// Shared by all commands.
 #[derive(Default)]
 pub struct AppState {
     // Set at start when demo mode opened the vault already, else on first use.
     vault: OnceLock<Result<Arc<Vault>, String>>,
-    /// Sign-ins waiting for the browser, by flow id.
-    pub flows: Mutex<HashMap<String, Flow>>,
-    /// Refreshes the window may cancel, by operation id.
-    pub operations: Operations,
     /// The clipboard, kept open: on X11 the owner must live to serve a copied value.
     pub clipboard: Mutex<Option<arboard::Clipboard>>,
 }
