@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use grantkeeper_core::audit::{Actor, ActorKind};
-use grantkeeper_core::connect::{ConnectRequest, PendingConnect};
+use grantkeeper_core::connect::{ConnectRequest, Pasted, PendingConnect};
 use grantkeeper_core::model::{Connection, ConnectionId, RedirectMode, TenantId};
 use grantkeeper_core::oauth::flow::parse_pasted_redirect;
-use grantkeeper_core::oauth::loopback::{CallbackParams, CancelToken};
+use grantkeeper_core::oauth::loopback::CancelToken;
 use grantkeeper_core::oauth::{browser, OAuthError};
 use grantkeeper_core::Vault;
 use serde::{Deserialize, Serialize};
@@ -23,7 +23,7 @@ use crate::state::{vault, CmdResult, CommandError};
 /// A running sign-in.
 struct Flow {
     cancel: CancelToken,
-    pasted: mpsc::Sender<CallbackParams>,
+    pasted: mpsc::Sender<Pasted>,
 }
 
 /// Sign-ins waiting for the browser, by flow id (managed Tauri state).
@@ -184,27 +184,9 @@ fn wait_and_finish(
     mut pending: PendingConnect,
     timeout: Duration,
     cancel: &CancelToken,
-    pasted: &mpsc::Receiver<CallbackParams>,
+    pasted: &mpsc::Receiver<Pasted>,
 ) -> Result<Connection, grantkeeper_core::Error> {
-    let params = if pending.redirect_mode() == RedirectMode::Paste {
-        match pasted.recv_timeout(timeout) {
-            Ok(p) => p,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                return Err(OAuthError::TimedOut {
-                    seconds: timeout.as_secs(),
-                }
-                .into())
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => return Err(OAuthError::Cancelled.into()),
-        }
-    } else {
-        match pending.wait_for_redirect(timeout, cancel) {
-            Ok(p) => p,
-            // A pasted URL cancels the wait and takes its place.
-            Err(OAuthError::Cancelled) => pasted.try_recv().map_err(|_| OAuthError::Cancelled)?,
-            Err(e) => return Err(e.into()),
-        }
-    };
+    let params = pending.wait(timeout, cancel, pasted)?;
     let actor = Actor::new(ActorKind::App).with_hint(Some("connect wizard".into()));
     v.tenant(tenant)?.finish_connect(pending, &params, &actor)
 }
@@ -230,7 +212,7 @@ pub fn paste_redirect(app: AppHandle, flow: String, url: String) -> CmdResult<()
         .get(&flow)
         .ok_or_else(|| CommandError::new("this sign-in has already ended; start it again"))?;
     f.pasted
-        .send(params)
+        .send(Ok(params))
         .map_err(|_| CommandError::new("this sign-in has already ended; start it again"))?;
     f.cancel.cancel();
     Ok(())

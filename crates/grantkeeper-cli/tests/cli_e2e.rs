@@ -790,3 +790,63 @@ fn refusals_and_unreachable_providers() {
     cli.run(&["audit", "verify"]).ok();
     cli.assert_no_secret_leaked();
 }
+
+/// Paste mode reads the browser's final address from stdin, within the sign-in's timeout, and
+/// checks it like any redirect: a forged state is refused (5), text that is no URL is bad input
+/// (2), a closed stdin cancels (8). Nothing is stored.
+#[test]
+fn a_pasted_redirect_is_read_from_stdin_and_checked() {
+    let idp = Idp::start(&json!({}));
+    let cli = Cli::new();
+    cli.run(&["tenant", "add", "Acme", "--slug", "acme"]).ok();
+    let port = closed_port().to_string();
+    cli.run(&[
+        "provider",
+        "add",
+        "acme/idp",
+        "--issuer",
+        &idp.issuer,
+        "--client-id",
+        "grantkeeper-test",
+        "--redirect",
+        "paste",
+        "--port",
+        &port,
+        "--scopes",
+        "openid",
+    ])
+    .ok();
+    let no_browser = [("BROWSER", "/bin/false")];
+    let connect = |stdin: &str| {
+        cli.run_with(
+            &[
+                "connect",
+                "acme/pasted",
+                "--provider",
+                "idp",
+                "--timeout",
+                "20",
+            ],
+            &no_browser,
+            Some(stdin),
+        )
+    };
+    let forged = format!("http://127.0.0.1:{port}/callback?code=c&state=forged\n");
+    for (stdin, code, expect) in [
+        (forged.as_str(), 5, "state mismatch"),
+        ("not a url\n", 2, "not a URL"),
+        ("", 8, "cancelled"),
+    ] {
+        let run = connect(stdin);
+        assert_eq!(run.code, Some(code), "{stdin:?}: {}", run.stderr);
+        let last = run.stderr.lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with("grantkeeper: ") && last.contains(expect),
+            "{}",
+            run.stderr
+        );
+        assert!(run.stderr.contains("paste the address"), "{}", run.stderr);
+        assert!(run.stdout.is_empty());
+    }
+    assert_eq!(cli.run(&["list", "--json"]).ok().json(), json!([]));
+}

@@ -3,7 +3,8 @@
 //! credentials, then stored all or nothing.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -35,9 +36,8 @@ pub struct ConnectRequest {
     pub redirect: Option<RedirectMode>,
 }
 
-/// A sign-in waiting for the user: open [`PendingConnect::url`] in the browser, then call
-/// [`PendingConnect::wait_for_redirect`] (loopback and relay) or pass a pasted URL to
-/// [`TenantVault::finish_connect`].
+/// A sign-in waiting for the user: open [`PendingConnect::url`] in the browser, call
+/// [`PendingConnect::wait`], then [`TenantVault::finish_connect`] with what it returned.
 #[derive(Debug)]
 pub struct PendingConnect {
     /// The authorization URL to open.
@@ -66,7 +66,47 @@ struct FlowContext {
     default_access_secs: Option<u64>,
 }
 
+/// A redirect URL the user pasted, parsed (or why it could not be read).
+pub type Pasted = std::result::Result<CallbackParams, OAuthError>;
+
 impl PendingConnect {
+    /// The one sign-in wait of every front end. In paste mode it waits for a URL sent on
+    /// `pasted`; otherwise for the browser at the loopback listener (or relay), where a URL
+    /// pasted meanwhile, followed by `cancel`, takes the redirect's place. It ends by `timeout`
+    /// ([`OAuthError::TimedOut`]), or cancelled when `cancel` fires or, in paste mode, every
+    /// sender of `pasted` is gone.
+    pub fn wait(
+        &mut self,
+        timeout: Duration,
+        cancel: &CancelToken,
+        pasted: &mpsc::Receiver<Pasted>,
+    ) -> std::result::Result<CallbackParams, OAuthError> {
+        let pasted_instead = || pasted.try_recv().unwrap_or(Err(OAuthError::Cancelled));
+        if self.redirect_mode() != RedirectMode::Paste {
+            return match self.wait_for_redirect(timeout, cancel) {
+                Err(OAuthError::Cancelled) => pasted_instead(),
+                other => other,
+            };
+        }
+        let until = Instant::now() + timeout;
+        loop {
+            if cancel.is_cancelled() {
+                return pasted_instead();
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(OAuthError::TimedOut {
+                    seconds: timeout.as_secs(),
+                });
+            }
+            match pasted.recv_timeout(left.min(Duration::from_millis(100))) {
+                Ok(p) => return p,
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Err(OAuthError::Cancelled),
+            }
+        }
+    }
+
     /// Waits for the browser to reach the loopback listener (default 5 minutes). The listener
     /// closes when this returns, whatever the outcome.
     pub fn wait_for_redirect(

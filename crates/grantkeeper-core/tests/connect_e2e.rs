@@ -501,3 +501,103 @@ fn reconsent_renews_the_same_connection() {
     assert_eq!(detail["scopes_dropped"], serde_json::json!(["api:read"]));
     assert_nothing_stored(&s, 1);
 }
+
+/// The one sign-in wait of the CLI and the window (`PendingConnect::wait`): a pasted URL takes
+/// the redirect's place (loopback: with a cancel; paste mode: by itself), a cancel or a gone
+/// paste channel cancels, and nothing at all times out. No browser needed.
+#[test]
+fn the_sign_in_wait_takes_a_paste_a_cancel_or_the_timeout() {
+    let s = setup();
+    let t = tenant(&s);
+    let pasted_params = |state: &str| {
+        CallbackParams::from([("code".into(), "c".into()), ("state".into(), state.into())])
+    };
+    let short = Duration::from_millis(300);
+
+    // Loopback: a pasted URL, then the cancel that ends the listener's wait.
+    let mut pending = t.begin_connect(request("wait-a")).unwrap();
+    let (paste, pasted) = std::sync::mpsc::channel();
+    let cancel = CancelToken::default();
+    paste.send(Ok(pasted_params("s1"))).unwrap();
+    cancel.cancel();
+    assert_eq!(
+        pending
+            .wait(Duration::from_secs(60), &cancel, &pasted)
+            .unwrap(),
+        pasted_params("s1")
+    );
+    // Loopback: a cancel alone; nothing at all.
+    let mut pending = t.begin_connect(request("wait-b")).unwrap();
+    let cancel = CancelToken::default();
+    cancel.cancel();
+    let (_paste, pasted) = std::sync::mpsc::channel();
+    assert!(matches!(
+        pending.wait(short, &cancel, &pasted),
+        Err(OAuthError::Cancelled)
+    ));
+    let mut pending = t.begin_connect(request("wait-c")).unwrap();
+    assert!(matches!(
+        pending.wait(short, &CancelToken::default(), &pasted),
+        Err(OAuthError::TimedOut { .. })
+    ));
+
+    // Paste mode (an app with a registered port): the paste, a bad paste, a gone channel, the
+    // timeout.
+    let endpoints = s.vault.discover(&s.idp.issuer).unwrap();
+    t.add_provider_app(
+        NewProviderApp {
+            name: "idp-paste".into(),
+            preset: Some("generic-oidc".into()),
+            endpoints,
+            client_id: "grantkeeper-test".into(),
+            client_secret: None,
+            redirect_mode: RedirectMode::Paste,
+            redirect_port: Some(
+                TcpListener::bind("127.0.0.1:0")
+                    .unwrap()
+                    .local_addr()
+                    .unwrap()
+                    .port(),
+            ),
+            relay_url: None,
+            default_scopes: vec!["openid".into()],
+        },
+        &actor(),
+    )
+    .unwrap();
+    let paste_request = |name: &str| ConnectRequest {
+        provider_app: "idp-paste".into(),
+        ..request(name)
+    };
+    let mut pending = t.begin_connect(paste_request("wait-d")).unwrap();
+    let (paste, pasted) = std::sync::mpsc::channel();
+    let later = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(150));
+        paste.send(Ok(pasted_params("s2"))).unwrap();
+    });
+    assert_eq!(
+        pending
+            .wait(Duration::from_secs(60), &CancelToken::default(), &pasted)
+            .unwrap(),
+        pasted_params("s2")
+    );
+    later.join().unwrap();
+    let mut pending = t.begin_connect(paste_request("wait-e")).unwrap();
+    let (paste, pasted) = std::sync::mpsc::channel();
+    paste.send(Err(OAuthError::MissingCode)).unwrap();
+    let none = CancelToken::default();
+    assert!(matches!(
+        pending.wait(short, &none, &pasted),
+        Err(OAuthError::MissingCode)
+    ));
+    drop(paste);
+    assert!(matches!(
+        pending.wait(short, &none, &pasted),
+        Err(OAuthError::Cancelled)
+    ));
+    let (_paste, pasted) = std::sync::mpsc::channel();
+    assert!(matches!(
+        pending.wait(short, &none, &pasted),
+        Err(OAuthError::TimedOut { .. })
+    ));
+}

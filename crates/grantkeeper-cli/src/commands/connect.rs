@@ -2,15 +2,16 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, IsTerminal};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use clap::Args;
 use grantkeeper_core::audit::{Actor, ActorKind};
 use grantkeeper_core::connect::{ConnectRequest, DEFAULT_CONNECT_TIMEOUT};
 use grantkeeper_core::model::{now_ms, Connection, RedirectMode};
-use grantkeeper_core::oauth::browser;
 use grantkeeper_core::oauth::flow::parse_pasted_redirect;
 use grantkeeper_core::oauth::loopback::CancelToken;
+use grantkeeper_core::oauth::{browser, OAuthError};
 use grantkeeper_core::ConnectionFilter;
 
 use super::provider::Redirect;
@@ -133,27 +134,36 @@ fn browser_sign_in(
             pending.url
         )),
     }
-    let params = if pending.redirect_mode() == RedirectMode::Paste {
+    // A pasted redirect comes from stdin, read on a thread so the wait keeps its timeout.
+    let (paste, pasted) = mpsc::channel();
+    if pending.redirect_mode() == RedirectMode::Paste {
         note(&format!(
             "After signing in, paste the address your browser shows (starting with {}):",
             pending.redirect_uri
         ));
-        let mut line = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut line)
-            .map_err(|e| Failure::other(format!("cannot read the pasted URL: {e}")))?;
-        parse_pasted_redirect(&line).map_err(grantkeeper_core::Error::from)?
-    } else {
-        if interactive {
-            note(&format!(
-                "Waiting for the browser (up to {timeout} s; Ctrl+C cancels)…"
-            ));
-        }
-        pending
-            .wait_for_redirect(Duration::from_secs(timeout), &CancelToken::default())
-            .map_err(grantkeeper_core::Error::from)?
-    };
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let read = match std::io::stdin().lock().read_line(&mut line) {
+                Ok(0) => Err(OAuthError::Cancelled),
+                Ok(_) => parse_pasted_redirect(&line),
+                Err(e) => Err(OAuthError::Malformed(format!(
+                    "cannot read the pasted URL: {e}"
+                ))),
+            };
+            let _ = paste.send(read);
+        });
+    } else if interactive {
+        note(&format!(
+            "Waiting for the browser (up to {timeout} s; Ctrl+C cancels)…"
+        ));
+    }
+    let params = pending
+        .wait(
+            Duration::from_secs(timeout),
+            &CancelToken::default(),
+            &pasted,
+        )
+        .map_err(grantkeeper_core::Error::from)?;
     Ok(scope.finish_connect(pending, &params, actor)?)
 }
 
