@@ -13,19 +13,22 @@ const EVERY: Duration = Duration::from_millis(700);
 
 /// Starts the watcher thread.
 pub fn start(app: AppHandle) {
+    // The first look is taken at once, before the window can load or change anything: a change
+    // made in the window's first moments (before a first look taken later) would go unseen.
     std::thread::spawn(move || {
         let mut last = None;
         loop {
-            std::thread::sleep(EVERY);
-            let Ok(v) = vault(&app) else { continue };
-            let Ok(newest) = v.recent_events(1) else {
-                continue;
-            };
-            let seq = newest.first().map_or(0, |e| e.seq);
-            if last.is_some_and(|l| l != seq) {
-                let _ = app.emit("vault-changed", seq);
+            if let Some(seq) = vault(&app)
+                .ok()
+                .and_then(|v| v.recent_events(1).ok())
+                .map(|newest| newest.first().map_or(0, |e| e.seq))
+            {
+                if last.is_some_and(|l| l != seq) {
+                    let _ = app.emit("vault-changed", seq);
+                }
+                last = Some(seq);
             }
-            last = Some(seq);
+            std::thread::sleep(EVERY);
         }
     });
 }
