@@ -9,18 +9,18 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::audit::Actor;
-use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::model::{
-    AccountIdentity, Connection, ConnectionId, ExpirySource, ProviderApp, RedirectMode, UnixMillis,
+    AccountIdentity, Connection, ConnectionId, ExpirySource, RedirectMode, UnixMillis,
 };
-use crate::oauth::discovery::{self, ServerMetadata};
-use crate::oauth::flow::{self, Client, DeviceAuthorization, Quirks, TokenEndpoint};
+use crate::oauth::discovery;
+use crate::oauth::flow::{self, DeviceAuthorization, TokenEndpoint};
 use crate::oauth::jwt::DecodedJwt;
 use crate::oauth::loopback::{CallbackParams, CancelToken, LoopbackListener};
 use crate::oauth::pkce::{new_nonce, new_state, PkceVerifier};
 use crate::oauth::token::{clamp_expiry, expiry_after, TokenResponse};
 use crate::oauth::{id_token, OAuthError};
+use crate::provider_app::{AppContext, Discovery};
 use crate::vault::{NewConnection, TenantVault};
 
 /// What to connect.
@@ -45,8 +45,7 @@ pub struct PendingConnect {
     /// The redirect URI sent to the provider.
     pub redirect_uri: String,
     request: ConnectRequest,
-    app: ProviderApp,
-    context: FlowContext,
+    context: AppContext,
     state: String,
     verifier: PkceVerifier,
     nonce: Option<String>,
@@ -54,16 +53,6 @@ pub struct PendingConnect {
     scopes: Vec<String>,
     /// The connection a re-consent renews in place.
     replaces: Option<ConnectionId>,
-}
-
-/// What one provider app's flow needs beyond the stored record.
-#[derive(Debug, Clone)]
-struct FlowContext {
-    quirks: Quirks,
-    endpoints: crate::model::Endpoints,
-    oidc: bool,
-    iss_required: bool,
-    default_access_secs: Option<u64>,
 }
 
 /// A redirect URL the user pasted, parsed (or why it could not be read).
@@ -127,15 +116,15 @@ impl PendingConnect {
 
     /// How the redirect comes back: the request's mode, else the app's.
     pub fn redirect_mode(&self) -> RedirectMode {
-        self.request.redirect.unwrap_or(self.app.redirect_mode)
+        self.request
+            .redirect
+            .unwrap_or(self.context.app.redirect_mode)
     }
 }
 
 /// A provider app with its flow context, client and scopes.
 struct Prepared {
-    app: ProviderApp,
-    context: FlowContext,
-    client: Client,
+    context: AppContext,
     scopes: Vec<String>,
 }
 
@@ -144,12 +133,7 @@ impl Prepared {
         &'a self,
         http: &'a crate::http::HttpClient,
     ) -> Result<TokenEndpoint<'a>> {
-        Ok(TokenEndpoint {
-            url: flow::require(&self.context.endpoints, "token").map_err(oauth)?,
-            client: &self.client,
-            quirks: &self.context.quirks,
-            http,
-        })
+        self.context.endpoint("token", http).map_err(oauth)
     }
 }
 
@@ -157,41 +141,6 @@ impl Prepared {
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(300);
 
 impl TenantVault<'_> {
-    fn flow_context(&self, app: &ProviderApp) -> Result<FlowContext> {
-        let preset = Catalog::preset_named(app.preset.as_deref())?;
-        let mut endpoints = app.endpoints.clone();
-        let mut iss_required = false;
-        let oidc = preset.is_none_or(|p| p.oidc) && endpoints.issuer.is_some();
-        // Fresh metadata from the issuer when there is one: the RFC 9207 flag, JWKS, endpoints.
-        if let Some(issuer) = app.endpoints.issuer.clone() {
-            match discovery::discover(&self.vault.http, &issuer) {
-                Ok(meta) => {
-                    iss_required = meta.authorization_response_iss_parameter_supported;
-                    fill_missing(&mut endpoints, &meta);
-                }
-                Err(e @ OAuthError::IssuerMismatch { .. }) => return Err(oauth(e)),
-                Err(e) if endpoints.token.is_none() => return Err(oauth(e)),
-                Err(e) => {
-                    tracing::warn!(error = %e, "discovery failed; using the stored endpoints")
-                }
-            }
-        }
-        Ok(FlowContext {
-            quirks: Quirks::new(preset, app.has_client_secret),
-            default_access_secs: preset.and_then(|p| p.expiry.access_default_secs),
-            endpoints,
-            oidc,
-            iss_required,
-        })
-    }
-
-    fn client(&self, app: &ProviderApp) -> Result<Client> {
-        Ok(Client {
-            id: app.client_id.clone(),
-            secret: self.client_secret(&app.id)?,
-        })
-    }
-
     /// Starts a browser sign-in: binds the loopback listener (unless the redirect is pasted)
     /// and builds the authorization URL. Nothing is stored yet.
     pub fn begin_connect(&self, request: ConnectRequest) -> Result<PendingConnect> {
@@ -222,14 +171,17 @@ impl TenantVault<'_> {
         request: ConnectRequest,
         replaces: Option<ConnectionId>,
     ) -> Result<PendingConnect> {
-        let app = self.provider_app(&request.provider_app)?;
+        let context = self.app_context(
+            self.provider_app(&request.provider_app)?,
+            Discovery::AtSignIn,
+        )?;
+        let app = &context.app;
         if replaces.is_none() && self.connection_named(&request.name).is_ok() {
             return Err(Error::AlreadyExists {
                 what: "connection",
                 name: format!("{}/{}", self.tenant().slug, request.name),
             });
         }
-        let context = self.flow_context(&app)?;
         let mode = request.redirect.unwrap_or(app.redirect_mode);
         let (listener, redirect_uri, state) = match mode {
             RedirectMode::Loopback => {
@@ -267,8 +219,8 @@ impl TenantVault<'_> {
             .clone()
             .unwrap_or_else(|| app.default_scopes.clone());
         let verifier = PkceVerifier::generate();
-        let nonce = (context.oidc && scopes.iter().any(|s| s == "openid")).then(new_nonce);
-        let auth_endpoint = flow::require(&context.endpoints, "authorization").map_err(oauth)?;
+        let nonce = (context.oidc() && scopes.iter().any(|s| s == "openid")).then(new_nonce);
+        let auth_endpoint = flow::require(&app.endpoints, "authorization").map_err(oauth)?;
         let url = flow::authorization_url(
             auth_endpoint,
             &app.client_id,
@@ -284,7 +236,6 @@ impl TenantVault<'_> {
             url,
             redirect_uri,
             request,
-            app,
             context,
             state,
             verifier,
@@ -303,17 +254,14 @@ impl TenantVault<'_> {
         params: &CallbackParams,
         actor: &Actor,
     ) -> Result<Connection> {
-        let issuer = pending.context.endpoints.issuer.as_deref();
+        let issuer = pending.context.app.endpoints.issuer.as_deref();
         let code =
             flow::check_callback(params, &pending.state, issuer, pending.context.iss_required)
                 .map_err(oauth)?;
-        let client = self.client(&pending.app)?;
-        let endpoint = TokenEndpoint {
-            url: flow::require(&pending.context.endpoints, "token").map_err(oauth)?,
-            client: &client,
-            quirks: &pending.context.quirks,
-            http: &self.vault.http,
-        };
+        let endpoint = pending
+            .context
+            .endpoint("token", &self.vault.http)
+            .map_err(oauth)?;
         let response = endpoint
             .request_tokens(&[
                 ("grant_type", "authorization_code"),
@@ -331,7 +279,6 @@ impl TenantVault<'_> {
         self.store_grant(
             pending.replaces.as_ref(),
             &pending.request.name,
-            &pending.app,
             &pending.context,
             &endpoint,
             pending.scopes.clone(),
@@ -345,18 +292,12 @@ impl TenantVault<'_> {
     /// Everything a grant request of `request` needs, read once.
     fn prepare(&self, request: &ConnectRequest) -> Result<Prepared> {
         let app = self.provider_app(&request.provider_app)?;
-        let context = self.flow_context(&app)?;
-        let client = self.client(&app)?;
+        let context = self.app_context(app, Discovery::AtSignIn)?;
         let scopes = request
             .scopes
             .clone()
-            .unwrap_or_else(|| app.default_scopes.clone());
-        Ok(Prepared {
-            app,
-            context,
-            client,
-            scopes,
-        })
+            .unwrap_or_else(|| context.app.default_scopes.clone());
+        Ok(Prepared { context, scopes })
     }
 
     /// Starts the device authorization grant (RFC 8628): show the user code and verification
@@ -364,7 +305,7 @@ impl TenantVault<'_> {
     pub fn begin_device_connect(&self, request: &ConnectRequest) -> Result<DeviceAuthorization> {
         let p = self.prepare(request)?;
         let device_url =
-            flow::require(&p.context.endpoints, "device_authorization").map_err(oauth)?;
+            flow::require(&p.context.app.endpoints, "device_authorization").map_err(oauth)?;
         flow::device_authorize(&p.token_endpoint(&self.vault.http)?, device_url, &p.scopes)
             .map_err(oauth)
     }
@@ -390,7 +331,7 @@ impl TenantVault<'_> {
         actor: &Actor,
     ) -> Result<Connection> {
         let p = self.prepare(request)?;
-        if !p.app.has_client_secret {
+        if !p.context.app.has_client_secret {
             return Err(Error::Invalid(
                 "the client-credentials grant needs a client secret".into(),
             ));
@@ -417,7 +358,6 @@ impl TenantVault<'_> {
         self.store_grant(
             None,
             name,
-            &p.app,
             &p.context,
             endpoint,
             p.scopes.clone(),
@@ -433,8 +373,7 @@ impl TenantVault<'_> {
         &self,
         replaces: Option<&ConnectionId>,
         name: &str,
-        app: &ProviderApp,
-        context: &FlowContext,
+        context: &AppContext,
         endpoint: &TokenEndpoint<'_>,
         scopes_requested: Vec<String>,
         nonce: Option<&str>,
@@ -446,13 +385,13 @@ impl TenantVault<'_> {
         let mut account = AccountIdentity::default();
         if let Some(idt) = &response.tokens.id_token {
             let claims = match (
-                context.endpoints.jwks.as_deref(),
-                context.endpoints.issuer.as_deref(),
+                context.app.endpoints.jwks.as_deref(),
+                context.app.endpoints.issuer.as_deref(),
             ) {
                 (Some(jwks_uri), Some(issuer)) => {
                     let expect = id_token::Expectations {
                         issuer,
-                        client_id: &app.client_id,
+                        client_id: &context.app.client_id,
                         nonce,
                         jwks_uri,
                     };
@@ -481,7 +420,7 @@ impl TenantVault<'_> {
         if account.username.is_none() {
             account.username = metadata.get("username").cloned();
         }
-        if let Some(issuer) = &context.endpoints.issuer {
+        if let Some(issuer) = &context.app.endpoints.issuer {
             metadata
                 .entry("issuer".into())
                 .or_insert_with(|| issuer.clone());
@@ -498,7 +437,7 @@ impl TenantVault<'_> {
             .or(expiry.refresh_idle_days.map(days));
         let new = NewConnection {
             name: name.to_owned(),
-            provider_app_id: app.id.clone(),
+            provider_app_id: context.app.id.clone(),
             consented_by: account.username.clone().or_else(|| account.subject.clone()),
             account,
             scopes_requested,
@@ -526,7 +465,7 @@ impl TenantVault<'_> {
     /// introspection, else the catalog's default — with the source recorded.
     fn access_expiry(
         &self,
-        context: &FlowContext,
+        context: &AppContext,
         endpoint: &TokenEndpoint<'_>,
         response: &TokenResponse,
         now: UnixMillis,
@@ -538,7 +477,7 @@ impl TenantVault<'_> {
         if let Some(exp) = DecodedJwt::decode(access).and_then(|d| d.expires_at_ms()) {
             return Some((exp, ExpirySource::JwtExp));
         }
-        if let Some(url) = context.endpoints.introspection.as_deref() {
+        if let Some(url) = context.app.endpoints.introspection.as_deref() {
             let ep = TokenEndpoint { url, ..*endpoint };
             match flow::introspect(&ep, access, "access_token") {
                 Ok(body) => {
@@ -553,7 +492,7 @@ impl TenantVault<'_> {
             }
         }
         context
-            .default_access_secs
+            .default_access_secs()
             .map(|s| (expiry_after(now, s), ExpirySource::CatalogDefault))
     }
 }
@@ -600,10 +539,6 @@ fn same_account(
         }
         (None, _) => Ok(()),
     }
-}
-
-fn fill_missing(e: &mut crate::model::Endpoints, meta: &ServerMetadata) {
-    e.fill_missing_from(meta.endpoints());
 }
 
 fn oauth(e: OAuthError) -> Error {

@@ -1,6 +1,7 @@
-//! Registering a provider app from what a user knows: a catalog preset, an issuer URL
-//! (discovery), or explicit endpoints. The CLI's `provider add` and the app's connect wizard
-//! both go through [`TenantVault::register_provider_app`].
+//! Provider apps: registered from what a user knows (a catalog preset, an issuer URL, or
+//! explicit endpoints; the CLI's `provider add` and the app's connect wizard both go through
+//! [`TenantVault::register_provider_app`]), and used through one [`AppContext`] by sign-ins,
+//! refreshes, revocation and introspection alike.
 
 use std::collections::BTreeMap;
 
@@ -8,9 +9,11 @@ use serde::Deserialize;
 use ts_rs::TS;
 
 use crate::audit::Actor;
-use crate::catalog::{Catalog, Revocation};
+use crate::catalog::{Catalog, Preset, Revocation};
 use crate::error::{Error, Result};
 use crate::model::{Endpoints, ProviderApp, RedirectMode};
+use crate::oauth::flow::{self, Client, Quirks, TokenEndpoint};
+use crate::oauth::{discovery, OAuthError};
 use crate::secret::ClientSecret;
 use crate::vault::{NewProviderApp, TenantVault};
 
@@ -155,5 +158,120 @@ impl TenantVault<'_> {
             },
             actor,
         )
+    }
+}
+
+/// When a provider app's issuer is asked for fresh metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Discovery {
+    /// At every sign-in: the RFC 9207 flag, the JWKS and any endpoint not stored. When the
+    /// issuer cannot be reached, the stored endpoints are used (if they name a token endpoint).
+    AtSignIn,
+    /// Only when the token endpoint is not stored (an app registered with its issuer alone).
+    WhenMissing,
+}
+
+/// A provider app as requests to its provider need it: the stored app, its endpoints completed
+/// from its issuer when needed, its catalog preset with its quirks, and its client.
+#[derive(Debug)]
+pub(crate) struct AppContext {
+    pub(crate) app: ProviderApp,
+    pub(crate) preset: Option<&'static Preset>,
+    pub(crate) quirks: Quirks,
+    pub(crate) client: Client,
+    /// The issuer puts `iss` in its redirects (RFC 9207), from the metadata of a sign-in.
+    pub(crate) iss_required: bool,
+}
+
+impl AppContext {
+    /// The `which` endpoint ("token", "introspection") with client authentication.
+    pub(crate) fn endpoint<'a>(
+        &'a self,
+        which: &str,
+        http: &'a crate::http::HttpClient,
+    ) -> Result<TokenEndpoint<'a>, OAuthError> {
+        Ok(self.endpoint_at(flow::require(&self.app.endpoints, which)?, http))
+    }
+
+    /// `url` with the app's client authentication.
+    pub(crate) fn endpoint_at<'a>(
+        &'a self,
+        url: &'a str,
+        http: &'a crate::http::HttpClient,
+    ) -> TokenEndpoint<'a> {
+        TokenEndpoint {
+            url,
+            client: &self.client,
+            quirks: &self.quirks,
+            http,
+        }
+    }
+
+    /// Where this app revokes grants: the URL stored at registration. Apps registered before
+    /// Grantkeeper stored it for every style fall back to the preset's URL only while they use
+    /// the preset's own hosts; any other app must be registered again.
+    pub(crate) fn revocation_url(&self) -> Result<String, OAuthError> {
+        if let Some(url) = &self.app.endpoints.revocation {
+            return Ok(url.clone());
+        }
+        let none = std::collections::BTreeMap::new();
+        let preset_default = self.preset.and_then(|p| {
+            let defaults = p.resolve(&none).ok()?;
+            (defaults.token == self.app.endpoints.token)
+                .then(|| p.revocation_url(&none, &self.client.id).ok().flatten())
+                .flatten()
+        });
+        preset_default.ok_or_else(|| {
+            OAuthError::Config(
+                "the provider app has no revocation endpoint: revoke the grant in the provider's own console, or register the app again with its revocation URL (--revoke-url)".into(),
+            )
+        })
+    }
+
+    /// Whether sign-ins are OpenID Connect (an issuer, and a preset that does not say otherwise).
+    pub(crate) fn oidc(&self) -> bool {
+        self.preset.is_none_or(|p| p.oidc) && self.app.endpoints.issuer.is_some()
+    }
+
+    /// The catalog's access-token lifetime for answers that give none.
+    pub(crate) fn default_access_secs(&self) -> Option<u64> {
+        self.preset.and_then(|p| p.expiry.access_default_secs)
+    }
+}
+
+impl TenantVault<'_> {
+    /// The context every request for `app` goes through: the one preset lookup, discovery as
+    /// `when` says, the quirks and the client with its secret.
+    pub(crate) fn app_context(&self, mut app: ProviderApp, when: Discovery) -> Result<AppContext> {
+        let preset = Catalog::preset_named(app.preset.as_deref())?;
+        let mut iss_required = false;
+        let missing = app.endpoints.token.is_none();
+        if let Some(issuer) = app.endpoints.issuer.clone() {
+            if when == Discovery::AtSignIn || missing {
+                match discovery::discover(&self.vault.http, &issuer) {
+                    Ok(meta) => {
+                        iss_required = meta.authorization_response_iss_parameter_supported;
+                        app.endpoints.fill_missing_from(meta.endpoints());
+                    }
+                    Err(e @ OAuthError::IssuerMismatch { .. }) => return Err(Error::OAuth(e)),
+                    Err(e) if missing => return Err(Error::OAuth(e)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "discovery failed; using the stored endpoints")
+                    }
+                }
+            }
+        }
+        let quirks = Quirks::new(preset, app.has_client_secret);
+        let client = Client {
+            id: app.client_id.clone(),
+            secret: self.client_secret(&app.id)?,
+        };
+        Ok(AppContext {
+            app,
+            preset,
+            quirks,
+            client,
+            iss_required,
+        })
     }
 }

@@ -28,7 +28,6 @@
 //! The new refresh token always reaches the keychain before the new access token is used or
 //! returned. When the answer carries no refresh token, the old one stays.
 
-mod context;
 mod gate;
 mod hand_out;
 mod inspect;
@@ -49,7 +48,6 @@ pub use crate::error::FailureClass;
 use crate::model::UnixMillis;
 use crate::secret::AccessToken;
 
-use context::GrantContext;
 pub(crate) use gate::RefreshGate;
 use gate::{Entry, Waiter};
 use inspect::SecretColumn;

@@ -1,12 +1,12 @@
 //! Refreshing: the request with its retries, the failure record, the journal and the store.
 
 use crate::audit::{self, Actor, EventKind, NewEvent};
-use crate::catalog::{Catalog, Preset};
+use crate::catalog::Preset;
 use crate::deadline::Deadline;
 use crate::error::{Error, Result};
 use crate::http::HttpError;
 use crate::model::{now_ms, ConnectionId, ConnectionStatus, ExpirySource, UnixMillis};
-use crate::oauth::flow::{Client, Quirks, TokenEndpoint};
+use crate::oauth::flow::TokenEndpoint;
 use crate::oauth::jwt::DecodedJwt;
 use crate::oauth::token::{expiry_after, TokenResponse};
 use crate::oauth::OAuthError;
@@ -18,7 +18,8 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{FailureClass, GrantContext, HandOut, RefreshGate, Waiter, ATTEMPTS};
+use super::{FailureClass, HandOut, RefreshGate, Waiter, ATTEMPTS};
+use crate::provider_app::{AppContext, Discovery};
 
 impl TenantVault<'_> {
     /// Sends the refresh, retrying transient failures with back-off while the deadline allows.
@@ -90,28 +91,10 @@ impl TenantVault<'_> {
         }
     }
 
-    pub(super) fn grant_context(&self, id: &ConnectionId) -> Result<GrantContext> {
-        let mut app = self.connection_app(&self.connection(id)?)?;
-        // An app registered with its issuer only (before endpoints were discovered at
-        // registration): its issuer says where the other endpoints are.
-        if app.endpoints.token.is_none() {
-            if let Some(issuer) = app.endpoints.issuer.clone() {
-                let found = self.vault.discover(&issuer)?;
-                app.endpoints.fill_missing_from(found);
-            }
-        }
-        let preset = Catalog::preset_named(app.preset.as_deref())?;
-        let quirks = Quirks::new(preset, app.has_client_secret);
-        let client = Client {
-            id: app.client_id.clone(),
-            secret: self.client_secret(&app.id)?,
-        };
-        Ok(GrantContext {
-            app,
-            quirks,
-            client,
-            preset,
-        })
+    /// The connection's provider app, checked, as requests need it.
+    pub(super) fn grant_context(&self, id: &ConnectionId) -> Result<AppContext> {
+        let app = self.connection_app(&self.connection(id)?)?;
+        self.app_context(app, Discovery::WhenMissing)
     }
 
     /// Moves a journaled refresh token into the keychain (step 4 of the crash analysis).

@@ -741,7 +741,7 @@ fn explicit_and_variable_revocation_urls_are_kept() {
         let mut app = scope.provider_app(app_id).unwrap();
         app.endpoints.revocation = None;
         app.endpoints.token = Some(token.into());
-        GrantContext {
+        crate::provider_app::AppContext {
             preset: Catalog::builtin().get("slack").ok(),
             quirks: Quirks::new(None, false),
             client: Client {
@@ -749,6 +749,7 @@ fn explicit_and_variable_revocation_urls_are_kept() {
                 secret: None,
             },
             app,
+            iss_required: false,
         }
     };
     let slack_token = Catalog::builtin()
