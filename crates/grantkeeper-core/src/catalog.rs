@@ -361,11 +361,9 @@ impl Catalog {
     }
 
     /// The built-in preset a provider app names, if it names one: the one preset lookup of the
-    /// core. A name the catalog does not know is bad input.
-    pub fn preset_named(name: Option<&str>) -> crate::Result<Option<&'static Preset>> {
-        name.map(|id| Self::builtin().get(id))
-            .transpose()
-            .map_err(|e| crate::Error::Invalid(e.to_string()))
+    /// core. A name the catalog does not know is an error (bad input to the core's callers).
+    pub fn preset_named(name: Option<&str>) -> Result<Option<&'static Preset>, CatalogError> {
+        name.map(|id| Self::builtin().get(id)).transpose()
     }
 }
 

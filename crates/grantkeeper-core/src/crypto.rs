@@ -200,16 +200,15 @@ impl MasterKey {
 impl MasterKey {
     /// The fingerprint key derived from this master key.
     pub fn fingerprint_key(&self) -> FingerprintKey {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("any key length");
-        mac.update(b"grantkeeper/fingerprint-key/v1");
-        FingerprintKey(mac.finalize().into_bytes().into())
+        FingerprintKey(self.derive(b"grantkeeper/fingerprint-key/v1"))
     }
 
-    /// The usage history's MAC key (see [`crate::audit`]), derived from this master key.
-    pub fn history_key(&self) -> crate::audit::HistoryKey {
+    /// A key for one purpose, derived from this master key (HMAC-SHA-256 over `label`); the
+    /// usage history's key is one ([`MasterKey::history_key`]).
+    pub(crate) fn derive(&self, label: &[u8]) -> [u8; 32] {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("any key length");
-        mac.update(b"grantkeeper/history-key/v1");
-        crate::audit::HistoryKey::from_bytes(mac.finalize().into_bytes().into())
+        mac.update(label);
+        mac.finalize().into_bytes().into()
     }
 }
 

@@ -207,6 +207,13 @@ impl FailureClass {
     }
 }
 
+/// A catalog error reaching the core's callers (an unknown preset, a bad variable) is bad input.
+impl From<crate::catalog::CatalogError> for Error {
+    fn from(e: crate::catalog::CatalogError) -> Self {
+        Self::Invalid(e.to_string())
+    }
+}
+
 /// Shorthand for results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -95,10 +95,10 @@ impl HttpClient {
         }
     }
 
-    /// The same client, its requests also cut off at `deadline`.
-    pub fn bounded_by(&self, deadline: &crate::deadline::Deadline) -> Self {
+    /// The same client, its requests also cut off at `until` (a caller's deadline).
+    pub fn bounded_by(&self, until: std::time::Instant) -> Self {
         Self {
-            until: Some(deadline.instant()),
+            until: Some(until),
             ..self.clone()
         }
     }

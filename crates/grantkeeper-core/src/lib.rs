@@ -15,6 +15,7 @@ pub mod db;
 pub mod deadline;
 pub mod error;
 pub mod fuzzing;
+mod gate;
 pub mod grants;
 pub mod http;
 pub mod keychain;

@@ -80,6 +80,16 @@ pub struct TokenSet {
     pub id_token: Option<IdToken>,
 }
 
+/// An access token handed out, with the expiry it was handed out with (read in the same
+/// transaction, so it is this token's and not a newer one's).
+#[derive(Debug, Clone)]
+pub struct HandOut {
+    /// The token.
+    pub token: AccessToken,
+    /// When it expires; `None` when the provider did not say.
+    pub expires_at: Option<crate::model::UnixMillis>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,13 +29,15 @@ const DB_FILE: &str = "vault.db";
 const LOCK_FILE: &str = "vault.lock";
 /// Held while the keychain entry of the vault's keys is rewritten (a tenant added or removed).
 const KEYS_LOCK_FILE: &str = "keys.lock";
+/// The vault's folder of per-connection lock files (see [`crate::grants`]).
+pub(crate) const LOCKS_DIR: &str = "locks";
 
 /// An open vault.
 pub struct Vault {
     pub(crate) http: crate::http::HttpClient,
     /// One gate per connection: threads of this process queue here for a refresh, so that only
     /// the first one takes the cross-process lock and the others find its fresh token.
-    refresh_gates: Mutex<std::collections::HashMap<String, Arc<crate::grants::RefreshGate>>>,
+    refresh_gates: Mutex<std::collections::HashMap<String, Arc<crate::gate::RefreshGate>>>,
     home: PathBuf,
     id: String,
     db: Mutex<rusqlite::Connection>,
@@ -134,10 +136,7 @@ impl Vault {
     }
 
     /// The in-process refresh gate of a connection.
-    pub(crate) fn refresh_gate(
-        &self,
-        connection: &ConnectionId,
-    ) -> Arc<crate::grants::RefreshGate> {
+    pub(crate) fn refresh_gate(&self, connection: &ConnectionId) -> Arc<crate::gate::RefreshGate> {
         let mut gates = self.refresh_gates.lock().unwrap_or_else(|p| p.into_inner());
         gates
             .entry(connection.as_str().to_owned())

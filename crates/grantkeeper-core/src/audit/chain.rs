@@ -21,12 +21,14 @@ pub(super) type HmacSha256 = Hmac<Sha256>;
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct HistoryKey([u8; 32]);
 
-impl HistoryKey {
-    /// Wraps derived key bytes.
-    pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(bytes)
+impl crate::crypto::MasterKey {
+    /// The usage history's MAC key, derived from this master key.
+    pub fn history_key(&self) -> HistoryKey {
+        HistoryKey(self.derive(b"grantkeeper/history-key/v1"))
     }
+}
 
+impl HistoryKey {
     pub(super) fn hmac(&self) -> HmacSha256 {
         <HmacSha256 as Mac>::new_from_slice(&self.0).expect("any key length")
     }

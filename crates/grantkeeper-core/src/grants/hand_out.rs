@@ -11,7 +11,8 @@ use rusqlite::{params, OptionalExtension};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{Disclosure, Entry, HandOut, RefreshLock, DEFAULT_MIN_VALID, LOCKS_DIR};
+use super::{Disclosure, Entry, HandOut, RefreshLock, DEFAULT_MIN_VALID};
+use crate::vault::LOCKS_DIR;
 
 /// The connection fields a refresh decision needs.
 pub(super) struct Row {
@@ -266,7 +267,7 @@ impl TenantVault<'_> {
             }));
         };
         let ctx = self.grant_context(id)?;
-        let http = self.vault.http.bounded_by(deadline);
+        let http = self.vault.http.bounded_by(deadline.instant());
         let endpoint = ctx.endpoint("token", &http).map_err(Error::OAuth)?;
         let response = match self.request_refresh(&endpoint, &rt, deadline) {
             Ok(r) => r,

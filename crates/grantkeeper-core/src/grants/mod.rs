@@ -28,7 +28,6 @@
 //! The new refresh token always reaches the keychain before the new access token is used or
 //! returned. When the answer carries no refresh token, the old one stays.
 
-mod gate;
 mod hand_out;
 mod inspect;
 mod lock;
@@ -44,12 +43,9 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 pub use crate::error::FailureClass;
+pub use crate::secret::HandOut;
 
-use crate::model::UnixMillis;
-use crate::secret::AccessToken;
-
-pub(crate) use gate::RefreshGate;
-use gate::{Entry, Waiter};
+use crate::gate::{Entry, Waiter};
 use inspect::SecretColumn;
 pub use inspect::{JwtView, TokenInspection};
 use lock::RefreshLock;
@@ -84,17 +80,4 @@ pub struct RevokeOutcome {
     pub detail: String,
     /// Tokens already issued may live on: say so.
     pub caveat: String,
-}
-
-/// The vault's folder of per-connection lock files.
-pub(crate) const LOCKS_DIR: &str = "locks";
-
-/// An access token handed out, with the expiry it was handed out with (read in the same
-/// transaction, so it is this token's and not a newer one's).
-#[derive(Debug, Clone)]
-pub struct HandOut {
-    /// The token.
-    pub token: AccessToken,
-    /// When it expires; `None` when the provider did not say.
-    pub expires_at: Option<UnixMillis>,
 }

@@ -18,7 +18,8 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{FailureClass, HandOut, RefreshGate, Waiter, ATTEMPTS};
+use super::{FailureClass, HandOut, Waiter, ATTEMPTS};
+use crate::gate::RefreshGate;
 use crate::provider_app::{AppContext, Discovery};
 
 impl TenantVault<'_> {

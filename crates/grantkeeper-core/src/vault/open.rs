@@ -172,7 +172,7 @@ pub(super) fn make_private(home: &Path) -> Result<()> {
     ] {
         crate::private::ensure_file(&home.join(name))?;
     }
-    let locks = home.join(crate::grants::LOCKS_DIR);
+    let locks = home.join(super::LOCKS_DIR);
     if locks.exists() {
         crate::private::ensure_dir(&locks)?;
     }

@@ -1,12 +1,12 @@
 //! The in-process refresh gate: threads of one process queue while one of them refreshes.
 
-use crate::audit::Actor;
-use crate::deadline::Deadline;
-use crate::error::Result;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::HandOut;
+use crate::audit::Actor;
+use crate::deadline::Deadline;
+use crate::error::Result;
+use crate::secret::HandOut;
 
 /// Where threads of one process wait while one of them refreshes a connection. Waiters leave
 /// their request at the gate; the refreshing thread records all their hand-outs in the same
@@ -25,18 +25,18 @@ struct GateState {
 
 /// A thread waiting for another thread's refresh.
 #[derive(Debug)]
-pub(super) struct Waiter {
-    pub(super) actor: Actor,
-    pub(super) min_valid_ms: i64,
+pub(crate) struct Waiter {
+    pub(crate) actor: Actor,
+    pub(crate) min_valid_ms: i64,
     /// Filled by the refreshing thread when the new token satisfies `min_valid_ms`.
-    pub(super) token: std::sync::Mutex<Option<HandOut>>,
+    pub(crate) token: std::sync::Mutex<Option<HandOut>>,
 }
 
 /// The right to refresh, held by one thread; dropping it wakes every waiter.
-pub(super) struct GateTurn<'g>(&'g RefreshGate);
+pub(crate) struct GateTurn<'g>(&'g RefreshGate);
 
 /// What entering the gate gave.
-pub(super) enum Entry<'g> {
+pub(crate) enum Entry<'g> {
     /// This thread refreshes.
     Turn(GateTurn<'g>),
     /// Another thread refreshed and handed this one its token.
@@ -49,7 +49,7 @@ pub(super) enum Entry<'g> {
 const WAITING_AT_GATE: &str = "another thread is refreshing this grant";
 
 impl RefreshGate {
-    pub(super) fn enter(
+    pub(crate) fn enter(
         &self,
         actor: &Actor,
         min_valid_ms: i64,
@@ -87,7 +87,7 @@ impl RefreshGate {
     }
 
     /// The waiters so far; they stay registered until the turn ends.
-    pub(super) fn waiters(&self) -> Vec<Arc<Waiter>> {
+    pub(crate) fn waiters(&self) -> Vec<Arc<Waiter>> {
         self.state
             .lock()
             .unwrap_or_else(|p| p.into_inner())
