@@ -35,6 +35,8 @@ export type Target = { tenant: string; connection: string };
 
 /** How long a revealed token stays on screen. */
 const REVEAL_SECS = 30;
+/** Why token actions are off on a revoked grant. */
+const REVOKED = "Revoked: its tokens are forgotten here. Re-consent to use it again";
 
 /** After this long without an answer, a refresh shows its progress and can be cancelled. */
 export const SLOW_MS = 1000;
@@ -114,6 +116,7 @@ export function Detail({ target, summary, detail, loadError, onClose, onReload, 
   }, [revealed]);
 
   const c = detail?.connection ?? summary;
+  const revoked = c?.status === "revoked";
   const tenantSlug = detail?.tenant ?? tenants.find((t) => t.tenant.id === target.tenant)?.tenant.slug ?? "";
   const label = `${tenantSlug}/${c?.name ?? ""}`;
 
@@ -218,19 +221,19 @@ export function Detail({ target, summary, detail, loadError, onClose, onReload, 
       {detail && c && (
         <div class="detail-body">
           <div class="actions" role="toolbar" aria-label="Actions">
-            <BusyButton busy={busy === "refresh"} action="refresh" onClick={refresh} title={c.has_refresh_token ? "Get a new access token now" : "There is no refresh token: re-consent instead"}>
+            <BusyButton busy={busy === "refresh"} action="refresh" onClick={refresh} disabled={revoked} title={revoked ? REVOKED : c.has_refresh_token ? "Get a new access token now" : "There is no refresh token: re-consent instead"}>
               Refresh now
             </BusyButton>
-            <BusyButton busy={busy === "copy"} action="copy" onClick={copy} title="Put the access token on the clipboard for 30 s">
+            <BusyButton busy={busy === "copy"} action="copy" onClick={copy} disabled={revoked} title={revoked ? REVOKED : "Put the access token on the clipboard for 30 s"}>
               Copy access token
             </BusyButton>
-            <BusyButton busy={busy === "reveal"} action="reveal" onClick={reveal} title="Show the access token for 30 s">
+            <BusyButton busy={busy === "reveal"} action="reveal" onClick={reveal} disabled={revoked} title={revoked ? REVOKED : "Show the access token for 30 s"}>
               Reveal
             </BusyButton>
             <BusyButton busy={busy === "reconsent"} action="reconsent" onClick={reconsent} title="Sign in again to renew the grant">
               Re-consent
             </BusyButton>
-            <BusyButton busy={busy === "revoke"} action="revoke" class="danger-outline" onClick={() => setConfirm("revoke")}>
+            <BusyButton busy={busy === "revoke"} action="revoke" class="danger-outline" onClick={() => setConfirm("revoke")} disabled={revoked} title={revoked ? "Already revoked: its tokens are forgotten here" : undefined}>
               Revoke at provider
             </BusyButton>
             <BusyButton busy={busy === "delete"} action="delete" class="danger-outline" onClick={() => { setAlsoRevoke(true); setConfirm("delete"); }}>
@@ -408,7 +411,7 @@ export function Detail({ target, summary, detail, loadError, onClose, onReload, 
             )}
             {detail.inspection.id_token && <Claims title="ID token" view={detail.inspection.id_token} now={now} kind="id_token" />}
             <div class="introspect">
-              <BusyButton busy={busy === "introspect"} action="introspect" onClick={introspect} title="Ask the provider about the access token (network)">
+              <BusyButton busy={busy === "introspect"} action="introspect" onClick={introspect} disabled={revoked} title={revoked ? REVOKED : "Ask the provider about the access token (network)"}>
                 Introspect
               </BusyButton>
               {introspection && (

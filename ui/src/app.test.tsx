@@ -359,6 +359,19 @@ describe("detail", () => {
     expect($('[data-meta="realm"] a')).toBeNull();
   });
 
+  it("turns the token actions off on a revoked grant", async () => {
+    state.connections = [{ ...crm, status: "revoked" }, old];
+    state.vaultChanged.forEach((f) => f(99));
+    await waitFor(() => text('[data-connection="crm"]').includes("Revoked"));
+    await openCrm();
+    const button = (a: string) => $<HTMLButtonElement>(`section.detail [data-action="${a}"]`)!;
+    for (const a of ["refresh", "copy", "reveal", "revoke", "introspect"]) {
+      expect(button(a).disabled, a).toBe(true);
+      expect(button(a).title, a).toMatch(/revoked/i);
+    }
+    for (const a of ["reconsent", "delete"]) expect(button(a).disabled, a).toBe(false);
+  });
+
   it("filters the history by kind", async () => {
     await openCrm();
     choose($<HTMLSelectElement>('select[data-filter="history-kind"]')!, "refreshed");
