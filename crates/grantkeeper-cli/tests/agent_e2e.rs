@@ -43,19 +43,7 @@ fn start_agent(cli: &Cli) -> Agent {
 fn token_through_the_agent() {
     let mut idp = Idp::start(&json!({}));
     let cli = Cli::new();
-    cli.run(&["tenant", "add", "Acme", "--slug", "acme"]).ok();
-    cli.run(&[
-        "provider",
-        "add",
-        "acme/idp",
-        "--issuer",
-        &idp.issuer,
-        "--client-id",
-        "grantkeeper-test",
-        "--scopes",
-        "openid offline_access api:read",
-    ])
-    .ok();
+    cli.acme_with_idp(&idp, &["--scopes", "openid offline_access api:read"]);
     cli.run(&["connect", "acme/main", "--provider", "idp"]).ok();
     let direct = cli.token(&["acme/main"]);
 
@@ -107,19 +95,7 @@ fn token_through_the_agent() {
 fn failures_exit_alike_alone_and_through_the_agent() {
     let mut idp = Idp::start(&json!({}));
     let cli = Cli::new();
-    cli.run(&["tenant", "add", "Acme", "--slug", "acme"]).ok();
-    cli.run(&[
-        "provider",
-        "add",
-        "acme/idp",
-        "--issuer",
-        &idp.issuer,
-        "--client-id",
-        "grantkeeper-test",
-        "--scopes",
-        "openid offline_access api:read",
-    ])
-    .ok();
+    cli.acme_with_idp(&idp, &["--scopes", "openid offline_access api:read"]);
     cli.run(&["connect", "acme/main", "--provider", "idp"]).ok();
     cli.run(&["connect", "acme/gone", "--provider", "idp"]).ok();
     cli.run(&["revoke", "acme/gone"]).ok();

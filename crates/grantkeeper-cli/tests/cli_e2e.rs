@@ -798,24 +798,11 @@ fn refusals_and_unreachable_providers() {
 fn a_pasted_redirect_is_read_from_stdin_and_checked() {
     let idp = Idp::start(&json!({}));
     let cli = Cli::new();
-    cli.run(&["tenant", "add", "Acme", "--slug", "acme"]).ok();
     let port = closed_port().to_string();
-    cli.run(&[
-        "provider",
-        "add",
-        "acme/idp",
-        "--issuer",
-        &idp.issuer,
-        "--client-id",
-        "grantkeeper-test",
-        "--redirect",
-        "paste",
-        "--port",
-        &port,
-        "--scopes",
-        "openid",
-    ])
-    .ok();
+    cli.acme_with_idp(
+        &idp,
+        &["--redirect", "paste", "--port", &port, "--scopes", "openid"],
+    );
     let no_browser = [("BROWSER", "/bin/false")];
     let connect = |stdin: &str| {
         cli.run_with(

@@ -181,6 +181,16 @@ impl Cli {
         run
     }
 
+    /// The tenant `acme` with the provider app `acme/idp` for the test IdP (client
+    /// `grantkeeper-test`); `extra` arguments go to `provider add` (scopes, redirect…).
+    pub fn acme_with_idp(&self, idp: &Idp, extra: &[&str]) {
+        self.run(&["tenant", "add", "Acme", "--slug", "acme"]).ok();
+        let mut args = vec!["provider", "add", "acme/idp", "--issuer", &idp.issuer];
+        args.extend(["--client-id", "grantkeeper-test"]);
+        args.extend_from_slice(extra);
+        self.run(&args).ok();
+    }
+
     /// `grantkeeper token args…`: asserts success and returns the printed line, which is
     /// remembered as a secret for [`Cli::assert_no_secret_leaked`].
     #[track_caller]
