@@ -11,7 +11,8 @@ use rusqlite::{params, OptionalExtension};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{Disclosure, Entry, HandOut, RefreshLock, DEFAULT_MIN_VALID};
+use super::{Disclosure, Entry, RefreshLock, DEFAULT_MIN_VALID};
+use crate::secret::HandOut;
 use crate::vault::LOCKS_DIR;
 
 /// The connection fields a refresh decision needs.

@@ -42,9 +42,6 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-pub use crate::error::FailureClass;
-pub use crate::secret::HandOut;
-
 use crate::gate::{Entry, Waiter};
 use inspect::SecretColumn;
 pub use inspect::{JwtView, TokenInspection};

@@ -18,9 +18,11 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{FailureClass, HandOut, Waiter, ATTEMPTS};
+use super::{Waiter, ATTEMPTS};
+use crate::error::FailureClass;
 use crate::gate::RefreshGate;
 use crate::provider_app::{AppContext, Discovery};
+use crate::secret::HandOut;
 
 impl TenantVault<'_> {
     /// Sends the refresh, retrying transient failures with back-off while the deadline allows.

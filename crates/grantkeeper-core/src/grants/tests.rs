@@ -8,6 +8,7 @@ use crate::audit::{Actor, EventKind};
 use crate::catalog::{Catalog, Revocation};
 use crate::deadline::Deadline;
 use crate::error::Error;
+use crate::error::FailureClass;
 use crate::keychain::{Keychain, MemoryKeychain};
 use crate::model::{now_ms, ConnectionId, ConnectionStatus, ExpirySource};
 use crate::model::{AccountIdentity, Endpoints, RedirectMode};

@@ -2,10 +2,10 @@
 //!
 //! One connection and one encrypted session (DH key exchange, AES on the bus) per process,
 //! opened at the first call and kept until the process ends. A connection per call, as the
-//! `keyring` crate makes, costs the daemon a key exchange each time; gnome-keyring 42 also keeps
-//! its per-client state for every connection it ever saw, and aborts when a client's
-//! `OpenSession` is handled after the client already left the bus (seen under load in the stress
-//! test). Fewer, longer connections make both rare.
+//! `keyring` crate makes, costs the daemon a key exchange each time, and gnome-keyring 42 can
+//! abort when many new clients arrive while it is busy (it handles a client's `OpenSession`
+//! before registering the client; seen with `dbus-monitor` under the stress test). Fewer, longer
+//! connections make that rarer, not impossible.
 //!
 //! Entries are items of the default collection with the attributes `service`, `username` and
 //! `target = default`, the same the `keyring` crate used, so entries written by earlier versions
