@@ -151,7 +151,7 @@ fn with_service<T>(
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let reused = held.is_some();
     let result = match run(&mut held, &op) {
-        Err(failed) if (reused && failed.on_the_bus()) || failed.no_reply() => {
+        Err(failed) if failed.on_the_bus() && (reused || failed.no_reply()) => {
             tracing::debug!("the keychain connection failed; connecting once more");
             run(&mut held, &op)
         }
