@@ -1,6 +1,7 @@
 //! Grantkeeper's core: the vault of OAuth grants, shared by the CLI and the desktop app.
 //!
-//! - [`vault`] stores tenants, provider apps and connections in SQLite, with secrets encrypted
+//! - [`store`] is the seam behind which a tenant's provider apps, connections and secrets live;
+//!   [`vault`] stores tenants, provider apps and connections in SQLite, with secrets encrypted
 //!   under per-tenant keys ([`crypto`]) and refresh tokens in the OS keychain ([`keychain`]).
 //! - [`audit`] is the tamper-evident usage history every operation writes to.
 //! - [`report`] is the secret-free grant report (CSV or JSON) for audits and handovers.
@@ -27,6 +28,7 @@ pub mod private;
 pub mod provider_app;
 pub mod report;
 pub mod secret;
+pub mod store;
 pub mod testing;
 pub mod timefmt;
 pub mod vault;

@@ -314,3 +314,21 @@ pub struct Connection {
     #[ts(type = "number")]
     pub created_at: UnixMillis,
 }
+
+/// A refresh token that will die soon unless something happens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+#[ts(export)]
+pub struct ExpiryWarning {
+    /// The connection.
+    pub connection_id: ConnectionId,
+    /// Its tenant.
+    pub tenant_id: TenantId,
+    /// Its name.
+    pub name: String,
+    /// When the refresh token expires.
+    #[ts(type = "number")]
+    pub expires_at: UnixMillis,
+    /// Whether the expiry is a hard one (only re-consent helps) or from inactivity (a refresh
+    /// renews it).
+    pub hard: bool,
+}

@@ -2,24 +2,30 @@
 //! refresh tokens, and the usage log for every operation on them.
 
 mod connections;
+mod grant_lock;
+mod grant_tokens;
 mod history;
 mod keys;
+mod local;
 mod open;
 mod provider_apps;
 mod tenants;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::TransactionBehavior;
 
 use crate::audit::{self, Actor, EventKind, NewEvent};
-use crate::crypto::{Aad, DataKey, FingerprintKey, MasterKey};
+use crate::crypto::{DataKey, FingerprintKey, MasterKey};
 use crate::error::Result;
-use crate::keychain::{EntryName, Keychain};
+use crate::keychain::Keychain;
 use crate::model::*;
-use crate::secret::{ClientSecret, TokenSet};
+use crate::secret::ClientSecret;
+use crate::store::TenantStore;
+pub use crate::store::{NewConnection, NewProviderApp};
+
+pub(crate) use local::LocalStore;
 
 use keys::TenantKeys;
 use provider_apps::{row_to_provider_app, PROVIDER_APP_COLUMNS};
@@ -69,54 +75,6 @@ impl std::fmt::Debug for Vault {
             .field("id", &self.id)
             .finish_non_exhaustive()
     }
-}
-
-/// A new provider app registration.
-#[derive(Debug, Clone)]
-pub struct NewProviderApp {
-    /// Display name, unique in the tenant.
-    pub name: String,
-    /// Catalog preset, if any.
-    pub preset: Option<String>,
-    /// Endpoints.
-    pub endpoints: Endpoints,
-    /// OAuth client id.
-    pub client_id: String,
-    /// OAuth client secret, for confidential clients.
-    pub client_secret: Option<ClientSecret>,
-    /// How the authorization response comes back.
-    pub redirect_mode: RedirectMode,
-    /// Fixed loopback port, if the registration needs one.
-    pub redirect_port: Option<u16>,
-    /// The HTTPS relay page registered as redirect URI, if any.
-    pub relay_url: Option<String>,
-    /// Scopes requested by default.
-    pub default_scopes: Vec<String>,
-}
-
-/// A grant to store after a successful token exchange.
-#[derive(Debug, Clone)]
-pub struct NewConnection {
-    /// Name, unique in the tenant.
-    pub name: String,
-    /// The provider app used.
-    pub provider_app_id: ProviderAppId,
-    /// The account at the provider.
-    pub account: AccountIdentity,
-    /// Scopes asked for.
-    pub scopes_requested: Vec<String>,
-    /// Scopes the provider reported as granted, if it said.
-    pub scopes_granted: Option<Vec<String>>,
-    /// Who consented.
-    pub consented_by: Option<String>,
-    /// Access-token expiry and where it came from.
-    pub access_expiry: Option<(UnixMillis, ExpirySource)>,
-    /// Sliding refresh-token expiry.
-    pub refresh_expires_at: Option<UnixMillis>,
-    /// Hard refresh-token expiry.
-    pub refresh_hard_expires_at: Option<UnixMillis>,
-    /// Provider metadata.
-    pub metadata: BTreeMap<String, String>,
 }
 
 /// Which connections to list.
@@ -202,12 +160,12 @@ impl Vault {
     // ----- tenants -----
 }
 
-/// One tenant's view of the vault, holding its unwrapped data key. It reaches only this
-/// tenant's rows and keychain entries.
+/// One tenant's view of the vault: its records through its [`TenantStore`], the only way to
+/// them and to its secrets.
 pub struct TenantVault<'v> {
     pub(crate) vault: &'v Vault,
     pub(crate) tenant: Tenant,
-    pub(crate) key: DataKey,
+    pub(crate) store: Box<dyn TenantStore + 'v>,
 }
 
 impl std::fmt::Debug for TenantVault<'_> {
@@ -218,7 +176,17 @@ impl std::fmt::Debug for TenantVault<'_> {
     }
 }
 
-impl TenantVault<'_> {
+impl<'v> TenantVault<'v> {
+    /// A tenant's view over another store than the local one (tests of the seam).
+    #[cfg(test)]
+    pub(crate) fn over(vault: &'v Vault, tenant: Tenant, store: impl TenantStore + 'v) -> Self {
+        Self {
+            vault,
+            tenant,
+            store: Box::new(store),
+        }
+    }
+
     /// The tenant.
     pub fn tenant(&self) -> &Tenant {
         &self.tenant
@@ -236,31 +204,47 @@ impl TenantVault<'_> {
             .connection(connection)
     }
 
-    pub(crate) fn aad(&self, table: &str, column: &str, row: &str) -> Aad {
-        Aad::column(&self.vault.id, self.tenant.id.as_str(), table, column, row)
+    /// Registers a provider app; a client secret is stored encrypted.
+    pub fn add_provider_app(&self, app: NewProviderApp, actor: &Actor) -> Result<ProviderApp> {
+        validate_name("provider app", &app.name)?;
+        if app.client_id.trim().is_empty() {
+            return Err(crate::Error::Invalid(
+                "a provider app needs a client id".into(),
+            ));
+        }
+        self.store.add_provider_app(app, actor)
     }
 
-    /// A connection's tokens sealed for its `access_token` and `id_token` columns.
-    pub(crate) fn seal_tokens(
-        &self,
-        id: &ConnectionId,
-        tokens: &TokenSet,
-    ) -> (Vec<u8>, Option<Vec<u8>>) {
-        let seal = |column, text: &str| {
-            self.key
-                .seal(&self.aad("connections", column, id.as_str()), text)
-        };
-        (
-            seal("access_token", tokens.access_token.expose()),
-            tokens
-                .id_token
-                .as_ref()
-                .map(|t| seal("id_token", t.expose())),
-        )
+    /// This tenant's provider apps.
+    pub fn provider_apps(&self) -> Result<Vec<ProviderApp>> {
+        self.store.provider_apps()
     }
 
-    pub(crate) fn refresh_entry(&self, connection: &ConnectionId) -> EntryName {
-        EntryName::refresh_token(&self.vault.id, self.tenant.id.as_str(), connection.as_str())
+    /// One of this tenant's provider apps, by id or name, its settings checked: a change made
+    /// outside Grantkeeper is refused (and recorded) before any request.
+    pub fn provider_app(&self, id_or_name: &str) -> Result<ProviderApp> {
+        self.store.provider_app(id_or_name)
+    }
+
+    /// The client secret of one of this tenant's provider apps.
+    pub fn client_secret(&self, app: &ProviderAppId) -> Result<Option<ClientSecret>> {
+        self.store.client_secret(app)
+    }
+
+    /// The provider app a connection is linked to, the link and the app's settings checked.
+    /// Every request for a grant goes through here (or [`Self::provider_app`]).
+    pub fn connection_app(&self, connection: &Connection) -> Result<ProviderApp> {
+        self.store.connection_app(connection)
+    }
+
+    /// One of this tenant's connections.
+    pub fn connection(&self, id: &ConnectionId) -> Result<Connection> {
+        self.store.connection(id)
+    }
+
+    /// Finds one of this tenant's connections by name.
+    pub fn connection_named(&self, name: &str) -> Result<Connection> {
+        self.store.connection_named(name)
     }
 }
 

@@ -151,3 +151,29 @@ fn source_files_stay_small() {
         .collect();
     assert!(long.is_empty(), "split these: {long:?}");
 }
+
+/// Grants, sign-in flows and the agent reach a tenant's records only through the storage seam
+/// (`store::TenantStore`): no SQL, no keychain, no database connection of their own.
+#[test]
+fn grant_logic_reaches_storage_only_through_the_store() {
+    const LOGIC: [&str; 4] = ["grants", "connect", "provider_app", "agent"];
+    const STORAGE: [&str; 5] = ["rusqlite", "keychain", ".conn()", "LocalStore", "crate::db"];
+    let (mut found, mut scanned) = (Vec::new(), BTreeSet::new());
+    for (module, path) in sources() {
+        if !LOGIC.contains(&module.as_str()) {
+            continue;
+        }
+        scanned.insert(module);
+        for line in code_lines(&path) {
+            if let Some(word) = STORAGE.iter().find(|w| line.contains(*w)) {
+                found.push(format!("{}: {word}: {}", path.display(), line.trim()));
+            }
+        }
+    }
+    assert_eq!(scanned.len(), LOGIC.len(), "{scanned:?}");
+    assert!(
+        found.is_empty(),
+        "storage outside the store:\n{}",
+        found.join("\n")
+    );
+}

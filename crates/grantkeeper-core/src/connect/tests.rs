@@ -181,7 +181,8 @@ fn stored(f: &Fixture) -> (Connection, String, String) {
         .tenant(&f.vault.find_tenant("acme").unwrap().id)
         .unwrap();
     let c = t.connection_named("c").unwrap();
-    let rt = crate::keychain::Keychain::get(&*f.kc, &t.refresh_entry(&c.id))
+    let local = f.vault.local_store(&t.tenant().id).unwrap();
+    let rt = crate::keychain::Keychain::get(&*f.kc, &local.refresh_entry(&c.id))
         .unwrap()
         .map(|s| s.expose().to_owned())
         .unwrap_or_default();

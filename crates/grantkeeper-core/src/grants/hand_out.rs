@@ -1,25 +1,17 @@
 //! Handing out access tokens: the fast path, and a refresh when the cached token is too old.
 
-use crate::audit::{self, Actor, EventKind, NewEvent};
-use crate::deadline::Deadline;
-use crate::error::{Error, Result};
-use crate::model::{now_ms, ConnectionId, ConnectionStatus, UnixMillis};
-use crate::oauth::token::clamp_min_valid;
-use crate::secret::{AccessToken, RefreshToken};
-use crate::vault::TenantVault;
-use rusqlite::{params, OptionalExtension};
-use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{Disclosure, Entry, RefreshLock, DEFAULT_MIN_VALID};
-use crate::secret::HandOut;
-use crate::vault::LOCKS_DIR;
+use crate::audit::{Actor, EventKind, NewEvent};
+use crate::deadline::Deadline;
+use crate::error::{Error, Result};
+use crate::model::{ConnectionId, ConnectionStatus, UnixMillis};
+use crate::oauth::token::clamp_min_valid;
+use crate::secret::{AccessToken, HandOut};
+use crate::store::GrantState;
+use crate::vault::TenantVault;
 
-/// The connection fields a refresh decision needs.
-pub(super) struct Row {
-    pub(super) status: ConnectionStatus,
-    pub(super) has_access: bool,
-}
+use super::{Disclosure, Entry, DEFAULT_MIN_VALID};
 
 impl TenantVault<'_> {
     /// A valid access token for the connection, refreshed if it would expire within
@@ -79,29 +71,12 @@ impl TenantVault<'_> {
         self.refresh_then_hand_out(id, DEFAULT_MIN_VALID, deadline, actor, true)
     }
 
-    pub(super) fn row(&self, id: &ConnectionId) -> Result<Row> {
-        let conn = self.vault.conn();
-        let row = conn
-            .query_row(
-                "SELECT status, access_token IS NOT NULL FROM connections WHERE id = ?1 AND tenant_id = ?2",
-                params![id.as_str(), self.tenant.id.as_str()],
-                |r| {
-                    Ok(Row {
-                        status: r.get(0)?,
-                        has_access: r.get(1)?,
-                    })
-                },
-            )
-            .optional()?
-            .ok_or_else(|| Error::NotFound {
-                what: "connection",
-                name: id.to_string(),
-            })?;
-        Ok(row)
+    pub(super) fn row(&self, id: &ConnectionId) -> Result<GrantState> {
+        self.store.grant_state(id)
     }
 
-    /// The fast path: one write transaction that checks validity, decrypts, records the
-    /// hand-out and returns the token; `None` when a refresh is needed.
+    /// The fast path: one write that checks validity, decrypts, records the hand-out and returns
+    /// the token; `None` when a refresh is needed.
     fn hand_out_if_valid(
         &self,
         id: &ConnectionId,
@@ -109,91 +84,31 @@ impl TenantVault<'_> {
         actor: &Actor,
         shown: Option<Disclosure>,
     ) -> Result<Option<HandOut>> {
-        let aad = self.aad("connections", "access_token", id.as_str());
         let min_ms = i64::try_from(min_valid.as_millis()).unwrap_or(i64::MAX);
-        // A read first: an expiring token must not take the write lock.
-        let (status, expires): (ConnectionStatus, Option<i64>) = self
-            .vault
-            .conn()
-            .prepare_cached("SELECT status, access_expires_at FROM connections WHERE id = ?1 AND tenant_id = ?2")?
-            .query_row(params![id.as_str(), self.tenant.id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?
-            .ok_or_else(|| Error::NotFound {
-                what: "connection",
-                name: id.to_string(),
-            })?;
-        if status != ConnectionStatus::Active
-            || expires.is_some_and(|e| e.saturating_sub(now_ms()) < min_ms)
-        {
-            return Ok(None);
-        }
-        self.vault.write(|tx| {
-            let (status, expires, blob): (ConnectionStatus, Option<i64>, Option<Vec<u8>>) = tx
-                .prepare_cached(
-                    "SELECT status, access_expires_at, access_token FROM connections WHERE id = ?1 AND tenant_id = ?2",
-                )?
-                .query_row(params![id.as_str(), self.tenant.id.as_str()], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })
-                .optional()?
-                .ok_or_else(|| Error::NotFound {
-                    what: "connection",
-                    name: id.to_string(),
-                })?;
-            let now = now_ms();
-            if status != ConnectionStatus::Active {
-                return Ok(None);
-            }
-            let Some(blob) = blob else { return Ok(None) };
-            if expires.is_some_and(|e| e.saturating_sub(now) < min_ms) {
-                return Ok(None);
-            }
-            let token = AccessToken::new(self.key.open(&aad, &blob)?.expose());
-            self.record_hand_out(tx, id, &token, now, actor, shown)?;
-            Ok(Some(HandOut {
-                token,
-                expires_at: expires,
-            }))
+        self.store.take_access_token(id, min_ms, &mut |token, now| {
+            vec![self.hand_out_event(id, token, now, actor, shown)]
         })
     }
 
-    pub(super) fn record_hand_out(
+    /// The event recording a hand-out (or a disclosure) of `token`.
+    pub(super) fn hand_out_event(
         &self,
-        tx: &audit::HistoryTx<'_>,
         id: &ConnectionId,
         token: &AccessToken,
         now: UnixMillis,
         actor: &Actor,
         shown: Option<Disclosure>,
-    ) -> Result<()> {
+    ) -> NewEvent {
         let event = match shown {
             None => NewEvent::new(EventKind::HandedOut, actor),
             Some(how) => NewEvent::new(EventKind::Revealed, actor)
                 .detail(serde_json::json!({ "secret": "access_token", "how": how })),
         };
-        audit::append(
-            tx,
-            &event
-                .at(now)
-                .tenant(&self.tenant.id)
-                .connection(id)
-                .fingerprint(self.vault.fingerprint(token.expose())),
-        )?;
-        tx.prepare_cached("UPDATE connections SET last_used_at = ?2 WHERE id = ?1")?
-            .execute(params![id.as_str(), now])?;
-        Ok(())
-    }
-
-    /// The connection's lock file. Ids come from callers (the window, the agent), so only a
-    /// well-formed id (a UUID, as the vault makes them) becomes part of a path.
-    pub(super) fn lock_path(&self, id: &ConnectionId) -> Result<PathBuf> {
-        if uuid::Uuid::try_parse(id.as_str()).is_err() {
-            return Err(Error::NotFound {
-                what: "connection",
-                name: id.to_string(),
-            });
-        }
-        Ok(self.vault.home().join(LOCKS_DIR).join(format!("{id}.lock")))
+        event
+            .at(now)
+            .tenant(&self.tenant.id)
+            .connection(id)
+            .fingerprint(self.vault.fingerprint(token.expose()))
     }
 
     fn refresh_then_hand_out(
@@ -229,8 +144,7 @@ impl TenantVault<'_> {
                 return Ok(token);
             }
         }
-        let _lock = RefreshLock::acquire(self.lock_path(id)?, deadline)?;
-        self.recover_journal(id)?;
+        let _lock = self.store.lock_grant(id, deadline)?;
         // Another process may have refreshed while this one waited for the lock.
         if !force {
             if let Some(token) = self.hand_out_if_valid(id, min_valid, actor, None)? {
@@ -255,12 +169,7 @@ impl TenantVault<'_> {
                 ))
             }
         }
-        let rt = self
-            .vault
-            .keychain
-            .get(&self.refresh_entry(id))?
-            .map(|t| RefreshToken::new(t.expose()));
-        let Some(rt) = rt else {
+        let Some(rt) = self.store.refresh_token(id)? else {
             return Err(not_usable(if row.has_access {
                 "the access token has expired and this connection has no refresh token: connect again"
             } else {

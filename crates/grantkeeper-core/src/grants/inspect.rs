@@ -4,42 +4,13 @@ use crate::error::{Error, Result};
 use crate::model::ConnectionId;
 use crate::oauth::flow::{self};
 use crate::oauth::jwt::DecodedJwt;
-use crate::secret::SecretText;
+use crate::store::SecretColumn;
 use crate::vault::TenantVault;
-use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use ts_rs::TS;
 
 impl TenantVault<'_> {
-    /// Decrypts one secret column of this tenant's connection; `None` when it holds nothing.
-    pub(super) fn connection_secret(
-        &self,
-        id: &ConnectionId,
-        column: SecretColumn,
-    ) -> Result<Option<SecretText>> {
-        let name = column.name();
-        let blob: Option<Option<Vec<u8>>> = self
-            .vault
-            .conn()
-            .query_row(
-                &format!("SELECT {name} FROM connections WHERE id = ?1 AND tenant_id = ?2"),
-                params![id.as_str(), self.tenant.id.as_str()],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let blob = blob.ok_or_else(|| Error::NotFound {
-            what: "connection",
-            name: id.to_string(),
-        })?;
-        blob.map(|b| {
-            Ok(self
-                .key
-                .open(&self.aad("connections", name, id.as_str()), &b)?)
-        })
-        .transpose()
-    }
-
     /// Asks the provider about the cached access token (RFC 7662). Needs the network.
     pub fn introspect(&self, id: &ConnectionId) -> Result<Map<String, Value>> {
         let Some(at) = self.cached_access_token(id)? else {
@@ -59,7 +30,7 @@ impl TenantVault<'_> {
     /// token leaving the core: only headers and claims.
     pub fn inspect(&self, id: &ConnectionId) -> Result<TokenInspection> {
         let access = self.cached_access_token(id)?;
-        let id_token = self.connection_secret(id, SecretColumn::IdToken)?;
+        let id_token = self.store.secret(id, SecretColumn::IdToken)?;
         let decode = |t: &str| {
             DecodedJwt::decode(t).map(|d| JwtView {
                 header: d.header,
@@ -73,22 +44,6 @@ impl TenantVault<'_> {
                 .is_some_and(|t| DecodedJwt::decode(t.expose()).is_some()),
             id_token: id_token.as_ref().and_then(|t| decode(t.expose())),
         })
-    }
-}
-
-/// The encrypted token columns of a connection row.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum SecretColumn {
-    AccessToken,
-    IdToken,
-}
-
-impl SecretColumn {
-    fn name(self) -> &'static str {
-        match self {
-            Self::AccessToken => "access_token",
-            Self::IdToken => "id_token",
-        }
     }
 }
 

@@ -9,6 +9,8 @@
 //! no request is sent. So N callers of an expiring token cause one refresh request.
 //!
 //! # Crash safety, step by step
+//! The grant logic here drives the order; the store keeps each step (the local store's steps are
+//! in `vault/grant_tokens.rs`, and [`crate::store`] states what any store must promise).
 //! 1. *Lock taken, nothing sent.* A kill releases the lock (the kernel drops it); nothing changed.
 //! 2. *Request sent, no answer read.* The provider may have rotated the refresh token, and the
 //!    new one is lost with the process. The keychain still holds the old one: providers with a
@@ -30,10 +32,11 @@
 
 mod hand_out;
 mod inspect;
-mod lock;
 mod maintain;
 mod refresh;
 mod revoke;
+#[cfg(test)]
+mod seam_tests;
 #[cfg(test)]
 mod tests;
 
@@ -43,15 +46,11 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use crate::gate::{Entry, Waiter};
-use inspect::SecretColumn;
 pub use inspect::{JwtView, TokenInspection};
-use lock::RefreshLock;
-pub use maintain::{ExpiryWarning, MaintenanceReport};
+pub use maintain::MaintenanceReport;
 
 /// Default minimum remaining validity of a handed-out access token.
 pub const DEFAULT_MIN_VALID: Duration = Duration::from_secs(60);
-/// How long a caller waits for another caller's refresh of the same grant.
-const LOCK_WAIT: Duration = Duration::from_secs(120);
 /// Attempts for transient refresh failures (5xx, network, timeouts), all within the caller's
 /// [`crate::deadline::Deadline`].
 const ATTEMPTS: u32 = 3;

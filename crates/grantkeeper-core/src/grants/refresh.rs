@@ -1,6 +1,6 @@
 //! Refreshing: the request with its retries, the failure record, the journal and the store.
 
-use crate::audit::{self, Actor, EventKind, NewEvent};
+use crate::audit::{Actor, EventKind};
 use crate::catalog::Preset;
 use crate::deadline::Deadline;
 use crate::error::{Error, Result};
@@ -10,10 +10,10 @@ use crate::oauth::flow::TokenEndpoint;
 use crate::oauth::jwt::DecodedJwt;
 use crate::oauth::token::{expiry_after, TokenResponse};
 use crate::oauth::OAuthError;
-use crate::secret::{RefreshToken, SecretText};
+use crate::secret::RefreshToken;
+use crate::store::Refreshed;
 use crate::vault::TenantVault;
 use rand::Rng;
-use rusqlite::{params, OptionalExtension};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,21 +73,12 @@ impl TenantVault<'_> {
             ),
             FailureClass::Transient => (None, message.clone()),
         };
-        let written = self.vault.write(|tx| {
-            if let Some(s) = status {
-                tx.execute(
-                    "UPDATE connections SET status = ?2, status_detail = ?3 WHERE id = ?1",
-                    params![id.as_str(), s, detail],
-                )?;
-            }
-            audit::append(
-                tx,
-                &self
-                    .event(EventKind::RefreshFailed, id, actor)
-                    .detail(json!({ "class": class, "error": message })),
-            )?;
-            Ok(())
-        });
+        let event = self
+            .event(EventKind::RefreshFailed, id, actor)
+            .detail(json!({ "class": class, "error": message }));
+        let written = self
+            .store
+            .record_failure(id, status.map(|s| (s, detail.as_str())), event);
         match written {
             Ok(()) => Error::Refresh { class, source: e },
             Err(w) => w,
@@ -100,31 +91,6 @@ impl TenantVault<'_> {
         self.app_context(app, Discovery::WhenMissing)
     }
 
-    /// Moves a journaled refresh token into the keychain (step 4 of the crash analysis).
-    pub(super) fn recover_journal(&self, id: &ConnectionId) -> Result<()> {
-        let blob: Option<Vec<u8>> = self
-            .vault
-            .conn()
-            .query_row(
-                "SELECT refresh_token FROM refresh_journal WHERE connection_id = ?1",
-                [id.as_str()],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let Some(blob) = blob else { return Ok(()) };
-        let rt = self.key.open(
-            &self.aad("refresh_journal", "refresh_token", id.as_str()),
-            &blob,
-        )?;
-        self.vault.keychain.set(&self.refresh_entry(id), &rt)?;
-        self.vault.conn().execute(
-            "DELETE FROM refresh_journal WHERE connection_id = ?1",
-            [id.as_str()],
-        )?;
-        tracing::info!(connection = %id, "recovered a rotated refresh token from the journal");
-        Ok(())
-    }
-
     pub(super) fn store_refresh(
         &self,
         id: &ConnectionId,
@@ -135,29 +101,12 @@ impl TenantVault<'_> {
     ) -> Result<HandOut> {
         let mut served: Vec<Arc<Waiter>> = Vec::new();
         let now = now_ms();
-        let rotated = response.tokens.refresh_token.clone();
-        if let Some(new_rt) = &rotated {
-            let blob = self.key.seal(
-                &self.aad("refresh_journal", "refresh_token", id.as_str()),
-                new_rt.expose(),
-            );
-            self.vault.conn().execute(
-                "INSERT OR REPLACE INTO refresh_journal (connection_id, refresh_token, created_at) VALUES (?1, ?2, ?3)",
-                params![id.as_str(), blob, now],
-            )?;
-            crate::testing::crash_point("after_journal");
-            self.vault
-                .keychain
-                .set(&self.refresh_entry(id), &SecretText::new(new_rt.expose()))?;
-            crate::testing::crash_point("after_keychain");
+        let rotated = response.tokens.refresh_token.is_some();
+        if let Some(new_rt) = &response.tokens.refresh_token {
+            self.store.keep_refresh_token(id, new_rt)?;
         }
         let token = response.tokens.access_token.clone();
         let expiry = refreshed_expiry(&response, preset, now);
-        let (access_blob, id_blob) = self.seal_tokens(id, &response.tokens);
-        let scopes = response
-            .scopes
-            .as_ref()
-            .map(|s| serde_json::to_string(s).expect("strings serialize"));
         let sliding = response
             .refresh_expires_in
             .map(|s| expiry_after(now, s))
@@ -166,46 +115,34 @@ impl TenantVault<'_> {
                     .and_then(|p| p.expiry.refresh_idle_days)
                     .map(|d| now + i64::from(d) * 86_400_000)
             });
-        self.vault.write(|tx| {
-            tx.execute(
-                "UPDATE connections SET access_token = ?2, access_expires_at = ?3, access_expiry_source = ?4,
-                        id_token = COALESCE(?5, id_token), last_refresh_at = ?6, status = 'active',
-                        status_detail = NULL, scopes_granted = COALESCE(?7, scopes_granted),
-                        refresh_expires_at = ?8
-                 WHERE id = ?1",
-                params![
-                    id.as_str(),
-                    access_blob,
-                    expiry.map(|(t, _)| t),
-                    expiry.map(|(_, s)| serde_json::to_string(&s).expect("enums serialize")),
-                    id_blob,
-                    now,
-                    scopes,
-                    sliding,
-                ],
-            )?;
-            tx.execute("DELETE FROM refresh_journal WHERE connection_id = ?1", [id.as_str()])?;
-            audit::append(
-                tx,
-                &NewEvent::new(EventKind::Refreshed, actor)
+        let refreshed = Refreshed {
+            tokens: &response.tokens,
+            expiry,
+            scopes_granted: response.scopes.as_deref(),
+            refresh_expires_at: sliding,
+            at: now,
+        };
+        let fingerprint = self.vault.fingerprint(token.expose());
+        self.store.save_refreshed(id, &refreshed, &mut || {
+            let mut events = vec![
+                self.event(EventKind::Refreshed, id, actor)
                     .at(now)
-                    .tenant(&self.tenant.id)
-                    .connection(id)
-                    .fingerprint(self.vault.fingerprint(token.expose()))
-                    .detail(json!({ "rotated": rotated.is_some() })),
-            )?;
-            self.record_hand_out(tx, id, &token, now, actor, None)?;
+                    .fingerprint(fingerprint.clone())
+                    .detail(json!({ "rotated": rotated })),
+                self.hand_out_event(id, &token, now, actor, None),
+            ];
             // Threads of this process waiting at the gate get the same token, recorded here.
             let valid_ms = expiry.map_or(i64::MAX, |(t, _)| t.saturating_sub(now));
-            let mut events = Vec::new();
+            served.clear();
             for w in gate.waiters().iter().filter(|w| w.min_valid_ms <= valid_ms) {
-                events.push(self.event(EventKind::HandedOut, id, &w.actor).at(now).fingerprint(self.vault.fingerprint(token.expose())));
+                events.push(
+                    self.event(EventKind::HandedOut, id, &w.actor)
+                        .at(now)
+                        .fingerprint(fingerprint.clone()),
+                );
                 served.push(w.clone());
             }
-            if !events.is_empty() {
-                audit::append_batch(tx, &events)?;
-            }
-            Ok(())
+            events
         })?;
         let handed = HandOut {
             token,

@@ -1,6 +1,6 @@
 //! Revoking grants at the provider in each provider's style, then forgetting them here.
 
-use crate::audit::{self, Actor, EventKind};
+use crate::audit::{Actor, EventKind};
 use crate::catalog::Revocation;
 use crate::deadline::Deadline;
 use crate::error::Result;
@@ -9,10 +9,10 @@ use crate::oauth::flow::TokenEndpoint;
 use crate::oauth::OAuthError;
 use crate::secret::AccessToken;
 use crate::vault::TenantVault;
-use rusqlite::params;
 use serde_json::json;
 
-use super::{RefreshLock, RevokeOutcome, SecretColumn, LOCK_WAIT};
+use super::RevokeOutcome;
+use crate::store::{SecretColumn, LOCK_WAIT};
 
 impl TenantVault<'_> {
     /// Deletes a connection, revoking its grant at the provider first when `revoke` is set and
@@ -35,11 +35,10 @@ impl TenantVault<'_> {
     /// Revokes the grant at the provider (RFC 7009 or the provider's own method), then forgets
     /// its tokens locally, recording whether the provider confirmed.
     pub fn revoke(&self, id: &ConnectionId, actor: &Actor) -> Result<RevokeOutcome> {
-        let _lock = RefreshLock::acquire(self.lock_path(id)?, &Deadline::within(LOCK_WAIT))?;
-        self.recover_journal(id)?;
+        let _lock = self.store.lock_grant(id, &Deadline::within(LOCK_WAIT))?;
         let ctx = self.grant_context(id)?;
         let (client, preset) = (&ctx.client, ctx.preset);
-        let rt = self.vault.keychain.get(&self.refresh_entry(id))?;
+        let rt = self.store.refresh_token(id)?;
         let access = self.cached_access_token(id)?;
         let method = preset
             .map(|p| p.revocation.clone())
@@ -109,21 +108,10 @@ impl TenantVault<'_> {
             Ok(d) => (true, d),
             Err(e) => (false, format!("not revoked at the provider: {e}")),
         };
-        self.vault.keychain.delete(&self.refresh_entry(id))?;
-        self.vault.write(|tx| {
-            tx.execute(
-                "UPDATE connections SET status = 'revoked', status_detail = ?2, access_token = NULL, id_token = NULL,
-                        has_refresh_token = 0, access_expires_at = NULL WHERE id = ?1",
-                params![id.as_str(), detail],
-            )?;
-            tx.execute("DELETE FROM refresh_journal WHERE connection_id = ?1", [id.as_str()])?;
-            audit::append(
-                tx,
-                &self.event(EventKind::Revoked, id, actor)
-                    .detail(json!({ "at_provider": confirmed, "detail": detail })),
-            )?;
-            Ok(())
-        })?;
+        let event = self
+            .event(EventKind::Revoked, id, actor)
+            .detail(json!({ "at_provider": confirmed, "detail": detail }));
+        self.store.forget_tokens(id, &detail, event)?;
         Ok(RevokeOutcome {
             revoked_at_provider: confirmed,
             detail,
@@ -133,7 +121,8 @@ impl TenantVault<'_> {
 
     pub(super) fn cached_access_token(&self, id: &ConnectionId) -> Result<Option<AccessToken>> {
         Ok(self
-            .connection_secret(id, SecretColumn::AccessToken)?
+            .store
+            .secret(id, SecretColumn::AccessToken)?
             .map(|t| AccessToken::new(t.expose())))
     }
 }

@@ -24,20 +24,20 @@ use crate::Vault;
 use rusqlite::params;
 use serde_json::json;
 
-struct Fx {
-    _dir: tempfile::TempDir,
-    kc: Arc<MemoryKeychain>,
-    vault: Vault,
-    stub: Stub,
-    id: ConnectionId,
+pub(super) struct Fx {
+    pub(super) _dir: tempfile::TempDir,
+    pub(super) kc: Arc<MemoryKeychain>,
+    pub(super) vault: Vault,
+    pub(super) stub: Stub,
+    pub(super) id: ConnectionId,
 }
 
-fn actor() -> Actor {
+pub(super) fn actor() -> Actor {
     Actor::new(ActorKind::Cli)
 }
 
 /// A connection whose access token expired a minute ago, with refresh token `rt-0`.
-fn fx(handler: impl Fn(&StubRequest) -> StubResponse + Send + Sync + 'static) -> Fx {
+pub(super) fn fx(handler: impl Fn(&StubRequest) -> StubResponse + Send + Sync + 'static) -> Fx {
     let stub = Stub::start(handler);
     let dir = tempfile::tempdir().unwrap();
     let kc = Arc::new(MemoryKeychain::default());
@@ -68,21 +68,27 @@ fn fx(handler: impl Fn(&StubRequest) -> StubResponse + Send + Sync + 'static) ->
     }
 }
 
-fn scope(f: &Fx) -> TenantVault<'_> {
+pub(super) fn scope(f: &Fx) -> TenantVault<'_> {
     f.vault
         .tenant(&f.vault.find_tenant("acme").unwrap().id)
         .unwrap()
 }
 
+pub(super) fn local(f: &Fx) -> crate::vault::LocalStore<'_> {
+    f.vault
+        .local_store(&f.vault.find_tenant("acme").unwrap().id)
+        .unwrap()
+}
+
 fn stored_rt(f: &Fx) -> String {
-    let t = scope(f);
+    let t = local(f);
     f.kc.get(&t.refresh_entry(&f.id))
         .unwrap()
         .map(|s| s.expose().to_owned())
         .unwrap_or_default()
 }
 
-fn refresh_requests(f: &Fx) -> Vec<String> {
+pub(super) fn refresh_requests(f: &Fx) -> Vec<String> {
     f.stub
         .requests
         .lock()
@@ -93,7 +99,7 @@ fn refresh_requests(f: &Fx) -> Vec<String> {
         .collect()
 }
 
-fn rotating() -> impl Fn(&StubRequest) -> StubResponse + Send + Sync + 'static {
+pub(super) fn rotating() -> impl Fn(&StubRequest) -> StubResponse + Send + Sync + 'static {
     let n = AtomicUsize::new(0);
     move |_| {
         let i = n.fetch_add(1, Ordering::SeqCst) + 1;
@@ -365,7 +371,7 @@ fn server_errors_are_retried_then_leave_state_unchanged() {
 #[test]
 fn a_journaled_refresh_token_is_recovered() {
     let f = fx(rotating());
-    let t = scope(&f);
+    let t = local(&f);
     // A crash after the journal write, before the keychain write.
     let blob = t.key.seal(
         &t.aad("refresh_journal", "refresh_token", f.id.as_str()),
@@ -378,7 +384,8 @@ fn a_journaled_refresh_token_is_recovered() {
             params![f.id.as_str(), blob],
         )
         .unwrap();
-    t.access_token(&f.id, DEFAULT_MIN_VALID, &Deadline::default(), &actor())
+    scope(&f)
+        .access_token(&f.id, DEFAULT_MIN_VALID, &Deadline::default(), &actor())
         .unwrap();
     assert!(refresh_requests(&f)[0].contains("refresh_token=rt-journaled"));
     assert_eq!(stored_rt(&f), "rt-1");

@@ -1,5 +1,7 @@
 //! Connections: stored after consent, renewed at re-consent, listed, found, deleted.
 
+use std::time::Duration;
+
 use rusqlite::{params, OptionalExtension};
 use serde_json::json;
 
@@ -8,11 +10,44 @@ use crate::error::{Error, Result};
 use crate::model::*;
 use crate::secret::TokenSet;
 
-use super::{
-    from_json, to_json, validate_name, ConnectionFilter, NewConnection, TenantVault, Vault,
-};
+use crate::audit::NewEvent;
+use crate::store::{ConnectionStore, NewConnection};
+
+use super::{from_json, to_json, validate_name, ConnectionFilter, LocalStore, TenantVault, Vault};
 
 impl Vault {
+    /// Refresh tokens that expire within `within`, soonest first.
+    pub fn expiry_warnings(&self, within: Duration) -> Result<Vec<ExpiryWarning>> {
+        let horizon =
+            now_ms().saturating_add(i64::try_from(within.as_millis()).unwrap_or(i64::MAX));
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id, tenant_id, name, refresh_expires_at, refresh_hard_expires_at FROM connections
+             WHERE status = 'active' AND has_refresh_token = 1
+               AND (refresh_expires_at <= ?1 OR refresh_hard_expires_at <= ?1)",
+        )?;
+        let rows = stmt.query_map([horizon], |r| {
+            let sliding: Option<i64> = r.get(3)?;
+            let hard: Option<i64> = r.get(4)?;
+            let (expires_at, is_hard) = match (sliding, hard) {
+                (Some(s), Some(h)) if h <= s => (h, true),
+                (Some(s), _) => (s, false),
+                (None, Some(h)) => (h, true),
+                (None, None) => (i64::MAX, false),
+            };
+            Ok(ExpiryWarning {
+                connection_id: ConnectionId::from_string(r.get::<_, String>(0)?),
+                tenant_id: TenantId::from_string(r.get::<_, String>(1)?),
+                name: r.get(2)?,
+                expires_at,
+                hard: is_hard,
+            })
+        })?;
+        let mut out: Vec<ExpiryWarning> = rows.collect::<rusqlite::Result<_>>()?;
+        out.sort_by_key(|w| w.expires_at);
+        Ok(out)
+    }
+
     /// Connections across tenants, by tenant and name.
     pub fn connections(&self, filter: &ConnectionFilter) -> Result<Vec<Connection>> {
         let conn = self.conn();
@@ -45,30 +80,189 @@ impl TenantVault<'_> {
     ) -> Result<Connection> {
         validate_name("connection", &new.name)?;
         let id = ConnectionId::generate();
-        let entry = self.refresh_entry(&id);
+        let granted = new.scopes_granted.as_ref().unwrap_or(&new.scopes_requested);
+        let event = self
+            .event(EventKind::Consented, &id, actor)
+            .fingerprint(self.vault.fingerprint(tokens.access_token.expose()))
+            .detail(json!({ "scopes_requested": new.scopes_requested, "scopes_granted": granted }));
+        if let Err(e) = self.store.insert_connection(&id, &new, &tokens, event) {
+            tracing::warn!(tenant = %self.tenant.id, error = %e, "storing a connection failed; nothing kept");
+            return Err(e);
+        }
+        tracing::info!(tenant = %self.tenant.id, connection = %id, name = %new.name, "connection stored");
+        self.connection(&id)
+    }
+
+    /// Renews a connection in place after a re-consent: new tokens (the refresh token replaced in
+    /// the keychain first), scopes, account and expiries; status active; history kept. The
+    /// `consented` event records which scopes were added or dropped.
+    pub fn renew_connection(
+        &self,
+        id: &ConnectionId,
+        new: NewConnection,
+        tokens: TokenSet,
+        actor: &Actor,
+    ) -> Result<Connection> {
+        let before = self.connection(id)?;
+        let granted = new.scopes_granted.as_ref().unwrap_or(&new.scopes_requested);
+        let added: Vec<&String> = granted
+            .iter()
+            .filter(|s| !before.scopes_granted.contains(s))
+            .collect();
+        let dropped: Vec<&String> = before
+            .scopes_granted
+            .iter()
+            .filter(|s| !granted.contains(s))
+            .collect();
+        let event = self
+            .event(EventKind::Consented, id, actor)
+            .fingerprint(self.vault.fingerprint(tokens.access_token.expose()))
+            .detail(json!({ "reconsent": true, "scopes_granted": granted, "scopes_added": added, "scopes_dropped": dropped }));
+        self.store.renew_connection(id, &new, &tokens, event)?;
+        self.connection(id)
+    }
+
+    /// Deletes a connection: its refresh token leaves the keychain, its row the database.
+    pub fn delete_connection(&self, id: &ConnectionId, actor: &Actor) -> Result<()> {
+        self.connection(id)?;
+        self.store
+            .delete_connection(id, self.event(EventKind::Deleted, id, actor))
+    }
+}
+
+impl ConnectionStore for LocalStore<'_> {
+    fn insert_connection(
+        &self,
+        id: &ConnectionId,
+        new: &NewConnection,
+        tokens: &TokenSet,
+        event: NewEvent,
+    ) -> Result<()> {
+        let entry = self.refresh_entry(id);
         if let Some(rt) = &tokens.refresh_token {
             self.vault
                 .keychain
                 .set(&entry, &crate::secret::SecretText::new(rt.expose()))?;
         }
-        let result = self.insert_connection(&id, &new, &tokens, actor);
+        let result = self.insert_row(id, new, tokens, &event);
         if result.is_err() && tokens.refresh_token.is_some() {
             let _ = self.vault.keychain.delete(&entry);
         }
-        if let Err(e) = &result {
-            tracing::warn!(tenant = %self.tenant.id, error = %e, "storing a connection failed; nothing kept");
-        }
-        result?;
-        tracing::info!(tenant = %self.tenant.id, connection = %id, name = %new.name, "connection stored");
-        self.connection(&id)
+        result
     }
 
-    pub(super) fn insert_connection(
+    fn renew_connection(
         &self,
         id: &ConnectionId,
         new: &NewConnection,
         tokens: &TokenSet,
-        actor: &Actor,
+        event: NewEvent,
+    ) -> Result<()> {
+        let before = self.connection(id)?;
+        if let Some(rt) = &tokens.refresh_token {
+            self.vault.keychain.set(
+                &self.refresh_entry(id),
+                &crate::secret::SecretText::new(rt.expose()),
+            )?;
+        }
+        let (access, id_token) = self.seal_tokens(id, tokens);
+        let (granted, reported) = match &new.scopes_granted {
+            Some(g) => (g.clone(), true),
+            None => (new.scopes_requested.clone(), false),
+        };
+        let has_refresh = tokens.refresh_token.is_some() || before.has_refresh_token;
+        self.vault.write(|tx| {
+            tx.execute(
+                "UPDATE connections SET account_subject = ?2, account_username = ?3, account_org_id = ?4,
+                        scopes_requested = ?5, scopes_granted = ?6, scopes_granted_reported = ?7, consented_at = ?8,
+                        consented_by = ?9, status = 'active', status_detail = NULL, access_expires_at = ?10,
+                        access_expiry_source = ?11, refresh_expires_at = ?12, refresh_hard_expires_at = ?13,
+                        has_refresh_token = ?14, metadata = ?15, access_token = ?16, id_token = ?17
+                 WHERE id = ?1 AND tenant_id = ?18",
+                params![
+                    id.as_str(),
+                    new.account.subject,
+                    new.account.username,
+                    new.account.org_id,
+                    to_json(&new.scopes_requested),
+                    to_json(&granted),
+                    reported,
+                    now_ms(),
+                    new.consented_by,
+                    new.access_expiry.map(|(t, _)| t),
+                    new.access_expiry.map(|(_, s)| to_json(&s)),
+                    new.refresh_expires_at,
+                    new.refresh_hard_expires_at,
+                    has_refresh,
+                    to_json(&new.metadata),
+                    access,
+                    id_token,
+                    self.tenant.id.as_str(),
+                ],
+            )?;
+            tx.execute("DELETE FROM refresh_journal WHERE connection_id = ?1", [id.as_str()])?;
+            audit::append(tx, &event)?;
+            Ok(())
+        })
+    }
+
+    fn connection(&self, id: &ConnectionId) -> Result<Connection> {
+        let conn = self.vault.conn();
+        let sql = format!(
+            "SELECT {CONNECTION_COLUMNS} FROM connections c WHERE c.id = ?1 AND c.tenant_id = ?2"
+        );
+        let found = conn
+            .prepare_cached(&sql)?
+            .query_row(
+                params![id.as_str(), self.tenant.id.as_str()],
+                row_to_connection,
+            )
+            .optional()?;
+        found.ok_or_else(|| Error::NotFound {
+            what: "connection",
+            name: id.to_string(),
+        })
+    }
+
+    fn connection_named(&self, name: &str) -> Result<Connection> {
+        let conn = self.vault.conn();
+        let sql = format!(
+            "SELECT {CONNECTION_COLUMNS} FROM connections c WHERE c.name = ?1 AND c.tenant_id = ?2"
+        );
+        let found = conn
+            .prepare_cached(&sql)?
+            .query_row(params![name, self.tenant.id.as_str()], row_to_connection)
+            .optional()?;
+        found.ok_or_else(|| Error::NotFound {
+            what: "connection",
+            name: format!("{}/{name}", self.tenant.slug),
+        })
+    }
+
+    fn delete_connection(&self, id: &ConnectionId, event: NewEvent) -> Result<()> {
+        self.vault.keychain.delete(&self.refresh_entry(id))?;
+        self.vault.write(|tx| {
+            tx.execute(
+                "DELETE FROM connections WHERE id = ?1 AND tenant_id = ?2",
+                params![id.as_str(), self.tenant.id.as_str()],
+            )?;
+            audit::append(tx, &event)?;
+            Ok(())
+        })
+    }
+
+    fn connection_app(&self, connection: &Connection) -> Result<ProviderApp> {
+        self.linked_app(connection)
+    }
+}
+
+impl LocalStore<'_> {
+    fn insert_row(
+        &self,
+        id: &ConnectionId,
+        new: &NewConnection,
+        tokens: &TokenSet,
+        event: &NewEvent,
     ) -> Result<()> {
         let (access, id_token) = self.seal_tokens(id, tokens);
         let now = now_ms();
@@ -124,135 +318,7 @@ impl TenantVault<'_> {
                     self.link_mac(id.as_str(), new.provider_app_id.as_str()),
                 ],
             )?;
-            audit::append(
-                tx,
-                &self.event(EventKind::Consented, id, actor)
-                    .fingerprint(self.vault.fingerprint(tokens.access_token.expose()))
-                    .detail(json!({ "scopes_requested": new.scopes_requested, "scopes_granted": granted })),
-            )?;
-            Ok(())
-        })
-    }
-
-    /// Renews a connection in place after a re-consent: new tokens (the refresh token replaced in
-    /// the keychain first), scopes, account and expiries; status active; history kept. The
-    /// `consented` event records which scopes were added or dropped.
-    pub fn renew_connection(
-        &self,
-        id: &ConnectionId,
-        new: NewConnection,
-        tokens: TokenSet,
-        actor: &Actor,
-    ) -> Result<Connection> {
-        let before = self.connection(id)?;
-        if let Some(rt) = &tokens.refresh_token {
-            self.vault.keychain.set(
-                &self.refresh_entry(id),
-                &crate::secret::SecretText::new(rt.expose()),
-            )?;
-        }
-        let (access, id_token) = self.seal_tokens(id, &tokens);
-        let (granted, reported) = match &new.scopes_granted {
-            Some(g) => (g.clone(), true),
-            None => (new.scopes_requested.clone(), false),
-        };
-        let added: Vec<&String> = granted
-            .iter()
-            .filter(|s| !before.scopes_granted.contains(s))
-            .collect();
-        let dropped: Vec<&String> = before
-            .scopes_granted
-            .iter()
-            .filter(|s| !granted.contains(s))
-            .collect();
-        let has_refresh = tokens.refresh_token.is_some() || before.has_refresh_token;
-        self.vault.write(|tx| {
-            tx.execute(
-                "UPDATE connections SET account_subject = ?2, account_username = ?3, account_org_id = ?4,
-                        scopes_requested = ?5, scopes_granted = ?6, scopes_granted_reported = ?7, consented_at = ?8,
-                        consented_by = ?9, status = 'active', status_detail = NULL, access_expires_at = ?10,
-                        access_expiry_source = ?11, refresh_expires_at = ?12, refresh_hard_expires_at = ?13,
-                        has_refresh_token = ?14, metadata = ?15, access_token = ?16, id_token = ?17
-                 WHERE id = ?1 AND tenant_id = ?18",
-                params![
-                    id.as_str(),
-                    new.account.subject,
-                    new.account.username,
-                    new.account.org_id,
-                    to_json(&new.scopes_requested),
-                    to_json(&granted),
-                    reported,
-                    now_ms(),
-                    new.consented_by,
-                    new.access_expiry.map(|(t, _)| t),
-                    new.access_expiry.map(|(_, s)| to_json(&s)),
-                    new.refresh_expires_at,
-                    new.refresh_hard_expires_at,
-                    has_refresh,
-                    to_json(&new.metadata),
-                    access,
-                    id_token,
-                    self.tenant.id.as_str(),
-                ],
-            )?;
-            tx.execute("DELETE FROM refresh_journal WHERE connection_id = ?1", [id.as_str()])?;
-            audit::append(
-                tx,
-                &self
-                    .event(EventKind::Consented, id, actor)
-                    .fingerprint(self.vault.fingerprint(tokens.access_token.expose()))
-                    .detail(json!({ "reconsent": true, "scopes_granted": granted, "scopes_added": added, "scopes_dropped": dropped })),
-            )?;
-            Ok(())
-        })?;
-        self.connection(id)
-    }
-
-    /// One of this tenant's connections.
-    pub fn connection(&self, id: &ConnectionId) -> Result<Connection> {
-        let conn = self.vault.conn();
-        let sql = format!(
-            "SELECT {CONNECTION_COLUMNS} FROM connections c WHERE c.id = ?1 AND c.tenant_id = ?2"
-        );
-        let found = conn
-            .prepare_cached(&sql)?
-            .query_row(
-                params![id.as_str(), self.tenant.id.as_str()],
-                row_to_connection,
-            )
-            .optional()?;
-        found.ok_or_else(|| Error::NotFound {
-            what: "connection",
-            name: id.to_string(),
-        })
-    }
-
-    /// Finds one of this tenant's connections by name.
-    pub fn connection_named(&self, name: &str) -> Result<Connection> {
-        let conn = self.vault.conn();
-        let sql = format!(
-            "SELECT {CONNECTION_COLUMNS} FROM connections c WHERE c.name = ?1 AND c.tenant_id = ?2"
-        );
-        let found = conn
-            .prepare_cached(&sql)?
-            .query_row(params![name, self.tenant.id.as_str()], row_to_connection)
-            .optional()?;
-        found.ok_or_else(|| Error::NotFound {
-            what: "connection",
-            name: format!("{}/{name}", self.tenant.slug),
-        })
-    }
-
-    /// Deletes a connection: its refresh token leaves the keychain, its row the database.
-    pub fn delete_connection(&self, id: &ConnectionId, actor: &Actor) -> Result<()> {
-        self.connection(id)?;
-        self.vault.keychain.delete(&self.refresh_entry(id))?;
-        self.vault.write(|tx| {
-            tx.execute(
-                "DELETE FROM connections WHERE id = ?1 AND tenant_id = ?2",
-                params![id.as_str(), self.tenant.id.as_str()],
-            )?;
-            audit::append(tx, &self.event(EventKind::Deleted, id, actor))?;
+            audit::append(tx, event)?;
             Ok(())
         })
     }

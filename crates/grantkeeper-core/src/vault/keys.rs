@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::keychain::EntryName;
 use crate::model::*;
 
-use super::{row_to_provider_app, TenantVault, Vault, KEYS_LOCK_FILE, PROVIDER_APP_COLUMNS};
+use super::{row_to_provider_app, LocalStore, Vault, KEYS_LOCK_FILE, PROVIDER_APP_COLUMNS};
 
 impl Vault {
     /// Held while the keychain entry of the vault's keys changes (see [`Self::change_tenant_keys`]).
@@ -176,7 +176,7 @@ impl Vault {
             keys.adopting.insert(tenant.id.to_string());
         })?;
         let rewrapped = tenant_key.wrap(key, &Aad::tenant_data_key(&self.id, tenant.id.as_str()));
-        let scope = TenantVault {
+        let scope = LocalStore {
             vault: self,
             tenant: tenant.clone(),
             key: key.clone(),

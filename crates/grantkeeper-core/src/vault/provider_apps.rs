@@ -9,9 +9,11 @@ use crate::error::{Error, Result};
 use crate::model::*;
 use crate::secret::ClientSecret;
 
-use super::{from_json, to_json, validate_name, NewProviderApp, TenantVault};
+use crate::store::{NewProviderApp, ProviderAppStore};
 
-impl TenantVault<'_> {
+use super::{from_json, to_json, LocalStore};
+
+impl LocalStore<'_> {
     /// The MAC over a provider app's settings: everything that decides where its grants' secrets
     /// go and how they are asked for.
     pub(super) fn app_mac(&self, app: &ProviderApp) -> Vec<u8> {
@@ -62,8 +64,8 @@ impl TenantVault<'_> {
     }
 
     /// The provider app a connection is linked to, both checked: the link's and the app's
-    /// settings' MACs. Every request for a grant goes through here (or [`Self::provider_app`]).
-    pub fn connection_app(&self, connection: &Connection) -> Result<ProviderApp> {
+    /// settings' MACs.
+    pub(super) fn linked_app(&self, connection: &Connection) -> Result<ProviderApp> {
         let mac: Option<Vec<u8>> = self
             .vault
             .conn()
@@ -84,13 +86,10 @@ impl TenantVault<'_> {
         }
         self.provider_app(app)
     }
+}
 
-    /// Registers a provider app; a client secret is stored encrypted.
-    pub fn add_provider_app(&self, app: NewProviderApp, actor: &Actor) -> Result<ProviderApp> {
-        validate_name("provider app", &app.name)?;
-        if app.client_id.trim().is_empty() {
-            return Err(Error::Invalid("a provider app needs a client id".into()));
-        }
+impl ProviderAppStore for LocalStore<'_> {
+    fn add_provider_app(&self, app: NewProviderApp, actor: &Actor) -> Result<ProviderApp> {
         let id = ProviderAppId::generate();
         let secret = app.client_secret.as_ref().map(|s| {
             self.key.seal(
@@ -152,8 +151,7 @@ impl TenantVault<'_> {
         Ok(record)
     }
 
-    /// This tenant's provider apps.
-    pub fn provider_apps(&self) -> Result<Vec<ProviderApp>> {
+    fn provider_apps(&self) -> Result<Vec<ProviderApp>> {
         let conn = self.vault.conn();
         let mut stmt = conn.prepare(&format!(
             "SELECT {PROVIDER_APP_COLUMNS} FROM provider_apps WHERE tenant_id = ?1 ORDER BY name"
@@ -162,9 +160,7 @@ impl TenantVault<'_> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// One of this tenant's provider apps, by id or name, its settings checked against their
-    /// MAC: a change made outside Grantkeeper is refused (and recorded) before any request.
-    pub fn provider_app(&self, id_or_name: &str) -> Result<ProviderApp> {
+    fn provider_app(&self, id_or_name: &str) -> Result<ProviderApp> {
         let found = self
             .vault
             .conn()
@@ -193,8 +189,7 @@ impl TenantVault<'_> {
         Ok(app)
     }
 
-    /// The client secret of one of this tenant's provider apps.
-    pub fn client_secret(&self, app: &ProviderAppId) -> Result<Option<ClientSecret>> {
+    fn client_secret(&self, app: &ProviderAppId) -> Result<Option<ClientSecret>> {
         let blob: Option<Option<Vec<u8>>> = self
             .vault
             .conn()

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::keychain::EntryName;
 use crate::model::*;
 
-use super::{TenantVault, Vault};
+use super::{LocalStore, TenantVault, Vault};
 
 impl Vault {
     /// Creates a tenant with its own data key. `slug` defaults to one derived from `name`.
@@ -183,6 +183,16 @@ impl Vault {
 
     /// Opens a tenant's scope: the only way to reach its secrets.
     pub fn tenant(&self, id: &TenantId) -> Result<TenantVault<'_>> {
+        let store = self.local_store(id)?;
+        Ok(TenantVault {
+            vault: self,
+            tenant: store.tenant.clone(),
+            store: Box::new(store),
+        })
+    }
+
+    /// A tenant's records in this vault, its data key unwrapped.
+    pub(crate) fn local_store(&self, id: &TenantId) -> Result<LocalStore<'_>> {
         let (tenant, wrapped): (Tenant, Vec<u8>) = self
             .conn()
             .prepare_cached(
@@ -195,7 +205,7 @@ impl Vault {
                 name: id.to_string(),
             })?;
         let key = self.data_key(&tenant, &wrapped)?;
-        Ok(TenantVault {
+        Ok(LocalStore {
             vault: self,
             tenant,
             key,

@@ -3,11 +3,14 @@ use rusqlite::params;
 use super::tenants::slugify;
 use super::*;
 use crate::audit::ActorKind;
+use crate::crypto::Aad;
 use crate::crypto::VaultKeys;
 use crate::error::Error;
+use crate::keychain::EntryName;
 use crate::keychain::MemoryKeychain;
 use crate::secret::TokenSet;
 use crate::secret::{AccessToken, RefreshToken};
+use std::collections::BTreeMap;
 
 fn open() -> (tempfile::TempDir, Arc<MemoryKeychain>, Vault) {
     let dir = tempfile::tempdir().unwrap();
@@ -250,7 +253,7 @@ fn tenants_from_older_vaults_are_adopted() {
     scope
         .store_connection(new_conn(&app, "crm"), tokens("1"), &a)
         .unwrap();
-    let dk = scope.key.clone();
+    let dk = v.local_store(&t.id).unwrap().key.clone();
     drop(scope);
     let legacy = v.master.wrap(&dk, &Aad::data_key(&v.id, t.id.as_str()));
     {

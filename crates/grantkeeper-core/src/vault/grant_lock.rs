@@ -6,7 +6,7 @@ use std::fs::File;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::LOCK_WAIT;
+use crate::store::LOCK_WAIT;
 
 /// An exclusive lock on one connection's refresh, released on drop.
 pub(super) struct RefreshLock(File);
