@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde_json::{json, Value};
-use support::common::now_ms;
+use support::now_ms;
 use support::{closed_port, keychain_secrets, Cli, Idp};
 
 /// A JWT signed by nobody, for offline decoding.

@@ -24,7 +24,7 @@
 //!
 //!   scripts/with-test-session timeout 900 cargo test -p grantkeeper-cli --test faults_e2e -- --nocapture
 
-mod common;
+mod support;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{BuildHasher, Hasher};
@@ -35,8 +35,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use common::*;
 use serde_json::{json, Value};
+use support::*;
 
 const TARGET: &str = "t/c";
 /// `grantkeeper_core::deadline::DEFAULT_TIMEOUT`.
@@ -587,7 +587,7 @@ impl Fx {
     fn assert_audit_intact(&self) {
         let r = self.run(&["audit", "verify"]);
         assert!(
-            r.ok(),
+            r.succeeded(),
             "audit verify: exit {:?}: {}{}",
             r.code,
             r.stdout,

@@ -1,10 +1,10 @@
 //! The usage history against someone who can write `vault.db` but not read the keychain: the
 //! real CLI, the real Secret Service (run under `scripts/with-test-session`).
 
-mod common;
+mod support;
 
-use common::{require_test_session, Gk, Run};
 use sha2::{Digest, Sha256};
+use support::{require_test_session, Gk, Run};
 
 /// A vault with 8 events (tenants created and renamed), each command's anchored as it ends.
 fn vault_with_events() -> (tempfile::TempDir, Gk) {

@@ -17,14 +17,14 @@
 //!
 //!   timeout 900 scripts/with-test-session cargo test -p grantkeeper-cli --test lifecycle_e2e -- --nocapture
 
-mod common;
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use common::*;
 use serde_json::{json, Value};
+use support::*;
 
 const TARGET: &str = "acme/main";
 
@@ -103,7 +103,7 @@ fn kinds_after(gk: &Gk, seq: i64) -> BTreeMap<String, usize> {
 fn assert_audit_intact(gk: &Gk) {
     let r = gk.run(&["audit", "verify"]);
     assert!(
-        r.ok(),
+        r.succeeded(),
         "audit verify: exit {:?}: {}{}",
         r.code,
         r.stdout,
@@ -399,7 +399,7 @@ fn killed_refreshes_never_lose_the_grant() {
         // The next caller must get a token, whatever the kill left behind.
         let r = gk.run_with(gk.command(&["token", TARGET]), Duration::from_secs(60));
         assert!(
-            r.ok() && !r.stdout.trim().is_empty(),
+            r.succeeded() && !r.stdout.trim().is_empty(),
             "run {run} ({kill:?}, landed {place:?}): the next `token` failed: exit {:?}: {}",
             r.code,
             r.stderr

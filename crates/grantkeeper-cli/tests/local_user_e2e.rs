@@ -6,14 +6,14 @@
 //!
 //!   scripts/with-test-session cargo test -p grantkeeper-cli --test local_user_e2e
 
-mod common;
+mod support;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use support::*;
 
 const OTHER: &str = "gk-other";
 

@@ -42,7 +42,7 @@
 //! test here, configured by `GK_SOAK_SECS`, `GK_SOAK_RATE`, `GK_SOAK_REPORT_SECS`) and reports
 //! the agent's resident memory along the way.
 
-mod common;
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -51,13 +51,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
 use grantkeeper_core::audit::{Actor, ActorKind};
 use grantkeeper_core::deadline::Deadline;
 use grantkeeper_core::keychain::OsKeychain;
 use grantkeeper_core::model::{ConnectionId, TenantId};
 use grantkeeper_core::Vault;
 use serde_json::{json, Value};
+use support::*;
 
 /// Every process this test starts is killed, and the test fails, past this.
 const RUN_LIMIT: Duration = Duration::from_secs(60);
@@ -506,7 +506,7 @@ fn cli_worker(sh: &Shared, plan: &Plan, me: &Caller, via_agent: bool, mut rng: R
                 continue;
             }
         };
-        if !r.ok() {
+        if !r.succeeded() {
             sh.fail(
                 &me.hint,
                 format!(
@@ -788,7 +788,7 @@ fn stress(plan: Plan) {
     let mut agent = gk.spawn(&mut agent_cmd);
     let agent_pid = agent.pid();
     let waiting = Instant::now();
-    while !run(&["agent", "status"]).ok() {
+    while !run(&["agent", "status"]).succeeded() {
         assert!(
             waiting.elapsed() < Duration::from_secs(20),
             "the agent did not start: {}",
@@ -807,7 +807,7 @@ fn stress(plan: Plan) {
             },
             RUN_LIMIT
         )
-        .ok(),
+        .succeeded(),
         "the direct workers must not see the agent"
     );
 
@@ -1245,7 +1245,7 @@ fn stress(plan: Plan) {
         );
     }
     assert!(
-        verify.ok(),
+        verify.succeeded(),
         "audit verify: exit {:?}: {}{}",
         verify.code,
         verify.stdout,

@@ -1,7 +1,5 @@
-//! Helpers for the CLI's lifecycle tests: the test IdP (tests/idp/server.mjs), the `grantkeeper`
-//! binary run with a guard timeout, and direct looks at the vault (its SQLite file and the
-//! keychain entries) for test setup and checks.
-#![allow(dead_code)]
+//! Processes of a test: [`Kid`] (killed when dropped), [`Gk`] (the CLI on one vault folder,
+//! with looks into its files), output readers.
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -12,39 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_grantkeeper");
-
-/// The repository root.
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-/// The test user's browser (tests/browser/gk-test-browser), for `$BROWSER`.
-pub fn test_browser() -> PathBuf {
-    repo_root().join("tests/browser/gk-test-browser")
-}
-
-/// These tests use the real Secret Service of `scripts/with-test-session`.
-pub fn require_test_session() {
-    assert_eq!(
-        std::env::var("GRANTKEEPER_TEST_SECRET_SERVICE").as_deref(),
-        Ok("1"),
-        "these tests need the private Secret Service session: run them under scripts/with-test-session"
-    );
-}
-
-pub fn now_ms() -> i64 {
-    i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
-}
+use super::{now_ms, test_browser, Run, BIN};
 
 /// A child process that is killed (SIGKILL) and reaped when dropped, so a failing test leaves
 /// nothing running.
@@ -93,38 +59,6 @@ impl Drop for Kid {
     }
 }
 
-/// What one `grantkeeper` run did.
-#[derive(Debug)]
-pub struct Run {
-    pub code: Option<i32>,
-    pub stdout: String,
-    pub stderr: String,
-    pub elapsed: Duration,
-}
-
-impl Run {
-    pub fn ok(&self) -> bool {
-        self.code == Some(0)
-    }
-
-    /// Panics unless it succeeded (showing stderr, which never holds a token).
-    pub fn expect_ok(self, what: &str) -> Self {
-        assert!(
-            self.ok(),
-            "{what}: exit {:?}, stderr: {}",
-            self.code,
-            self.stderr
-        );
-        self
-    }
-
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!("not JSON ({e}); stderr: {}", self.stderr);
-        })
-    }
-}
-
 /// A vault folder and the environment the CLI runs with.
 pub struct Gk {
     pub home: PathBuf,
@@ -166,14 +100,31 @@ impl Gk {
     }
 
     /// Runs `grantkeeper args…`, killing it (and failing) if it takes longer than `timeout`.
-    pub fn run_with(&self, mut cmd: Command, timeout: Duration) -> Run {
+    pub fn run_with(&self, cmd: Command, timeout: Duration) -> Run {
+        self.run_fed(cmd, None, timeout)
+    }
+
+    /// [`Gk::run_with`], writing `stdin` (if given) to the program's standard input first.
+    pub fn run_fed(&self, mut cmd: Command, stdin: Option<&str>, timeout: Duration) -> Run {
+        if stdin.is_some() {
+            cmd.stdin(Stdio::piped());
+        }
+        let args = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
         let started = Instant::now();
         let mut kid = self.spawn(&mut cmd);
+        if let Some(text) = stdin {
+            let mut pipe = kid.child().stdin.take().unwrap();
+            pipe.write_all(text.as_bytes()).unwrap();
+        }
         let out = reader(kid.child().stdout.take().unwrap());
         let err = reader(kid.child().stderr.take().unwrap());
         let status = kid.wait_for(timeout, &format!("grantkeeper {cmd:?}"));
         let elapsed = started.elapsed();
         Run {
+            args,
             code: status.code(),
             stdout: out.join().unwrap(),
             stderr: err.join().unwrap(),
@@ -301,7 +252,7 @@ pub fn vm_rss_kb(pid: u32) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
-fn reader(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+pub(super) fn reader(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
     std::thread::spawn(move || {
         let mut s = String::new();
         let _ = r.read_to_string(&mut s);
@@ -321,133 +272,4 @@ pub fn line_reader(r: impl Read + Send + 'static) -> mpsc::Receiver<String> {
         }
     });
     rx
-}
-
-/// The test identity provider (tests/idp/server.mjs, oidc-provider) on 127.0.0.1; stopped on drop.
-pub struct Idp {
-    pub issuer: String,
-    child: Kid,
-    _dir: tempfile::TempDir,
-}
-
-impl Idp {
-    /// Starts it with a JSON config (see the top of tests/idp/server.mjs).
-    pub fn start(config: &Value) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = dir.path().join("idp.json");
-        std::fs::write(&cfg, config.to_string()).unwrap();
-        let mut child = Kid(Some(
-            Command::new("node")
-                .arg(repo_root().join("tests/idp/server.mjs"))
-                .args(["--port", "0", "--config"])
-                .arg(&cfg)
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("node runs the test IdP"),
-        ));
-        let lines = line_reader(child.child().stdout.take().unwrap());
-        let line = lines
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the IdP's ready line within 30 s");
-        let ready: Value = serde_json::from_str(&line).expect("the IdP's ready line");
-        Idp {
-            issuer: ready["issuer"].as_str().unwrap().to_owned(),
-            child,
-            _dir: dir,
-        }
-    }
-
-    /// Stops the server (SIGKILL).
-    pub fn stop(&mut self) {
-        self.child.kill();
-    }
-
-    /// The server-side counters.
-    pub fn stats(&self) -> Value {
-        let (status, body) = http("GET", &format!("{}/__test/stats", self.issuer), None);
-        assert_eq!(status, 200, "stats");
-        serde_json::from_str(&body).unwrap()
-    }
-
-    pub fn reset_stats(&self) {
-        let (status, _) = http("POST", &format!("{}/__test/reset-stats", self.issuer), None);
-        assert_eq!(status, 200, "reset-stats");
-    }
-
-    pub fn refresh_requests(&self) -> i64 {
-        self.stats()["token_requests"]["refresh_token"]
-            .as_i64()
-            .unwrap()
-    }
-
-    /// OpenID discovery.
-    pub fn metadata(&self) -> Value {
-        let (status, body) = http(
-            "GET",
-            &format!("{}/.well-known/openid-configuration", self.issuer),
-            None,
-        );
-        assert_eq!(status, 200, "discovery");
-        serde_json::from_str(&body).unwrap()
-    }
-}
-
-/// One HTTP request to the local IdP with curl: (status, body). A form body goes through stdin,
-/// so no token appears on a command line.
-pub fn http(method: &str, url: &str, form: Option<&[(&str, &str)]>) -> (u16, String) {
-    assert!(url.starts_with("http://127.0.0.1:"), "local only: {url}");
-    let mut cmd = Command::new("curl");
-    cmd.args([
-        "-s",
-        "--max-time",
-        "10",
-        "-X",
-        method,
-        "-w",
-        "\n%{http_code}",
-    ]);
-    let body = form.map(|f| {
-        f.iter()
-            .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-            .collect::<Vec<_>>()
-            .join("&")
-    });
-    if body.is_some() {
-        cmd.args([
-            "-H",
-            "content-type: application/x-www-form-urlencoded",
-            "--data-binary",
-            "@-",
-        ]);
-    }
-    let mut child = cmd
-        .arg(url)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("curl runs");
-    {
-        let mut stdin = child.stdin.take().unwrap();
-        if let Some(b) = &body {
-            stdin.write_all(b.as_bytes()).unwrap();
-        }
-    }
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8(out.stdout).unwrap();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
-    (code.trim().parse().unwrap_or(0), body.to_owned())
-}
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

@@ -1,0 +1,138 @@
+//! The test identity provider and plain HTTP requests to it.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{line_reader, repo_root, Kid};
+
+/// The test identity provider (tests/idp/server.mjs, oidc-provider) on 127.0.0.1; stopped on drop.
+pub struct Idp {
+    pub issuer: String,
+    child: Kid,
+    _dir: tempfile::TempDir,
+}
+
+impl Idp {
+    /// Starts it with a JSON config (see the top of tests/idp/server.mjs).
+    pub fn start(config: &Value) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("idp.json");
+        std::fs::write(&cfg, config.to_string()).unwrap();
+        let mut child = Kid(Some(
+            Command::new("node")
+                .arg(repo_root().join("tests/idp/server.mjs"))
+                .args(["--port", "0", "--config"])
+                .arg(&cfg)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("node runs the test IdP"),
+        ));
+        let lines = line_reader(child.child().stdout.take().unwrap());
+        let line = lines
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the IdP's ready line within 30 s");
+        let ready: Value = serde_json::from_str(&line).expect("the IdP's ready line");
+        Idp {
+            issuer: ready["issuer"].as_str().unwrap().to_owned(),
+            child,
+            _dir: dir,
+        }
+    }
+
+    /// Stops the server (SIGKILL).
+    pub fn stop(&mut self) {
+        self.child.kill();
+    }
+
+    /// The server-side counters.
+    pub fn stats(&self) -> Value {
+        let (status, body) = http("GET", &format!("{}/__test/stats", self.issuer), None);
+        assert_eq!(status, 200, "stats");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    pub fn reset_stats(&self) {
+        let (status, _) = http("POST", &format!("{}/__test/reset-stats", self.issuer), None);
+        assert_eq!(status, 200, "reset-stats");
+    }
+
+    pub fn refresh_requests(&self) -> i64 {
+        self.stats()["token_requests"]["refresh_token"]
+            .as_i64()
+            .unwrap()
+    }
+
+    /// OpenID discovery.
+    pub fn metadata(&self) -> Value {
+        let (status, body) = http(
+            "GET",
+            &format!("{}/.well-known/openid-configuration", self.issuer),
+            None,
+        );
+        assert_eq!(status, 200, "discovery");
+        serde_json::from_str(&body).unwrap()
+    }
+}
+
+/// One HTTP request to the local IdP with curl: (status, body). A form body goes through stdin,
+/// so no token appears on a command line.
+pub fn http(method: &str, url: &str, form: Option<&[(&str, &str)]>) -> (u16, String) {
+    assert!(url.starts_with("http://127.0.0.1:"), "local only: {url}");
+    let mut cmd = Command::new("curl");
+    cmd.args([
+        "-s",
+        "--max-time",
+        "10",
+        "-X",
+        method,
+        "-w",
+        "\n%{http_code}",
+    ]);
+    let body = form.map(|f| {
+        f.iter()
+            .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+            .collect::<Vec<_>>()
+            .join("&")
+    });
+    if body.is_some() {
+        cmd.args([
+            "-H",
+            "content-type: application/x-www-form-urlencoded",
+            "--data-binary",
+            "@-",
+        ]);
+    }
+    let mut child = cmd
+        .arg(url)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("curl runs");
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        if let Some(b) = &body {
+            stdin.write_all(b.as_bytes()).unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
