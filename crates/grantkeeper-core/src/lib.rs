@@ -29,6 +29,8 @@ pub mod provider_app;
 pub mod report;
 pub mod secret;
 pub mod store;
+#[cfg(test)]
+mod test_support;
 pub mod testing;
 pub mod timefmt;
 pub mod vault;

@@ -5,6 +5,7 @@ use crate::audit::ActorKind;
 use crate::keychain::MemoryKeychain;
 use crate::model::Endpoints;
 use crate::oauth::stub::{Stub, StubResponse};
+use crate::test_support::{acme, cli, public_app, temp_vault};
 use crate::vault::NewProviderApp;
 use crate::Vault;
 
@@ -24,37 +25,24 @@ fn fixture_with(
     introspection: bool,
 ) -> (Fixture, Stub) {
     let stub = Stub::start(handler);
-    let dir = tempfile::tempdir().unwrap();
-    let kc = Arc::new(MemoryKeychain::default());
-    let vault = Vault::open(dir.path(), kc.clone())
-        .unwrap()
-        .with_http_timeout(Duration::from_secs(1));
-    let t = vault
-        .create_tenant("Acme", Some("acme"), "", &Actor::new(ActorKind::Cli))
-        .unwrap();
-    vault
-        .tenant(&t.id)
-        .unwrap()
-        .add_provider_app(
-            NewProviderApp {
-                name: "stub".into(),
-                preset: preset.map(str::to_owned),
-                endpoints: Endpoints {
-                    authorization: Some(format!("{}/authorize", stub.base)),
-                    token: Some(format!("{}/token", stub.base)),
-                    introspection: introspection.then(|| format!("{}/introspect", stub.base)),
-                    ..Endpoints::default()
-                },
-                client_id: "cid".into(),
-                client_secret: None,
-                redirect_mode: RedirectMode::Paste,
-                redirect_port: Some(9),
-                relay_url: None,
-                default_scopes: vec!["read".into()],
+    let (dir, kc, vault) = temp_vault();
+    let vault = vault.with_http_timeout(Duration::from_secs(1));
+    let app = NewProviderApp {
+        preset: preset.map(str::to_owned),
+        redirect_mode: RedirectMode::Paste,
+        redirect_port: Some(9),
+        default_scopes: vec!["read".into()],
+        ..public_app(
+            "stub",
+            Endpoints {
+                authorization: Some(format!("{}/authorize", stub.base)),
+                token: Some(format!("{}/token", stub.base)),
+                introspection: introspection.then(|| format!("{}/introspect", stub.base)),
+                ..Endpoints::default()
             },
-            &Actor::new(ActorKind::Cli),
         )
-        .unwrap();
+    };
+    acme(&vault).add_provider_app(app, &cli()).unwrap();
     (
         Fixture {
             _dir: dir,

@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use super::tests::{actor, fx, refresh_requests, rotating, Fx};
+use super::tests::{fx, refresh_requests, rotating, Fx};
 use super::DEFAULT_MIN_VALID;
 use crate::audit::{Actor, NewEvent};
 use crate::deadline::Deadline;
@@ -17,6 +17,7 @@ use crate::store::{
     ConnectionStore, GrantLock, GrantState, HandOutEvents, NewConnection, NewProviderApp,
     ProviderAppStore, Refreshed, SecretColumn, TokenStore,
 };
+use crate::test_support::cli;
 use crate::vault::{LocalStore, TenantVault};
 
 /// The local store, with a log of the operations asked of it.
@@ -177,7 +178,7 @@ fn lock_and_writes(calls: &[&'static str]) -> Vec<&'static str> {
 }
 
 fn hand_out(t: &TenantVault<'_>, f: &Fx) -> Result<HandOut> {
-    t.access_token(&f.id, DEFAULT_MIN_VALID, &Deadline::default(), &actor())
+    t.access_token(&f.id, DEFAULT_MIN_VALID, &Deadline::default(), &cli())
 }
 
 #[test]
@@ -252,7 +253,7 @@ fn threads_of_one_process_take_the_stores_lock_once() {
 fn a_revocation_locks_then_forgets_the_tokens() {
     let f = fx(rotating());
     let (t, log) = spied(&f);
-    t.revoke(&f.id, &actor()).unwrap();
+    t.revoke(&f.id, &cli()).unwrap();
     assert_eq!(
         lock_and_writes(&take(&log)),
         ["lock_grant", "refresh_token", "forget_tokens"]

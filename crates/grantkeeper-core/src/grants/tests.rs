@@ -4,22 +4,21 @@ use std::sync::Arc;
 
 use super::*;
 use crate::audit::ActorKind;
-use crate::audit::{Actor, EventKind};
+use crate::audit::EventKind;
 use crate::catalog::{Catalog, Revocation};
 use crate::deadline::Deadline;
 use crate::error::Error;
 use crate::error::FailureClass;
 use crate::keychain::{Keychain, MemoryKeychain};
+use crate::model::Endpoints;
 use crate::model::{now_ms, ConnectionId, ConnectionStatus, ExpirySource};
-use crate::model::{AccountIdentity, Endpoints, RedirectMode};
 use crate::oauth::flow::{Client, Quirks};
 use crate::oauth::stub::{Stub, StubRequest, StubResponse};
-use crate::secret::AccessToken;
-use crate::secret::RefreshToken;
-use crate::secret::TokenSet;
+use crate::test_support::cli;
+use crate::test_support::{acme, new_connection, public_app, temp_vault, tokens};
+use crate::vault::NewConnection;
 use crate::vault::TenantVault;
 use crate::vault::LOCKS_DIR;
-use crate::vault::{NewConnection, NewProviderApp};
 use crate::Vault;
 use rusqlite::params;
 use serde_json::json;
@@ -32,30 +31,20 @@ pub(super) struct Fx {
     pub(super) id: ConnectionId,
 }
 
-pub(super) fn actor() -> Actor {
-    Actor::new(ActorKind::Cli)
-}
-
 /// A connection whose access token expired a minute ago, with refresh token `rt-0`.
 pub(super) fn fx(handler: impl Fn(&StubRequest) -> StubResponse + Send + Sync + 'static) -> Fx {
     let stub = Stub::start(handler);
-    let dir = tempfile::tempdir().unwrap();
-    let kc = Arc::new(MemoryKeychain::default());
-    let vault = Vault::open(dir.path(), kc.clone())
-        .unwrap()
-        .with_http_timeout(Duration::from_secs(2));
-    let t = vault
-        .create_tenant("Acme", Some("acme"), "", &actor())
-        .unwrap();
+    let (dir, kc, vault) = temp_vault();
+    let vault = vault.with_http_timeout(Duration::from_secs(2));
     let id = {
-        let scope = vault.tenant(&t.id).unwrap();
+        let scope = acme(&vault);
         let endpoints = Endpoints {
             token: Some(format!("{}/token", stub.base)),
             revocation: Some(format!("{}/revoke", stub.base)),
             ..Endpoints::default()
         };
         let app = scope
-            .add_provider_app(public_app("stub", endpoints), &actor())
+            .add_provider_app(public_app("stub", endpoints), &cli())
             .unwrap();
         store_grant(&scope, &app.id, "c", true)
     };
@@ -116,11 +105,11 @@ pub(super) fn rotating() -> impl Fn(&StubRequest) -> StubResponse + Send + Sync 
 fn a_valid_token_needs_no_request() {
     let f = fx(rotating());
     let t = scope(&f);
-    t.access_token(&f.id, Duration::ZERO, &Deadline::default(), &actor())
+    t.access_token(&f.id, Duration::ZERO, &Deadline::default(), &cli())
         .unwrap();
     assert_eq!(refresh_requests(&f).len(), 1, "expired: one refresh");
     let tok = t
-        .access_token(&f.id, DEFAULT_MIN_VALID, &Deadline::default(), &actor())
+        .access_token(&f.id, DEFAULT_MIN_VALID, &Deadline::default(), &cli())
         .unwrap();
     assert_eq!(tok.token.expose(), "at-1");
     assert_eq!(refresh_requests(&f).len(), 1, "valid: no request");
@@ -133,17 +122,17 @@ fn a_hand_out_carries_its_tokens_expiry() {
     let f = fx(rotating());
     let t = scope(&f);
     let refreshed = t
-        .access_token(&f.id, DEFAULT_MIN_VALID, &Deadline::default(), &actor())
+        .access_token(&f.id, DEFAULT_MIN_VALID, &Deadline::default(), &cli())
         .unwrap();
     let stored = t.connection(&f.id).unwrap().access_expires_at;
     assert!(stored.is_some());
     assert_eq!(refreshed.expires_at, stored);
     let cached = t
-        .access_token(&f.id, DEFAULT_MIN_VALID, &Deadline::default(), &actor())
+        .access_token(&f.id, DEFAULT_MIN_VALID, &Deadline::default(), &cli())
         .unwrap();
     assert_eq!((cached.token.expose(), cached.expires_at), ("at-1", stored));
     std::thread::sleep(Duration::from_millis(5));
-    let forced = t.refresh(&f.id, &Deadline::default(), &actor()).unwrap();
+    let forced = t.refresh(&f.id, &Deadline::default(), &cli()).unwrap();
     assert_eq!(forced.token.expose(), "at-2");
     assert!(forced.expires_at > stored, "the new token's expiry");
     assert_eq!(
@@ -161,7 +150,7 @@ fn rotation_stores_the_new_refresh_token_first() {
     let f = fx(rotating());
     let t = scope(&f);
     let tok = t
-        .access_token(&f.id, DEFAULT_MIN_VALID, &Deadline::default(), &actor())
+        .access_token(&f.id, DEFAULT_MIN_VALID, &Deadline::default(), &cli())
         .unwrap();
     assert_eq!(tok.token.expose(), "at-1");
     assert_eq!(stored_rt(&f), "rt-1");
@@ -234,7 +223,7 @@ fn absurd_lifetimes_and_min_valid_are_clamped_without_overflow() {
         std::thread::sleep(Duration::from_millis(3));
         let before = now_ms();
         // min_valid of u64::MAX seconds: clamped to 10 years, so a refresh, never a panic.
-        t.access_token(&f.id, Duration::MAX, &Deadline::default(), &actor())
+        t.access_token(&f.id, Duration::MAX, &Deadline::default(), &cli())
             .unwrap();
         let at = t.connection(&f.id).unwrap().access_expires_at.unwrap();
         match expected {
@@ -247,13 +236,8 @@ fn absurd_lifetimes_and_min_valid_are_clamped_without_overflow() {
     }
     assert_eq!(n.load(Ordering::SeqCst), 4, "each call refreshed");
     // The long-expired token is refreshed again, even for a small min_valid.
-    t.access_token(
-        &f.id,
-        Duration::from_secs(1),
-        &Deadline::default(),
-        &actor(),
-    )
-    .unwrap();
+    t.access_token(&f.id, Duration::from_secs(1), &Deadline::default(), &cli())
+        .unwrap();
     assert_eq!(n.load(Ordering::SeqCst), 5);
 }
 
@@ -266,12 +250,7 @@ fn without_a_new_refresh_token_the_old_one_stays() {
         )
     });
     scope(&f)
-        .access_token(
-            &f.id,
-            Duration::from_secs(1),
-            &Deadline::default(),
-            &actor(),
-        )
+        .access_token(&f.id, Duration::from_secs(1), &Deadline::default(), &cli())
         .unwrap();
     assert_eq!(stored_rt(&f), "rt-0");
 }
@@ -286,7 +265,7 @@ fn invalid_grant_means_reconsent_and_keeps_the_connection() {
     });
     let t = scope(&f);
     let err = t
-        .access_token(&f.id, DEFAULT_MIN_VALID, &Deadline::default(), &actor())
+        .access_token(&f.id, DEFAULT_MIN_VALID, &Deadline::default(), &cli())
         .unwrap_err();
     assert!(
         matches!(
@@ -308,7 +287,7 @@ fn invalid_grant_means_reconsent_and_keeps_the_connection() {
     );
     // No further requests while it needs re-consent, and a typed error says why.
     assert!(matches!(
-        t.access_token(&f.id, DEFAULT_MIN_VALID, &Deadline::default(), &actor()),
+        t.access_token(&f.id, DEFAULT_MIN_VALID, &Deadline::default(), &cli()),
         Err(Error::NotUsable {
             status: ConnectionStatus::NeedsReconsent,
             ..
@@ -321,7 +300,7 @@ fn invalid_grant_means_reconsent_and_keeps_the_connection() {
 fn invalid_client_is_a_configuration_error() {
     let f = fx(|_| StubResponse::json(401, r#"{"error":"invalid_client"}"#));
     let err = scope(&f)
-        .access_token(&f.id, DEFAULT_MIN_VALID, &Deadline::default(), &actor())
+        .access_token(&f.id, DEFAULT_MIN_VALID, &Deadline::default(), &cli())
         .unwrap_err();
     assert!(
         matches!(
@@ -345,7 +324,7 @@ fn server_errors_are_retried_then_leave_state_unchanged() {
     let t = scope(&f);
     let before = t.connection(&f.id).unwrap();
     let err = t
-        .access_token(&f.id, DEFAULT_MIN_VALID, &Deadline::default(), &actor())
+        .access_token(&f.id, DEFAULT_MIN_VALID, &Deadline::default(), &cli())
         .unwrap_err();
     assert!(
         matches!(
@@ -385,7 +364,7 @@ fn a_journaled_refresh_token_is_recovered() {
         )
         .unwrap();
     scope(&f)
-        .access_token(&f.id, DEFAULT_MIN_VALID, &Deadline::default(), &actor())
+        .access_token(&f.id, DEFAULT_MIN_VALID, &Deadline::default(), &cli())
         .unwrap();
     assert!(refresh_requests(&f)[0].contains("refresh_token=rt-journaled"));
     assert_eq!(stored_rt(&f), "rt-1");
@@ -403,7 +382,7 @@ fn concurrent_callers_share_one_refresh() {
                     let t = vault
                         .tenant(&vault.find_tenant("acme").unwrap().id)
                         .unwrap();
-                    t.access_token(id, DEFAULT_MIN_VALID, &Deadline::default(), &actor())
+                    t.access_token(id, DEFAULT_MIN_VALID, &Deadline::default(), &cli())
                         .unwrap()
                         .token
                         .expose()
@@ -432,7 +411,7 @@ fn revoke_rfc7009_forgets_the_tokens() {
         _ => StubResponse::json(500, "{}"),
     });
     let t = scope(&f);
-    let out = t.revoke(&f.id, &actor()).unwrap();
+    let out = t.revoke(&f.id, &cli()).unwrap();
     assert!(out.revoked_at_provider, "{}", out.detail);
     assert!(out.caveat.contains("until they expire"));
     let reqs = f.stub.requests.lock().unwrap().clone();
@@ -447,7 +426,7 @@ fn revoke_rfc7009_forgets_the_tokens() {
     assert_eq!(c.status, ConnectionStatus::Revoked);
     assert!(!c.has_refresh_token);
     assert!(matches!(
-        t.access_token(&f.id, DEFAULT_MIN_VALID, &Deadline::default(), &actor()),
+        t.access_token(&f.id, DEFAULT_MIN_VALID, &Deadline::default(), &cli()),
         Err(Error::NotUsable {
             status: ConnectionStatus::Revoked,
             ..
@@ -500,29 +479,15 @@ fn grant_on(
 ) -> (TenantVault<'_>, crate::model::ProviderApp, ConnectionId) {
     let t = vault
         .find_tenant("acme")
-        .or_else(|_| vault.create_tenant("Acme", Some("acme"), "", &actor()))
+        .or_else(|_| vault.create_tenant("Acme", Some("acme"), "", &cli()))
         .unwrap();
     let scope = vault.tenant(&t.id).unwrap();
-    let app = scope.register_provider_app(spec, &actor()).unwrap();
+    let app = scope.register_provider_app(spec, &cli()).unwrap();
     let id = store_grant(&scope, &app.id, &app.name, false);
     (scope, app, id)
 }
 
 /// A public client's app with these endpoints.
-fn public_app(name: &str, endpoints: Endpoints) -> NewProviderApp {
-    NewProviderApp {
-        name: name.into(),
-        preset: None,
-        endpoints,
-        client_id: "cid".into(),
-        client_secret: None,
-        redirect_mode: RedirectMode::Loopback,
-        redirect_port: None,
-        relay_url: None,
-        default_scopes: vec![],
-    }
-}
-
 /// A grant on `app` with tokens `at-0` / `rt-0`, its access token expired a minute ago when
 /// `expired`, else without a known expiry.
 fn store_grant(
@@ -531,27 +496,12 @@ fn store_grant(
     name: &str,
     expired: bool,
 ) -> ConnectionId {
+    let grant = NewConnection {
+        access_expiry: expired.then(|| (now_ms() - 60_000, ExpirySource::Response)),
+        ..new_connection(app, name)
+    };
     scope
-        .store_connection(
-            NewConnection {
-                name: name.into(),
-                provider_app_id: app.clone(),
-                account: AccountIdentity::default(),
-                scopes_requested: vec![],
-                scopes_granted: None,
-                consented_by: None,
-                access_expiry: expired.then(|| (now_ms() - 60_000, ExpirySource::Response)),
-                refresh_expires_at: None,
-                refresh_hard_expires_at: None,
-                metadata: BTreeMap::new(),
-            },
-            TokenSet {
-                access_token: AccessToken::new("at-0"),
-                refresh_token: Some(RefreshToken::new("rt-0")),
-                id_token: None,
-            },
-            &actor(),
-        )
+        .store_connection(grant, tokens("0"), &cli())
         .unwrap()
         .id
 }
@@ -604,10 +554,9 @@ fn an_issuer_only_app_discovers_its_endpoints() {
             _ => StubResponse::json(200, "{}"),
         }
     });
-    let dir = tempfile::tempdir().unwrap();
-    let vault = Vault::open(dir.path(), Arc::new(MemoryKeychain::default())).unwrap();
+    let (_dir, _kc, vault) = temp_vault();
     let t = vault
-        .create_tenant("Acme", Some("acme"), "", &actor())
+        .create_tenant("Acme", Some("acme"), "", &cli())
         .unwrap();
     let scope = vault.tenant(&t.id).unwrap();
     let issuer_only = Endpoints {
@@ -615,14 +564,14 @@ fn an_issuer_only_app_discovers_its_endpoints() {
         ..Endpoints::default()
     };
     let app = scope
-        .add_provider_app(public_app("demo", issuer_only), &actor())
+        .add_provider_app(public_app("demo", issuer_only), &cli())
         .unwrap();
     let id = store_grant(&scope, &app.id, "c", true);
     let tok = scope
-        .access_token(&id, DEFAULT_MIN_VALID, &Deadline::default(), &actor())
+        .access_token(&id, DEFAULT_MIN_VALID, &Deadline::default(), &cli())
         .unwrap();
     assert_eq!(tok.token.expose(), "at-1");
-    assert!(scope.revoke(&id, &actor()).unwrap().revoked_at_provider);
+    assert!(scope.revoke(&id, &cli()).unwrap().revoked_at_provider);
     let paths: Vec<String> = stub
         .requests
         .lock()
@@ -642,10 +591,8 @@ fn an_issuer_only_app_discovers_its_endpoints() {
 #[test]
 fn every_revocation_style_goes_to_the_issuer_given() {
     let stub = any_provider();
-    let dir = tempfile::tempdir().unwrap();
-    let vault = Vault::open(dir.path(), Arc::new(MemoryKeychain::default()))
-        .unwrap()
-        .with_http_timeout(Duration::from_secs(2));
+    let (_dir, _kc, vault) = temp_vault();
+    let vault = vault.with_http_timeout(Duration::from_secs(2));
     let origin = url::Url::parse(&stub.base).unwrap();
     let mut styles = BTreeMap::<&str, usize>::new();
     for preset in &Catalog::builtin().providers {
@@ -658,7 +605,7 @@ fn every_revocation_style_goes_to_the_issuer_given() {
         let (scope, app, id) = grant_on(&vault, spec(&preset.id, &preset.id, source));
         assert_eq!(app.endpoints.revocation.as_deref(), Some(expected.as_str()));
         let before = stub.requests.lock().unwrap().len();
-        let out = scope.revoke(&id, &actor()).unwrap();
+        let out = scope.revoke(&id, &cli()).unwrap();
         assert!(out.revoked_at_provider, "{}: {}", preset.id, out.detail);
         let reqs = stub.requests.lock().unwrap()[before..].to_vec();
         let path = &expected[stub.base.len()..];
@@ -706,15 +653,14 @@ fn every_revocation_style_goes_to_the_issuer_given() {
 #[test]
 fn explicit_and_variable_revocation_urls_are_kept() {
     let stub = any_provider();
-    let dir = tempfile::tempdir().unwrap();
-    let vault = Vault::open(dir.path(), Arc::new(MemoryKeychain::default())).unwrap();
+    let (_dir, _kc, vault) = temp_vault();
     let explicit = crate::provider_app::EndpointSource::Explicit {
         authorization: format!("{}/authorize", stub.base),
         token: format!("{}/token", stub.base),
         revocation: Some(format!("{}/ghes/grant", stub.base)),
     };
     let (scope, _, id) = grant_on(&vault, spec("gh", "github", explicit));
-    assert!(scope.revoke(&id, &actor()).unwrap().revoked_at_provider);
+    assert!(scope.revoke(&id, &cli()).unwrap().revoked_at_provider);
     assert!(stub
         .requests
         .lock()
@@ -788,12 +734,9 @@ fn malformed_ids_never_reach_the_file_system() {
     let t = scope(&f);
     for bad in ["../../../tmp/gk-evil", "a/b", "", &"x".repeat(5000)] {
         let id = ConnectionId::from_string(bad);
+        assert!(matches!(t.revoke(&id, &cli()), Err(Error::NotFound { .. })));
         assert!(matches!(
-            t.revoke(&id, &actor()),
-            Err(Error::NotFound { .. })
-        ));
-        assert!(matches!(
-            t.refresh(&id, &Deadline::default(), &actor()),
+            t.refresh(&id, &Deadline::default(), &cli()),
             Err(Error::NotFound { .. })
         ));
     }
@@ -808,7 +751,7 @@ fn malformed_ids_never_reach_the_file_system() {
 #[test]
 fn a_failed_revocation_is_recorded_as_such() {
     let f = fx(|_| StubResponse::json(503, "{}"));
-    let out = scope(&f).revoke(&f.id, &actor()).unwrap();
+    let out = scope(&f).revoke(&f.id, &cli()).unwrap();
     assert!(!out.revoked_at_provider);
     assert!(out.detail.contains("not revoked at the provider"));
     let ev = &f.vault.connection_history(&f.id, None, 1).unwrap()[0];

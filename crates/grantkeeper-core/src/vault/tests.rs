@@ -8,33 +8,27 @@ use crate::crypto::VaultKeys;
 use crate::error::Error;
 use crate::keychain::EntryName;
 use crate::keychain::MemoryKeychain;
-use crate::secret::TokenSet;
-use crate::secret::{AccessToken, RefreshToken};
+use crate::test_support::{public_app, temp_vault, tokens};
 use std::collections::BTreeMap;
 
-fn open() -> (tempfile::TempDir, Arc<MemoryKeychain>, Vault) {
-    let dir = tempfile::tempdir().unwrap();
-    let kc = Arc::new(MemoryKeychain::default());
-    let v = Vault::open(&dir.path().join("home"), kc.clone()).unwrap();
-    (dir, kc, v)
+fn app(t: &TenantVault<'_>) -> ProviderApp {
+    let app = NewProviderApp {
+        client_secret: Some(ClientSecret::new("s3cret")),
+        default_scopes: vec!["openid".into()],
+        ..public_app("idp", Endpoints::default())
+    };
+    t.add_provider_app(app, &Actor::new(ActorKind::Cli))
+        .unwrap()
 }
 
-fn app(t: &TenantVault<'_>) -> ProviderApp {
-    t.add_provider_app(
-        NewProviderApp {
-            name: "idp".into(),
-            preset: None,
-            endpoints: Endpoints::default(),
-            client_id: "client".into(),
-            client_secret: Some(ClientSecret::new("s3cret")),
-            redirect_mode: RedirectMode::Loopback,
-            redirect_port: None,
-            relay_url: None,
-            default_scopes: vec!["openid".into()],
+fn token_app(name: &str, base: &str) -> NewProviderApp {
+    public_app(
+        name,
+        Endpoints {
+            token: Some(format!("{base}/token")),
+            ..Endpoints::default()
         },
-        &Actor::new(ActorKind::Cli),
     )
-    .unwrap()
 }
 
 fn new_conn(app: &ProviderApp, name: &str) -> NewConnection {
@@ -52,32 +46,7 @@ fn new_conn(app: &ProviderApp, name: &str) -> NewConnection {
     }
 }
 
-fn tokens(tag: &str) -> TokenSet {
-    TokenSet {
-        access_token: AccessToken::new(format!("at-{tag}")),
-        refresh_token: Some(RefreshToken::new(format!("rt-{tag}"))),
-        id_token: None,
-    }
-}
-
 /// A public client's app whose token endpoint is on `base`.
-fn token_app(name: &str, base: &str) -> NewProviderApp {
-    NewProviderApp {
-        name: name.into(),
-        preset: None,
-        endpoints: Endpoints {
-            token: Some(format!("{base}/token")),
-            ..Endpoints::default()
-        },
-        client_id: "client".into(),
-        client_secret: None,
-        redirect_mode: RedirectMode::Loopback,
-        redirect_port: None,
-        relay_url: None,
-        default_scopes: vec![],
-    }
-}
-
 /// A provider app whose endpoints are on `base`, and a grant on it whose token expired.
 fn expired_grant(v: &Vault, base: &str) -> (TenantId, ConnectionId) {
     let a = Actor::new(ActorKind::Cli);
@@ -102,7 +71,7 @@ fn settings_changed_outside_are_refused_before_any_request() {
         )
     });
     let evil = Stub::start(|_| StubResponse::json(400, r#"{"error":"invalid_grant"}"#));
-    let (_dir, _kc, v) = open();
+    let (_dir, _kc, v) = temp_vault();
     let (tenant, id) = expired_grant(&v, &good.base);
     let a = Actor::new(ActorKind::Cli);
     let deadline = crate::deadline::Deadline::default();
@@ -136,7 +105,7 @@ fn settings_changed_outside_are_refused_before_any_request() {
             params![before[0].0, before[0].1],
         )
         .unwrap();
-        c.execute("UPDATE provider_apps SET client_id = 'client'", [])
+        c.execute("UPDATE provider_apps SET client_id = 'cid'", [])
             .unwrap();
     }
     // A connection moved to another app of the tenant (here: a second, evil one).
@@ -195,7 +164,7 @@ fn settings_changed_outside_are_refused_before_any_request() {
 /// cannot decrypt the tenant's secrets any more.
 #[test]
 fn deleting_a_tenant_crypto_shreds_old_copies() {
-    let (dir, kc, v) = open();
+    let (dir, kc, v) = temp_vault();
     let a = Actor::new(ActorKind::Cli);
     let t = v.create_tenant("Acme", Some("acme"), "", &a).unwrap();
     let scope = v.tenant(&t.id).unwrap();
@@ -245,7 +214,7 @@ fn deleting_a_tenant_crypto_shreds_old_copies() {
 /// over at its first use, its secrets kept.
 #[test]
 fn tenants_from_older_vaults_are_adopted() {
-    let (dir, kc, v) = open();
+    let (dir, kc, v) = temp_vault();
     let a = Actor::new(ActorKind::Cli);
     let t = v.create_tenant("Acme", Some("acme"), "", &a).unwrap();
     let scope = v.tenant(&t.id).unwrap();
@@ -329,7 +298,7 @@ fn tenants_from_older_vaults_are_adopted() {
 
 #[test]
 fn reopen_uses_the_same_master_key() {
-    let (dir, kc, v) = open();
+    let (dir, kc, v) = temp_vault();
     let a = Actor::new(ActorKind::Cli);
     let t = v.create_tenant("Acme Corp", None, "", &a).unwrap();
     assert_eq!(t.slug, "acme-corp");
@@ -356,7 +325,7 @@ fn missing_master_key_is_a_clear_error() {
 
 #[test]
 fn store_hand_out_delete() {
-    let (_d, kc, v) = open();
+    let (_d, kc, v) = temp_vault();
     let a = Actor::new(ActorKind::Cli);
     let t = v.create_tenant("Acme", None, "", &a).unwrap();
     let scope = v.tenant(&t.id).unwrap();
@@ -401,7 +370,7 @@ fn store_hand_out_delete() {
 
 #[test]
 fn other_tenant_cannot_reach_connection() {
-    let (_d, _kc, v) = open();
+    let (_d, _kc, v) = temp_vault();
     let a = Actor::new(ActorKind::Cli);
     let ta = v.create_tenant("A", None, "", &a).unwrap();
     let tb = v.create_tenant("B", None, "", &a).unwrap();
@@ -428,7 +397,7 @@ fn other_tenant_cannot_reach_connection() {
 
 #[test]
 fn slugs_and_names_are_validated() {
-    let (_d, _kc, v) = open();
+    let (_d, _kc, v) = temp_vault();
     let a = Actor::new(ActorKind::Cli);
     assert!(v.create_tenant("", None, "", &a).is_err());
     assert!(v.create_tenant("X", Some("Bad Slug"), "", &a).is_err());
