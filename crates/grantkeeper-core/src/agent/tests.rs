@@ -1,5 +1,13 @@
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+
+use super::server::read_request_line;
 use super::*;
+use crate::audit::{Actor, ActorKind};
 use crate::keychain::MemoryKeychain;
+use crate::oauth::loopback::CancelToken;
 
 const WAIT: Duration = Duration::from_secs(30);
 
