@@ -248,6 +248,22 @@ impl<'v> TenantVault<'v> {
     }
 }
 
+/// A write refused for a UNIQUE constraint claimed a name already taken: the one place such a
+/// refusal becomes [`crate::Error::AlreadyExists`].
+fn unless_taken<T>(written: rusqlite::Result<T>, what: &'static str, name: &str) -> Result<T> {
+    match written {
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
+        {
+            Err(crate::Error::AlreadyExists {
+                what,
+                name: name.to_owned(),
+            })
+        }
+        other => Ok(other?),
+    }
+}
+
 fn to_json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("model types serialize")
 }

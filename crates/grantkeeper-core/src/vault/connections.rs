@@ -13,7 +13,10 @@ use crate::secret::TokenSet;
 use crate::audit::NewEvent;
 use crate::store::{ConnectionStore, NewConnection};
 
-use super::{from_json, to_json, validate_name, ConnectionFilter, LocalStore, TenantVault, Vault};
+use super::{
+    from_json, to_json, unless_taken, validate_name, ConnectionFilter, LocalStore, TenantVault,
+    Vault,
+};
 
 impl Vault {
     /// Refresh tokens that expire within `within`, soonest first.
@@ -279,15 +282,7 @@ impl LocalStore<'_> {
             if !app_ok {
                 return Err(Error::NotFound { what: "provider app", name: new.provider_app_id.to_string() });
             }
-            let exists: bool = tx.query_row(
-                "SELECT EXISTS(SELECT 1 FROM connections WHERE tenant_id = ?1 AND name = ?2)",
-                params![self.tenant.id.as_str(), new.name],
-                |r| r.get(0),
-            )?;
-            if exists {
-                return Err(Error::AlreadyExists { what: "connection", name: new.name.clone() });
-            }
-            tx.execute(
+            let inserted = tx.execute(
                 "INSERT INTO connections (id, tenant_id, provider_app_id, name, account_subject, account_username,
                      account_org_id, scopes_requested, scopes_granted, scopes_granted_reported, consented_at,
                      consented_by, status, access_expires_at, access_expiry_source, refresh_expires_at,
@@ -317,7 +312,8 @@ impl LocalStore<'_> {
                     id_token,
                     self.link_mac(id.as_str(), new.provider_app_id.as_str()),
                 ],
-            )?;
+            );
+            unless_taken(inserted, "connection", &new.name)?;
             audit::append(tx, event)?;
             Ok(())
         })

@@ -11,7 +11,7 @@ use crate::secret::ClientSecret;
 
 use crate::store::{NewProviderApp, ProviderAppStore};
 
-use super::{from_json, to_json, LocalStore};
+use super::{from_json, to_json, unless_taken, LocalStore};
 
 impl LocalStore<'_> {
     /// The MAC over a provider app's settings: everything that decides where its grants' secrets
@@ -112,15 +112,7 @@ impl ProviderAppStore for LocalStore<'_> {
             created_at: now_ms(),
         };
         self.vault.write(|tx| {
-            let exists: bool = tx.query_row(
-                "SELECT EXISTS(SELECT 1 FROM provider_apps WHERE tenant_id = ?1 AND name = ?2)",
-                params![self.tenant.id.as_str(), record.name],
-                |r| r.get(0),
-            )?;
-            if exists {
-                return Err(Error::AlreadyExists { what: "provider app", name: record.name.clone() });
-            }
-            tx.execute(
+            let inserted = tx.execute(
                 "INSERT INTO provider_apps (id, tenant_id, name, preset, endpoints, client_id, client_secret,
                      redirect_mode, redirect_port, relay_url, default_scopes, created_at, settings_mac)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
@@ -139,7 +131,8 @@ impl ProviderAppStore for LocalStore<'_> {
                     record.created_at,
                     self.app_mac(&record),
                 ],
-            )?;
+            );
+            unless_taken(inserted, "provider app", &record.name)?;
             audit::append(
                 tx,
                 &NewEvent::new(EventKind::ConfigChanged, actor)

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::keychain::EntryName;
 use crate::model::*;
 
-use super::{LocalStore, TenantVault, Vault};
+use super::{unless_taken, LocalStore, TenantVault, Vault};
 
 impl Vault {
     /// Creates a tenant with its own data key. `slug` defaults to one derived from `name`.
@@ -46,14 +46,11 @@ impl Vault {
             &Aad::tenant_data_key(&self.id, tenant.id.as_str()),
         );
         let written = self.write(|tx| {
-            let exists: bool = tx.query_row("SELECT EXISTS(SELECT 1 FROM tenants WHERE slug = ?1)", [&tenant.slug], |r| r.get(0))?;
-            if exists {
-                return Err(Error::AlreadyExists { what: "tenant", name: tenant.slug.clone() });
-            }
-            tx.execute(
+            let inserted = tx.execute(
                 "INSERT INTO tenants (id, slug, name, notes, created_at, wrapped_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![tenant.id.as_str(), tenant.slug, tenant.name, tenant.notes, tenant.created_at, wrapped],
-            )?;
+            );
+            unless_taken(inserted, "tenant", &tenant.slug)?;
             audit::append(
                 tx,
                 &NewEvent::new(EventKind::TenantCreated, actor)

@@ -357,7 +357,7 @@ fn store_hand_out_delete() {
     let dup = scope
         .store_connection(new_conn(&app, "crm"), tokens("2"), &a)
         .unwrap_err();
-    assert!(matches!(dup, Error::AlreadyExists { .. }));
+    assert!(matches!(&dup, Error::AlreadyExists { what: "connection", name } if name == "crm"));
     assert_eq!(
         kc.refresh_tokens(),
         1,
@@ -404,8 +404,15 @@ fn slugs_and_names_are_validated() {
     v.create_tenant("X", Some("x"), "", &a).unwrap();
     assert!(matches!(
         v.create_tenant("X2", Some("x"), "", &a),
-        Err(Error::AlreadyExists { .. })
+        Err(Error::AlreadyExists { what: "tenant", .. })
     ));
+    let scope = v.tenant(&v.find_tenant("x").unwrap().id).unwrap();
+    app(&scope);
+    let again = scope.add_provider_app(public_app("idp", Endpoints::default()), &a);
+    assert!(
+        matches!(&again, Err(Error::AlreadyExists { what: "provider app", name }) if name == "idp"),
+        "{again:?}"
+    );
     assert_eq!(slugify("  Foo & Bar, Inc. "), "foo-bar-inc");
     assert!(validate_name("connection", "a/b").is_err());
 }
