@@ -3,6 +3,10 @@
 //! [`TenantVault::register_provider_app`]), and used through one [`AppContext`] by sign-ins,
 //! refreshes, revocation and introspection alike.
 
+mod edit;
+#[cfg(test)]
+mod tests;
+
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
@@ -16,6 +20,8 @@ use crate::oauth::flow::{self, Client, Quirks, TokenEndpoint};
 use crate::oauth::{discovery, OAuthError};
 use crate::secret::ClientSecret;
 use crate::vault::{NewProviderApp, TenantVault};
+
+pub use edit::{DeletedConnection, ProviderAppEdit, ProviderAppEdited};
 
 /// Where a provider app's endpoints come from.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, TS)]

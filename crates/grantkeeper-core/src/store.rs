@@ -103,6 +103,8 @@ pub trait ConnectionStore {
         tokens: &TokenSet,
         event: NewEvent,
     ) -> Result<()>;
+    /// The connections granted through one provider app, by name.
+    fn connections_using(&self, app: &ProviderAppId) -> Result<Vec<Connection>>;
     /// Removes a grant and its refresh token.
     fn delete_connection(&self, id: &ConnectionId, event: NewEvent) -> Result<()>;
     /// The provider app a connection uses, its link checked: a link changed outside Grantkeeper
@@ -121,6 +123,27 @@ pub trait ProviderAppStore {
     fn provider_app(&self, id_or_name: &str) -> Result<ProviderApp>;
     /// A provider app's client secret.
     fn client_secret(&self, app: &ProviderAppId) -> Result<Option<ClientSecret>>;
+    /// Replaces a provider app's settings with `app`'s (the same id and name) and its client
+    /// secret as `secret` says; `event` with them.
+    fn update_provider_app(
+        &self,
+        app: &ProviderApp,
+        secret: SecretChange<'_>,
+        event: NewEvent,
+    ) -> Result<()>;
+    /// Removes a provider app no connection uses.
+    fn delete_provider_app(&self, id: &ProviderAppId, event: NewEvent) -> Result<()>;
+}
+
+/// What an edit does to a provider app's client secret.
+#[derive(Debug, Clone, Copy)]
+pub enum SecretChange<'a> {
+    /// Keeps it.
+    Keep,
+    /// Replaces it (or sets one: the app becomes a confidential client).
+    Set(&'a ClientSecret),
+    /// Removes it (the app becomes a public client).
+    Remove,
 }
 
 /// What a refresh decision reads of a grant.

@@ -212,6 +212,9 @@ impl<'v> TenantVault<'v> {
                 "a provider app needs a client id".into(),
             ));
         }
+        if let Some(url) = &app.relay_url {
+            check_relay_url(url)?;
+        }
         self.store.add_provider_app(app, actor)
     }
 
@@ -245,6 +248,25 @@ impl<'v> TenantVault<'v> {
     /// Finds one of this tenant's connections by name.
     pub fn connection_named(&self, name: &str) -> Result<Connection> {
         self.store.connection_named(name)
+    }
+}
+
+/// A relay page's URL: HTTPS (the provider redirects the browser there), or plain HTTP on this
+/// machine's loopback address for a page served locally.
+pub(crate) fn check_relay_url(url: &str) -> Result<()> {
+    let ok = url::Url::parse(url).is_ok_and(|u| match (u.scheme(), u.host()) {
+        ("https", Some(_)) => true,
+        ("http", Some(url::Host::Ipv4(ip))) => ip.is_loopback(),
+        ("http", Some(url::Host::Ipv6(ip))) => ip.is_loopback(),
+        ("http", Some(url::Host::Domain(d))) => d == "localhost",
+        _ => false,
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(crate::Error::Invalid(format!(
+            "'{url}' is not an HTTPS URL: the relay page must be served over HTTPS"
+        )))
     }
 }
 

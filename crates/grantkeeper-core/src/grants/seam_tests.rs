@@ -15,7 +15,7 @@ use crate::oauth::stub::StubResponse;
 use crate::secret::{ClientSecret, HandOut, RefreshToken, SecretText, TokenSet};
 use crate::store::{
     ConnectionStore, GrantLock, GrantState, HandOutEvents, NewConnection, NewProviderApp,
-    ProviderAppStore, Refreshed, SecretColumn, TokenStore,
+    ProviderAppStore, Refreshed, SecretChange, SecretColumn, TokenStore,
 };
 use crate::test_support::cli;
 use crate::vault::{LocalStore, TenantVault};
@@ -39,6 +39,10 @@ impl ConnectionStore for Spy<'_> {
     fn connection(&self, id: &ConnectionId) -> Result<Connection> {
         self.log("connection");
         self.inner.connection(id)
+    }
+    fn connections_using(&self, app: &ProviderAppId) -> Result<Vec<Connection>> {
+        self.log("connections_using");
+        self.inner.connections_using(app)
     }
     fn connection_named(&self, name: &str) -> Result<Connection> {
         self.log("connection_named");
@@ -90,6 +94,19 @@ impl ProviderAppStore for Spy<'_> {
     fn client_secret(&self, app: &ProviderAppId) -> Result<Option<ClientSecret>> {
         self.log("client_secret");
         self.inner.client_secret(app)
+    }
+    fn update_provider_app(
+        &self,
+        app: &ProviderApp,
+        secret: SecretChange<'_>,
+        event: NewEvent,
+    ) -> Result<()> {
+        self.log("update_provider_app");
+        self.inner.update_provider_app(app, secret, event)
+    }
+    fn delete_provider_app(&self, id: &ProviderAppId, event: NewEvent) -> Result<()> {
+        self.log("delete_provider_app");
+        self.inner.delete_provider_app(id, event)
     }
 }
 

@@ -227,6 +227,20 @@ impl ConnectionStore for LocalStore<'_> {
         })
     }
 
+    fn connections_using(&self, app: &ProviderAppId) -> Result<Vec<Connection>> {
+        let conn = self.vault.conn();
+        let sql = format!(
+            "SELECT {CONNECTION_COLUMNS} FROM connections c
+             WHERE c.tenant_id = ?1 AND c.provider_app_id = ?2 ORDER BY c.name"
+        );
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(
+            params![self.tenant.id.as_str(), app.as_str()],
+            row_to_connection,
+        )?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     fn connection_named(&self, name: &str) -> Result<Connection> {
         let conn = self.vault.conn();
         let sql = format!(

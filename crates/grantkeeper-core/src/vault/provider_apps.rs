@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::model::*;
 use crate::secret::ClientSecret;
 
-use crate::store::{NewProviderApp, ProviderAppStore};
+use crate::store::{NewProviderApp, ProviderAppStore, SecretChange};
 
 use super::{from_json, to_json, unless_taken, LocalStore};
 
@@ -206,6 +206,71 @@ impl ProviderAppStore for LocalStore<'_> {
             Ok(ClientSecret::new(text.expose()))
         })
         .transpose()
+    }
+
+    fn update_provider_app(
+        &self,
+        app: &ProviderApp,
+        secret: SecretChange<'_>,
+        event: NewEvent,
+    ) -> Result<()> {
+        let sealed = match secret {
+            SecretChange::Set(s) => Some(self.key.seal(
+                &self.aad("provider_apps", "client_secret", app.id.as_str()),
+                s.expose(),
+            )),
+            SecretChange::Keep | SecretChange::Remove => None,
+        };
+        let mut record = app.clone();
+        record.has_client_secret = match secret {
+            SecretChange::Keep => app.has_client_secret,
+            SecretChange::Set(_) => true,
+            SecretChange::Remove => false,
+        };
+        self.vault.write(|tx| {
+            let changed = tx.execute(
+                "UPDATE provider_apps SET endpoints = ?3, client_id = ?4, redirect_mode = ?5,
+                        redirect_port = ?6, relay_url = ?7, default_scopes = ?8, settings_mac = ?9,
+                        client_secret = CASE ?10 WHEN 'keep' THEN client_secret WHEN 'set' THEN ?11 ELSE NULL END
+                 WHERE id = ?1 AND tenant_id = ?2",
+                params![
+                    record.id.as_str(),
+                    self.tenant.id.as_str(),
+                    to_json(&record.endpoints),
+                    record.client_id,
+                    to_json(&record.redirect_mode),
+                    record.redirect_port,
+                    record.relay_url,
+                    to_json(&record.default_scopes),
+                    self.app_mac(&record),
+                    match secret {
+                        SecretChange::Keep => "keep",
+                        SecretChange::Set(_) => "set",
+                        SecretChange::Remove => "remove",
+                    },
+                    sealed,
+                ],
+            )?;
+            if changed == 0 {
+                return Err(Error::NotFound {
+                    what: "provider app",
+                    name: record.name.clone(),
+                });
+            }
+            audit::append(tx, &event)?;
+            Ok(())
+        })
+    }
+
+    fn delete_provider_app(&self, id: &ProviderAppId, event: NewEvent) -> Result<()> {
+        self.vault.write(|tx| {
+            tx.execute(
+                "DELETE FROM provider_apps WHERE id = ?1 AND tenant_id = ?2",
+                params![id.as_str(), self.tenant.id.as_str()],
+            )?;
+            audit::append(tx, &event)?;
+            Ok(())
+        })
     }
 }
 

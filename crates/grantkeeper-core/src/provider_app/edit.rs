@@ -1,0 +1,175 @@
+//! Editing and deleting provider apps: settings changed in place (and authenticated again), an
+//! app deleted only with its connections' fate decided. Every change is a `config_changed`
+//! event naming what changed (never a secret's value).
+
+use serde::Serialize;
+use serde_json::json;
+use ts_rs::TS;
+
+use crate::audit::{Actor, EventKind, NewEvent};
+use crate::error::{Error, Result};
+use crate::grants::RevokeOutcome;
+use crate::model::{ProviderApp, RedirectMode};
+use crate::secret::ClientSecret;
+use crate::store::SecretChange;
+use crate::vault::TenantVault;
+
+/// What to change in a provider app; `None` keeps a setting.
+#[derive(Debug, Default)]
+pub struct ProviderAppEdit {
+    /// A new client id (the app's grants were issued to the old one: they need a new consent).
+    pub client_id: Option<String>,
+    /// A new client secret.
+    pub client_secret: Option<ClientSecret>,
+    /// Remove the client secret (a public client from now on).
+    pub remove_client_secret: bool,
+    /// New default scopes.
+    pub scopes: Option<Vec<String>>,
+    /// A new redirect mode.
+    pub redirect: Option<RedirectMode>,
+    /// A new fixed loopback port, or `Some(None)` for none.
+    pub port: Option<Option<u16>>,
+    /// A new relay page, or `Some(None)` for none.
+    pub relay_url: Option<Option<String>>,
+}
+
+/// What an edit did.
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export)]
+pub struct ProviderAppEdited {
+    /// The app as it is now.
+    pub app: ProviderApp,
+    /// The settings that changed, in words ("client id", "scopes", …); empty when none did.
+    pub changed: Vec<String>,
+    /// Connections granted to the old client id, which need a new consent.
+    pub reconsent: Vec<String>,
+}
+
+/// A connection deleted with its provider app, and what its revocation achieved.
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export)]
+pub struct DeletedConnection {
+    /// Its name.
+    pub name: String,
+    /// The revocation at the provider (`None` when it was revoked already).
+    pub revocation: Option<RevokeOutcome>,
+}
+
+impl TenantVault<'_> {
+    /// Changes a provider app's settings. A client id change leaves its connections in place,
+    /// named in [`ProviderAppEdited::reconsent`]: their grants belong to the old client.
+    pub fn edit_provider_app(
+        &self,
+        id_or_name: &str,
+        edit: ProviderAppEdit,
+        actor: &Actor,
+    ) -> Result<ProviderAppEdited> {
+        let before = self.provider_app(id_or_name)?;
+        let mut app = before.clone();
+        let mut changed = Vec::new();
+        let mut note = |what: &str| changed.push(what.to_owned());
+        if let Some(id) = edit.client_id.filter(|id| *id != app.client_id) {
+            if id.trim().is_empty() {
+                return Err(Error::Invalid("a provider app needs a client id".into()));
+            }
+            app.client_id = id;
+            note("client id");
+        }
+        let secret = match (&edit.client_secret, edit.remove_client_secret) {
+            (Some(_), true) => {
+                return Err(Error::Invalid(
+                    "give a new client secret or remove it, not both".into(),
+                ))
+            }
+            (Some(s), false) => SecretChange::Set(s),
+            (None, true) if before.has_client_secret => SecretChange::Remove,
+            (None, _) => SecretChange::Keep,
+        };
+        if !matches!(secret, SecretChange::Keep) {
+            note("client secret");
+        }
+        if let Some(scopes) = edit.scopes.filter(|s| *s != app.default_scopes) {
+            app.default_scopes = scopes;
+            note("scopes");
+        }
+        if let Some(mode) = edit.redirect.filter(|m| *m != app.redirect_mode) {
+            app.redirect_mode = mode;
+            note("redirect");
+        }
+        if let Some(port) = edit.port.filter(|p| *p != app.redirect_port) {
+            app.redirect_port = port;
+            note("port");
+        }
+        if let Some(relay) = edit.relay_url.filter(|r| *r != app.relay_url) {
+            if let Some(url) = &relay {
+                crate::vault::check_relay_url(url)?;
+            }
+            app.relay_url = relay;
+            note("relay URL");
+        }
+        if app.redirect_mode == RedirectMode::Relay && app.relay_url.is_none() {
+            return Err(Error::Invalid(
+                "a relay redirect needs the relay page's HTTPS URL: give one".into(),
+            ));
+        }
+        if changed.is_empty() {
+            return Ok(ProviderAppEdited {
+                app,
+                changed,
+                reconsent: Vec::new(),
+            });
+        }
+        let event = NewEvent::new(EventKind::ConfigChanged, actor)
+            .tenant(&self.tenant.id)
+            .detail(
+                json!({ "change": "provider_app_edited", "name": app.name, "changed": changed }),
+            );
+        self.store.update_provider_app(&app, secret, event)?;
+        let reconsent = if app.client_id == before.client_id {
+            Vec::new()
+        } else {
+            let using = self.store.connections_using(&app.id)?;
+            using.into_iter().map(|c| c.name).collect()
+        };
+        Ok(ProviderAppEdited {
+            app: self.provider_app(app.id.as_str())?,
+            changed,
+            reconsent,
+        })
+    }
+
+    /// Deletes a provider app. One that connections use is deleted only `with_connections`:
+    /// each is revoked at the provider and deleted first (see [`Self::revoke_and_delete`]).
+    pub fn delete_provider_app(
+        &self,
+        id_or_name: &str,
+        with_connections: bool,
+        actor: &Actor,
+    ) -> Result<Vec<DeletedConnection>> {
+        let app = self.provider_app(id_or_name)?;
+        let using = self.store.connections_using(&app.id)?;
+        if !using.is_empty() && !with_connections {
+            let names: Vec<&str> = using.iter().map(|c| c.name.as_str()).collect();
+            return Err(Error::Invalid(format!(
+                "provider app '{}/{}' has {} connection(s) ({}): delete them first, or delete them with it (each is revoked at the provider first)",
+                self.tenant.slug,
+                app.name,
+                using.len(),
+                names.join(", ")
+            )));
+        }
+        let mut deleted = Vec::new();
+        for c in using {
+            let revocation = self.revoke_and_delete(&c.id, true, actor)?;
+            deleted.push(DeletedConnection {
+                name: c.name,
+                revocation,
+            });
+        }
+        let event = NewEvent::new(EventKind::ConfigChanged, actor)
+            .tenant(&self.tenant.id)
+            .detail(json!({ "change": "provider_app_deleted", "name": app.name, "connections": deleted.len() }));
+        self.store.delete_provider_app(&app.id, event)?;
+        Ok(deleted)
+    }
+}

@@ -1,0 +1,225 @@
+use crate::audit::{EventKind, HistoryFilter};
+use crate::error::Error;
+use crate::model::{Endpoints, RedirectMode};
+use crate::oauth::stub::{Stub, StubResponse};
+use crate::secret::ClientSecret;
+use crate::store::NewProviderApp;
+use crate::test_support::{acme, cli, new_connection, public_app, temp_vault, tokens};
+use crate::vault::Vault;
+
+use super::ProviderAppEdit;
+
+/// The `config_changed` events' details, oldest first.
+fn config_changes(v: &Vault) -> Vec<serde_json::Value> {
+    let filter = HistoryFilter {
+        kind: Some(EventKind::ConfigChanged),
+        ..HistoryFilter::default()
+    };
+    let mut events = v.history(&filter).unwrap();
+    events.reverse();
+    events
+        .into_iter()
+        .map(|e| e.detail.unwrap_or_default())
+        .collect()
+}
+
+#[test]
+fn an_edit_changes_the_settings_keeps_them_authenticated_and_is_recorded() {
+    let (_dir, _kc, v) = temp_vault();
+    let t = acme(&v);
+    let app = t
+        .add_provider_app(public_app("idp", Endpoints::default()), &cli())
+        .unwrap();
+    let crm = new_connection(&app.id, "crm");
+    t.store_connection(crm, tokens("1"), &cli()).unwrap();
+    let edited = t
+        .edit_provider_app(
+            "idp",
+            ProviderAppEdit {
+                client_id: Some("new-client".into()),
+                client_secret: Some(ClientSecret::new("s3cret-value")),
+                scopes: Some(vec!["read".into(), "write".into()]),
+                redirect: Some(RedirectMode::Relay),
+                port: Some(Some(8765)),
+                relay_url: Some(Some("https://relay.example/callback".into())),
+                ..ProviderAppEdit::default()
+            },
+            &cli(),
+        )
+        .unwrap();
+    assert_eq!(
+        edited.changed,
+        [
+            "client id",
+            "client secret",
+            "scopes",
+            "redirect",
+            "port",
+            "relay URL"
+        ]
+    );
+    assert_eq!(edited.reconsent, ["crm"], "granted to the old client id");
+    // Read back through the settings' MAC check.
+    let app = t.provider_app("idp").unwrap();
+    assert_eq!(app.client_id, "new-client");
+    assert!(app.has_client_secret);
+    assert_eq!(app.default_scopes, ["read", "write"]);
+    assert_eq!(
+        (
+            app.redirect_mode,
+            app.redirect_port,
+            app.relay_url.as_deref()
+        ),
+        (
+            RedirectMode::Relay,
+            Some(8765),
+            Some("https://relay.example/callback")
+        )
+    );
+    let secret = t.client_secret(&app.id).unwrap().unwrap();
+    assert_eq!(secret.expose(), "s3cret-value");
+    let last = config_changes(&v).pop().unwrap();
+    assert_eq!(last["change"], "provider_app_edited");
+    assert_eq!(last["changed"][1], "client secret");
+    assert!(!last.to_string().contains("s3cret-value"));
+
+    // Removing the secret makes a public client; an edit that changes nothing writes nothing.
+    let removed = t
+        .edit_provider_app(
+            "idp",
+            ProviderAppEdit {
+                remove_client_secret: true,
+                ..ProviderAppEdit::default()
+            },
+            &cli(),
+        )
+        .unwrap();
+    assert_eq!(removed.changed, ["client secret"]);
+    assert!(removed.reconsent.is_empty());
+    assert!(t.client_secret(&app.id).unwrap().is_none());
+    assert!(!t.provider_app("idp").unwrap().has_client_secret);
+    let before = config_changes(&v).len();
+    let same = t
+        .edit_provider_app(
+            "idp",
+            ProviderAppEdit {
+                client_id: Some("new-client".into()),
+                ..ProviderAppEdit::default()
+            },
+            &cli(),
+        )
+        .unwrap();
+    assert!(same.changed.is_empty());
+    assert_eq!(config_changes(&v).len(), before);
+}
+
+#[test]
+fn an_edit_that_cannot_work_is_refused_and_changes_nothing() {
+    let (_dir, _kc, v) = temp_vault();
+    let t = acme(&v);
+    t.add_provider_app(public_app("idp", Endpoints::default()), &cli())
+        .unwrap();
+    let refused = |edit: ProviderAppEdit, expect: &str| {
+        let e = t.edit_provider_app("idp", edit, &cli()).unwrap_err();
+        assert!(matches!(e, Error::Invalid(_)), "{e:?}");
+        assert!(e.to_string().contains(expect), "{e}");
+    };
+    refused(
+        ProviderAppEdit {
+            redirect: Some(RedirectMode::Relay),
+            ..ProviderAppEdit::default()
+        },
+        "relay page",
+    );
+    refused(
+        ProviderAppEdit {
+            relay_url: Some(Some("http://relay.example/".into())),
+            ..ProviderAppEdit::default()
+        },
+        "HTTPS",
+    );
+    refused(
+        ProviderAppEdit {
+            client_id: Some(" ".into()),
+            ..ProviderAppEdit::default()
+        },
+        "client id",
+    );
+    refused(
+        ProviderAppEdit {
+            client_secret: Some(ClientSecret::new("x")),
+            remove_client_secret: true,
+            ..ProviderAppEdit::default()
+        },
+        "not both",
+    );
+    let app = t.provider_app("idp").unwrap();
+    assert_eq!(
+        (app.client_id.as_str(), app.redirect_mode),
+        ("cid", RedirectMode::Loopback)
+    );
+    // A relay page served on this machine's loopback address is accepted.
+    let local = t
+        .add_provider_app(
+            NewProviderApp {
+                relay_url: Some("http://127.0.0.1:8080/relay/".into()),
+                ..public_app("local", Endpoints::default())
+            },
+            &cli(),
+        )
+        .unwrap();
+    assert!(local.relay_url.is_some());
+}
+
+#[test]
+fn an_app_in_use_is_deleted_only_with_its_connections_each_revoked_first() {
+    let stub = Stub::start(|_| StubResponse::json(200, "{}"));
+    let (_dir, _kc, v) = temp_vault();
+    let t = acme(&v);
+    let endpoints = Endpoints {
+        token: Some(format!("{}/token", stub.base)),
+        revocation: Some(format!("{}/revoke", stub.base)),
+        ..Endpoints::default()
+    };
+    let app = t
+        .add_provider_app(public_app("idp", endpoints), &cli())
+        .unwrap();
+    for name in ["crm", "erp"] {
+        let c = new_connection(&app.id, name);
+        t.store_connection(c, tokens(name), &cli()).unwrap();
+    }
+    let e = t.delete_provider_app("idp", false, &cli()).unwrap_err();
+    assert!(e.to_string().contains("2 connection(s) (crm, erp)"), "{e}");
+    assert!(t.connection_named("crm").is_ok() && t.provider_app("idp").is_ok());
+
+    let deleted = t.delete_provider_app("idp", true, &cli()).unwrap();
+    let names: Vec<&str> = deleted.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["crm", "erp"]);
+    assert!(deleted
+        .iter()
+        .all(|d| d.revocation.as_ref().is_some_and(|r| r.revoked_at_provider)));
+    let revoked = stub.requests.lock().unwrap();
+    assert!(revoked
+        .iter()
+        .any(|r| r.path == "/revoke" && r.body.contains("rt-crm")));
+    assert!(revoked
+        .iter()
+        .any(|r| r.path == "/revoke" && r.body.contains("rt-erp")));
+    assert!(matches!(
+        t.connection_named("crm"),
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(t.provider_app("idp"), Err(Error::NotFound { .. })));
+    let last = config_changes(&v).pop().unwrap();
+    assert_eq!(
+        (last["change"].as_str(), last["connections"].as_u64()),
+        (Some("provider_app_deleted"), Some(2))
+    );
+    // An app nobody uses goes at once.
+    t.add_provider_app(public_app("spare", Endpoints::default()), &cli())
+        .unwrap();
+    assert!(t
+        .delete_provider_app("spare", false, &cli())
+        .unwrap()
+        .is_empty());
+}
