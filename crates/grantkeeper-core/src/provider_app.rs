@@ -21,7 +21,7 @@ use crate::oauth::{discovery, OAuthError};
 use crate::secret::ClientSecret;
 use crate::vault::{NewProviderApp, TenantVault};
 
-pub use edit::{DeletedConnection, ProviderAppEdit, ProviderAppEdited};
+pub use edit::{ProviderAppEdit, ProviderAppEdited};
 
 /// Where a provider app's endpoints come from.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, TS)]

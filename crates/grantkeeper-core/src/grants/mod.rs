@@ -77,3 +77,13 @@ pub struct RevokeOutcome {
     /// Tokens already issued may live on: say so.
     pub caveat: String,
 }
+
+/// A connection deleted with its provider app, and what its revocation achieved.
+#[derive(Debug, Clone, Serialize, TS)]
+#[ts(export)]
+pub struct DeletedConnection {
+    /// Its name.
+    pub name: String,
+    /// The revocation at the provider (`None` when it was revoked already).
+    pub revocation: Option<RevokeOutcome>,
+}

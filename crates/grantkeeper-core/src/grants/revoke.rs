@@ -1,9 +1,10 @@
-//! Revoking grants at the provider in each provider's style, then forgetting them here.
+//! Revoking grants at the provider in each provider's style, then forgetting them here; deleting
+//! a provider app with the connections it holds.
 
-use crate::audit::{Actor, EventKind};
+use crate::audit::{Actor, EventKind, NewEvent};
 use crate::catalog::Revocation;
 use crate::deadline::Deadline;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{ConnectionId, ConnectionStatus};
 use crate::oauth::flow::TokenEndpoint;
 use crate::oauth::OAuthError;
@@ -11,7 +12,7 @@ use crate::secret::AccessToken;
 use crate::vault::TenantVault;
 use serde_json::json;
 
-use super::RevokeOutcome;
+use super::{DeletedConnection, RevokeOutcome};
 use crate::store::{SecretColumn, LOCK_WAIT};
 
 impl TenantVault<'_> {
@@ -30,6 +31,41 @@ impl TenantVault<'_> {
         };
         self.delete_connection(id, actor)?;
         Ok(outcome)
+    }
+
+    /// Deletes a provider app. One that connections use is deleted only `with_connections`:
+    /// each is revoked at the provider and deleted first (see [`Self::revoke_and_delete`]).
+    pub fn delete_provider_app(
+        &self,
+        id_or_name: &str,
+        with_connections: bool,
+        actor: &Actor,
+    ) -> Result<Vec<DeletedConnection>> {
+        let app = self.provider_app(id_or_name)?;
+        let using = self.store.connections_using(&app.id)?;
+        if !using.is_empty() && !with_connections {
+            let names: Vec<&str> = using.iter().map(|c| c.name.as_str()).collect();
+            return Err(Error::Invalid(format!(
+                "provider app '{}/{}' has {} connection(s) ({}): delete them first, or delete them with it (each is revoked at the provider first)",
+                self.tenant.slug,
+                app.name,
+                using.len(),
+                names.join(", ")
+            )));
+        }
+        let mut deleted = Vec::new();
+        for c in using {
+            let revocation = self.revoke_and_delete(&c.id, true, actor)?;
+            deleted.push(DeletedConnection {
+                name: c.name,
+                revocation,
+            });
+        }
+        let event = NewEvent::new(EventKind::ConfigChanged, actor)
+            .tenant(&self.tenant.id)
+            .detail(json!({ "change": "provider_app_deleted", "name": app.name, "connections": deleted.len() }));
+        self.store.delete_provider_app(&app.id, event)?;
+        Ok(deleted)
     }
 
     /// Revokes the grant at the provider (RFC 7009 or the provider's own method), then forgets

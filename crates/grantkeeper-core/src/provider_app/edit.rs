@@ -1,6 +1,6 @@
-//! Editing and deleting provider apps: settings changed in place (and authenticated again), an
-//! app deleted only with its connections' fate decided. Every change is a `config_changed`
-//! event naming what changed (never a secret's value).
+//! Editing provider apps: settings changed in place (and authenticated again). Every change is
+//! a `config_changed` event naming what changed (never a secret's value). Deleting one is in
+//! [`crate::grants`], which revokes its connections first.
 
 use serde::Serialize;
 use serde_json::json;
@@ -8,7 +8,6 @@ use ts_rs::TS;
 
 use crate::audit::{Actor, EventKind, NewEvent};
 use crate::error::{Error, Result};
-use crate::grants::RevokeOutcome;
 use crate::model::{ProviderApp, RedirectMode};
 use crate::secret::ClientSecret;
 use crate::store::SecretChange;
@@ -43,16 +42,6 @@ pub struct ProviderAppEdited {
     pub changed: Vec<String>,
     /// Connections granted to the old client id, which need a new consent.
     pub reconsent: Vec<String>,
-}
-
-/// A connection deleted with its provider app, and what its revocation achieved.
-#[derive(Debug, Clone, Serialize, TS)]
-#[ts(export)]
-pub struct DeletedConnection {
-    /// Its name.
-    pub name: String,
-    /// The revocation at the provider (`None` when it was revoked already).
-    pub revocation: Option<RevokeOutcome>,
 }
 
 impl TenantVault<'_> {
@@ -136,40 +125,5 @@ impl TenantVault<'_> {
             changed,
             reconsent,
         })
-    }
-
-    /// Deletes a provider app. One that connections use is deleted only `with_connections`:
-    /// each is revoked at the provider and deleted first (see [`Self::revoke_and_delete`]).
-    pub fn delete_provider_app(
-        &self,
-        id_or_name: &str,
-        with_connections: bool,
-        actor: &Actor,
-    ) -> Result<Vec<DeletedConnection>> {
-        let app = self.provider_app(id_or_name)?;
-        let using = self.store.connections_using(&app.id)?;
-        if !using.is_empty() && !with_connections {
-            let names: Vec<&str> = using.iter().map(|c| c.name.as_str()).collect();
-            return Err(Error::Invalid(format!(
-                "provider app '{}/{}' has {} connection(s) ({}): delete them first, or delete them with it (each is revoked at the provider first)",
-                self.tenant.slug,
-                app.name,
-                using.len(),
-                names.join(", ")
-            )));
-        }
-        let mut deleted = Vec::new();
-        for c in using {
-            let revocation = self.revoke_and_delete(&c.id, true, actor)?;
-            deleted.push(DeletedConnection {
-                name: c.name,
-                revocation,
-            });
-        }
-        let event = NewEvent::new(EventKind::ConfigChanged, actor)
-            .tenant(&self.tenant.id)
-            .detail(json!({ "change": "provider_app_deleted", "name": app.name, "connections": deleted.len() }));
-        self.store.delete_provider_app(&app.id, event)?;
-        Ok(deleted)
     }
 }
