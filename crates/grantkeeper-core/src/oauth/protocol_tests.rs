@@ -244,3 +244,83 @@ fn a_failed_poll_ends_the_polling_with_its_reason() {
         "no retries after a failure"
     );
 }
+
+#[test]
+fn revocation_and_introspection_go_through_oauth2_to_the_registered_url() {
+    let stub = Stub::start(|req| match req.path.as_str() {
+        "/revoke" if req.body.contains("token=rt-1") => {
+            StubResponse::raw(200, "text/plain", vec![])
+        }
+        "/revoke" => StubResponse::json(503, r#"{"error":"temporarily_unavailable"}"#),
+        _ if req.body.contains("token=at-live") => StubResponse::json(
+            200,
+            r#"{"active":true,"exp":"1700000000","scope":"a b","aud":7,"team":{"id":"T1"}}"#,
+        ),
+        _ if req.body.contains("token=at-odd") => StubResponse::json(200, r#"{"exp":1}"#),
+        _ => StubResponse::json(
+            200,
+            r#"{"error":"invalid_client","error_description":"who?"}"#,
+        ),
+    });
+    let client = Client {
+        id: "cid".into(),
+        secret: Some(crate::secret::ClientSecret::new("s3cret")),
+    };
+    let (quirks, http) = (Quirks::new(None, true), HttpClient::default());
+    let e = endpoints(&stub.base);
+    let c = ProviderClient::new(&e, &client, &quirks, Wire::Http(&http));
+    let revoke_url = format!("{}/revoke", stub.base);
+    c.revoke(&revoke_url, Revocable::Refresh(&RefreshToken::new("rt-1")))
+        .unwrap();
+    match c.revoke(&revoke_url, Revocable::Access(&AccessToken::new("at-1"))) {
+        Err(OAuthError::Provider { error, status, .. }) => {
+            assert_eq!((error.as_str(), status), ("http_503", 503));
+        }
+        other => panic!("expected the endpoint's refusal, got {other:?}"),
+    }
+    assert!(matches!(
+        c.revoke(
+            "http://example.com/revoke",
+            Revocable::Access(&AccessToken::new("x"))
+        ),
+        Err(OAuthError::Http(crate::http::HttpError::Insecure(_)))
+    ));
+    let answer = c
+        .introspect(&AccessToken::new("at-live"), "access_token")
+        .unwrap();
+    assert_eq!(answer["active"], true);
+    assert_eq!(answer["exp"], 1_700_000_000);
+    assert_eq!(answer["scope"], "a b");
+    assert_eq!(answer["team"]["id"], "T1");
+    assert!(
+        !answer.contains_key("aud"),
+        "an aud of no RFC type is left out"
+    );
+    assert!(matches!(
+        c.introspect(&AccessToken::new("at-odd"), "access_token"),
+        Err(OAuthError::Malformed(m)) if m.contains("active")
+    ));
+    match c.introspect(&AccessToken::new("at-other"), "access_token") {
+        Err(OAuthError::Provider {
+            error,
+            description,
+            status,
+        }) => {
+            assert_eq!(error, "invalid_client");
+            assert_eq!(description.as_deref(), Some("who?"));
+            assert_eq!(status, 200);
+        }
+        other => panic!("expected the provider's error, got {other:?}"),
+    }
+    let requests = stub.requests.lock().unwrap();
+    let revocation = &requests[0];
+    assert_eq!(revocation.path, "/revoke");
+    assert!(revocation.body.contains("token_type_hint=refresh_token"));
+    assert!(revocation
+        .headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("authorization") && v.starts_with("Basic ")));
+    assert!(!revocation.body.contains("s3cret"));
+    let introspection = requests.iter().find(|r| r.path == "/introspect").unwrap();
+    assert!(introspection.body.contains("token_type_hint=access_token"));
+}
