@@ -269,6 +269,10 @@ fn revocation_and_introspection_go_through_oauth2_to_the_registered_url() {
     let (quirks, http) = (Quirks::new(None, true), HttpClient::default());
     let e = endpoints(&stub.base);
     let c = ProviderClient::new(&e, &client, &quirks, Wire::Http(&http));
+    assert!(
+        !format!("{c:?}").contains("s3cret"),
+        "the client's Debug redacts its secret"
+    );
     let revoke_url = format!("{}/revoke", stub.base);
     c.revoke(&revoke_url, Revocable::Refresh(&RefreshToken::new("rt-1")))
         .unwrap();
@@ -323,4 +327,14 @@ fn revocation_and_introspection_go_through_oauth2_to_the_registered_url() {
     assert!(!revocation.body.contains("s3cret"));
     let introspection = requests.iter().find(|r| r.path == "/introspect").unwrap();
     assert!(introspection.body.contains("token_type_hint=access_token"));
+}
+
+#[test]
+fn extra_token_fields_print_their_names_only() {
+    let fields: TokenFields =
+        serde_json::from_str(r#"{"id_token":"planted-id-token","instance_url":"https://x"}"#)
+            .unwrap();
+    let shown = format!("{fields:?}");
+    assert!(shown.contains("id_token") && shown.contains("instance_url"));
+    assert!(!shown.contains("planted"), "{shown}");
 }
