@@ -14,13 +14,15 @@ use crate::model::{
     AccountIdentity, Connection, ConnectionId, ExpirySource, RedirectMode, UnixMillis,
 };
 use crate::oauth::discovery;
-use crate::oauth::flow::{self, DeviceAuthorization, TokenEndpoint};
+use crate::oauth::flow;
 use crate::oauth::jwt::DecodedJwt;
 use crate::oauth::loopback::{CallbackParams, CancelToken, LoopbackListener};
-use crate::oauth::pkce::{new_nonce, new_state, PkceVerifier};
+use crate::oauth::protocol::{DeviceAuthorization, ProviderClient};
+use crate::oauth::state::{new_nonce, new_state};
 use crate::oauth::token::{clamp_expiry, expiry_after, TokenResponse};
 use crate::oauth::{id_token, OAuthError};
 use crate::provider_app::{AppContext, Discovery};
+use crate::secret::SecretText;
 use crate::vault::{NewConnection, TenantVault};
 
 /// What to connect.
@@ -47,7 +49,8 @@ pub struct PendingConnect {
     request: ConnectRequest,
     context: AppContext,
     state: String,
-    verifier: PkceVerifier,
+    /// The PKCE code verifier, kept secret until the code exchange.
+    verifier: SecretText,
     nonce: Option<String>,
     listener: Option<LoopbackListener>,
     scopes: Vec<String>,
@@ -126,15 +129,6 @@ impl PendingConnect {
 struct Prepared {
     context: AppContext,
     scopes: Vec<String>,
-}
-
-impl Prepared {
-    fn token_endpoint<'a>(
-        &'a self,
-        http: &'a crate::http::HttpClient,
-    ) -> Result<TokenEndpoint<'a>> {
-        self.context.endpoint("token", http).map_err(oauth)
-    }
 }
 
 /// Default time to wait for the browser.
@@ -218,20 +212,13 @@ impl TenantVault<'_> {
             .scopes
             .clone()
             .unwrap_or_else(|| app.default_scopes.clone());
-        let verifier = PkceVerifier::generate();
+        let (challenge, verifier) = oauth2::PkceCodeChallenge::new_random_sha256();
+        let verifier = SecretText::new(verifier.into_secret());
         let nonce = (context.oidc() && scopes.iter().any(|s| s == "openid")).then(new_nonce);
-        let auth_endpoint = flow::require(&app.endpoints, "authorization").map_err(oauth)?;
-        let url = flow::authorization_url(
-            auth_endpoint,
-            &app.client_id,
-            &redirect_uri,
-            &scopes,
-            &state,
-            &verifier,
-            nonce.as_deref(),
-            &context.quirks,
-        )
-        .map_err(oauth)?;
+        let url = context
+            .protocol(&self.vault.http)
+            .authorization_url(&redirect_uri, &scopes, &state, challenge, nonce.as_deref())
+            .map_err(oauth)?;
         Ok(PendingConnect {
             url,
             redirect_uri,
@@ -258,17 +245,9 @@ impl TenantVault<'_> {
         let code =
             flow::check_callback(params, &pending.state, issuer, pending.context.iss_required)
                 .map_err(oauth)?;
-        let endpoint = pending
-            .context
-            .endpoint("token", &self.vault.http)
-            .map_err(oauth)?;
-        let response = endpoint
-            .request_tokens(&[
-                ("grant_type", "authorization_code"),
-                ("code", code),
-                ("redirect_uri", &pending.redirect_uri),
-                ("code_verifier", pending.verifier.expose()),
-            ])
+        let client = pending.context.protocol(&self.vault.http);
+        let response = client
+            .exchange_code(code, &pending.redirect_uri, pending.verifier.expose())
             .map_err(oauth)?;
         let mut redirect_meta = BTreeMap::new();
         for key in &pending.context.quirks.shape.redirect_metadata {
@@ -280,7 +259,7 @@ impl TenantVault<'_> {
             pending.replaces.as_ref(),
             &pending.request.name,
             &pending.context,
-            &endpoint,
+            &client,
             pending.scopes.clone(),
             pending.nonce.as_deref(),
             response,
@@ -304,9 +283,9 @@ impl TenantVault<'_> {
     /// URI, then call [`TenantVault::finish_device_connect`].
     pub fn begin_device_connect(&self, request: &ConnectRequest) -> Result<DeviceAuthorization> {
         let p = self.prepare(request)?;
-        let device_url =
-            flow::require(&p.context.app.endpoints, "device_authorization").map_err(oauth)?;
-        flow::device_authorize(&p.token_endpoint(&self.vault.http)?, device_url, &p.scopes)
+        p.context
+            .protocol(&self.vault.http)
+            .device_authorize(&p.scopes)
             .map_err(oauth)
     }
 
@@ -319,9 +298,9 @@ impl TenantVault<'_> {
         actor: &Actor,
     ) -> Result<Connection> {
         let p = self.prepare(request)?;
-        let endpoint = p.token_endpoint(&self.vault.http)?;
-        let response = flow::device_poll(&endpoint, device, cancel).map_err(oauth)?;
-        self.store_prepared(&request.name, &p, &endpoint, response, actor)
+        let client = p.context.protocol(&self.vault.http);
+        let response = client.device_poll(device, cancel).map_err(oauth)?;
+        self.store_prepared(&request.name, &p, &client, response, actor)
     }
 
     /// Obtains a service connection with the client-credentials grant.
@@ -336,14 +315,9 @@ impl TenantVault<'_> {
                 "the client-credentials grant needs a client secret".into(),
             ));
         }
-        let endpoint = p.token_endpoint(&self.vault.http)?;
-        let scope = p.scopes.join(&p.context.quirks.scope_separator);
-        let mut params = vec![("grant_type", "client_credentials")];
-        if !scope.is_empty() {
-            params.push(("scope", &scope));
-        }
-        let response = endpoint.request_tokens(&params).map_err(oauth)?;
-        self.store_prepared(&request.name, &p, &endpoint, response, actor)
+        let client = p.context.protocol(&self.vault.http);
+        let response = client.client_credentials(&p.scopes).map_err(oauth)?;
+        self.store_prepared(&request.name, &p, &client, response, actor)
     }
 
     /// Stores a grant obtained without a browser redirect (no nonce, no redirect metadata).
@@ -351,7 +325,7 @@ impl TenantVault<'_> {
         &self,
         name: &str,
         p: &Prepared,
-        endpoint: &TokenEndpoint<'_>,
+        client: &ProviderClient<'_>,
         response: TokenResponse,
         actor: &Actor,
     ) -> Result<Connection> {
@@ -359,7 +333,7 @@ impl TenantVault<'_> {
             None,
             name,
             &p.context,
-            endpoint,
+            client,
             p.scopes.clone(),
             None,
             response,
@@ -374,7 +348,7 @@ impl TenantVault<'_> {
         replaces: Option<&ConnectionId>,
         name: &str,
         context: &AppContext,
-        endpoint: &TokenEndpoint<'_>,
+        client: &ProviderClient<'_>,
         scopes_requested: Vec<String>,
         nonce: Option<&str>,
         response: TokenResponse,
@@ -428,7 +402,7 @@ impl TenantVault<'_> {
         if let Some(id) = replaces {
             same_account(&self.connection(id)?, &account, &response).map_err(oauth)?;
         }
-        let access_expiry = self.access_expiry(context, endpoint, &response, now);
+        let access_expiry = self.access_expiry(context, client, &response, now);
         let expiry = &context.quirks.expiry;
         let days = |d: u32| now + i64::from(d) * 86_400_000;
         let refresh_expires_at = response
@@ -466,20 +440,19 @@ impl TenantVault<'_> {
     fn access_expiry(
         &self,
         context: &AppContext,
-        endpoint: &TokenEndpoint<'_>,
+        client: &ProviderClient<'_>,
         response: &TokenResponse,
         now: UnixMillis,
     ) -> Option<(UnixMillis, ExpirySource)> {
         if let Some(s) = response.expires_in {
             return Some((expiry_after(now, s), ExpirySource::Response));
         }
-        let access = response.tokens.access_token.expose();
-        if let Some(exp) = DecodedJwt::decode(access).and_then(|d| d.expires_at_ms()) {
+        let access = &response.tokens.access_token;
+        if let Some(exp) = DecodedJwt::decode(access.expose()).and_then(|d| d.expires_at_ms()) {
             return Some((exp, ExpirySource::JwtExp));
         }
-        if let Some(url) = context.app.endpoints.introspection.as_deref() {
-            let ep = TokenEndpoint { url, ..*endpoint };
-            match flow::introspect(&ep, access, "access_token") {
+        if context.app.endpoints.introspection.is_some() {
+            match client.introspect(access, "access_token") {
                 Ok(body) => {
                     if let Some(exp) = body.get("exp").and_then(Value::as_i64) {
                         return Some((

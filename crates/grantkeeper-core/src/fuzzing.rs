@@ -9,6 +9,10 @@ use std::collections::BTreeMap;
 
 use crate::catalog::{Catalog, ResponseShape};
 use crate::http::HttpResponse;
+use crate::model::Endpoints;
+use crate::oauth::flow::{Client, Quirks};
+use crate::oauth::normalize::Wire;
+use crate::oauth::protocol::ProviderClient;
 use crate::oauth::{discovery, id_token, jwt::DecodedJwt, loopback, token};
 
 /// A fuzz target's function.
@@ -86,7 +90,8 @@ pub fn token_response_input(
     v
 }
 
-/// Token-endpoint responses parsed with every preset's response shape: a parsed lifetime is
+/// Token-endpoint responses read with every preset's response shape, through the normalizer and
+/// oauth2 as a code exchange gets them: a parsed lifetime is
 /// at most 10 years and becomes a time without overflow.
 pub fn token_response(data: &[u8]) {
     let [p, ct, st, body @ ..] = data else {
@@ -103,7 +108,19 @@ pub fn token_response(data: &[u8]) {
         body: body.to_vec(),
     };
     let _ = token::body_to_object(&resp);
-    if let Ok(r) = token::parse(shape, &resp) {
+    let mut quirks = Quirks::new(None, false);
+    quirks.shape = shape.clone();
+    let endpoints = Endpoints {
+        token: Some("https://idp.example/token".into()),
+        ..Endpoints::default()
+    };
+    let client = Client {
+        id: "cid".into(),
+        secret: None,
+    };
+    let answer = ProviderClient::new(&endpoints, &client, &quirks, Wire::Recorded(resp))
+        .exchange_code("c", "http://127.0.0.1:1/callback", "v");
+    if let Ok(r) = answer {
         assert!(!r.tokens.access_token.expose().is_empty());
         for life in [r.expires_in, r.refresh_expires_in].into_iter().flatten() {
             assert!(life <= token::MAX_LIFETIME_SECS);

@@ -142,6 +142,31 @@ impl HttpClient {
         })
     }
 
+    /// POSTs `body` as it is, its content type among `headers` (oauth2's requests).
+    pub fn post_bytes(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<HttpResponse, HttpError> {
+        let (url, host) = check(url)?;
+        let allowed = self.allowance(&host)?;
+        let (agent, headers) = (self.agent.clone(), owned(headers));
+        within(host, allowed, move |host| {
+            let mut req = agent
+                .post(url.as_str())
+                .config()
+                .timeout_global(Some(allowed))
+                .build();
+            for (k, v) in &headers {
+                req = req.header(k.as_str(), v.as_str());
+            }
+            let started = Instant::now();
+            let result = req.send(&body[..]);
+            finish(host, allowed, started, result)
+        })
+    }
+
     /// Sends a request without a body (GET, DELETE).
     pub fn get(&self, url: &str, headers: &[(&str, &str)]) -> Result<HttpResponse, HttpError> {
         let (url, host) = check(url)?;

@@ -16,7 +16,9 @@ use crate::audit::Actor;
 use crate::catalog::{Catalog, Preset, Revocation};
 use crate::error::{Error, Result};
 use crate::model::{Endpoints, ProviderApp, RedirectMode};
-use crate::oauth::flow::{self, Client, Quirks, TokenEndpoint};
+use crate::oauth::flow::{Client, Quirks};
+use crate::oauth::normalize::Wire;
+use crate::oauth::protocol::ProviderClient;
 use crate::oauth::{discovery, OAuthError};
 use crate::secret::ClientSecret;
 use crate::vault::{NewProviderApp, TenantVault};
@@ -190,27 +192,14 @@ pub(crate) struct AppContext {
 }
 
 impl AppContext {
-    /// The `which` endpoint ("token", "introspection") with client authentication.
-    pub(crate) fn endpoint<'a>(
-        &'a self,
-        which: &str,
-        http: &'a crate::http::HttpClient,
-    ) -> Result<TokenEndpoint<'a>, OAuthError> {
-        Ok(self.endpoint_at(flow::require(&self.app.endpoints, which)?, http))
-    }
-
-    /// `url` with the app's client authentication.
-    pub(crate) fn endpoint_at<'a>(
-        &'a self,
-        url: &'a str,
-        http: &'a crate::http::HttpClient,
-    ) -> TokenEndpoint<'a> {
-        TokenEndpoint {
-            url,
-            client: &self.client,
-            quirks: &self.quirks,
-            http,
-        }
+    /// The app's OAuth client, its requests sent through `http`.
+    pub(crate) fn protocol<'a>(&'a self, http: &'a crate::http::HttpClient) -> ProviderClient<'a> {
+        ProviderClient::new(
+            &self.app.endpoints,
+            &self.client,
+            &self.quirks,
+            Wire::Http(http),
+        )
     }
 
     /// Where this app revokes grants: the URL stored at registration. Apps registered before

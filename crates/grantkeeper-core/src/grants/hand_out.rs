@@ -178,8 +178,8 @@ impl TenantVault<'_> {
         };
         let ctx = self.grant_context(id)?;
         let http = self.vault.http.bounded_by(deadline.instant());
-        let endpoint = ctx.endpoint("token", &http).map_err(Error::OAuth)?;
-        let response = match self.request_refresh(&endpoint, &rt, deadline) {
+        crate::oauth::flow::require(&ctx.app.endpoints, "token").map_err(Error::OAuth)?;
+        let response = match self.request_refresh(&ctx.protocol(&http), &rt, deadline) {
             Ok(r) => r,
             Err(e) => {
                 let over = deadline.is_over();

@@ -2,7 +2,6 @@
 
 use crate::error::{Error, Result};
 use crate::model::ConnectionId;
-use crate::oauth::flow::{self};
 use crate::oauth::jwt::DecodedJwt;
 use crate::store::SecretColumn;
 use crate::vault::TenantVault;
@@ -20,10 +19,9 @@ impl TenantVault<'_> {
             });
         };
         let ctx = self.grant_context(id)?;
-        let ep = ctx
-            .endpoint("introspection", &self.vault.http)
-            .map_err(Error::OAuth)?;
-        flow::introspect(&ep, at.expose(), "access_token").map_err(Error::OAuth)
+        ctx.protocol(&self.vault.http)
+            .introspect(&at, "access_token")
+            .map_err(Error::OAuth)
     }
 
     /// Decodes the cached access and ID tokens (when they are JWTs) with no network, and no

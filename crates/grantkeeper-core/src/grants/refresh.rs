@@ -6,8 +6,8 @@ use crate::deadline::Deadline;
 use crate::error::{Error, Result};
 use crate::http::HttpError;
 use crate::model::{now_ms, ConnectionId, ConnectionStatus, ExpirySource, UnixMillis};
-use crate::oauth::flow::TokenEndpoint;
 use crate::oauth::jwt::DecodedJwt;
+use crate::oauth::protocol::ProviderClient;
 use crate::oauth::token::{expiry_after, TokenResponse};
 use crate::oauth::OAuthError;
 use crate::secret::RefreshToken;
@@ -28,17 +28,14 @@ impl TenantVault<'_> {
     /// Sends the refresh, retrying transient failures with back-off while the deadline allows.
     pub(super) fn request_refresh(
         &self,
-        endpoint: &TokenEndpoint<'_>,
+        client: &ProviderClient<'_>,
         rt: &RefreshToken,
         deadline: &Deadline,
     ) -> Result<TokenResponse, OAuthError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match endpoint.request_tokens(&[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", rt.expose()),
-            ]) {
+            match client.refresh(rt) {
                 Ok(r) => return Ok(r),
                 Err(e)
                     if FailureClass::of(&e) == FailureClass::Transient

@@ -6,9 +6,9 @@ use crate::catalog::Revocation;
 use crate::deadline::Deadline;
 use crate::error::{Error, Result};
 use crate::model::{ConnectionId, ConnectionStatus};
-use crate::oauth::flow::TokenEndpoint;
+use crate::oauth::protocol::Revocable;
 use crate::oauth::OAuthError;
-use crate::secret::AccessToken;
+use crate::secret::{AccessToken, RefreshToken};
 use crate::vault::TenantVault;
 use serde_json::json;
 
@@ -90,14 +90,14 @@ impl TenantVault<'_> {
             let url = ctx.revocation_url()?;
             match &method {
                 Revocation::Rfc7009 | Revocation::Manual { .. } => {
-                    let ep = ctx.endpoint_at(&url, http);
+                    let client = ctx.protocol(http);
                     let mut done = Vec::new();
                     if let Some(rt) = &rt {
-                        revoke_rfc7009(&ep, rt.expose(), "refresh_token")?;
+                        client.revoke(&url, Revocable::Refresh(&RefreshToken::new(rt.expose())))?;
                         done.push("refresh token");
                     }
                     if let Some(at) = &access {
-                        revoke_rfc7009(&ep, at.expose(), "access_token")?;
+                        client.revoke(&url, Revocable::Access(at))?;
                         done.push("access token");
                     }
                     if done.is_empty() {
@@ -161,11 +161,6 @@ impl TenantVault<'_> {
             .secret(id, SecretColumn::AccessToken)?
             .map(|t| AccessToken::new(t.expose())))
     }
-}
-
-fn revoke_rfc7009(ep: &TokenEndpoint<'_>, token: &str, hint: &str) -> Result<(), OAuthError> {
-    let resp = ep.post(&[("token", token), ("token_type_hint", hint)])?;
-    check_revocation_status(resp.status)
 }
 
 fn check_revocation_status(status: u16) -> Result<(), OAuthError> {

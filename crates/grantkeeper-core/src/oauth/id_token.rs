@@ -93,7 +93,7 @@ pub fn validate_with_jwks(
             .get("nonce")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        if !super::pkce::constant_time_eq(got, nonce) {
+        if !super::state::constant_time_eq(got, nonce) {
             return Err(bad(
                 "its nonce does not match this sign-in (possible replay)",
             ));

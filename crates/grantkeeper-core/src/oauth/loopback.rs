@@ -289,7 +289,7 @@ pub fn classify(head: &RequestHead, path: &str, state: &str, done: bool) -> Answ
         return Answer::NothingToDo;
     }
     let got = head.params.get("state").map(String::as_str).unwrap_or("");
-    if state.is_empty() || !super::pkce::constant_time_eq(got, state) {
+    if state.is_empty() || !super::state::constant_time_eq(got, state) {
         return Answer::WrongState;
     }
     if done {

@@ -1,5 +1,6 @@
-//! OAuth 2.0 and OpenID Connect: PKCE, the loopback redirect, token exchange with lenient
-//! per-provider parsing, discovery and ID-token validation.
+//! OAuth 2.0 and OpenID Connect: the protocol through the `oauth2` crate over the core's own
+//! HTTP client, with provider answers normalized to standard shape first; the loopback redirect,
+//! discovery and ID-token validation.
 
 pub mod browser;
 pub mod discovery;
@@ -7,9 +8,11 @@ pub mod flow;
 pub mod id_token;
 pub mod jwt;
 pub mod loopback;
-pub mod pkce;
+pub(crate) mod normalize;
+pub mod protocol;
 #[cfg(test)]
 mod quirks_tests;
+pub mod state;
 #[cfg(test)]
 pub(crate) mod stub;
 pub mod token;

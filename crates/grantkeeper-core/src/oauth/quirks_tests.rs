@@ -2,9 +2,10 @@
 //!
 //! `catalog/token_response_fixtures.toml` holds token-endpoint responses as each provider
 //! documents them, with what Grantkeeper must make of them. Each fixture is served by a local
-//! [`Stub`] standing in for the preset's token endpoint; the exchange goes through
-//! [`TokenEndpoint::request_tokens`] with the preset's quirks, and both the parsed result and
-//! the request the stub received are checked against the preset.
+//! [`Stub`] standing in for the preset's token endpoint; the code exchange goes the way of every
+//! sign-in, [`ProviderClient::exchange_code`] (oauth2 over the hardened HTTP client, the answer
+//! normalized by the preset's quirks), and both the parsed result and the request the stub
+//! received are checked against the preset.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -13,12 +14,15 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde::Deserialize;
 
-use super::flow::{Client, Quirks, TokenEndpoint};
+use super::flow::{Client, Quirks};
+use super::normalize::Wire;
+use super::protocol::ProviderClient;
 use super::stub::{Stub, StubRequest, StubResponse};
 use super::token::TokenResponse;
 use super::OAuthError;
 use crate::catalog::{Catalog, ClientAuth, Preset};
 use crate::http::HttpClient;
+use crate::model::Endpoints;
 use crate::secret::ClientSecret;
 
 const FIXTURES_TOML: &str = include_str!("../../catalog/token_response_fixtures.toml");
@@ -26,12 +30,28 @@ const FIXTURES_TOML: &str = include_str!("../../catalog/token_response_fixtures.
 const CLIENT_ID: &str = "gk-client.0123";
 /// Characters that must be encoded in HTTP Basic (RFC 6749 2.3.1) and in a form body.
 const CLIENT_SECRET: &str = "s3cr3t+/=:&%x y";
+const REDIRECT_URI: &str = "http://127.0.0.1:1/callback";
+/// The form fields of the code exchange.
 const GRANT: &[(&str, &str)] = &[
     ("grant_type", "authorization_code"),
     ("code", "c"),
-    ("redirect_uri", "http://127.0.0.1:1/callback"),
+    ("redirect_uri", REDIRECT_URI),
     ("code_verifier", "v"),
 ];
+
+/// The code exchange of `client` with `quirks` at `url`.
+fn exchange_code(url: &str, client: &Client, quirks: &Quirks) -> Result<TokenResponse, OAuthError> {
+    let endpoints = Endpoints {
+        token: Some(url.to_owned()),
+        ..Endpoints::default()
+    };
+    let http = HttpClient::new(Duration::from_secs(5));
+    ProviderClient::new(&endpoints, client, quirks, Wire::Http(&http)).exchange_code(
+        "c",
+        REDIRECT_URI,
+        "v",
+    )
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -147,14 +167,7 @@ fn exchange(f: &Fixture, p: &Preset) -> (Result<TokenResponse, OAuthError>, Vec<
         secret: Some(ClientSecret::new(CLIENT_SECRET)),
     };
     let quirks = Quirks::new(Some(p), true);
-    let http = HttpClient::new(Duration::from_secs(5));
-    let result = TokenEndpoint {
-        url: &url,
-        client: &client,
-        quirks: &quirks,
-        http: &http,
-    }
-    .request_tokens(GRANT);
+    let result = exchange_code(&url, &client, &quirks);
     let requests = stub.requests.lock().unwrap().clone();
     (result, requests)
 }
@@ -504,15 +517,7 @@ fn a_public_client_sends_its_id_and_no_secret() {
         secret: None,
     };
     let quirks = Quirks::new(Some(p), false);
-    let http = HttpClient::new(Duration::from_secs(5));
-    let r = TokenEndpoint {
-        url: &url,
-        client: &client,
-        quirks: &quirks,
-        http: &http,
-    }
-    .request_tokens(GRANT)
-    .unwrap();
+    let r = exchange_code(&url, &client, &quirks).unwrap();
     assert_eq!(r.tokens.access_token.expose(), "at-fake");
     let requests = stub.requests.lock().unwrap();
     let [req] = requests.as_slice() else {
