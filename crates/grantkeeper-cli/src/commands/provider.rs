@@ -7,7 +7,7 @@ use clap::{Subcommand, ValueEnum};
 use grantkeeper_core::audit::{Actor, ActorKind};
 use grantkeeper_core::catalog::Catalog;
 use grantkeeper_core::model::RedirectMode;
-use grantkeeper_core::provider_app::{EndpointSource, ProviderAppSpec};
+use grantkeeper_core::provider_app::{EndpointSource, ProviderAppEdit, ProviderAppSpec};
 use grantkeeper_core::secret::ClientSecret;
 
 use super::split_ref;
@@ -47,6 +47,54 @@ pub enum ProviderCommand {
         /// Tenant slug.
         tenant: String,
     },
+    /// Change a provider app's client, scopes or redirect. Its connections stay; after a new
+    /// client id they need a new consent (`grantkeeper reconsent`).
+    Edit(Box<EditArgs>),
+    /// Delete a provider app. One that connections use is deleted only with them, each revoked
+    /// at the provider first.
+    Delete {
+        /// `<tenant>/<app-name>`.
+        target: String,
+        /// Also revoke and delete the connections that use it.
+        #[arg(long)]
+        with_connections: bool,
+        /// Confirm: deleting cannot be undone.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EditArgs {
+    /// `<tenant>/<app-name>`.
+    pub target: String,
+    /// A new OAuth client id.
+    #[arg(long)]
+    pub client_id: Option<String>,
+    /// Read a new client secret from standard input (or a hidden prompt on a terminal).
+    #[arg(long, conflicts_with = "no_client_secret")]
+    pub client_secret: bool,
+    /// Remove the client secret (a public client).
+    #[arg(long)]
+    pub no_client_secret: bool,
+    /// New default scopes, space-separated.
+    #[arg(long)]
+    pub scopes: Option<String>,
+    /// How the authorization response comes back.
+    #[arg(long, value_enum)]
+    pub redirect: Option<Redirect>,
+    /// A fixed loopback port the registration requires.
+    #[arg(long, conflicts_with = "no_port")]
+    pub port: Option<u16>,
+    /// No fixed port (an ephemeral one).
+    #[arg(long)]
+    pub no_port: bool,
+    /// The HTTPS relay page registered as redirect URI.
+    #[arg(long, conflicts_with = "no_relay_url")]
+    pub relay_url: Option<String>,
+    /// No relay page.
+    #[arg(long)]
+    pub no_relay_url: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -137,6 +185,12 @@ pub fn run(cmd: &ProviderCommand, out: &Output) -> Result<(), Failure> {
             )?;
             Ok(())
         }
+        ProviderCommand::Edit(args) => edit(args, out),
+        ProviderCommand::Delete {
+            target,
+            with_connections,
+            yes,
+        } => delete(target, *with_connections, *yes, out),
         ProviderCommand::Add(args) => {
             let AddArgs {
                 target,
@@ -211,6 +265,90 @@ pub fn run(cmd: &ProviderCommand, out: &Output) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+/// A setting to set (`Some(Some(v))`), clear (`Some(None)`) or keep (`None`).
+fn set_or_clear<T>(set: Option<T>, clear: bool) -> Option<Option<T>> {
+    if clear {
+        Some(None)
+    } else {
+        set.map(Some)
+    }
+}
+
+fn edit(args: &EditArgs, out: &Output) -> Result<(), Failure> {
+    let (tenant, name) = split_ref(&args.target)?;
+    let change = ProviderAppEdit {
+        client_id: args.client_id.clone(),
+        client_secret: if args.client_secret {
+            Some(read_secret()?)
+        } else {
+            None
+        },
+        remove_client_secret: args.no_client_secret,
+        scopes: args
+            .scopes
+            .as_ref()
+            .map(|s| s.split_whitespace().map(str::to_owned).collect()),
+        redirect: args.redirect.map(Into::into),
+        port: set_or_clear(args.port, args.no_port),
+        relay_url: set_or_clear(args.relay_url.clone(), args.no_relay_url),
+    };
+    let vault = crate::open_vault()?;
+    let t = vault.find_tenant(tenant)?;
+    let edited =
+        vault
+            .tenant(&t.id)?
+            .edit_provider_app(name, change, &Actor::new(ActorKind::Cli))?;
+    out.value(&edited, || {
+        let target = format!("{}/{}", t.slug, edited.app.name);
+        let mut text = if edited.changed.is_empty() {
+            format!("provider app {target}: nothing changed")
+        } else {
+            format!("updated provider app {target}: {}", edited.changed.join(", "))
+        };
+        for c in &edited.reconsent {
+            text.push_str(&format!(
+                "\n{}/{c} was granted to the old client id: consent again with `grantkeeper reconsent {}/{c}`",
+                t.slug, t.slug
+            ));
+        }
+        text
+    })
+}
+
+fn delete(target: &str, with_connections: bool, yes: bool, out: &Output) -> Result<(), Failure> {
+    let (tenant, name) = split_ref(target)?;
+    if !yes {
+        return Err(Failure::invalid(format!(
+            "deleting provider app '{target}' cannot be undone; add --yes to confirm"
+        )));
+    }
+    let vault = crate::open_vault()?;
+    let t = vault.find_tenant(tenant)?;
+    let deleted = vault.tenant(&t.id)?.delete_provider_app(
+        name,
+        with_connections,
+        &Actor::new(ActorKind::Cli),
+    )?;
+    let summary = serde_json::json!({ "deleted": target, "connections": deleted });
+    out.value(&summary, || {
+        let mut text = format!("deleted provider app {target}");
+        for d in &deleted {
+            let what = d
+                .revocation
+                .as_ref()
+                .map_or("it was revoked already", |r| r.detail.as_str());
+            text.push_str(&format!("\ndeleted {}/{}; {what}", t.slug, d.name));
+        }
+        text
+    })?;
+    for d in &deleted {
+        if let Some(outcome) = &d.revocation {
+            super::revoke::confirmed(&format!("{}/{}", t.slug, d.name), outcome)?;
+        }
+    }
+    Ok(())
 }
 
 /// The client secret, from a hidden prompt on a terminal, else the first line of stdin.
