@@ -124,22 +124,7 @@ impl HttpClient {
         headers: &[(&str, &str)],
         form: &[(&str, &str)],
     ) -> Result<HttpResponse, HttpError> {
-        let (url, host) = check(url)?;
-        let allowed = self.allowance(&host)?;
-        let (agent, headers, form) = (self.agent.clone(), owned(headers), owned(form));
-        within(host, allowed, move |host| {
-            let mut req = agent
-                .post(url.as_str())
-                .config()
-                .timeout_global(Some(allowed))
-                .build();
-            for (k, v) in &headers {
-                req = req.header(k.as_str(), v.as_str());
-            }
-            let started = Instant::now();
-            let result = req.send_form(form.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-            finish(host, allowed, started, result)
-        })
+        self.send(url, headers, Method::Post(Body::Form(owned(form))))
     }
 
     /// POSTs `body` as it is, its content type among `headers` (oauth2's requests).
@@ -149,42 +134,12 @@ impl HttpClient {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> Result<HttpResponse, HttpError> {
-        let (url, host) = check(url)?;
-        let allowed = self.allowance(&host)?;
-        let (agent, headers) = (self.agent.clone(), owned(headers));
-        within(host, allowed, move |host| {
-            let mut req = agent
-                .post(url.as_str())
-                .config()
-                .timeout_global(Some(allowed))
-                .build();
-            for (k, v) in &headers {
-                req = req.header(k.as_str(), v.as_str());
-            }
-            let started = Instant::now();
-            let result = req.send(&body[..]);
-            finish(host, allowed, started, result)
-        })
+        self.send(url, headers, Method::Post(Body::Bytes(body)))
     }
 
-    /// Sends a request without a body (GET, DELETE).
+    /// Sends a request without a body.
     pub fn get(&self, url: &str, headers: &[(&str, &str)]) -> Result<HttpResponse, HttpError> {
-        let (url, host) = check(url)?;
-        let allowed = self.allowance(&host)?;
-        let (agent, headers) = (self.agent.clone(), owned(headers));
-        within(host, allowed, move |host| {
-            let mut req = agent
-                .get(url.as_str())
-                .config()
-                .timeout_global(Some(allowed))
-                .build();
-            for (k, v) in &headers {
-                req = req.header(k.as_str(), v.as_str());
-            }
-            let started = Instant::now();
-            let result = req.call();
-            finish(host, allowed, started, result)
-        })
+        self.send(url, headers, Method::Get)
     }
 
     /// Sends a JSON body with `method` (POST or DELETE).
@@ -195,38 +150,73 @@ impl HttpClient {
         headers: &[(&str, &str)],
         body: &serde_json::Value,
     ) -> Result<HttpResponse, HttpError> {
+        let body = Body::Json(body.to_string());
+        let method = if method == "DELETE" {
+            Method::Delete(body)
+        } else {
+            Method::Post(body)
+        };
+        self.send(url, headers, method)
+    }
+
+    /// Every request: the URL checked, the time it may take bounded, the body sent as given.
+    fn send(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        method: Method,
+    ) -> Result<HttpResponse, HttpError> {
         let (url, host) = check(url)?;
         let allowed = self.allowance(&host)?;
-        let text = body.to_string();
-        let delete = method == "DELETE";
         let (agent, headers) = (self.agent.clone(), owned(headers));
         within(host, allowed, move |host| {
             let started = Instant::now();
-            let result = if delete {
-                let mut req = agent
-                    .delete(url.as_str())
-                    .config()
-                    .timeout_global(Some(allowed))
-                    .build()
-                    .force_send_body();
-                for (k, v) in &headers {
-                    req = req.header(k.as_str(), v.as_str());
+            let (req, body) = match method {
+                Method::Get => {
+                    let result = prepared(agent.get(url.as_str()), allowed, &headers).call();
+                    return finish(host, allowed, started, result);
                 }
-                req.content_type("application/json").send(text.as_bytes())
-            } else {
-                let mut req = agent
-                    .post(url.as_str())
-                    .config()
-                    .timeout_global(Some(allowed))
-                    .build();
-                for (k, v) in &headers {
-                    req = req.header(k.as_str(), v.as_str());
+                Method::Post(body) => (agent.post(url.as_str()), body),
+                Method::Delete(body) => (agent.delete(url.as_str()).force_send_body(), body),
+            };
+            let req = prepared(req, allowed, &headers);
+            let result = match body {
+                Body::Form(form) => {
+                    req.send_form(form.iter().map(|(k, v)| (k.as_str(), v.as_str())))
                 }
-                req.content_type("application/json").send(text.as_bytes())
+                Body::Bytes(bytes) => req.send(&bytes[..]),
+                Body::Json(text) => req.content_type("application/json").send(text.as_bytes()),
             };
             finish(host, allowed, started, result)
         })
     }
+}
+
+/// The requests Grantkeeper sends: GET without a body, POST and DELETE with one.
+enum Method {
+    Get,
+    Post(Body),
+    Delete(Body),
+}
+
+/// A request's body.
+enum Body {
+    Form(Vec<(String, String)>),
+    Bytes(Vec<u8>),
+    Json(String),
+}
+
+/// A request bounded to `allowed` in all, with `headers`.
+fn prepared<B>(
+    req: ureq::RequestBuilder<B>,
+    allowed: Duration,
+    headers: &[(String, String)],
+) -> ureq::RequestBuilder<B> {
+    let mut req = req.config().timeout_global(Some(allowed)).build();
+    for (k, v) in headers {
+        req = req.header(k.as_str(), v.as_str());
+    }
+    req
 }
 
 fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
