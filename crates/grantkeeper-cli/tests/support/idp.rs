@@ -126,7 +126,8 @@ pub fn http(method: &str, url: &str, form: Option<&[(&str, &str)]>) -> (u16, Str
     (code.trim().parse().unwrap_or(0), body.to_owned())
 }
 
-fn enc(s: &str) -> String {
+/// Percent-encodes all but RFC 3986's unreserved characters.
+pub fn enc(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
