@@ -164,16 +164,6 @@ pub enum SecretColumn {
     IdToken,
 }
 
-impl SecretColumn {
-    /// The column's name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::AccessToken => "access_token",
-            Self::IdToken => "id_token",
-        }
-    }
-}
-
 /// A refresh's result, to store.
 #[derive(Debug)]
 pub struct Refreshed<'a> {

@@ -26,6 +26,8 @@ use crate::store::TenantStore;
 pub use crate::store::{NewConnection, NewProviderApp};
 
 pub(crate) use local::LocalStore;
+#[cfg(test)]
+pub(crate) use local::Sealed;
 
 use keys::TenantKeys;
 use provider_apps::{row_to_provider_app, PROVIDER_APP_COLUMNS};

@@ -352,8 +352,9 @@ fn a_journaled_refresh_token_is_recovered() {
     let f = fx(rotating());
     let t = local(&f);
     // A crash after the journal write, before the keychain write.
-    let blob = t.key.seal(
-        &t.aad("refresh_journal", "refresh_token", f.id.as_str()),
+    let blob = t.seal(
+        crate::vault::Sealed::JournaledRefreshToken,
+        f.id.as_str(),
         "rt-journaled",
     );
     f.vault

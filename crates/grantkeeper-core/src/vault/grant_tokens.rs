@@ -12,6 +12,7 @@ use crate::secret::{AccessToken, HandOut, RefreshToken, SecretText};
 use crate::store::{GrantLock, GrantState, HandOutEvents, Refreshed, SecretColumn, TokenStore};
 
 use super::grant_lock::RefreshLock;
+use super::local::Sealed;
 use super::LocalStore;
 
 impl LocalStore<'_> {
@@ -34,10 +35,7 @@ impl LocalStore<'_> {
             )
             .optional()?;
         let Some(blob) = blob else { return Ok(()) };
-        let rt = self.key.open(
-            &self.aad("refresh_journal", "refresh_token", id.as_str()),
-            &blob,
-        )?;
+        let rt = self.open(Sealed::JournaledRefreshToken, id.as_str(), &blob)?;
         self.vault.keychain.set(&self.refresh_entry(id), &rt)?;
         self.vault.conn().execute(
             "DELETE FROM refresh_journal WHERE connection_id = ?1",
@@ -78,7 +76,6 @@ impl TokenStore for LocalStore<'_> {
         min_valid_ms: i64,
         events: HandOutEvents<'_>,
     ) -> Result<Option<HandOut>> {
-        let aad = self.aad("connections", "access_token", id.as_str());
         // A read first: an expiring token must not take the write lock.
         let (status, expires): (ConnectionStatus, Option<i64>) = self
             .vault
@@ -110,7 +107,7 @@ impl TokenStore for LocalStore<'_> {
             if expires.is_some_and(|e| e.saturating_sub(now) < min_valid_ms) {
                 return Ok(None);
             }
-            let token = AccessToken::new(self.key.open(&aad, &blob)?.expose());
+            let token = AccessToken::new(self.open(Sealed::AccessToken, id.as_str(), &blob)?.expose());
             audit::append_batch(tx, &events(&token, now))?;
             Self::mark_used(tx, id, now)?;
             Ok(Some(HandOut {
@@ -121,7 +118,8 @@ impl TokenStore for LocalStore<'_> {
     }
 
     fn secret(&self, id: &ConnectionId, column: SecretColumn) -> Result<Option<SecretText>> {
-        let name = column.name();
+        let sealed = Sealed::from(column);
+        let (_, name) = sealed.place();
         let blob: Option<Option<Vec<u8>>> = self
             .vault
             .conn()
@@ -132,12 +130,7 @@ impl TokenStore for LocalStore<'_> {
             )
             .optional()?;
         let blob = blob.ok_or_else(|| Self::not_found(id))?;
-        blob.map(|b| {
-            Ok(self
-                .key
-                .open(&self.aad("connections", name, id.as_str()), &b)?)
-        })
-        .transpose()
+        blob.map(|b| self.open(sealed, id.as_str(), &b)).transpose()
     }
 
     fn lock_grant(&self, id: &ConnectionId, deadline: &Deadline) -> Result<GrantLock> {
@@ -155,10 +148,7 @@ impl TokenStore for LocalStore<'_> {
     }
 
     fn keep_refresh_token(&self, id: &ConnectionId, token: &RefreshToken) -> Result<()> {
-        let blob = self.key.seal(
-            &self.aad("refresh_journal", "refresh_token", id.as_str()),
-            token.expose(),
-        );
+        let blob = self.seal(Sealed::JournaledRefreshToken, id.as_str(), token.expose());
         self.vault.conn().execute(
             "INSERT OR REPLACE INTO refresh_journal (connection_id, refresh_token, created_at) VALUES (?1, ?2, ?3)",
             params![id.as_str(), blob, now_ms()],

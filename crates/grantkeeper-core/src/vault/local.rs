@@ -5,7 +5,8 @@ use crate::crypto::{Aad, DataKey};
 use crate::error::{Error, Result};
 use crate::keychain::EntryName;
 use crate::model::{ConnectionId, Tenant};
-use crate::secret::TokenSet;
+use crate::secret::{SecretText, TokenSet};
+use crate::store::SecretColumn;
 
 use super::{Vault, LOCKS_DIR};
 
@@ -16,9 +17,54 @@ pub(crate) struct LocalStore<'v> {
     pub(crate) key: DataKey,
 }
 
+/// The sealed columns of the local store.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Sealed {
+    /// `connections.access_token`.
+    AccessToken,
+    /// `connections.id_token`.
+    IdToken,
+    /// `refresh_journal.refresh_token`: a rotated refresh token on its way to the keychain.
+    JournaledRefreshToken,
+    /// `provider_apps.client_secret`.
+    ClientSecret,
+}
+
+impl Sealed {
+    /// Its table and column.
+    pub(super) fn place(self) -> (&'static str, &'static str) {
+        match self {
+            Self::AccessToken => ("connections", "access_token"),
+            Self::IdToken => ("connections", "id_token"),
+            Self::JournaledRefreshToken => ("refresh_journal", "refresh_token"),
+            Self::ClientSecret => ("provider_apps", "client_secret"),
+        }
+    }
+}
+
+impl From<SecretColumn> for Sealed {
+    fn from(c: SecretColumn) -> Self {
+        match c {
+            SecretColumn::AccessToken => Self::AccessToken,
+            SecretColumn::IdToken => Self::IdToken,
+        }
+    }
+}
+
 impl LocalStore<'_> {
-    /// The additional data that binds a sealed value to its vault, tenant, table, column and row.
-    pub(crate) fn aad(&self, table: &str, column: &str, row: &str) -> Aad {
+    /// Seals `text` for one column of one row under the tenant's key, bound to the vault,
+    /// tenant, table, column and row: a sealed value copied anywhere else does not open.
+    pub(crate) fn seal(&self, what: Sealed, row: &str, text: &str) -> Vec<u8> {
+        self.key.seal(&self.aad(what, row), text)
+    }
+
+    /// Opens what [`Self::seal`] sealed for the same column and row.
+    pub(crate) fn open(&self, what: Sealed, row: &str, blob: &[u8]) -> Result<SecretText> {
+        Ok(self.key.open(&self.aad(what, row), blob)?)
+    }
+
+    fn aad(&self, what: Sealed, row: &str) -> Aad {
+        let (table, column) = what.place();
         Aad::column(&self.vault.id, self.tenant.id.as_str(), table, column, row)
     }
 
@@ -28,16 +74,16 @@ impl LocalStore<'_> {
         id: &ConnectionId,
         tokens: &TokenSet,
     ) -> (Vec<u8>, Option<Vec<u8>>) {
-        let seal = |column, text: &str| {
-            self.key
-                .seal(&self.aad("connections", column, id.as_str()), text)
-        };
         (
-            seal("access_token", tokens.access_token.expose()),
+            self.seal(
+                Sealed::AccessToken,
+                id.as_str(),
+                tokens.access_token.expose(),
+            ),
             tokens
                 .id_token
                 .as_ref()
-                .map(|t| seal("id_token", t.expose())),
+                .map(|t| self.seal(Sealed::IdToken, id.as_str(), t.expose())),
         )
     }
 

@@ -11,6 +11,7 @@ use crate::secret::ClientSecret;
 
 use crate::store::{NewProviderApp, ProviderAppStore, SecretChange};
 
+use super::local::Sealed;
 use super::{from_json, to_json, unless_taken, LocalStore};
 
 impl LocalStore<'_> {
@@ -91,12 +92,10 @@ impl LocalStore<'_> {
 impl ProviderAppStore for LocalStore<'_> {
     fn add_provider_app(&self, app: NewProviderApp, actor: &Actor) -> Result<ProviderApp> {
         let id = ProviderAppId::generate();
-        let secret = app.client_secret.as_ref().map(|s| {
-            self.key.seal(
-                &self.aad("provider_apps", "client_secret", id.as_str()),
-                s.expose(),
-            )
-        });
+        let secret = app
+            .client_secret
+            .as_ref()
+            .map(|s| self.seal(Sealed::ClientSecret, id.as_str(), s.expose()));
         let record = ProviderApp {
             id,
             tenant_id: self.tenant.id.clone(),
@@ -199,10 +198,7 @@ impl ProviderAppStore for LocalStore<'_> {
             });
         };
         blob.map(|b| {
-            let text = self.key.open(
-                &self.aad("provider_apps", "client_secret", app.as_str()),
-                &b,
-            )?;
+            let text = self.open(Sealed::ClientSecret, app.as_str(), &b)?;
             Ok(ClientSecret::new(text.expose()))
         })
         .transpose()
@@ -215,10 +211,9 @@ impl ProviderAppStore for LocalStore<'_> {
         event: NewEvent,
     ) -> Result<()> {
         let sealed = match secret {
-            SecretChange::Set(s) => Some(self.key.seal(
-                &self.aad("provider_apps", "client_secret", app.id.as_str()),
-                s.expose(),
-            )),
+            SecretChange::Set(s) => {
+                Some(self.seal(Sealed::ClientSecret, app.id.as_str(), s.expose()))
+            }
             SecretChange::Keep | SecretChange::Remove => None,
         };
         let mut record = app.clone();
