@@ -26,10 +26,10 @@ impl Vault {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT id, tenant_id, name, refresh_expires_at, refresh_hard_expires_at FROM connections
-             WHERE status = 'active' AND has_refresh_token = 1
+             WHERE status = ?2 AND has_refresh_token = 1
                AND (refresh_expires_at <= ?1 OR refresh_hard_expires_at <= ?1)",
         )?;
-        let rows = stmt.query_map([horizon], |r| {
+        let rows = stmt.query_map(params![horizon, ConnectionStatus::Active], |r| {
             let sliding: Option<i64> = r.get(3)?;
             let hard: Option<i64> = r.get(4)?;
             let (expires_at, is_hard) = match (sliding, hard) {
@@ -178,7 +178,7 @@ impl ConnectionStore for LocalStore<'_> {
             tx.execute(
                 "UPDATE connections SET account_subject = ?2, account_username = ?3, account_org_id = ?4,
                         scopes_requested = ?5, scopes_granted = ?6, scopes_granted_reported = ?7, consented_at = ?8,
-                        consented_by = ?9, status = 'active', status_detail = NULL, access_expires_at = ?10,
+                        consented_by = ?9, status = ?19, status_detail = NULL, access_expires_at = ?10,
                         access_expiry_source = ?11, refresh_expires_at = ?12, refresh_hard_expires_at = ?13,
                         has_refresh_token = ?14, metadata = ?15, access_token = ?16, id_token = ?17
                  WHERE id = ?1 AND tenant_id = ?18",
@@ -201,6 +201,7 @@ impl ConnectionStore for LocalStore<'_> {
                     access,
                     id_token,
                     self.tenant.id.as_str(),
+                    ConnectionStatus::Active,
                 ],
             )?;
             tx.execute("DELETE FROM refresh_journal WHERE connection_id = ?1", [id.as_str()])?;
@@ -302,7 +303,7 @@ impl LocalStore<'_> {
                      consented_by, status, access_expires_at, access_expiry_source, refresh_expires_at,
                      refresh_hard_expires_at, has_refresh_token, metadata, access_token, id_token, created_at,
                      link_mac)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'active', ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?11, ?21)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?22, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?11, ?21)",
                 params![
                     id.as_str(),
                     self.tenant.id.as_str(),
@@ -325,6 +326,7 @@ impl LocalStore<'_> {
                     access,
                     id_token,
                     self.link_mac(id.as_str(), new.provider_app_id.as_str()),
+                    ConnectionStatus::Active,
                 ],
             );
             unless_taken(inserted, "connection", &new.name)?;

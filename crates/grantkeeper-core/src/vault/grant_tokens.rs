@@ -175,7 +175,7 @@ impl TokenStore for LocalStore<'_> {
         self.vault.write(|tx| {
             tx.execute(
                 "UPDATE connections SET access_token = ?2, access_expires_at = ?3, access_expiry_source = ?4,
-                        id_token = COALESCE(?5, id_token), last_refresh_at = ?6, status = 'active',
+                        id_token = COALESCE(?5, id_token), last_refresh_at = ?6, status = ?9,
                         status_detail = NULL, scopes_granted = COALESCE(?7, scopes_granted),
                         refresh_expires_at = ?8
                  WHERE id = ?1",
@@ -188,6 +188,7 @@ impl TokenStore for LocalStore<'_> {
                     refreshed.at,
                     scopes,
                     refreshed.refresh_expires_at,
+                    ConnectionStatus::Active,
                 ],
             )?;
             tx.execute("DELETE FROM refresh_journal WHERE connection_id = ?1", [id.as_str()])?;
@@ -218,9 +219,9 @@ impl TokenStore for LocalStore<'_> {
         self.vault.keychain.delete(&self.refresh_entry(id))?;
         self.vault.write(|tx| {
             tx.execute(
-                "UPDATE connections SET status = 'revoked', status_detail = ?2, access_token = NULL, id_token = NULL,
+                "UPDATE connections SET status = ?3, status_detail = ?2, access_token = NULL, id_token = NULL,
                         has_refresh_token = 0, access_expires_at = NULL WHERE id = ?1",
-                params![id.as_str(), detail],
+                params![id.as_str(), detail, ConnectionStatus::Revoked],
             )?;
             tx.execute("DELETE FROM refresh_journal WHERE connection_id = ?1", [id.as_str()])?;
             audit::append(tx, &event)?;

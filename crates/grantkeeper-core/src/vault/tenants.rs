@@ -74,17 +74,20 @@ impl Vault {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT t.id, t.slug, t.name, t.notes, t.created_at,
-                    COUNT(c.id), COALESCE(SUM(c.status IN ('needs_reconsent', 'error')), 0)
+                    COUNT(c.id), COALESCE(SUM(c.status IN (?1, ?2)), 0)
              FROM tenants t LEFT JOIN connections c ON c.tenant_id = t.id
              GROUP BY t.id ORDER BY t.name COLLATE NOCASE",
         )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(TenantSummary {
-                tenant: row_to_tenant(r)?,
-                connections: r.get(5)?,
-                needs_attention: r.get(6)?,
-            })
-        })?;
+        let rows = stmt.query_map(
+            params![ConnectionStatus::NeedsReconsent, ConnectionStatus::Error],
+            |r| {
+                Ok(TenantSummary {
+                    tenant: row_to_tenant(r)?,
+                    connections: r.get(5)?,
+                    needs_attention: r.get(6)?,
+                })
+            },
+        )?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
