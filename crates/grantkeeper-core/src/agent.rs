@@ -34,7 +34,7 @@ pub enum Request {
         min_valid_ms: u64,
         /// Application hint for the usage history.
         hint: Option<String>,
-        /// The caller's overall deadline in milliseconds ([`DEFAULT_TIMEOUT`] when absent).
+        /// The caller's overall deadline in milliseconds ([`crate::deadline::DEFAULT_TIMEOUT`] when absent).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         timeout_ms: Option<u64>,
     },

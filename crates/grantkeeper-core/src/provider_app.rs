@@ -1,6 +1,6 @@
 //! Provider apps: registered from what a user knows (a catalog preset, an issuer URL, or
 //! explicit endpoints; the CLI's `provider add` and the app's connect wizard both go through
-//! [`TenantVault::register_provider_app`]), and used through one [`AppContext`] by sign-ins,
+//! [`TenantVault::register_provider_app`]), and used through one `AppContext` by sign-ins,
 //! refreshes, revocation and introspection alike.
 
 mod edit;

@@ -64,7 +64,7 @@ pub struct Vault {
 }
 
 impl Drop for Vault {
-    /// A command that wrote events anchors them as it ends (see [`audit::Anchorer`]).
+    /// A command that wrote events anchors them as it ends (see the history's anchorer in [`crate::audit`]).
     fn drop(&mut self) {
         self.anchorer.close(&self.conn());
     }

@@ -362,7 +362,7 @@ pub fn append_batch(tx: &HistoryTx<'_>, events: &[NewEvent]) -> rusqlite::Result
     Ok(seq)
 }
 
-/// Erases the content of a tenant's events (see [`Erasable`]); their digests and MACs stay, so
+/// Erases the content of a tenant's events (the erasable fields); their digests and MACs stay, so
 /// the chain still verifies. Call in the transaction that deletes the tenant, before appending
 /// its `tenant_deleted` event: an erased event verifies only when such an event follows it.
 pub fn redact_tenant(conn: &Connection, tenant: &TenantId) -> rusqlite::Result<usize> {

@@ -294,7 +294,7 @@ pub struct AnchorInfo {
     pub at: UnixMillis,
 }
 
-/// The outcome of [`verify`].
+/// The outcome of [`crate::audit::verify`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[ts(export)]
 pub struct VerifyReport {
@@ -303,7 +303,7 @@ pub struct VerifyReport {
     pub checked: u64,
     /// The first problem, if any (the first of `problems`).
     pub first_bad: Option<BadEvent>,
-    /// Every problem found, by sequence number (at most [`MAX_PROBLEMS`]).
+    /// Every problem found, by sequence number (at most [`crate::audit::MAX_PROBLEMS`]).
     pub problems: Vec<BadEvent>,
     /// The checkpoint in the keychain, when there is a valid one.
     pub anchor: Option<AnchorInfo>,

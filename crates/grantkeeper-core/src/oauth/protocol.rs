@@ -1,7 +1,7 @@
 //! The OAuth protocol through the `oauth2` crate: the authorization URL with PKCE and `state`,
 //! the code exchange, refresh, client credentials, the device flow (RFC 8628), revocation
 //! (RFC 7009) and introspection (RFC 7662). Every request goes out through the core's hardened
-//! HTTP client, and every answer reaches oauth2 in standard shape, by [`super::normalize`].
+//! HTTP client, and every answer reaches oauth2 in standard shape, by the normalizing layer (`oauth/normalize.rs`).
 
 use std::borrow::Cow;
 use std::fmt;

@@ -1,5 +1,5 @@
 //! Token responses as the rest of the core uses them, lifetimes and their clamping, and the
-//! lenient readers of provider answers that [`super::normalize`] and discovery share (JSON or
+//! lenient readers of provider answers that the normalizing layer (`oauth/normalize.rs`) and discovery share (JSON or
 //! form-encoded bodies, dotted paths, lifetimes as numbers or strings, scope lists).
 
 use std::collections::BTreeMap;
