@@ -4,6 +4,7 @@ import { useCallback, useEffect, useLayoutEffect, useMemo, useReducer, useRef, u
 import { api, errorMessage, events, isOffline } from "./api";
 import type { Connection } from "./bindings/Connection";
 import type { ConnectionDetail } from "./bindings/ConnectionDetail";
+import type { ConnectionRow } from "./bindings/ConnectionRow";
 import type { ConnectFinished } from "./bindings/ConnectFinished";
 import type { ConnectStarted } from "./bindings/ConnectStarted";
 import type { Preset } from "./bindings/Preset";
@@ -26,7 +27,7 @@ import { Sidebar, type View } from "./Sidebar";
 import { Alert } from "./ui";
 import { type FinishFeed, type Reconsent, Wizard } from "./Wizard";
 
-type Open = { target: Target; summary: Connection | null };
+type Open = { target: Target; summary: ConnectionRow | null };
 type Note = { id: number; text: string; tone: NoteTone };
 type ErrorBanner = { id: number; message: string };
 
@@ -41,7 +42,7 @@ export function App() {
   const [tenants, setTenants] = useState<TenantSummary[]>([]);
   const [view, setView] = useState<View>("connections");
   const [tenant, setTenant] = useState<TenantId | null>(null);
-  const [connections, setConnections] = useState<Connection[] | null>(null);
+  const [connections, setConnections] = useState<ConnectionRow[] | null>(null);
   const [open, setOpen] = useState<Open | null>(null);
   const [detail, setDetail] = useState<ConnectionDetail | null>(null);
   const [detailError, setDetailError] = useState<string | null>(null);
@@ -52,7 +53,7 @@ export function App() {
     failed: false,
   });
   const [searchOpen, setSearchOpen] = useState(false);
-  const [searchConns, setSearchConns] = useState<Connection[] | null>(null);
+  const [searchConns, setSearchConns] = useState<ConnectionRow[] | null>(null);
   const [wizard, setWizard] = useState<{ reconsent: Reconsent | null } | null>(null);
   const [catalog, setCatalog] = useState<Preset[]>([]);
   const [apps, setApps] = useState<Map<string, ProviderApp>>(() => new Map());
@@ -98,7 +99,7 @@ export function App() {
   /** Loads the provider apps of tenants whose apps the list refers to but are not known yet. */
   const appsRef = useRef(apps);
   appsRef.current = apps;
-  const ensureApps = useCallback((list: Connection[]) => {
+  const ensureApps = useCallback((list: ConnectionRow[]) => {
     const missing = new Set<TenantId>();
     for (const c of list) if (!appsRef.current.has(c.provider_app_id) && !appsLoading.current.has(c.tenant_id)) missing.add(c.tenant_id);
     for (const t of missing) {
@@ -316,7 +317,7 @@ export function App() {
   );
 
   const openConnection = useCallback(
-    (c: { tenant_id: TenantId; id: string }, summary: Connection | null) => {
+    (c: { tenant_id: TenantId; id: string }, summary: ConnectionRow | null) => {
       const target = { tenant: c.tenant_id, connection: c.id };
       const cur = latest.current.open;
       const same = cur?.target.connection === c.id && cur.target.tenant === c.tenant_id;
@@ -393,7 +394,7 @@ export function App() {
   const presetNames = useMemo(() => new Map(catalog.map((p) => [p.id, p.name])), [catalog]);
 
   const search = useMemo(() => {
-    if (!searchOpen) return { items: [] as SearchItem[], conns: new Map<string, Connection>() };
+    if (!searchOpen) return { items: [] as SearchItem[], conns: new Map<string, ConnectionRow>() };
     const items: SearchItem[] = [
       makeItem("action:review", "action", "Grant review", "Review grants across tenants", ["admin", "audit", "export"]),
       makeItem("action:connect", "action", "Connect account", "Sign in to a provider and store the grant", ["new", "add", "oauth"]),
@@ -406,7 +407,7 @@ export function App() {
       names.set(t.tenant.id, t.tenant.name);
       items.push(makeItem(`tenant:${t.tenant.slug}`, "tenant", t.tenant.name, `${t.tenant.slug} · ${t.connections} connections`, [t.tenant.notes]));
     }
-    const conns = new Map<string, Connection>();
+    const conns = new Map<string, ConnectionRow>();
     for (const c of searchConns ?? []) {
       const slug = slugs.get(c.tenant_id) ?? "";
       const id = `connection:${slug}/${c.name}`;
