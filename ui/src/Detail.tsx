@@ -26,6 +26,7 @@ import {
   relativeTime,
 } from "./format";
 import { useBusy, useNow } from "./hooks";
+import { useBackendEvent } from "./useLive";
 import { withHint } from "./online";
 import { REVOKE_AT_PROVIDER, revokeNote } from "./revoke";
 import { slowTicker } from "./ticker";
@@ -95,18 +96,7 @@ export function Detail({ target, summary, detail, loadError, onClose, onReload, 
 
   // A cancelled refresh the provider answered after all did store something: its "nothing was
   // stored" goes (the shell shows what happened instead).
-  useEffect(() => {
-    let unlisten: (() => void) | null = null;
-    let live = true;
-    events
-      .onRefreshedLate((e) => setCancelled((c) => (c?.operation === e.operation ? null : c)))
-      .then((u) => (live ? (unlisten = u) : u()))
-      .catch(() => {});
-    return () => {
-      live = false;
-      unlisten?.();
-    };
-  }, []);
+  useBackendEvent(() => events.onRefreshedLate((e) => setCancelled((c) => (c?.operation === e.operation ? null : c))));
 
   // A revealed token disappears after 30 s (and with the panel: unmounting drops the state).
   useEffect(() => {
