@@ -5,6 +5,7 @@
 mod actions;
 mod demo;
 mod flows;
+mod memory;
 mod operations;
 mod state;
 mod views;
@@ -34,13 +35,7 @@ fn start_agent() -> CancelToken {
 }
 
 fn main() -> ExitCode {
-    // Large buffers (a 10,000-connection list on its way to the window) come from mmap and go
-    // back to the system when freed, instead of staying in the heap of a long-running process.
-    #[cfg(target_os = "linux")]
-    // SAFETY: mallopt only tunes the allocator; called before any other thread starts.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
-    }
+    memory::tune();
     webkit::configure();
     let state = if std::env::args().any(|a| a == "--demo") {
         match demo::start() {
