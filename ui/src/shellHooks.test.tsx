@@ -27,6 +27,10 @@ vi.mock("./api", async (importOriginal) => {
     cancelConnect: vi.fn(async () => {}),
     pasteRedirect: vi.fn(async () => {}),
     startReconsent: vi.fn(async () => started("flow-again")),
+    providerApps: vi.fn(async (tenant: string) => {
+      if (tenant === "t-bad") throw new Error("unreadable");
+      return [{ id: `app-${tenant}`, tenant_id: tenant, name: `app of ${tenant}` }];
+    }),
   };
   const events = {
     onVaultChanged: vi.fn(async (f: (seq: number) => void) => {
@@ -46,7 +50,7 @@ const { api } = await import("./api");
 const { useNotes, NOTE_MS } = await import("./useNotes");
 const { useNet } = await import("./useNet");
 const { useLiveReload, LIVE_DEBOUNCE_MS } = await import("./useLive");
-const { useConnections } = await import("./useVaultData");
+const { useConnections, useProviderApps } = await import("./useVaultData");
 const { searchIndex } = await import("./useSearch");
 const { useConnectFlow, useFinishFeed } = await import("./useConnectFlow");
 const { initPerf } = await import("./perf");
@@ -226,6 +230,29 @@ describe("useConnections", () => {
     expect(result.current.connections).toEqual([a, b]);
     act(() => result.current.select(null, true));
     expect(result.current.connections).toBeNull();
+  });
+});
+
+describe("useProviderApps", () => {
+  it("loads the apps of every tenant a list needs, and shows them in one change", async () => {
+    const maps = new Set<unknown>();
+    const { result } = renderHook(() => {
+      const r = useProviderApps();
+      maps.add(r.apps);
+      return r;
+    });
+    const rows = ["t1", "t2", "t2", "t-bad", "t3"].map((t, i) => rowOf(conn({ id: `c${i}`, tenant_id: t, provider_app_id: `app-${t}` })));
+    act(() => result.current.ensureApps(rows));
+    // Asked again while loading: nothing more is asked.
+    act(() => result.current.ensureApps(rows));
+    await settle();
+    expect((api.providerApps as ReturnType<typeof vi.fn>).mock.calls.map((c) => c[0])).toEqual(["t1", "t2", "t-bad", "t3"]);
+    expect([...result.current.apps.keys()]).toEqual(["app-t1", "app-t2", "app-t3"]);
+    expect(maps.size).toBe(2); // the empty map, then all apps at once
+    // Known apps are not asked for again; the failed tenant is.
+    act(() => result.current.ensureApps(rows));
+    await settle();
+    expect((api.providerApps as ReturnType<typeof vi.fn>).mock.calls.map((c) => c[0]).slice(4)).toEqual(["t-bad"]);
   });
 });
 

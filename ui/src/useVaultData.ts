@@ -70,7 +70,11 @@ export function useConnections({ onError, onLoaded }: ListOptions) {
   return { tenant, connections, load, select };
 }
 
-/** Provider apps by id, loaded per tenant the first time a list refers to an unknown one. */
+/**
+ * Provider apps by id, loaded per tenant the first time a list refers to an unknown one. The
+ * tenants a list needs are loaded together and shown at once: every change of the map makes
+ * the list rebuild its 10,000 row models, so one change instead of one per tenant.
+ */
 export function useProviderApps() {
   const [apps, setApps] = useState<Map<string, ProviderApp>>(() => new Map());
   const appsRef = useRef(apps);
@@ -80,20 +84,18 @@ export function useProviderApps() {
   const ensureApps = useCallback((list: ConnectionRow[]) => {
     const missing = new Set<TenantId>();
     for (const c of list) if (!appsRef.current.has(c.provider_app_id) && !loading.current.has(c.tenant_id)) missing.add(c.tenant_id);
-    for (const t of missing) {
-      loading.current.add(t);
-      api.providerApps(t).then(
-        (found) => {
-          loading.current.delete(t);
-          setApps((m) => {
-            const next = new Map(m);
-            for (const a of found) next.set(a.id, a);
-            return next;
-          });
-        },
-        () => loading.current.delete(t),
-      );
-    }
+    if (missing.size === 0) return;
+    for (const t of missing) loading.current.add(t);
+    void Promise.allSettled([...missing].map((t) => api.providerApps(t))).then((results) => {
+      for (const t of missing) loading.current.delete(t);
+      const found = results.flatMap((r) => (r.status === "fulfilled" ? r.value : []));
+      if (found.length === 0) return;
+      setApps((m) => {
+        const next = new Map(m);
+        for (const a of found) next.set(a.id, a);
+        return next;
+      });
+    });
   }, []);
 
   const addApp = useCallback((a: ProviderApp) => setApps((m) => new Map(m).set(a.id, a)), []);
