@@ -5,10 +5,12 @@
 mod actions;
 mod demo;
 mod flows;
+mod memory;
 mod operations;
 mod state;
 mod views;
 mod watch;
+mod webkit;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -33,20 +35,8 @@ fn start_agent() -> CancelToken {
 }
 
 fn main() -> ExitCode {
-    // Large buffers (a 10,000-connection list on its way to the window) come from mmap and go
-    // back to the system when freed, instead of staying in the heap of a long-running process.
-    #[cfg(target_os = "linux")]
-    // SAFETY: mallopt only tunes the allocator; called before any other thread starts.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
-    }
-    // WebKitGTK's DMA-BUF renderer (software GL where there is no GPU, as under Xvfb) costs this
-    // table UI about 130 MB more memory and slower paints than the older path, measured by
-    // scripts/bench-app; it is also a known cause of blank windows on some GPUs. An explicit
-    // setting wins.
-    if std::env::var_os("WEBKIT_DISABLE_DMABUF_RENDERER").is_none() {
-        std::env::set_var("WEBKIT_DISABLE_DMABUF_RENDERER", "1");
-    }
+    memory::tune();
+    webkit::configure();
     let state = if std::env::args().any(|a| a == "--demo") {
         match demo::start() {
             Ok(vault) => state::AppState::with_vault(vault),

@@ -111,12 +111,15 @@ pub fn vault(app: &AppHandle) -> CmdResult<Arc<Vault>> {
         .map_err(CommandError::new)
 }
 
-/// Runs `f` with the vault on the blocking pool (never on the window's main thread).
+/// Runs `f` with the vault on the blocking pool (never on the window's main thread); the heap
+/// pages its data used go back to the system once the commands are quiet again.
 pub async fn with_vault<T: Send + 'static>(
     app: AppHandle,
     f: impl FnOnce(&Vault) -> CmdResult<T> + Send + 'static,
 ) -> CmdResult<T> {
-    tauri::async_runtime::spawn_blocking(move || f(&*vault(&app)?))
+    let result = tauri::async_runtime::spawn_blocking(move || f(&*vault(&app)?))
         .await
-        .map_err(|e| CommandError::new(format!("internal error: {e}")))?
+        .map_err(|e| CommandError::new(format!("internal error: {e}")))?;
+    crate::memory::trim_soon();
+    result
 }

@@ -3,8 +3,8 @@
 use grantkeeper_core::audit::{EventKind, HistoryFilter, UsageEvent};
 use grantkeeper_core::catalog::{Catalog, Preset};
 use grantkeeper_core::keychain::{Keychain, OsKeychain};
-use grantkeeper_core::model::{Connection, ConnectionId, ProviderApp, TenantId, TenantSummary};
-use grantkeeper_core::report::{ConnectionDetail, GrantReportRow, ReviewFilter};
+use grantkeeper_core::model::{ConnectionId, ProviderApp, TenantId, TenantSummary};
+use grantkeeper_core::report::{ConnectionDetail, ConnectionRow, GrantReportRow, ReviewFilter};
 use grantkeeper_core::ConnectionFilter;
 use serde::Serialize;
 use tauri::AppHandle;
@@ -55,14 +55,14 @@ pub async fn list_tenants(app: AppHandle) -> CmdResult<Vec<TenantSummary>> {
     with_vault(app, |v| Ok(v.list_tenants()?)).await
 }
 
-/// Connections, of one tenant or of all.
+/// The connections list, of one tenant or of all: compact rows (the detail view loads the rest).
 #[tauri::command]
 pub async fn list_connections(
     app: AppHandle,
     tenant: Option<TenantId>,
-) -> CmdResult<Vec<Connection>> {
+) -> CmdResult<Vec<ConnectionRow>> {
     with_vault(app, move |v| {
-        Ok(v.connections(&ConnectionFilter {
+        Ok(v.connection_rows(&ConnectionFilter {
             tenant,
             status: None,
         })?)

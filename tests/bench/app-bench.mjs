@@ -4,10 +4,14 @@
 // painted, first paint); this script drives it and prints medians, the cold start (process start
 // → first paint) and the idle memory of the whole process tree.
 import { readFileSync, readdirSync } from "node:fs";
-import { AppSession, sleep, waitFor } from "../e2e/lib.mjs";
+import { AppSession, appBin, sleep, waitFor } from "../e2e/lib.mjs";
 
 const home = process.env.GRANTKEEPER_HOME;
 const runs = Number(process.env.GK_BENCH_RUNS ?? 15);
+/** The blank window on the app's stack (src-tauri/examples/blank_window.rs): the memory floor. */
+const blankBin = process.env.GK_BLANK_BIN;
+/** How long each window idles before its memory is read. */
+const IDLE_MS = 10_000;
 
 const median = (v) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
 const max = (v) => Math.max(...v);
@@ -60,11 +64,12 @@ function treeRss(pid) {
   return { total, pss, uss, parts };
 }
 
-function appPid() {
+/** The newest process whose program path is `path`. */
+function newestPid(path) {
   const pids = readdirSync("/proc").filter((d) => /^\d+$/.test(d)).map(Number);
   const mine = pids.filter((p) => {
     try {
-      return readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0")[0].endsWith("/grantkeeper-app");
+      return readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0")[0] === path;
     } catch {
       return false;
     }
@@ -75,9 +80,11 @@ function appPid() {
 const marks = async (app, name) =>
   (await app.exec("return (window.__gkPerf?.marks ?? []).filter((m) => m.name === arguments[0]).map((m) => m.ms);", [name]));
 
+const mb = (kb) => (kb / 1024).toFixed(0);
+let appPss = 0;
 const app = await AppSession.start({ GRANTKEEPER_HOME: home });
 try {
-  const pid = appPid();
+  const pid = newestPid(appBin);
   await waitFor("the first list", async () => (await marks(app, "connections")).length >= 1, 120_000);
   const firstPaint = (await marks(app, "first-paint"))[0];
   const origin = await app.exec("return performance.timeOrigin;");
@@ -106,9 +113,10 @@ try {
   const history = await marks(app, "history");
 
   await app.exec("document.dispatchEvent(new KeyboardEvent('keydown', { key: 'Escape', bubbles: true }));");
-  await sleep(10_000);
+  await sleep(IDLE_MS);
   const tree = treeRss(pid);
   const rss = tree.total / 1024;
+  appPss = tree.pss;
 
   const f = (v) => `${v.toFixed(0)} ms`;
   console.log(`rendered rows in the first view: ${rows} (virtualized), sidebar total ${total}`);
@@ -121,4 +129,20 @@ try {
   await Promise.race([app.screenshot("bench-many-connections"), sleep(30_000)]);
 } finally {
   await app.stop();
+}
+
+// The floor: a blank window on the same stack under the same Xvfb and driver, its memory read
+// the same way after the same idle time.
+if (blankBin) {
+  const blank = await AppSession.start({ GRANTKEEPER_HOME: home }, [], blankBin);
+  try {
+    const pid = newestPid(blankBin);
+    await sleep(IDLE_MS);
+    const floor = treeRss(pid);
+    console.log(`blank window (same Tauri, WebKitGTK, window and environment), idle: RSS ${mb(floor.total)} MB, PSS ${mb(floor.pss)} MB`);
+    for (const p of floor.parts) console.log(`  ${p}`);
+    console.log(`Grantkeeper's PSS / the blank window's PSS: ${mb(appPss)} / ${mb(floor.pss)} MB = ${(appPss / floor.pss).toFixed(2)}x (target <= 1.3x)`);
+  } finally {
+    await blank.stop();
+  }
 }

@@ -60,7 +60,8 @@ const ELEMENT = "element-6066-11e4-a52e-4f735466cecf";
 
 /** tauri-driver (with WebKitWebDriver) driving the real app binary. */
 export class AppSession {
-  static async start(env, args = []) {
+  /** Starts `application` (the app by default) under tauri-driver. */
+  static async start(env, args = [], application = appBin) {
     const port = await freePort();
     const nativePort = await freePort();
     // The driver, WebKitWebDriver and the app share a process group of their own, so stop()
@@ -76,7 +77,7 @@ export class AppSession {
     const s = new AppSession(driver, `http://127.0.0.1:${port}`);
     await waitFor("tauri-driver", async () => (await fetch(`${s.base}/status`)).ok);
     const res = await s.req("POST", "/session", {
-      capabilities: { alwaysMatch: { "tauri:options": { application: appBin, args } } },
+      capabilities: { alwaysMatch: { "tauri:options": { application, args } } },
     });
     s.id = res.value.sessionId;
     return s;

@@ -2,7 +2,7 @@
 // overscan are in the DOM), with a roving focus for ↑/↓/Enter.
 import { Component } from "preact";
 import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
-import type { Connection } from "./bindings/Connection";
+import type { ConnectionRow } from "./bindings/ConnectionRow";
 import type { TenantId } from "./bindings/TenantId";
 import { providerLabel, useShell } from "./ctx";
 import { type Badge, badge, badgeLabel, badgeOrder, exactTime, plural, refreshExpiryAt, refreshExpiryText, relativeTime } from "./format";
@@ -19,10 +19,10 @@ const OVERSCAN = 8;
 const COLUMNS = 7;
 
 type Props = {
-  connections: Connection[] | null;
+  connections: ConnectionRow[] | null;
   tenant: TenantId | null;
   openId: string | null;
-  onOpen: (c: Connection) => void;
+  onOpen: (c: ConnectionRow) => void;
   /** Brings a connection into view (after a search or a new connection). */
   reveal: { id: string; seq: number } | null;
   onConnect: () => void;
@@ -406,7 +406,7 @@ class Row extends Component<RowProps, { now: number }> {
   }
 }
 
-function refreshTitle(c: Connection): string | undefined {
+function refreshTitle(c: ConnectionRow): string | undefined {
   const at = c.has_refresh_token ? (c.refresh_expires_at ?? c.refresh_hard_expires_at) : null;
   if (at === null) return c.has_refresh_token ? "Refresh token held; no expiry known" : "No refresh token";
   return `Refresh token expires ${exactTime(refreshExpiryAt(c))}`;

@@ -3,8 +3,8 @@
 import { Fragment } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { api, errorMessage, events, isCancelled, isOffline, operationId } from "./api";
-import type { Connection } from "./bindings/Connection";
 import type { ConnectionDetail } from "./bindings/ConnectionDetail";
+import type { ConnectionRow } from "./bindings/ConnectionRow";
 import type { ConnectStarted } from "./bindings/ConnectStarted";
 import type { EventKind } from "./bindings/EventKind";
 import type { JwtView } from "./bindings/JwtView";
@@ -26,6 +26,7 @@ import {
   relativeTime,
 } from "./format";
 import { useBusy, useNow } from "./hooks";
+import { useBackendEvent } from "./useLive";
 import { withHint } from "./online";
 import { REVOKE_AT_PROVIDER, revokeNote } from "./revoke";
 import { slowTicker } from "./ticker";
@@ -65,8 +66,8 @@ function cancelledText(action: Refreshing, label: string): string {
 
 type Props = {
   target: Target;
-  /** The row's connection, shown while the detail loads. */
-  summary: Connection | null;
+  /** The connection's row in the list, shown while the detail loads. */
+  summary: ConnectionRow | null;
   detail: ConnectionDetail | null;
   loadError: string | null;
   onClose: () => void;
@@ -95,18 +96,7 @@ export function Detail({ target, summary, detail, loadError, onClose, onReload, 
 
   // A cancelled refresh the provider answered after all did store something: its "nothing was
   // stored" goes (the shell shows what happened instead).
-  useEffect(() => {
-    let unlisten: (() => void) | null = null;
-    let live = true;
-    events
-      .onRefreshedLate((e) => setCancelled((c) => (c?.operation === e.operation ? null : c)))
-      .then((u) => (live ? (unlisten = u) : u()))
-      .catch(() => {});
-    return () => {
-      live = false;
-      unlisten?.();
-    };
-  }, []);
+  useBackendEvent(() => events.onRefreshedLate((e) => setCancelled((c) => (c?.operation === e.operation ? null : c))));
 
   // A revealed token disappears after 30 s (and with the panel: unmounting drops the state).
   useEffect(() => {
@@ -115,10 +105,12 @@ export function Detail({ target, summary, detail, loadError, onClose, onReload, 
     return () => clearTimeout(t);
   }, [revealed]);
 
-  const c = detail?.connection ?? summary;
-  const revoked = c?.status === "revoked";
+  /** What the header shows: the list's row until the detail arrives. */
+  const shown = detail?.connection ?? summary;
+  const c = detail?.connection;
+  const revoked = shown?.status === "revoked";
   const tenantSlug = detail?.tenant ?? tenants.find((t) => t.tenant.id === target.tenant)?.tenant.slug ?? "";
-  const label = `${tenantSlug}/${c?.name ?? ""}`;
+  const label = `${tenantSlug}/${shown?.name ?? ""}`;
 
   const fail = (e: unknown) => setError(withHint(errorMessage(e), isOffline(e)));
   const act = async (name: string, f: () => Promise<void>) => {
@@ -199,14 +191,14 @@ export function Detail({ target, summary, detail, loadError, onClose, onReload, 
   };
 
   return (
-    <section class="detail" aria-labelledby="detail-title" data-detail={c?.name ?? ""}>
+    <section class="detail" aria-labelledby="detail-title" data-detail={shown?.name ?? ""}>
       <header class="detail-head">
         <div class="detail-title-wrap">
           <h2 id="detail-title" title={label}>
             <span class="muted">{tenantSlug}/</span>
-            {c?.name ?? "…"}
+            {shown?.name ?? "…"}
           </h2>
-          {c && <StatusBadge b={badge(c, Date.now())} />}
+          {shown && <StatusBadge b={badge(shown, Date.now())} />}
         </div>
         <button type="button" class="icon-btn x close" data-action="close" aria-label="Close detail (Esc)" title="Close (Esc)" onClick={onClose} />
       </header>

@@ -5,6 +5,7 @@ import type { BulkRevokeResult } from "./bindings/BulkRevokeResult";
 import type { CommandError } from "./bindings/CommandError";
 import type { Connection } from "./bindings/Connection";
 import type { ConnectionDetail } from "./bindings/ConnectionDetail";
+import type { ConnectionRow } from "./bindings/ConnectionRow";
 import type { ConnectionId } from "./bindings/ConnectionId";
 import type { ConnectFinished } from "./bindings/ConnectFinished";
 import type { ConnectForm } from "./bindings/ConnectForm";
@@ -33,7 +34,8 @@ export const api = {
   // Offline: reads only, no secret.
   vaultStatus: () => invoke<VaultStatus>("vault_status"),
   listTenants: () => invoke<TenantSummary[]>("list_tenants"),
-  listConnections: (tenant: TenantId | null) => invoke<Connection[]>("list_connections", { tenant }),
+  /** The connections list: compact rows; `connectionDetail` has the rest of a connection. */
+  listConnections: (tenant: TenantId | null) => invoke<ConnectionRow[]>("list_connections", { tenant }),
   connectionDetail: (t: Target) => invoke<ConnectionDetail>("connection_detail", t),
   connectionHistory: (t: Target, kind: EventKind | null, since: number | null, limit: number) =>
     invoke<UsageEvent[]>("connection_history", { ...t, kind, since, limit }),

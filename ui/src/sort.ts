@@ -1,6 +1,6 @@
 // Sorting and text/status filtering of the connection list (UI only), on precomputed keys so
 // 10,000 rows sort and filter in a few milliseconds.
-import type { Connection } from "./bindings/Connection";
+import type { ConnectionRow } from "./bindings/ConnectionRow";
 import { type Badge, accountText, badge, refreshExpiryAt } from "./format";
 import { matchesTokens, tokenize } from "./search";
 
@@ -10,7 +10,7 @@ export type SortState = { key: SortKey; dir: SortDir } | null;
 
 /** A connection with everything sorting, filtering and search need, computed once per load. */
 export type RowModel = {
-  c: Connection;
+  c: ConnectionRow;
   /** Lowercased name. */
   name: string;
   /** The account as shown. */
@@ -24,7 +24,7 @@ export type RowModel = {
 };
 
 /** Builds the row model; `extra` holds more searchable words (tenant slug, provider app name). */
-export function toRowModel(c: Connection, extra: string[] = []): RowModel {
+export function toRowModel(c: ConnectionRow, extra: string[] = []): RowModel {
   const account = accountText(c);
   const name = c.name.toLowerCase();
   const accountKey = account === "—" ? "" : account.toLowerCase();

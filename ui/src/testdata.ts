@@ -1,5 +1,6 @@
 // Fixtures shared by the unit tests.
 import type { Connection } from "./bindings/Connection";
+import type { ConnectionRow } from "./bindings/ConnectionRow";
 
 export const NOW = 1_800_000_000_000;
 
@@ -27,5 +28,23 @@ export function conn(over: Partial<Connection> = {}): Connection {
     metadata: {},
     created_at: NOW,
     ...over,
+  };
+}
+
+/** A connection's row in the connections list, as the core's `ConnectionRow::from` makes it. */
+export function rowOf(c: Connection): ConnectionRow {
+  return {
+    id: c.id,
+    tenant_id: c.tenant_id,
+    provider_app_id: c.provider_app_id,
+    name: c.name,
+    account: c.account,
+    status: c.status,
+    status_detail: c.status_detail,
+    access_expires_at: c.access_expires_at,
+    has_refresh_token: c.has_refresh_token,
+    refresh_expires_at: c.refresh_expires_at,
+    refresh_hard_expires_at: c.refresh_hard_expires_at,
+    last_used_at: c.last_used_at,
   };
 }

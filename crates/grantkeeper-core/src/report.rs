@@ -4,6 +4,8 @@
 //!
 //! [`Vault::grant_report`] builds it; [`Vault::export_grant_report`] builds it and records an
 //! `exported` event first, so every export is in the usage history. [`to_csv`] renders it.
+//! The views' read models live here too: [`ConnectionRow`] (the connections list) and
+//! [`ConnectionDetail`] (one connection).
 
 use std::collections::HashMap;
 
@@ -17,6 +19,9 @@ use crate::error::Result;
 use crate::model::{ConnectionId, ConnectionStatus, TenantId, UnixMillis};
 use crate::timefmt::format_rfc3339;
 use crate::{ConnectionFilter, Vault};
+
+mod rows;
+pub use rows::ConnectionRow;
 
 /// One scope of a grant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]

@@ -201,3 +201,100 @@ fn report_rows_carry_scopes_with_risk_and_no_secret() {
     assert_eq!(vault.recent_events(1).unwrap()[0].seq, last.seq);
     assert!(vault.verify_history().unwrap().is_intact());
 }
+
+#[test]
+fn connection_rows_hold_what_the_list_shows_and_nothing_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = Vault::open(dir.path(), Arc::new(MemoryKeychain::default())).unwrap();
+    let actor = Actor::new(ActorKind::Cli);
+    let mut made = Vec::new();
+    for (tenant, names) in [("beta", ["zeta", "alpha"]), ("acme", ["crm", "mail"])] {
+        let t = vault
+            .create_tenant(tenant, Some(tenant), "", &actor)
+            .unwrap();
+        let scope = vault.tenant(&t.id).unwrap();
+        let app = scope
+            .add_provider_app(
+                NewProviderApp {
+                    name: "idp".into(),
+                    preset: None,
+                    endpoints: Endpoints::default(),
+                    client_id: "cid".into(),
+                    client_secret: None,
+                    redirect_mode: RedirectMode::Loopback,
+                    redirect_port: None,
+                    relay_url: None,
+                    default_scopes: vec![],
+                },
+                &actor,
+            )
+            .unwrap();
+        for name in names {
+            let c = scope
+                .store_connection(
+                    NewConnection {
+                        name: name.into(),
+                        provider_app_id: app.id.clone(),
+                        account: AccountIdentity {
+                            subject: Some(format!("sub-{name}")),
+                            username: Some(format!("{name}@example.com")),
+                            org_id: Some("org-1".into()),
+                        },
+                        scopes_requested: vec!["openid".into(), "offline_access".into()],
+                        scopes_granted: None,
+                        consented_by: Some("ada".into()),
+                        access_expiry: Some((1_772_357_400_000, ExpirySource::Response)),
+                        refresh_expires_at: Some(1_772_400_000_000),
+                        refresh_hard_expires_at: Some(1_772_500_000_000),
+                        metadata: BTreeMap::from([("instance_url".into(), "https://x".into())]),
+                    },
+                    TokenSet {
+                        access_token: AccessToken::new("at-secret-value"),
+                        refresh_token: Some(RefreshToken::new("rt-secret-value")),
+                        id_token: None,
+                    },
+                    &actor,
+                )
+                .unwrap();
+            made.push((t.id.clone(), c));
+        }
+    }
+
+    // Every connection, by tenant slug and name, each row the list's part of its connection.
+    let rows = vault.connection_rows(&ConnectionFilter::default()).unwrap();
+    let names: Vec<_> = rows.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["crm", "mail", "alpha", "zeta"]);
+    for r in &rows {
+        let (_, c) = made.iter().find(|(_, c)| c.id == r.id).unwrap();
+        assert_eq!(r, &ConnectionRow::from(c.clone()));
+        assert_eq!(
+            r.account.subject.as_deref(),
+            Some(&*format!("sub-{}", r.name))
+        );
+        assert_eq!(r.refresh_hard_expires_at, Some(1_772_500_000_000));
+        assert!(r.has_refresh_token);
+    }
+
+    // One tenant's.
+    let beta = &made[0].0;
+    let only = vault
+        .connection_rows(&ConnectionFilter {
+            tenant: Some(beta.clone()),
+            status: None,
+        })
+        .unwrap();
+    assert_eq!(only.len(), 2);
+    assert!(only.iter().all(|r| &r.tenant_id == beta));
+
+    // What the detail view holds stays out, and so does every secret.
+    let json = serde_json::to_string(&rows).unwrap();
+    for absent in [
+        "scopes",
+        "metadata",
+        "consented",
+        "instance_url",
+        "secret-value",
+    ] {
+        assert!(!json.contains(absent), "{absent} in {json}");
+    }
+}
