@@ -3,7 +3,7 @@ import type { AnchorInfo } from "./AnchorInfo";
 import type { BadEvent } from "./BadEvent";
 
 /**
- * The outcome of [`verify`].
+ * The outcome of [`crate::audit::verify`].
  */
 export type VerifyReport = { 
 /**
@@ -15,7 +15,7 @@ checked: number,
  */
 first_bad: BadEvent | null, 
 /**
- * Every problem found, by sequence number (at most [`MAX_PROBLEMS`]).
+ * Every problem found, by sequence number (at most [`crate::audit::MAX_PROBLEMS`]).
  */
 problems: Array<BadEvent>, 
 /**
