@@ -22,6 +22,9 @@
 //   extraScopes      more static scopes to accept (e.g. a catalog preset's, for risk tests)
 //   clients          client metadata (oidc-provider / RFC 7591 names) replacing the defaults below
 //   extraClients     client metadata added to the defaults (or to `clients`)
+//   idTokenSigningAlgValues  the algorithms clients may ask for in `id_token_signed_response_alg`
+//                    (oidc-provider's enabledJWA), e.g. ["RS256", "HS256"] for ID tokens signed
+//                    with the client secret; default oidc-provider's (asymmetric only)
 //
 // Besides the OAuth endpoints, the same server answers a small test-control surface:
 //   GET  /__test/stats        counters, see `newStats()` below
@@ -179,6 +182,7 @@ function providerConfiguration(config, stats) {
   return {
     clients,
     clockTolerance,
+    ...(config.idTokenSigningAlgValues ? { enabledJWA: { idTokenSigningAlgValues: config.idTokenSigningAlgValues } } : {}),
     // With a grace period, refresh tokens live in the storage above; else in the default one.
     ...(reuseGraceSecs > 0 ? { adapter: graceAdapter(reuseGraceSecs, clockTolerance, stats) } : {}),
     // A fresh signing key per run; nothing outlives the process.

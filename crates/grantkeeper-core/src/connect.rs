@@ -358,16 +358,19 @@ impl TenantVault<'_> {
         let now = crate::model::now_ms();
         let mut account = AccountIdentity::default();
         if let Some(idt) = &response.tokens.id_token {
-            let claims = match (
-                context.app.endpoints.jwks.as_deref(),
-                context.app.endpoints.issuer.as_deref(),
-            ) {
-                (Some(jwks_uri), Some(issuer)) => {
+            let jwks_uri = context.app.endpoints.jwks.as_deref();
+            // An HS256/384/512 token is checked with the client secret, or refused without
+            // one (a public client), even when the provider publishes no key set.
+            let verifiable =
+                jwks_uri.is_some() || id_token::signed_with_client_secret(idt.expose());
+            let claims = match context.app.endpoints.issuer.as_deref() {
+                Some(issuer) if verifiable => {
                     let expect = id_token::Expectations {
                         issuer,
                         client_id: &context.app.client_id,
                         nonce,
                         jwks_uri,
+                        client_secret: context.client.secret.as_ref(),
                     };
                     id_token::validate(&self.vault.http, idt.expose(), &expect).map_err(oauth)?
                 }

@@ -1,0 +1,122 @@
+//! Enterprise identity-provider set-ups against the test IdP: ID tokens signed with the client
+//! secret (HS256, OpenID Connect Core §10.1), accepted for a confidential client and refused for
+//! a public one; each connection refreshes and revokes.
+
+mod support;
+
+use serde_json::{json, Value};
+use support::{Cli, Idp};
+
+/// A client of the test IdP whose ID tokens are HS256 under `secret`.
+fn hs256_client(id: &str, secret: &str, auth: &str) -> Value {
+    json!({
+        "client_id": id,
+        "client_secret": secret,
+        "application_type": "native",
+        "token_endpoint_auth_method": auth,
+        "id_token_signed_response_alg": "HS256",
+        "redirect_uris": ["http://127.0.0.1/callback"],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "response_types": ["code"],
+    })
+}
+
+/// A connection that refreshes, then revokes at the provider.
+fn refreshes_and_revokes(cli: &Cli, idp: &Idp, target: &str) {
+    let before = idp.refresh_requests();
+    let out = cli.run(&["refresh", target]).ok().stdout.clone();
+    assert!(out.contains("refreshed"), "{out}");
+    assert_eq!(idp.refresh_requests(), before + 1);
+    let token = cli.token(&[target]);
+    assert!(!token.is_empty());
+    let revocations = idp.stats()["revocations"].as_u64().unwrap();
+    let out = cli.run(&["revoke", target]).ok().stdout.clone();
+    assert!(out.contains("the provider revoked"), "{out}");
+    assert!(idp.stats()["revocations"].as_u64().unwrap() > revocations);
+    cli.run(&["token", target])
+        .fails(5, "this connection was revoked");
+}
+
+#[test]
+fn hs256_id_tokens_need_a_confidential_client() {
+    let secret = "hs256-confidential-secret-0123456789abcdef";
+    let public_secret = "hs256-public-client-secret-0123456789abcd";
+    let idp = Idp::start(&json!({
+        "idTokenSigningAlgValues": ["RS256", "HS256"],
+        "extraClients": [
+            hs256_client("gk-hs256", secret, "client_secret_post"),
+            hs256_client("gk-hs256-public", public_secret, "none"),
+        ],
+    }));
+    assert!(idp.metadata()["id_token_signing_alg_values_supported"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("HS256")));
+    let cli = Cli::new();
+    cli.secret(secret);
+    cli.secret(public_secret);
+    cli.run(&["tenant", "add", "Acme", "--slug", "acme"]).ok();
+    cli.run_with(
+        &[
+            "provider",
+            "add",
+            "acme/hs",
+            "--issuer",
+            &idp.issuer,
+            "--client-id",
+            "gk-hs256",
+            "--client-secret",
+        ],
+        &[],
+        Some(&format!("{secret}\n")),
+    )
+    .ok();
+    cli.run(&[
+        "provider",
+        "add",
+        "acme/hs-public",
+        "--issuer",
+        &idp.issuer,
+        "--client-id",
+        "gk-hs256-public",
+    ])
+    .ok();
+
+    // The confidential client verifies its HS256 ID token with its secret: the account is known.
+    let c = cli
+        .run(&["connect", "acme/crm", "--provider", "hs", "--json"])
+        .ok()
+        .json();
+    assert_eq!(c["account"]["subject"], "ada", "{c}");
+    assert_eq!(c["has_refresh_token"], true);
+    let shown = cli.run(&["show", "acme/crm", "--json"]).ok().json();
+    let id_token = &shown["inspection"]["id_token"];
+    assert_eq!(id_token["header"]["alg"], "HS256", "{shown}");
+    assert_eq!(id_token["claims"]["aud"], "gk-hs256", "{shown}");
+    let metadata = &shown["connection"]["metadata"];
+    assert_eq!(metadata["issuer"], idp.issuer.as_str(), "{shown}");
+    assert_eq!(
+        metadata.get("id_token_verified"),
+        None,
+        "the ID token was verified: {shown}"
+    );
+
+    // The public client holds no secret: the same kind of token is refused, nothing is stored.
+    let codes = idp.stats()["token_requests"]["authorization_code"]
+        .as_i64()
+        .unwrap();
+    cli.run(&["connect", "acme/pub", "--provider", "hs-public"])
+        .fails(5, "a public client does not have");
+    assert_eq!(
+        idp.stats()["token_requests"]["authorization_code"]
+            .as_i64()
+            .unwrap(),
+        codes + 1,
+        "refused after the code exchange, at the ID token"
+    );
+    cli.run(&["show", "acme/pub"])
+        .fails(3, "no connection named 'acme/pub'");
+
+    refreshes_and_revokes(&cli, &idp, "acme/crm");
+    assert!(cli.assert_no_secret_leaked() > 8);
+}
