@@ -25,6 +25,8 @@
 //   idTokenSigningAlgValues  the algorithms clients may ask for in `id_token_signed_response_alg`
 //                    (oidc-provider's enabledJWA), e.g. ["RS256", "HS256"] for ID tokens signed
 //                    with the client secret; default oidc-provider's (asymmetric only)
+//   requirePushedAuthorizationRequests  true: authorization requests are accepted only when
+//                    pushed first (RFC 9126); discovery says so. Default false (PAR is offered)
 //
 // Besides the OAuth endpoints, the same server answers a small test-control surface:
 //   GET  /__test/stats        counters, see `newStats()` below
@@ -111,6 +113,7 @@ function newStats() {
     grants_revoked: 0, // grants revoked for any reason (revocation, reuse detection)
     revocations: 0, // successful RFC 7009 revocation requests
     introspections: 0, // successful RFC 7662 introspection requests
+    pushed_authorization_requests: 0, // successful RFC 9126 pushed authorization requests
     device_authorizations: 0, // successful RFC 8628 device authorization requests
     token_requests_stalled: 0, // token endpoint requests held by /__test/stall-token
     token_requests_dropped: 0, // ... of those, dropped unanswered when the stall ended
@@ -237,6 +240,10 @@ function providerConfiguration(config, stats) {
       introspection: { enabled: true },
       // No resource servers: the API scopes are static scopes (see `scopes`).
       resourceIndicators: { enabled: false },
+      pushedAuthorizationRequests: {
+        enabled: true,
+        requirePushedAuthorizationRequests: config.requirePushedAuthorizationRequests === true,
+      },
     },
 
     ttl: {
@@ -389,6 +396,9 @@ function count(ctx, s, ms) {
       break;
     case "introspection":
       if (ok) s.introspections += 1;
+      break;
+    case "pushed_authorization_request":
+      if (ok) s.pushed_authorization_requests += 1;
       break;
     case "device_authorization":
       if (ok) s.device_authorizations += 1;

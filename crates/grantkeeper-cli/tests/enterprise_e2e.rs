@@ -1,11 +1,20 @@
 //! Enterprise identity-provider set-ups against the test IdP: ID tokens signed with the client
 //! secret (HS256, OpenID Connect Core §10.1), accepted for a confidential client and refused for
-//! a public one; each connection refreshes and revokes.
+//! a public one; pushed authorization requests (RFC 9126) on a server that requires them. Each
+//! connection refreshes and revokes.
 
 mod support;
 
+use std::sync::{Mutex, MutexGuard};
+
 use serde_json::{json, Value};
-use support::{Cli, Idp};
+use support::{http, Cli, Idp};
+
+/// One test at a time: each runs an IdP and a browser, and the machine has two cores.
+fn serial() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// A client of the test IdP whose ID tokens are HS256 under `secret`.
 fn hs256_client(id: &str, secret: &str, auth: &str) -> Value {
@@ -39,6 +48,7 @@ fn refreshes_and_revokes(cli: &Cli, idp: &Idp, target: &str) {
 
 #[test]
 fn hs256_id_tokens_need_a_confidential_client() {
+    let _serial = serial();
     let secret = "hs256-confidential-secret-0123456789abcdef";
     let public_secret = "hs256-public-client-secret-0123456789abcd";
     let idp = Idp::start(&json!({
@@ -118,5 +128,61 @@ fn hs256_id_tokens_need_a_confidential_client() {
         .fails(3, "no connection named 'acme/pub'");
 
     refreshes_and_revokes(&cli, &idp, "acme/crm");
+    assert!(cli.assert_no_secret_leaked() > 8);
+}
+
+#[test]
+fn authorization_requests_are_pushed_where_the_server_requires_it() {
+    let _serial = serial();
+    let idp = Idp::start(&json!({ "requirePushedAuthorizationRequests": true }));
+    let meta = idp.metadata();
+    assert_eq!(meta["require_pushed_authorization_requests"], true);
+    // Unpushed, the server refuses an authorization request (back to the client's redirect).
+    let front = format!(
+        "{}/auth?client_id=grantkeeper-test&response_type=code&scope=openid&redirect_uri=http%3A%2F%2F127.0.0.1%2Fcallback&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
+        idp.issuer
+    );
+    let (status, body) = http("GET", &front, None);
+    assert_eq!(status, 303, "{body}");
+    assert!(
+        body.contains("error=invalid_request")
+            && body.contains("Pushed+Authorization+Request+must+be+used"),
+        "{body}"
+    );
+
+    let cli = Cli::new();
+    cli.acme_with_idp(&idp, &[]);
+    let secret = "confidential-test-secret";
+    cli.secret(secret);
+    cli.run_with(
+        &[
+            "provider",
+            "add",
+            "acme/conf",
+            "--issuer",
+            &idp.issuer,
+            "--client-id",
+            "grantkeeper-confidential",
+            "--client-secret",
+        ],
+        &[],
+        Some(&format!("{secret}\n")),
+    )
+    .ok();
+
+    // A public client and a confidential one (authenticated at the PAR endpoint) connect.
+    for (name, app, pushed) in [("acme/crm", "idp", 1), ("acme/svc", "conf", 2)] {
+        let c = cli
+            .run(&["connect", name, "--provider", app, "--json"])
+            .ok()
+            .json();
+        assert_eq!(c["account"]["subject"], "ada", "{c}");
+        let stats = idp.stats();
+        assert_eq!(stats["pushed_authorization_requests"], pushed, "{stats}");
+        // The refused one above, then one per sign-in.
+        assert_eq!(stats["authorization_requests"], pushed + 1, "{stats}");
+    }
+    refreshes_and_revokes(&cli, &idp, "acme/crm");
+    refreshes_and_revokes(&cli, &idp, "acme/svc");
     assert!(cli.assert_no_secret_leaked() > 8);
 }

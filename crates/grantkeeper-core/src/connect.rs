@@ -112,6 +112,12 @@ impl PendingConnect {
         listener.wait(timeout, cancel, &self.state)
     }
 
+    /// The `state` this sign-in sent, in the URL or pushed with the request (RFC 9126); its
+    /// redirect must carry it back.
+    pub fn state(&self) -> &str {
+        &self.state
+    }
+
     /// The scopes asked for.
     pub fn scopes(&self) -> &[String] {
         &self.scopes
@@ -215,10 +221,13 @@ impl TenantVault<'_> {
         let (challenge, verifier) = oauth2::PkceCodeChallenge::new_random_sha256();
         let verifier = SecretText::new(verifier.into_secret());
         let nonce = (context.oidc() && scopes.iter().any(|s| s == "openid")).then(new_nonce);
-        let url = context
-            .protocol(&self.vault.http)
+        let client = context.protocol(&self.vault.http);
+        let mut url = client
             .authorization_url(&redirect_uri, &scopes, &state, challenge, nonce.as_deref())
             .map_err(oauth)?;
+        if let Some(endpoint) = &context.par_endpoint {
+            url = client.push_authorization(endpoint, &url).map_err(oauth)?;
+        }
         Ok(PendingConnect {
             url,
             redirect_uri,

@@ -189,6 +189,9 @@ pub(crate) struct AppContext {
     pub(crate) client: Client,
     /// The issuer puts `iss` in its redirects (RFC 9207), from the metadata of a sign-in.
     pub(crate) iss_required: bool,
+    /// Where authorization requests are pushed (RFC 9126), from the metadata of a sign-in:
+    /// whenever the issuer advertises the endpoint.
+    pub(crate) par_endpoint: Option<String>,
 }
 
 impl AppContext {
@@ -240,12 +243,14 @@ impl TenantVault<'_> {
     pub(crate) fn app_context(&self, mut app: ProviderApp, when: Discovery) -> Result<AppContext> {
         let preset = Catalog::preset_named(app.preset.as_deref())?;
         let mut iss_required = false;
+        let mut par_endpoint = None;
         let missing = app.endpoints.token.is_none();
         if let Some(issuer) = app.endpoints.issuer.clone() {
             if when == Discovery::AtSignIn || missing {
                 match discovery::discover(&self.vault.http, &issuer) {
                     Ok(meta) => {
                         iss_required = meta.authorization_response_iss_parameter_supported;
+                        par_endpoint = meta.pushed_authorization_request_endpoint.clone();
                         app.endpoints.fill_missing_from(meta.endpoints());
                     }
                     Err(e @ OAuthError::IssuerMismatch { .. }) => return Err(Error::OAuth(e)),
@@ -267,6 +272,7 @@ impl TenantVault<'_> {
             quirks,
             client,
             iss_required,
+            par_endpoint,
         })
     }
 }

@@ -94,14 +94,16 @@ fn sign_in(
     pending.wait_for_redirect(timeout, &CancelToken::default())
 }
 
+/// The sign-in's `state`: the test IdP offers pushed authorization requests (RFC 9126), so the
+/// URL carries only `client_id` and `request_uri`, and the state went with the pushed request.
 fn state_of(pending: &PendingConnect) -> String {
-    Url::parse(&pending.url)
+    let params: Vec<String> = Url::parse(&pending.url)
         .unwrap()
         .query_pairs()
-        .find(|(k, _)| k == "state")
-        .unwrap()
-        .1
-        .into_owned()
+        .map(|(k, _)| k.into_owned())
+        .collect();
+    assert_eq!(params, ["client_id", "request_uri"], "{}", pending.url);
+    pending.state().to_owned()
 }
 
 /// Nothing of a failed sign-in is kept: no connection, no refresh token in the keychain, and the

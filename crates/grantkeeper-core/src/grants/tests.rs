@@ -706,6 +706,7 @@ fn explicit_and_variable_revocation_urls_are_kept() {
             },
             app,
             iss_required: false,
+            par_endpoint: None,
         }
     };
     let slack_token = Catalog::builtin()

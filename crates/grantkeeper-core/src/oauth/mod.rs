@@ -9,6 +9,7 @@ pub mod id_token;
 pub mod jwt;
 pub mod loopback;
 pub(crate) mod normalize;
+pub(crate) mod par;
 pub mod protocol;
 #[cfg(test)]
 mod quirks_tests;

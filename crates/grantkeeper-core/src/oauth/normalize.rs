@@ -40,6 +40,24 @@ pub(crate) enum Wire<'a> {
     Recorded(HttpResponse),
 }
 
+impl Wire<'_> {
+    /// POSTs a form that oauth2 does not build (a pushed authorization request).
+    pub(crate) fn post_form(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        form: &[(&str, &str)],
+    ) -> Result<HttpResponse, OAuthError> {
+        match self {
+            Wire::Http(http) => Ok(http.post_form(url, headers, form)?),
+            Wire::Recorded(resp) => {
+                crate::http::check(url)?;
+                Ok(resp.clone())
+            }
+        }
+    }
+}
+
 /// oauth2's HTTP client for one operation. What went wrong stays here ([`Normalizer::failure`]):
 /// oauth2 only learns that the request failed.
 #[derive(Debug)]

@@ -98,6 +98,7 @@ pub struct DeviceAuthorization {
 #[derive(Debug)]
 pub(crate) struct ProviderClient<'a> {
     base: BaseClient,
+    client: &'a Client,
     endpoints: &'a Endpoints,
     quirks: &'a Quirks,
     wire: Wire<'a>,
@@ -108,7 +109,7 @@ impl<'a> ProviderClient<'a> {
     /// the form body, or a public client's id alone), its requests sent over `wire`.
     pub(crate) fn new(
         endpoints: &'a Endpoints,
-        client: &Client,
+        client: &'a Client,
         quirks: &'a Quirks,
         wire: Wire<'a>,
     ) -> Self {
@@ -124,6 +125,7 @@ impl<'a> ProviderClient<'a> {
         }
         Self {
             base,
+            client,
             endpoints,
             quirks,
             wire,
@@ -177,6 +179,22 @@ impl<'a> ProviderClient<'a> {
             request = request.add_extra_param(k.as_str(), v.as_str());
         }
         Ok(request.url().0.into())
+    }
+
+    /// The URL the browser opens for `authorization_url` (from [`Self::authorization_url`])
+    /// once its parameters are pushed to `endpoint` (RFC 9126).
+    pub(crate) fn push_authorization(
+        &self,
+        endpoint: &str,
+        authorization_url: &str,
+    ) -> Result<String, OAuthError> {
+        super::par::push(
+            &self.wire,
+            endpoint,
+            authorization_url,
+            self.client,
+            self.quirks,
+        )
     }
 
     fn token_client(&self) -> Result<TokenClient, OAuthError> {
