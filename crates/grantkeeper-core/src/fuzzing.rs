@@ -117,6 +117,7 @@ pub fn token_response(data: &[u8]) {
     let client = Client {
         id: "cid".into(),
         secret: None,
+        key: None,
     };
     let answer = ProviderClient::new(&endpoints, &client, &quirks, Wire::Recorded(resp))
         .exchange_code("c", "http://127.0.0.1:1/callback", "v");

@@ -13,9 +13,10 @@ use serde::Deserialize;
 use ts_rs::TS;
 
 use crate::audit::Actor;
-use crate::catalog::{Catalog, Preset, Revocation};
+use crate::catalog::{Catalog, ClientAuth, Preset, Revocation};
 use crate::error::{Error, Result};
 use crate::model::{Endpoints, ProviderApp, RedirectMode};
+use crate::oauth::assertion::ClientKey;
 use crate::oauth::flow::{Client, Quirks};
 use crate::oauth::normalize::Wire;
 use crate::oauth::protocol::ProviderClient;
@@ -67,6 +68,14 @@ pub struct ProviderAppSpec {
     /// OAuth client secret, for confidential clients.
     #[ts(type = "string | null")]
     pub client_secret: Option<ClientSecret>,
+    /// How the app authenticates at the provider: with its client secret
+    /// (`client_secret_basic`, `client_secret_post`), as a public client (`none`), or with a
+    /// key pair Grantkeeper generates (`private_key_jwt`; the public key to register is
+    /// [`TenantVault::client_jwk`]). `None`: as the preset says (HTTP Basic without one), or a
+    /// public client without a secret.
+    #[serde(default)]
+    #[ts(optional)]
+    pub client_auth: Option<ClientAuth>,
     /// Scopes asked for by default; the preset's defaults (else `openid offline_access`) when
     /// `None`.
     pub scopes: Option<Vec<String>>,
@@ -87,6 +96,7 @@ impl TenantVault<'_> {
         actor: &Actor,
     ) -> Result<ProviderApp> {
         let preset = Catalog::preset_named(spec.preset.as_deref())?;
+        let client_key = client_key_for(spec.client_auth, spec.client_secret.is_some())?;
         let invalid = |e: crate::catalog::CatalogError| Error::Invalid(e.to_string());
         let mut endpoints = match (&spec.endpoints, preset) {
             (EndpointSource::Issuer { issuer }, _) => self.vault.discover(issuer)?,
@@ -159,6 +169,8 @@ impl TenantVault<'_> {
                 endpoints,
                 client_id: spec.client_id,
                 client_secret: spec.client_secret,
+                client_auth: spec.client_auth,
+                client_key: client_key.map(|k| k.to_secret()),
                 redirect_mode,
                 redirect_port: spec.port,
                 relay_url: spec.relay_url,
@@ -261,10 +273,18 @@ impl TenantVault<'_> {
                 }
             }
         }
-        let quirks = Quirks::new(preset, app.has_client_secret);
+        let mut quirks = Quirks::new(preset, app.has_client_secret);
+        if let Some(auth) = app.client_auth {
+            quirks.client_auth = auth;
+        }
+        let key = match quirks.client_auth {
+            ClientAuth::PrivateKeyJwt => Some(self.app_key(&app)?),
+            _ => None,
+        };
         let client = Client {
             id: app.client_id.clone(),
             secret: self.client_secret(&app.id)?,
+            key,
         };
         Ok(AppContext {
             app,
@@ -274,5 +294,50 @@ impl TenantVault<'_> {
             iss_required,
             par_endpoint,
         })
+    }
+}
+
+impl TenantVault<'_> {
+    /// The public key a `private_key_jwt` provider app registers at its provider, as a JWK set
+    /// (`{"keys": [...]}`); the private key never leaves the keychain.
+    pub fn client_jwk(&self, id_or_name: &str) -> Result<serde_json::Value> {
+        let app = self.provider_app(id_or_name)?;
+        if app.client_auth != Some(ClientAuth::PrivateKeyJwt) {
+            return Err(Error::Invalid(format!(
+                "provider app '{}/{}' has no key of its own: only an app registered with private_key_jwt has one",
+                self.tenant().slug,
+                app.name
+            )));
+        }
+        Ok(serde_json::json!({ "keys": [self.app_key(&app)?.public_jwk()] }))
+    }
+
+    /// A `private_key_jwt` app's key, from the keychain.
+    fn app_key(&self, app: &ProviderApp) -> Result<ClientKey> {
+        let text = self.client_key(&app.id)?.ok_or_else(|| {
+            Error::Invalid(format!(
+                "the private key of provider app '{}/{}' is not in the keychain: register the app again (provider delete, then provider add) and its new public key at the provider",
+                self.tenant().slug,
+                app.name
+            ))
+        })?;
+        Ok(ClientKey::from_secret(&text)?)
+    }
+}
+
+/// The key pair a registration with `auth` needs, generated now; `auth` checked against whether
+/// a client secret was given.
+fn client_key_for(auth: Option<ClientAuth>, has_secret: bool) -> Result<Option<ClientKey>> {
+    match (auth, has_secret) {
+        (Some(ClientAuth::ClientSecretBasic | ClientAuth::ClientSecretPost), false) => {
+            Err(Error::Invalid(
+                "client_secret_basic and client_secret_post need the client secret".into(),
+            ))
+        }
+        (Some(ClientAuth::None | ClientAuth::PrivateKeyJwt), true) => Err(Error::Invalid(
+            "none and private_key_jwt send no client secret: leave it out".into(),
+        )),
+        (Some(ClientAuth::PrivateKeyJwt), false) => Ok(Some(ClientKey::generate())),
+        _ => Ok(None),
     }
 }

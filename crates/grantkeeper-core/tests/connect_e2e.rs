@@ -51,6 +51,8 @@ fn setup_with(idp_config: serde_json::Value) -> Setup {
                 client_id: "grantkeeper-test".into(),
                 client_secret: None,
                 redirect_mode: RedirectMode::Loopback,
+                client_auth: None,
+                client_key: None,
                 redirect_port: None,
                 relay_url: None,
                 default_scopes: ["openid", "profile", "email", "offline_access", "api:read"]
@@ -318,6 +320,8 @@ fn device_flow_and_client_credentials() {
                 "service-test-secret",
             )),
             redirect_mode: RedirectMode::Loopback,
+            client_auth: None,
+            client_key: None,
             redirect_port: None,
             relay_url: None,
             default_scopes: vec!["api:read".into()],
@@ -413,6 +417,8 @@ fn relay_page_forwards_to_the_app() {
             client_id: "grantkeeper-relay".into(),
             client_secret: None,
             redirect_mode: RedirectMode::Relay,
+            client_auth: None,
+            client_key: None,
             redirect_port: None,
             relay_url: Some(relay.clone()),
             default_scopes: vec!["openid".into(), "offline_access".into()],
@@ -554,6 +560,8 @@ fn the_sign_in_wait_takes_a_paste_a_cancel_or_the_timeout() {
             client_id: "grantkeeper-test".into(),
             client_secret: None,
             redirect_mode: RedirectMode::Paste,
+            client_auth: None,
+            client_key: None,
             redirect_port: Some(
                 TcpListener::bind("127.0.0.1:0")
                     .unwrap()

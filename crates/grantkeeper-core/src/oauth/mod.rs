@@ -2,6 +2,7 @@
 //! HTTP client, with provider answers normalized to standard shape first; the loopback redirect,
 //! discovery and ID-token validation.
 
+pub mod assertion;
 pub mod browser;
 pub mod discovery;
 pub mod flow;

@@ -8,6 +8,7 @@ use base64::Engine;
 use serde_json::Value;
 use url::form_urlencoded::byte_serialize;
 
+use super::assertion::ClientAssertion;
 use super::flow::{Client, Quirks};
 use super::normalize::Wire;
 use super::token::{body_to_object, provider_error};
@@ -22,6 +23,7 @@ pub(crate) fn push(
     authorization_url: &str,
     client: &Client,
     quirks: &Quirks,
+    assertion: Option<&ClientAssertion<'_>>,
 ) -> Result<String, OAuthError> {
     let mut front = url::Url::parse(authorization_url)
         .map_err(|_| OAuthError::Config("the authorization URL is not a URL".into()))?;
@@ -46,6 +48,9 @@ pub(crate) fn push(
             ));
         }
         _ => {}
+    }
+    if let Some(assertion) = assertion {
+        form.extend(assertion.form()?.map(|(k, v)| (k.to_owned(), v)));
     }
     let form_refs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let header_refs: Vec<(&str, &str)> = headers
@@ -93,12 +98,13 @@ mod tests {
         let client = Client {
             id: "c id".into(),
             secret: secret.map(ClientSecret::new),
+            key: None,
         };
         let mut quirks = Quirks::new(None, secret.is_some());
         quirks.client_auth = auth;
         let http = HttpClient::default();
         let url = format!("{}/par", stub.base);
-        let out = push(&Wire::Http(&http), &url, FRONT, &client, &quirks);
+        let out = push(&Wire::Http(&http), &url, FRONT, &client, &quirks, None);
         let req = stub.requests.lock().unwrap()[0].clone();
         (out, req)
     }
@@ -158,6 +164,7 @@ mod tests {
         let client = Client {
             id: "cid".into(),
             secret: None,
+            key: None,
         };
         let quirks = Quirks::new(None, false);
         let answer = |status: u16, body: &str| {
@@ -172,6 +179,7 @@ mod tests {
                 FRONT,
                 &client,
                 &quirks,
+                None,
             )
         };
         match answer(
