@@ -96,10 +96,14 @@ impl TenantVault<'_> {
         actor: &Actor,
     ) -> Result<ProviderApp> {
         let preset = Catalog::preset_named(spec.preset.as_deref())?;
-        let client_key = client_key_for(spec.client_auth, spec.client_secret.is_some())?;
+        let mut advertised = Vec::new();
         let invalid = |e: crate::catalog::CatalogError| Error::Invalid(e.to_string());
         let mut endpoints = match (&spec.endpoints, preset) {
-            (EndpointSource::Issuer { issuer }, _) => self.vault.discover(issuer)?,
+            (EndpointSource::Issuer { issuer }, _) => {
+                let meta = discovery::discover(&self.vault.http, issuer)?;
+                advertised = meta.token_endpoint_auth_methods_supported.clone();
+                meta.endpoints()
+            }
             (EndpointSource::Preset { vars }, Some(p)) => {
                 let mut e = p.resolve(vars).map_err(invalid)?;
                 e.revocation = p.revocation_url(vars, &spec.client_id).map_err(invalid)?;
@@ -149,6 +153,12 @@ impl TenantVault<'_> {
                 endpoints.revocation = p.revocation_url_at(&origin, &spec.client_id);
             }
         }
+        let has_secret = spec.client_secret.is_some();
+        let preset_auth = preset.map_or(ClientAuth::ClientSecretBasic, |p| p.client_auth);
+        let client_auth = spec
+            .client_auth
+            .or_else(|| default_client_auth(preset_auth, has_secret, &advertised));
+        let client_key = client_key_for(client_auth, has_secret)?;
         let default_scopes = match (spec.scopes, preset) {
             (Some(s), _) => s,
             (None, Some(p)) => p.default_scopes.clone(),
@@ -169,7 +179,7 @@ impl TenantVault<'_> {
                 endpoints,
                 client_id: spec.client_id,
                 client_secret: spec.client_secret,
-                client_auth: spec.client_auth,
+                client_auth,
                 client_key: client_key.map(|k| k.to_secret()),
                 redirect_mode,
                 redirect_port: spec.port,
@@ -323,6 +333,36 @@ impl TenantVault<'_> {
         })?;
         Ok(ClientKey::from_secret(&text)?)
     }
+}
+
+/// How an app registered without a chosen method authenticates, when discovery says the
+/// server does not take the default (the preset's method, or HTTP Basic with a secret; a
+/// public client without one): with a secret, the secret method it lists; without one, and no
+/// public clients taken, `private_key_jwt` (a key pair is generated; its public key must then be
+/// registered). `None`: the default stands.
+pub(crate) fn default_client_auth(
+    preset: ClientAuth,
+    has_secret: bool,
+    advertised: &[String],
+) -> Option<ClientAuth> {
+    let lists = |m: &str| advertised.iter().any(|a| a == m);
+    if advertised.is_empty() {
+        return None;
+    }
+    if has_secret {
+        let default = match preset {
+            ClientAuth::ClientSecretPost => "client_secret_post",
+            _ => "client_secret_basic",
+        };
+        if lists(default) {
+            return None;
+        }
+        if lists("client_secret_basic") {
+            return Some(ClientAuth::ClientSecretBasic);
+        }
+        return lists("client_secret_post").then_some(ClientAuth::ClientSecretPost);
+    }
+    (!lists("none") && lists("private_key_jwt")).then_some(ClientAuth::PrivateKeyJwt)
 }
 
 /// The key pair a registration with `auth` needs, generated now; `auth` checked against whether
