@@ -61,6 +61,7 @@ pub fn start() -> Result<Vault, String> {
                         },
                         client_id: CLIENT_ID.into(),
                         client_secret: None,
+                        client_auth: None,
                         scopes: None,
                         redirect: None,
                         port: None,

@@ -22,6 +22,11 @@
 //   extraScopes      more static scopes to accept (e.g. a catalog preset's, for risk tests)
 //   clients          client metadata (oidc-provider / RFC 7591 names) replacing the defaults below
 //   extraClients     client metadata added to the defaults (or to `clients`)
+//   idTokenSigningAlgValues  the algorithms clients may ask for in `id_token_signed_response_alg`
+//                    (oidc-provider's enabledJWA), e.g. ["RS256", "HS256"] for ID tokens signed
+//                    with the client secret; default oidc-provider's (asymmetric only)
+//   requirePushedAuthorizationRequests  true: authorization requests are accepted only when
+//                    pushed first (RFC 9126); discovery says so. Default false (PAR is offered)
 //
 // Besides the OAuth endpoints, the same server answers a small test-control surface:
 //   GET  /__test/stats        counters, see `newStats()` below
@@ -108,6 +113,7 @@ function newStats() {
     grants_revoked: 0, // grants revoked for any reason (revocation, reuse detection)
     revocations: 0, // successful RFC 7009 revocation requests
     introspections: 0, // successful RFC 7662 introspection requests
+    pushed_authorization_requests: 0, // successful RFC 9126 pushed authorization requests
     device_authorizations: 0, // successful RFC 8628 device authorization requests
     token_requests_stalled: 0, // token endpoint requests held by /__test/stall-token
     token_requests_dropped: 0, // ... of those, dropped unanswered when the stall ended
@@ -179,6 +185,7 @@ function providerConfiguration(config, stats) {
   return {
     clients,
     clockTolerance,
+    ...(config.idTokenSigningAlgValues ? { enabledJWA: { idTokenSigningAlgValues: config.idTokenSigningAlgValues } } : {}),
     // With a grace period, refresh tokens live in the storage above; else in the default one.
     ...(reuseGraceSecs > 0 ? { adapter: graceAdapter(reuseGraceSecs, clockTolerance, stats) } : {}),
     // A fresh signing key per run; nothing outlives the process.
@@ -233,6 +240,10 @@ function providerConfiguration(config, stats) {
       introspection: { enabled: true },
       // No resource servers: the API scopes are static scopes (see `scopes`).
       resourceIndicators: { enabled: false },
+      pushedAuthorizationRequests: {
+        enabled: true,
+        requirePushedAuthorizationRequests: config.requirePushedAuthorizationRequests === true,
+      },
     },
 
     ttl: {
@@ -385,6 +396,9 @@ function count(ctx, s, ms) {
       break;
     case "introspection":
       if (ok) s.introspections += 1;
+      break;
+    case "pushed_authorization_request":
+      if (ok) s.pushed_authorization_requests += 1;
       break;
     case "device_authorization":
       if (ok) s.device_authorizations += 1;

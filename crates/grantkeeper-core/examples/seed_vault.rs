@@ -50,6 +50,8 @@ fn main() {
                     client_id: format!("client-{t}"),
                     client_secret: None,
                     redirect_mode: RedirectMode::Loopback,
+                    client_auth: None,
+                    client_key: None,
                     redirect_port: None,
                     relay_url: None,
                     default_scopes: vec!["openid".into()],

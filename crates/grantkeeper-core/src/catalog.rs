@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
+pub use crate::model::ClientAuth;
 use crate::model::Endpoints;
 
 /// The catalog file, compiled into the binary.
@@ -72,19 +73,6 @@ pub enum Pkce {
     Supported,
     /// The provider rejects or ignores PKCE parameters.
     Unsupported,
-}
-
-/// How the client authenticates at the token endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
-#[ts(export)]
-#[serde(rename_all = "snake_case")]
-pub enum ClientAuth {
-    /// HTTP Basic with client id and secret.
-    ClientSecretBasic,
-    /// Client id and secret in the form body.
-    ClientSecretPost,
-    /// Public client: client id only.
-    None,
 }
 
 /// Where things sit in the provider's token response. Paths are dot-separated JSON paths

@@ -112,6 +112,12 @@ impl PendingConnect {
         listener.wait(timeout, cancel, &self.state)
     }
 
+    /// The `state` this sign-in sent, in the URL or pushed with the request (RFC 9126); its
+    /// redirect must carry it back.
+    pub fn state(&self) -> &str {
+        &self.state
+    }
+
     /// The scopes asked for.
     pub fn scopes(&self) -> &[String] {
         &self.scopes
@@ -215,10 +221,13 @@ impl TenantVault<'_> {
         let (challenge, verifier) = oauth2::PkceCodeChallenge::new_random_sha256();
         let verifier = SecretText::new(verifier.into_secret());
         let nonce = (context.oidc() && scopes.iter().any(|s| s == "openid")).then(new_nonce);
-        let url = context
-            .protocol(&self.vault.http)
+        let client = context.protocol(&self.vault.http);
+        let mut url = client
             .authorization_url(&redirect_uri, &scopes, &state, challenge, nonce.as_deref())
             .map_err(oauth)?;
+        if let Some(endpoint) = &context.par_endpoint {
+            url = client.push_authorization(endpoint, &url).map_err(oauth)?;
+        }
         Ok(PendingConnect {
             url,
             redirect_uri,
@@ -358,16 +367,19 @@ impl TenantVault<'_> {
         let now = crate::model::now_ms();
         let mut account = AccountIdentity::default();
         if let Some(idt) = &response.tokens.id_token {
-            let claims = match (
-                context.app.endpoints.jwks.as_deref(),
-                context.app.endpoints.issuer.as_deref(),
-            ) {
-                (Some(jwks_uri), Some(issuer)) => {
+            let jwks_uri = context.app.endpoints.jwks.as_deref();
+            // An HS256/384/512 token is checked with the client secret, or refused without
+            // one (a public client), even when the provider publishes no key set.
+            let verifiable =
+                jwks_uri.is_some() || id_token::signed_with_client_secret(idt.expose());
+            let claims = match context.app.endpoints.issuer.as_deref() {
+                Some(issuer) if verifiable => {
                     let expect = id_token::Expectations {
                         issuer,
                         client_id: &context.app.client_id,
                         nonce,
                         jwks_uri,
+                        client_secret: context.client.secret.as_ref(),
                     };
                     id_token::validate(&self.vault.http, idt.expose(), &expect).map_err(oauth)?
                 }

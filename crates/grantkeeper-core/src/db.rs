@@ -112,6 +112,11 @@ INSERT INTO meta (key, value) VALUES ('history', 'unkeyed');
 ALTER TABLE provider_apps ADD COLUMN settings_mac BLOB;
 ALTER TABLE connections ADD COLUMN link_mac BLOB;
 "#,
+    r#"
+-- How a provider app authenticates, when chosen at registration (NULL: as its preset says). Its
+-- private key, for private_key_jwt, is in the keychain.
+ALTER TABLE provider_apps ADD COLUMN client_auth TEXT;
+"#,
 ];
 
 /// The schema version this build writes.

@@ -117,6 +117,7 @@ pub fn token_response(data: &[u8]) {
     let client = Client {
         id: "cid".into(),
         secret: None,
+        key: None,
     };
     let answer = ProviderClient::new(&endpoints, &client, &quirks, Wire::Recorded(resp))
         .exchange_code("c", "http://127.0.0.1:1/callback", "v");
@@ -146,6 +147,8 @@ pub const TEST_ISSUER: &str = "https://idp.example";
 pub const TEST_CLIENT_ID: &str = "cid";
 /// The nonce [`jwt`] expects.
 pub const TEST_NONCE: &str = "n1";
+/// The client secret that keys the HS256/384/512 ID tokens [`jwt`] accepts.
+pub const TEST_CLIENT_SECRET: &str = "fuzz-client-secret";
 
 /// JWT decoding (offline, for inspection and `exp`) and ID-token validation. The input is a
 /// token, optionally followed by a newline and the key set to validate it with.
@@ -163,11 +166,13 @@ pub fn jwt(data: &[u8]) {
             assert!((0..=max + 1000).contains(&at));
         }
     }
+    let secret = crate::secret::ClientSecret::new(TEST_CLIENT_SECRET);
     let expect = id_token::Expectations {
         issuer: TEST_ISSUER,
         client_id: TEST_CLIENT_ID,
         nonce: Some(TEST_NONCE),
-        jwks_uri: "https://idp.example/jwks",
+        jwks_uri: Some("https://idp.example/jwks"),
+        client_secret: Some(&secret),
     };
     if let Ok(claims) = id_token::validate_with_jwks(tok, jwks, &expect) {
         assert_eq!(

@@ -43,6 +43,13 @@ impl EntryName {
         ))
     }
 
+    /// The entry holding one provider app's private key (`private_key_jwt`).
+    pub fn client_key(vault: &str, tenant: &str, app: &str) -> Self {
+        Self::new(format!(
+            "vault/{vault}/tenant/{tenant}/provider-app/{app}/private-key"
+        ))
+    }
+
     fn new(user: String) -> Self {
         Self {
             service: SERVICE.to_owned(),

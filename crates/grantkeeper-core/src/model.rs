@@ -148,6 +148,21 @@ impl Endpoints {
     }
 }
 
+/// How the client authenticates at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    /// HTTP Basic with client id and secret.
+    ClientSecretBasic,
+    /// Client id and secret in the form body.
+    ClientSecretPost,
+    /// Public client: client id only.
+    None,
+    /// A JWT signed with the provider app's own key (RFC 7523; OpenID Connect `private_key_jwt`).
+    PrivateKeyJwt,
+}
+
 /// A registration of Grantkeeper (or of the client) at a provider.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 #[ts(export)]
@@ -166,6 +181,11 @@ pub struct ProviderApp {
     pub client_id: String,
     /// Whether a client secret is stored (the secret itself never leaves the core).
     pub has_client_secret: bool,
+    /// How it authenticates at the provider when chosen at registration; otherwise as its
+    /// preset says (client secret basic without one), or as a public client without a secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub client_auth: Option<ClientAuth>,
     /// How the authorization response comes back.
     pub redirect_mode: RedirectMode,
     /// Fixed loopback port, when the registration requires one.

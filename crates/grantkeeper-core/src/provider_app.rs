@@ -13,9 +13,10 @@ use serde::Deserialize;
 use ts_rs::TS;
 
 use crate::audit::Actor;
-use crate::catalog::{Catalog, Preset, Revocation};
+use crate::catalog::{Catalog, ClientAuth, Preset, Revocation};
 use crate::error::{Error, Result};
 use crate::model::{Endpoints, ProviderApp, RedirectMode};
+use crate::oauth::assertion::ClientKey;
 use crate::oauth::flow::{Client, Quirks};
 use crate::oauth::normalize::Wire;
 use crate::oauth::protocol::ProviderClient;
@@ -67,6 +68,14 @@ pub struct ProviderAppSpec {
     /// OAuth client secret, for confidential clients.
     #[ts(type = "string | null")]
     pub client_secret: Option<ClientSecret>,
+    /// How the app authenticates at the provider: with its client secret
+    /// (`client_secret_basic`, `client_secret_post`), as a public client (`none`), or with a
+    /// key pair Grantkeeper generates (`private_key_jwt`; the public key to register is
+    /// [`TenantVault::client_jwk`]). `None`: as the preset says (HTTP Basic without one), or a
+    /// public client without a secret.
+    #[serde(default)]
+    #[ts(optional)]
+    pub client_auth: Option<ClientAuth>,
     /// Scopes asked for by default; the preset's defaults (else `openid offline_access`) when
     /// `None`.
     pub scopes: Option<Vec<String>>,
@@ -87,9 +96,14 @@ impl TenantVault<'_> {
         actor: &Actor,
     ) -> Result<ProviderApp> {
         let preset = Catalog::preset_named(spec.preset.as_deref())?;
+        let mut advertised = Vec::new();
         let invalid = |e: crate::catalog::CatalogError| Error::Invalid(e.to_string());
         let mut endpoints = match (&spec.endpoints, preset) {
-            (EndpointSource::Issuer { issuer }, _) => self.vault.discover(issuer)?,
+            (EndpointSource::Issuer { issuer }, _) => {
+                let meta = discovery::discover(&self.vault.http, issuer)?;
+                advertised = meta.token_endpoint_auth_methods_supported.clone();
+                meta.endpoints()
+            }
             (EndpointSource::Preset { vars }, Some(p)) => {
                 let mut e = p.resolve(vars).map_err(invalid)?;
                 e.revocation = p.revocation_url(vars, &spec.client_id).map_err(invalid)?;
@@ -139,6 +153,12 @@ impl TenantVault<'_> {
                 endpoints.revocation = p.revocation_url_at(&origin, &spec.client_id);
             }
         }
+        let has_secret = spec.client_secret.is_some();
+        let preset_auth = preset.map_or(ClientAuth::ClientSecretBasic, |p| p.client_auth);
+        let client_auth = spec
+            .client_auth
+            .or_else(|| default_client_auth(preset_auth, has_secret, &advertised));
+        let client_key = client_key_for(client_auth, has_secret)?;
         let default_scopes = match (spec.scopes, preset) {
             (Some(s), _) => s,
             (None, Some(p)) => p.default_scopes.clone(),
@@ -159,6 +179,8 @@ impl TenantVault<'_> {
                 endpoints,
                 client_id: spec.client_id,
                 client_secret: spec.client_secret,
+                client_auth,
+                client_key: client_key.map(|k| k.to_secret()),
                 redirect_mode,
                 redirect_port: spec.port,
                 relay_url: spec.relay_url,
@@ -189,6 +211,9 @@ pub(crate) struct AppContext {
     pub(crate) client: Client,
     /// The issuer puts `iss` in its redirects (RFC 9207), from the metadata of a sign-in.
     pub(crate) iss_required: bool,
+    /// Where authorization requests are pushed (RFC 9126), from the metadata of a sign-in:
+    /// whenever the issuer advertises the endpoint.
+    pub(crate) par_endpoint: Option<String>,
 }
 
 impl AppContext {
@@ -240,12 +265,14 @@ impl TenantVault<'_> {
     pub(crate) fn app_context(&self, mut app: ProviderApp, when: Discovery) -> Result<AppContext> {
         let preset = Catalog::preset_named(app.preset.as_deref())?;
         let mut iss_required = false;
+        let mut par_endpoint = None;
         let missing = app.endpoints.token.is_none();
         if let Some(issuer) = app.endpoints.issuer.clone() {
             if when == Discovery::AtSignIn || missing {
                 match discovery::discover(&self.vault.http, &issuer) {
                     Ok(meta) => {
                         iss_required = meta.authorization_response_iss_parameter_supported;
+                        par_endpoint = meta.pushed_authorization_request_endpoint.clone();
                         app.endpoints.fill_missing_from(meta.endpoints());
                     }
                     Err(e @ OAuthError::IssuerMismatch { .. }) => return Err(Error::OAuth(e)),
@@ -256,10 +283,18 @@ impl TenantVault<'_> {
                 }
             }
         }
-        let quirks = Quirks::new(preset, app.has_client_secret);
+        let mut quirks = Quirks::new(preset, app.has_client_secret);
+        if let Some(auth) = app.client_auth {
+            quirks.client_auth = auth;
+        }
+        let key = match quirks.client_auth {
+            ClientAuth::PrivateKeyJwt => Some(self.app_key(&app)?),
+            _ => None,
+        };
         let client = Client {
             id: app.client_id.clone(),
             secret: self.client_secret(&app.id)?,
+            key,
         };
         Ok(AppContext {
             app,
@@ -267,6 +302,82 @@ impl TenantVault<'_> {
             quirks,
             client,
             iss_required,
+            par_endpoint,
         })
+    }
+}
+
+impl TenantVault<'_> {
+    /// The public key a `private_key_jwt` provider app registers at its provider, as a JWK set
+    /// (`{"keys": [...]}`); the private key never leaves the keychain.
+    pub fn client_jwk(&self, id_or_name: &str) -> Result<serde_json::Value> {
+        let app = self.provider_app(id_or_name)?;
+        if app.client_auth != Some(ClientAuth::PrivateKeyJwt) {
+            return Err(Error::Invalid(format!(
+                "provider app '{}/{}' has no key of its own: only an app registered with private_key_jwt has one",
+                self.tenant().slug,
+                app.name
+            )));
+        }
+        Ok(serde_json::json!({ "keys": [self.app_key(&app)?.public_jwk()] }))
+    }
+
+    /// A `private_key_jwt` app's key, from the keychain.
+    fn app_key(&self, app: &ProviderApp) -> Result<ClientKey> {
+        let text = self.client_key(&app.id)?.ok_or_else(|| {
+            Error::Invalid(format!(
+                "the private key of provider app '{}/{}' is not in the keychain: register the app again (provider delete, then provider add) and its new public key at the provider",
+                self.tenant().slug,
+                app.name
+            ))
+        })?;
+        Ok(ClientKey::from_secret(&text)?)
+    }
+}
+
+/// How an app registered without a chosen method authenticates, when discovery says the
+/// server does not take the default (the preset's method, or HTTP Basic with a secret; a
+/// public client without one): with a secret, the secret method it lists; without one, and no
+/// public clients taken, `private_key_jwt` (a key pair is generated; its public key must then be
+/// registered). `None`: the default stands.
+pub(crate) fn default_client_auth(
+    preset: ClientAuth,
+    has_secret: bool,
+    advertised: &[String],
+) -> Option<ClientAuth> {
+    let lists = |m: &str| advertised.iter().any(|a| a == m);
+    if advertised.is_empty() {
+        return None;
+    }
+    if has_secret {
+        let default = match preset {
+            ClientAuth::ClientSecretPost => "client_secret_post",
+            _ => "client_secret_basic",
+        };
+        if lists(default) {
+            return None;
+        }
+        if lists("client_secret_basic") {
+            return Some(ClientAuth::ClientSecretBasic);
+        }
+        return lists("client_secret_post").then_some(ClientAuth::ClientSecretPost);
+    }
+    (!lists("none") && lists("private_key_jwt")).then_some(ClientAuth::PrivateKeyJwt)
+}
+
+/// The key pair a registration with `auth` needs, generated now; `auth` checked against whether
+/// a client secret was given.
+fn client_key_for(auth: Option<ClientAuth>, has_secret: bool) -> Result<Option<ClientKey>> {
+    match (auth, has_secret) {
+        (Some(ClientAuth::ClientSecretBasic | ClientAuth::ClientSecretPost), false) => {
+            Err(Error::Invalid(
+                "client_secret_basic and client_secret_post need the client secret".into(),
+            ))
+        }
+        (Some(ClientAuth::None | ClientAuth::PrivateKeyJwt), true) => Err(Error::Invalid(
+            "none and private_key_jwt send no client secret: leave it out".into(),
+        )),
+        (Some(ClientAuth::PrivateKeyJwt), false) => Ok(Some(ClientKey::generate())),
+        _ => Ok(None),
     }
 }

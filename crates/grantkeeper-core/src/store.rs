@@ -16,8 +16,8 @@ use crate::audit::{Actor, NewEvent};
 use crate::deadline::Deadline;
 use crate::error::Result;
 use crate::model::{
-    Connection, ConnectionId, ConnectionStatus, ExpirySource, ProviderApp, ProviderAppId,
-    UnixMillis,
+    ClientAuth, Connection, ConnectionId, ConnectionStatus, ExpirySource, ProviderApp,
+    ProviderAppId, UnixMillis,
 };
 use crate::secret::{AccessToken, ClientSecret, HandOut, RefreshToken, SecretText, TokenSet};
 use std::collections::BTreeMap;
@@ -37,6 +37,10 @@ pub struct NewProviderApp {
     pub client_id: String,
     /// OAuth client secret, for confidential clients.
     pub client_secret: Option<ClientSecret>,
+    /// How it authenticates, when chosen (see [`ProviderApp::client_auth`]).
+    pub client_auth: Option<ClientAuth>,
+    /// Its own private key (`private_key_jwt`), kept in the keychain, never in the database.
+    pub client_key: Option<SecretText>,
     /// How the authorization response comes back.
     pub redirect_mode: RedirectMode,
     /// Fixed loopback port, if the registration needs one.
@@ -123,6 +127,8 @@ pub trait ProviderAppStore {
     fn provider_app(&self, id_or_name: &str) -> Result<ProviderApp>;
     /// A provider app's client secret.
     fn client_secret(&self, app: &ProviderAppId) -> Result<Option<ClientSecret>>;
+    /// A provider app's own private key (`private_key_jwt`), if it has one.
+    fn client_key(&self, app: &ProviderAppId) -> Result<Option<SecretText>>;
     /// Replaces a provider app's settings with `app`'s (the same id and name) and its client
     /// secret as `secret` says; `event` with them.
     fn update_provider_app(
@@ -131,7 +137,7 @@ pub trait ProviderAppStore {
         secret: SecretChange<'_>,
         event: NewEvent,
     ) -> Result<()>;
-    /// Removes a provider app no connection uses.
+    /// Removes a provider app no connection uses, and its private key.
     fn delete_provider_app(&self, id: &ProviderAppId, event: NewEvent) -> Result<()>;
 }
 

@@ -45,6 +45,8 @@ pub(crate) fn public_app(name: &str, endpoints: Endpoints) -> NewProviderApp {
         client_id: "cid".into(),
         client_secret: None,
         redirect_mode: RedirectMode::Loopback,
+        client_auth: None,
+        client_key: None,
         redirect_port: None,
         relay_url: None,
         default_scopes: vec![],

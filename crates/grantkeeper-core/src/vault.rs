@@ -236,6 +236,14 @@ impl<'v> TenantVault<'v> {
         self.store.client_secret(app)
     }
 
+    /// The private key of one of this tenant's provider apps (`private_key_jwt`), if it has one.
+    pub(crate) fn client_key(
+        &self,
+        app: &ProviderAppId,
+    ) -> Result<Option<crate::secret::SecretText>> {
+        self.store.client_key(app)
+    }
+
     /// The provider app a connection is linked to, the link and the app's settings checked.
     /// Every request for a grant goes through here (or [`Self::provider_app`]).
     pub fn connection_app(&self, connection: &Connection) -> Result<ProviderApp> {

@@ -51,6 +51,8 @@ fn setup_with(idp_config: serde_json::Value) -> Setup {
                 client_id: "grantkeeper-test".into(),
                 client_secret: None,
                 redirect_mode: RedirectMode::Loopback,
+                client_auth: None,
+                client_key: None,
                 redirect_port: None,
                 relay_url: None,
                 default_scopes: ["openid", "profile", "email", "offline_access", "api:read"]
@@ -94,14 +96,16 @@ fn sign_in(
     pending.wait_for_redirect(timeout, &CancelToken::default())
 }
 
+/// The sign-in's `state`: the test IdP offers pushed authorization requests (RFC 9126), so the
+/// URL carries only `client_id` and `request_uri`, and the state went with the pushed request.
 fn state_of(pending: &PendingConnect) -> String {
-    Url::parse(&pending.url)
+    let params: Vec<String> = Url::parse(&pending.url)
         .unwrap()
         .query_pairs()
-        .find(|(k, _)| k == "state")
-        .unwrap()
-        .1
-        .into_owned()
+        .map(|(k, _)| k.into_owned())
+        .collect();
+    assert_eq!(params, ["client_id", "request_uri"], "{}", pending.url);
+    pending.state().to_owned()
 }
 
 /// Nothing of a failed sign-in is kept: no connection, no refresh token in the keychain, and the
@@ -316,6 +320,8 @@ fn device_flow_and_client_credentials() {
                 "service-test-secret",
             )),
             redirect_mode: RedirectMode::Loopback,
+            client_auth: None,
+            client_key: None,
             redirect_port: None,
             relay_url: None,
             default_scopes: vec!["api:read".into()],
@@ -411,6 +417,8 @@ fn relay_page_forwards_to_the_app() {
             client_id: "grantkeeper-relay".into(),
             client_secret: None,
             redirect_mode: RedirectMode::Relay,
+            client_auth: None,
+            client_key: None,
             redirect_port: None,
             relay_url: Some(relay.clone()),
             default_scopes: vec!["openid".into(), "offline_access".into()],
@@ -552,6 +560,8 @@ fn the_sign_in_wait_takes_a_paste_a_cancel_or_the_timeout() {
             client_id: "grantkeeper-test".into(),
             client_secret: None,
             redirect_mode: RedirectMode::Paste,
+            client_auth: None,
+            client_key: None,
             redirect_port: Some(
                 TcpListener::bind("127.0.0.1:0")
                     .unwrap()

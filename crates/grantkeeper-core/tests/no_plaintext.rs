@@ -10,7 +10,11 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use common::*;
-use grantkeeper_core::Vault;
+use grantkeeper_core::catalog::ClientAuth;
+use grantkeeper_core::keychain::{EntryName, Keychain};
+use grantkeeper_core::model::{Endpoints, RedirectMode};
+use grantkeeper_core::secret::SecretText;
+use grantkeeper_core::{NewProviderApp, Vault};
 
 /// Collects everything the core logs, at every level.
 #[derive(Clone, Default)]
@@ -51,9 +55,10 @@ fn planted_tokens_appear_nowhere_in_the_database_or_logs() {
         "PLANTED-IDTOKEN-5c4e0a",
         "PLANTED-CLIENTSECRET-9e1f7b",
         "PLANTED-ACCESS2-0d2c6f",
+        "PLANTED-CLIENTKEY-3a7e5d",
     ];
     {
-        let vault = Vault::open(dir.path(), kc).unwrap();
+        let vault = Vault::open(dir.path(), kc.clone()).unwrap();
         *LOG_FILE.lock().unwrap() = grantkeeper_core::logging::open(dir.path());
         assert!(
             LOG_FILE.lock().unwrap().is_some(),
@@ -62,6 +67,37 @@ fn planted_tokens_appear_nowhere_in_the_database_or_logs() {
         let t = vault.create_tenant("Plant", None, "", &actor()).unwrap();
         let scope = vault.tenant(&t.id).unwrap();
         let a = app(&scope, planted[3]);
+        // A private_key_jwt app's private key: to the keychain, and nowhere else.
+        let keyed = scope
+            .add_provider_app(
+                NewProviderApp {
+                    name: "keyed".into(),
+                    preset: None,
+                    endpoints: Endpoints {
+                        token: Some("https://idp.example/token".into()),
+                        ..Endpoints::default()
+                    },
+                    client_id: "client-2".into(),
+                    client_secret: None,
+                    client_auth: Some(ClientAuth::PrivateKeyJwt),
+                    client_key: Some(SecretText::new(planted[5])),
+                    redirect_mode: RedirectMode::Loopback,
+                    redirect_port: None,
+                    relay_url: None,
+                    default_scopes: vec![],
+                },
+                &actor(),
+            )
+            .unwrap();
+        let key_entry = EntryName::client_key(vault.id(), t.id.as_str(), keyed.id.as_str());
+        assert_eq!(
+            kc.get(&key_entry).unwrap().map(|k| k.expose().to_owned()),
+            Some(planted[5].to_owned())
+        );
+        // Not a usable key: the error (logged, as a front end would) names no part of it.
+        let err = scope.client_jwk("keyed").unwrap_err();
+        tracing::error!("{err} / {err:?}");
+        tracing::info!("{keyed:?}");
         let c = scope
             .store_connection(
                 new_conn(&a, "crm"),
@@ -96,6 +132,10 @@ fn planted_tokens_appear_nowhere_in_the_database_or_logs() {
             )
             .unwrap();
         scope.delete_connection(&c2.id, &actor()).unwrap();
+        scan(dir.path(), &planted);
+        // The key leaves the keychain with its app.
+        scope.delete_provider_app("keyed", false, &actor()).unwrap();
+        assert!(kc.get(&key_entry).unwrap().is_none());
         // Every event carries a fingerprint, not the token.
         for e in vault.recent_events(100).unwrap() {
             assert!(!format!("{e:?}").contains("PLANTED"));

@@ -5,7 +5,7 @@ use std::io::{BufRead, IsTerminal};
 
 use clap::{Subcommand, ValueEnum};
 use grantkeeper_core::audit::{Actor, ActorKind};
-use grantkeeper_core::catalog::Catalog;
+use grantkeeper_core::catalog::{Catalog, ClientAuth};
 use grantkeeper_core::model::RedirectMode;
 use grantkeeper_core::provider_app::{EndpointSource, ProviderAppEdit, ProviderAppSpec};
 use grantkeeper_core::secret::ClientSecret;
@@ -35,6 +35,35 @@ impl From<Redirect> for RedirectMode {
     }
 }
 
+/// Client authentication methods on the command line (OAuth's own names).
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Auth {
+    /// The client secret in HTTP Basic.
+    #[value(name = "client_secret_basic")]
+    ClientSecretBasic,
+    /// The client secret in the form body.
+    #[value(name = "client_secret_post")]
+    ClientSecretPost,
+    /// A JWT signed with a key pair Grantkeeper generates (RFC 7523); register its public key
+    /// (`provider jwk`) at the provider.
+    #[value(name = "private_key_jwt")]
+    PrivateKeyJwt,
+    /// A public client: the client id alone.
+    #[value(name = "none")]
+    None,
+}
+
+impl From<Auth> for ClientAuth {
+    fn from(a: Auth) -> Self {
+        match a {
+            Auth::ClientSecretBasic => ClientAuth::ClientSecretBasic,
+            Auth::ClientSecretPost => ClientAuth::ClientSecretPost,
+            Auth::PrivateKeyJwt => ClientAuth::PrivateKeyJwt,
+            Auth::None => ClientAuth::None,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ProviderCommand {
     /// List the provider presets of the catalog.
@@ -42,6 +71,12 @@ pub enum ProviderCommand {
     /// Register a provider app in a tenant: from a preset, an issuer URL (discovery), or
     /// explicit endpoints.
     Add(Box<AddArgs>),
+    /// Print the public key (a JWK set) of a provider app registered with
+    /// `--auth private_key_jwt`, to register at the provider.
+    Jwk {
+        /// `<tenant>/<app-name>`.
+        target: String,
+    },
     /// List a tenant's provider apps.
     Apps {
         /// Tenant slug.
@@ -128,6 +163,11 @@ pub struct AddArgs {
     /// Read the client secret from standard input (or a hidden prompt on a terminal).
     #[arg(long)]
     pub client_secret: bool,
+    /// How the app authenticates at the provider; by default as the preset says, or a public
+    /// client without a secret. `private_key_jwt` generates a key pair: the private key stays
+    /// in the keychain, `provider jwk` prints the public key to register.
+    #[arg(long, value_enum)]
+    pub auth: Option<Auth>,
     /// Default scopes, space-separated.
     #[arg(long)]
     pub scopes: Option<String>,
@@ -186,6 +226,16 @@ pub fn run(cmd: &ProviderCommand, out: &Output) -> Result<(), Failure> {
             Ok(())
         }
         ProviderCommand::Edit(args) => edit(args, out),
+        ProviderCommand::Jwk { target } => {
+            let (tenant, name) = split_ref(target)?;
+            let vault = crate::open_vault()?;
+            let t = vault.find_tenant(tenant)?;
+            let jwks = vault.tenant(&t.id)?.client_jwk(name)?;
+            out.value(&jwks, || {
+                serde_json::to_string_pretty(&jwks).unwrap_or_default()
+            })?;
+            Ok(())
+        }
         ProviderCommand::Delete {
             target,
             with_connections,
@@ -202,6 +252,7 @@ pub fn run(cmd: &ProviderCommand, out: &Output) -> Result<(), Failure> {
                 revoke_url,
                 client_id,
                 client_secret,
+                auth,
                 scopes,
                 redirect,
                 port,
@@ -250,6 +301,7 @@ pub fn run(cmd: &ProviderCommand, out: &Output) -> Result<(), Failure> {
                     endpoints,
                     client_id: client_id.clone(),
                     client_secret: secret,
+                    client_auth: auth.map(Into::into),
                     scopes: scopes
                         .as_ref()
                         .map(|s| s.split_whitespace().map(str::to_owned).collect()),
@@ -260,7 +312,14 @@ pub fn run(cmd: &ProviderCommand, out: &Output) -> Result<(), Failure> {
                 &Actor::new(ActorKind::Cli),
             )?;
             out.value(&app, || {
-                format!("added provider app {}/{}", t.slug, app.name)
+                let mut text = format!("added provider app {}/{}", t.slug, app.name);
+                if app.client_auth == Some(ClientAuth::PrivateKeyJwt) {
+                    text.push_str(&format!(
+                        "\nregister its public key at the provider: grantkeeper provider jwk {}/{}",
+                        t.slug, app.name
+                    ));
+                }
+                text
             })?;
             Ok(())
         }

@@ -18,13 +18,25 @@ pub struct Idp {
 impl Idp {
     /// Starts it with a JSON config (see the top of tests/idp/server.mjs).
     pub fn start(config: &Value) -> Self {
+        Self::start_on(0, config)
+    }
+
+    /// Stops it and starts it again on the same port (so with the same issuer) with another
+    /// config; whatever it held is gone.
+    pub fn restart(&mut self, config: &Value) {
+        self.stop();
+        let port: u16 = self.issuer.rsplit(':').next().unwrap().parse().unwrap();
+        *self = Self::start_on(port, config);
+    }
+
+    fn start_on(port: u16, config: &Value) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("idp.json");
         std::fs::write(&cfg, config.to_string()).unwrap();
         let mut child = Kid(Some(
             Command::new("node")
                 .arg(repo_root().join("tests/idp/server.mjs"))
-                .args(["--port", "0", "--config"])
+                .args(["--port", &port.to_string(), "--config"])
                 .arg(&cfg)
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())

@@ -30,6 +30,8 @@ fn fixture_with(
     let app = NewProviderApp {
         preset: preset.map(str::to_owned),
         redirect_mode: RedirectMode::Paste,
+        client_auth: None,
+        client_key: None,
         redirect_port: Some(9),
         default_scopes: vec!["read".into()],
         ..public_app(

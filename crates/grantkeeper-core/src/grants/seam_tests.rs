@@ -95,6 +95,10 @@ impl ProviderAppStore for Spy<'_> {
         self.log("client_secret");
         self.inner.client_secret(app)
     }
+    fn client_key(&self, app: &ProviderAppId) -> Result<Option<SecretText>> {
+        self.log("client_key");
+        self.inner.client_key(app)
+    }
     fn update_provider_app(
         &self,
         app: &ProviderApp,

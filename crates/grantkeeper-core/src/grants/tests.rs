@@ -518,6 +518,7 @@ fn spec(
         endpoints,
         client_id: "cid 1".into(),
         client_secret: Some(crate::secret::ClientSecret::new("sec")),
+        client_auth: None,
         scopes: Some(vec![]),
         redirect: None,
         port: None,
@@ -704,9 +705,11 @@ fn explicit_and_variable_revocation_urls_are_kept() {
             client: Client {
                 id: "cid".into(),
                 secret: None,
+                key: None,
             },
             app,
             iss_required: false,
+            par_endpoint: None,
         }
     };
     let slack_token = Catalog::builtin()

@@ -38,6 +38,11 @@ pub struct ServerMetadata {
     /// Whether the server sends `iss` in authorization responses (RFC 9207).
     #[serde(default)]
     pub authorization_response_iss_parameter_supported: bool,
+    /// Pushed authorization request endpoint (RFC 9126).
+    pub pushed_authorization_request_endpoint: Option<String>,
+    /// Whether the server accepts authorization requests only when pushed (RFC 9126).
+    #[serde(default)]
+    pub require_pushed_authorization_requests: bool,
 }
 
 impl ServerMetadata {
@@ -95,6 +100,13 @@ pub fn parse_document(issuer: &str, resp: &HttpResponse) -> Result<ServerMetadat
             got: meta.issuer,
         });
     }
+    if meta.require_pushed_authorization_requests
+        && meta.pushed_authorization_request_endpoint.is_none()
+    {
+        return Err(OAuthError::Config(
+            "the provider requires pushed authorization requests but names no endpoint for them (pushed_authorization_request_endpoint)".into(),
+        ));
+    }
     if meta.token_endpoint.is_none() {
         return Err(OAuthError::Config(
             "the discovery document names no token endpoint".into(),
@@ -106,6 +118,7 @@ pub fn parse_document(issuer: &str, resp: &HttpResponse) -> Result<ServerMetadat
         &meta.revocation_endpoint,
         &meta.introspection_endpoint,
         &meta.jwks_uri,
+        &meta.pushed_authorization_request_endpoint,
     ]
     .into_iter()
     .flatten()
@@ -132,6 +145,23 @@ mod tests {
     fn documents_are_checked() {
         let meta = doc(r#"{"issuer":"https://idp.example/","token_endpoint":"https://idp.example/token","authorization_response_iss_parameter_supported":true}"#).unwrap();
         assert!(meta.authorization_response_iss_parameter_supported);
+        assert_eq!(meta.pushed_authorization_request_endpoint, None);
+        let par = doc(r#"{"issuer":"https://idp.example","token_endpoint":"https://idp.example/token","pushed_authorization_request_endpoint":"https://idp.example/par","require_pushed_authorization_requests":true}"#).unwrap();
+        assert_eq!(
+            par.pushed_authorization_request_endpoint.as_deref(),
+            Some("https://idp.example/par")
+        );
+        assert!(par.require_pushed_authorization_requests);
+        assert!(matches!(
+            doc(r#"{"issuer":"https://idp.example","token_endpoint":"https://idp.example/token","require_pushed_authorization_requests":true}"#),
+            Err(OAuthError::Config(m)) if m.contains("pushed authorization")
+        ));
+        assert!(matches!(
+            doc(
+                r#"{"issuer":"https://idp.example","token_endpoint":"https://idp.example/token","pushed_authorization_request_endpoint":"http://idp.example/par"}"#
+            ),
+            Err(OAuthError::Http(_))
+        ));
         assert!(matches!(
             doc(
                 r#"{"issuer":"https://evil.example","token_endpoint":"https://idp.example/token"}"#

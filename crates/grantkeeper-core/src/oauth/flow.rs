@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use url::Url;
 
+use super::assertion::ClientKey;
 use super::loopback::CallbackParams;
 use super::state::constant_time_eq;
 use super::OAuthError;
@@ -74,6 +75,8 @@ pub struct Client {
     pub id: String,
     /// Client secret, for confidential clients.
     pub secret: Option<ClientSecret>,
+    /// The provider app's own key, for `private_key_jwt`.
+    pub key: Option<ClientKey>,
 }
 
 /// Parses a redirect URL pasted by the user into its query parameters.

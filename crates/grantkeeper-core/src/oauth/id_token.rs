@@ -1,5 +1,9 @@
-//! OpenID Connect ID-token validation: signature against the provider's JWKS, `iss`, `aud`,
-//! `exp` and the sign-in's `nonce`.
+//! OpenID Connect ID-token validation: the signature (against the provider's JWKS, or for a
+//! confidential client's HS256/384/512 tokens against its client secret, OpenID Connect Core
+//! §10.1), `iss`, `aud`, `exp` and the sign-in's `nonce`.
+//!
+//! The key set is fetched at each validation (a sign-in), so a rotated key (a new `kid`) is seen
+//! at the next sign-in without any cache to refresh.
 
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -7,6 +11,7 @@ use serde_json::{Map, Value};
 
 use super::OAuthError;
 use crate::http::HttpClient;
+use crate::secret::ClientSecret;
 
 /// What must hold for an ID token to be accepted.
 #[derive(Debug, Clone)]
@@ -17,8 +22,25 @@ pub struct Expectations<'a> {
     pub client_id: &'a str,
     /// The nonce sent in the authorization request.
     pub nonce: Option<&'a str>,
-    /// The JWKS URI.
-    pub jwks_uri: &'a str,
+    /// The JWKS URI, for asymmetric signatures.
+    pub jwks_uri: Option<&'a str>,
+    /// The client secret of a confidential client, the key of HS256/384/512 signatures.
+    pub client_secret: Option<&'a ClientSecret>,
+}
+
+fn bad(m: &str) -> OAuthError {
+    OAuthError::IdToken(m.to_owned())
+}
+
+/// Whether `alg` is a MAC keyed by the client secret.
+fn symmetric(alg: Algorithm) -> bool {
+    matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)
+}
+
+/// Whether `id_token` says it is signed with the client secret (HS256/384/512): such a token
+/// needs no key set to be verified.
+pub fn signed_with_client_secret(id_token: &str) -> bool {
+    jsonwebtoken::decode_header(id_token).is_ok_and(|h| symmetric(h.alg))
 }
 
 /// Validates `id_token` and returns its claims.
@@ -27,49 +49,63 @@ pub fn validate(
     id_token: &str,
     expect: &Expectations<'_>,
 ) -> Result<Map<String, Value>, OAuthError> {
-    let bad = |m: &str| OAuthError::IdToken(m.to_owned());
     let header =
         jsonwebtoken::decode_header(id_token).map_err(|_| bad("it is not a signed JWT"))?;
-    if matches!(
-        header.alg,
-        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512
-    ) {
-        return Err(bad("symmetric (HS*) signatures are not accepted"));
+    if symmetric(header.alg) {
+        return verify(id_token, None, expect);
     }
-    let resp = http.get(expect.jwks_uri, &[("Accept", "application/json")])?;
+    let jwks_uri = expect.jwks_uri.ok_or_else(|| {
+        bad("the provider publishes no key set (jwks_uri) to verify its signature")
+    })?;
+    let resp = http.get(jwks_uri, &[("Accept", "application/json")])?;
     if resp.status != 200 {
         return Err(bad(&format!(
             "the provider's key set could not be fetched (HTTP {})",
             resp.status
         )));
     }
-    validate_with_jwks(id_token, &resp.body, expect)
+    verify(id_token, Some(&resp.body), expect)
 }
 
-/// Validates `id_token` against the provider's key set `jwks` (the JSON document); what
-/// [`validate`] does once the key set is fetched.
+/// Validates `id_token` against the provider's key set `jwks` (the JSON document), or for an
+/// HS256/384/512 token against the client secret; what [`validate`] does once the key set is
+/// fetched.
 pub fn validate_with_jwks(
     id_token: &str,
     jwks: &[u8],
     expect: &Expectations<'_>,
 ) -> Result<Map<String, Value>, OAuthError> {
-    let bad = |m: &str| OAuthError::IdToken(m.to_owned());
+    verify(id_token, Some(jwks), expect)
+}
+
+/// The validation itself; `jwks` is needed only for asymmetric signatures.
+fn verify(
+    id_token: &str,
+    jwks: Option<&[u8]>,
+    expect: &Expectations<'_>,
+) -> Result<Map<String, Value>, OAuthError> {
     let header =
         jsonwebtoken::decode_header(id_token).map_err(|_| bad("it is not a signed JWT"))?;
     let alg = header.alg;
-    if matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
-        return Err(bad("symmetric (HS*) signatures are not accepted"));
-    }
-    let jwks: JwkSet =
-        serde_json::from_slice(jwks).map_err(|_| bad("the provider's key set is malformed"))?;
-    let jwk = match &header.kid {
-        Some(kid) => jwks.find(kid),
-        None if jwks.keys.len() == 1 => jwks.keys.first(),
-        None => None,
-    }
-    .ok_or_else(|| bad("no key in the provider's key set matches the token"))?;
-    let key =
-        DecodingKey::from_jwk(jwk).map_err(|_| bad("the provider's signing key is unusable"))?;
+    let key = if symmetric(alg) {
+        // Only the client secret keys a MAC: never a key from the set (algorithm confusion).
+        let secret = expect.client_secret.ok_or_else(|| {
+            bad("it is signed with a client secret (HS256/384/512), which a public client does not have: register the app as a confidential client with its secret, or have the provider sign ID tokens with an asymmetric key (RS256, ES256)")
+        })?;
+        DecodingKey::from_secret(secret.expose().as_bytes())
+            .map_err(|_| bad("the client secret cannot key its signature"))?
+    } else {
+        let jwks = jwks.ok_or_else(|| bad("the provider's key set is missing"))?;
+        let jwks: JwkSet =
+            serde_json::from_slice(jwks).map_err(|_| bad("the provider's key set is malformed"))?;
+        let jwk = match &header.kid {
+            Some(kid) => jwks.find(kid),
+            None if jwks.keys.len() == 1 => jwks.keys.first(),
+            None => None,
+        }
+        .ok_or_else(|| bad("no key in the provider's key set matches the token"))?;
+        DecodingKey::from_jwk(jwk).map_err(|_| bad("the provider's signing key is unusable"))?
+    };
     let mut validation = Validation::new(alg);
     validation.set_issuer(&[expect.issuer]);
     validation.set_audience(&[expect.client_id]);
@@ -104,43 +140,90 @@ pub fn validate_with_jwks(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
     use jsonwebtoken::{encode, EncodingKey, Header};
     use serde_json::json;
 
     use super::*;
     use crate::oauth::stub::{Stub, StubResponse};
 
-    /// A throwaway P-256 key used only by these tests.
+    /// Throwaway keys used only by these tests (PKCS #8), with their public JWKs.
     const TEST_KEY: &str = "-----BEGIN PRIVATE KEY-----
 MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg46KE+bSqYpFIGIHP
 AGQc3qw91BxZYibDv5RqaqukYH+hRANCAAR+/5binu+COasQ65k+bbiELEpHVKm9
 HI6GkwxAcVKuVnXOOxch2qBX7wi9ldt5+86/L9YXueaOHhWO+PolDeE+
 -----END PRIVATE KEY-----";
+    const ROTATED_P256: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgpXIjZ/qPCovXtFd8
+vFQLNV+lkHNvNEKm2Z+0KHdC0FyhRANCAASLrtf2sGgRpkbqeUuSovTTqdmjDg+E
+qmGAGclpgXQfhQrTeL59ruLKejit5srgPGIc2WiRO9wU38spscPh8RBR
+-----END PRIVATE KEY-----";
+    const P384: &str = "-----BEGIN PRIVATE KEY-----
+MIG2AgEAMBAGByqGSM49AgEGBSuBBAAiBIGeMIGbAgEBBDBqCee07ArnnR0aKayA
+xXRiTnAGISuNcXhtKrQ1ft/9Zoh+pX9Bhsu4scCFicloSbShZANiAATZWF/7Vv+V
+wPEdYX8kwuIVSQWJIDpvap7DkHXj2+oouoNPXtxFIBpCGvK8yzIAbmUEjPk1lhxa
+3jmVUOl00QpBfyzHeOM9hsdpwA0QkAth5svWcw73KBhxUd+Vr7b9XQg=
+-----END PRIVATE KEY-----";
+    const ED25519: &str = "-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEIOoZfIUiUM/y4gVwD7kjfxR9+xpvcN2Rgfi9wCqnoE72
+-----END PRIVATE KEY-----";
+
+    fn jwk(kid: &str) -> serde_json::Value {
+        match kid {
+            "k1" => json!({ "kty": "EC", "crv": "P-256", "kid": "k1", "alg": "ES256", "use": "sig",
+                "x": "fv-W4p7vgjmrEOuZPm24hCxKR1SpvRyOhpMMQHFSrlY",
+                "y": "dc47FyHaoFfvCL2V23n7zr8v1he55o4eFY74-iUN4T4" }),
+            "k2" => json!({ "kty": "EC", "crv": "P-256", "kid": "k2", "alg": "ES256", "use": "sig",
+                "x": "i67X9rBoEaZG6nlLkqL006nZow4PhKphgBnJaYF0H4U",
+                "y": "CtN4vn2u4sp6OK3myuA8YhzZaJE73BTfyymxw-HxEFE" }),
+            "p384" => json!({ "kty": "EC", "crv": "P-384", "kid": "p384", "alg": "ES384",
+                "x": "2Vhf-1b_lcDxHWF_JMLiFUkFiSA6b2qew5B149vqKLqDT17cRSAaQhryvMsyAG5l",
+                "y": "BIz5NZYcWt45lVDpdNEKQX8sx3jjPYbHacANEJALYebL1nMO9ygYcVHfla-2_V0I" }),
+            "ed" => json!({ "kty": "OKP", "crv": "Ed25519", "kid": "ed", "alg": "EdDSA",
+                "x": "hTfRleDqXYug-MUbTE7m0jGESZ165odM35ArUNjxsos" }),
+            _ => unreachable!(),
+        }
+    }
+
+    /// A key set server; it serves `sets[i]` at its i-th fetch (the last one after that).
+    fn serving(sets: Vec<Vec<&'static str>>) -> (Stub, Arc<AtomicUsize>) {
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let n = fetches.clone();
+        let stub = Stub::start(move |req| {
+            assert_eq!(req.method, "GET");
+            let i = n.fetch_add(1, Ordering::SeqCst).min(sets.len() - 1);
+            let keys: Vec<_> = sets[i].iter().map(|k| jwk(k)).collect();
+            StubResponse::json(200, &json!({ "keys": keys }).to_string())
+        });
+        (stub, fetches)
+    }
 
     fn jwks() -> Stub {
-        let set = json!({ "keys": [{
-            "kty": "EC", "crv": "P-256", "kid": "k1", "alg": "ES256", "use": "sig",
-            "x": "fv-W4p7vgjmrEOuZPm24hCxKR1SpvRyOhpMMQHFSrlY",
-            "y": "dc47FyHaoFfvCL2V23n7zr8v1he55o4eFY74-iUN4T4",
-        }]});
-        Stub::start(move |req| {
-            assert_eq!(req.method, "GET");
-            StubResponse::json(200, &set.to_string())
-        })
+        serving(vec![vec!["k1", "p384", "ed"]]).0
+    }
+
+    fn der(pem: &str) -> Vec<u8> {
+        use base64::Engine;
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap()
+    }
+
+    fn sign_as(alg: Algorithm, kid: &str, pem: &str, claims: &serde_json::Value) -> String {
+        let mut header = Header::new(alg);
+        header.kid = Some(kid.into());
+        let key = match alg {
+            Algorithm::EdDSA => EncodingKey::from_ed_der(&der(pem)),
+            _ => EncodingKey::from_ec_der(&der(pem)),
+        };
+        encode(&header, claims, &key).unwrap()
     }
 
     fn sign(claims: serde_json::Value) -> String {
-        let mut header = Header::new(Algorithm::ES256);
-        header.kid = Some("k1".into());
-        use base64::Engine;
-        let body: String = TEST_KEY
-            .lines()
-            .filter(|l| !l.starts_with("-----"))
-            .collect();
-        let der = base64::engine::general_purpose::STANDARD
-            .decode(body)
-            .unwrap();
-        encode(&header, &claims, &EncodingKey::from_ec_der(&der)).unwrap()
+        sign_as(Algorithm::ES256, "k1", TEST_KEY, &claims)
     }
 
     fn claims() -> serde_json::Value {
@@ -148,22 +231,37 @@ HI6GkwxAcVKuVnXOOxch2qBX7wi9ldt5+86/L9YXueaOHhWO+PolDeE+
         json!({ "iss": "https://idp.example", "aud": "cid", "sub": "u1", "exp": now + 600, "iat": now, "nonce": "n1" })
     }
 
-    fn check(token: &str, stub: &Stub) -> Result<Map<String, Value>, OAuthError> {
+    fn check_with(
+        token: &str,
+        stub: &Stub,
+        secret: Option<&ClientSecret>,
+    ) -> Result<Map<String, Value>, OAuthError> {
         let jwks_uri = format!("{}/jwks", stub.base);
         let expect = Expectations {
             issuer: "https://idp.example",
             client_id: "cid",
             nonce: Some("n1"),
-            jwks_uri: &jwks_uri,
+            jwks_uri: Some(&jwks_uri),
+            client_secret: secret,
         };
         validate(&HttpClient::default(), token, &expect)
     }
 
-    fn rejected(token: &str, stub: &Stub, why: &str) {
-        match check(token, stub) {
+    fn check(token: &str, stub: &Stub) -> Result<Map<String, Value>, OAuthError> {
+        check_with(token, stub, None)
+    }
+
+    #[track_caller]
+    fn refused(result: Result<Map<String, Value>, OAuthError>, why: &str) {
+        match result {
             Err(OAuthError::IdToken(m)) => assert!(m.contains(why), "{m}"),
             other => panic!("expected rejection ({why}), got {other:?}"),
         }
+    }
+
+    #[track_caller]
+    fn rejected(token: &str, stub: &Stub, why: &str) {
+        refused(check(token, stub), why);
     }
 
     #[test]
@@ -171,6 +269,74 @@ HI6GkwxAcVKuVnXOOxch2qBX7wi9ldt5+86/L9YXueaOHhWO+PolDeE+
         let stub = jwks();
         let c = check(&sign(claims()), &stub).unwrap();
         assert_eq!(c["sub"], "u1");
+    }
+
+    #[test]
+    fn p384_and_ed25519_signatures_verify_through_the_key_set() {
+        let stub = jwks();
+        for (alg, kid, pem) in [
+            (Algorithm::ES384, "p384", P384),
+            (Algorithm::EdDSA, "ed", ED25519),
+        ] {
+            let token = sign_as(alg, kid, pem, &claims());
+            assert_eq!(check(&token, &stub).unwrap()["sub"], "u1", "{alg:?}");
+            // The same token claiming another key of the set does not verify.
+            let wrong_kid = sign_as(alg, "k1", pem, &claims());
+            assert!(check(&wrong_kid, &stub).is_err(), "{alg:?}");
+        }
+    }
+
+    #[test]
+    fn a_rotated_key_is_found_at_the_next_sign_in() {
+        let (stub, fetches) = serving(vec![vec!["k1"], vec!["k2"]]);
+        check(&sign(claims()), &stub).unwrap();
+        // The provider rotated to k2: its token verifies, the retired key's no longer does.
+        let rotated = sign_as(Algorithm::ES256, "k2", ROTATED_P256, &claims());
+        assert_eq!(check(&rotated, &stub).unwrap()["sub"], "u1");
+        rejected(&sign(claims()), &stub, "no key in the provider's key set");
+        assert_eq!(fetches.load(Ordering::SeqCst), 3, "one fetch per sign-in");
+    }
+
+    #[test]
+    fn hs_tokens_verify_with_a_confidential_clients_secret_only() {
+        let (stub, fetches) = serving(vec![vec!["k1"]]);
+        let secret = ClientSecret::new("confidential-test-secret-0123456789");
+        let hs = |alg: Algorithm, key: &str, c: &serde_json::Value| {
+            encode(
+                &Header::new(alg),
+                c,
+                &EncodingKey::from_secret(key.as_bytes()).unwrap(),
+            )
+            .unwrap()
+        };
+        for alg in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
+            let token = hs(alg, secret.expose(), &claims());
+            assert!(signed_with_client_secret(&token));
+            let c = check_with(&token, &stub, Some(&secret)).unwrap();
+            assert_eq!(c["sub"], "u1", "{alg:?}");
+            // A public client has no secret: the same token is refused.
+            refused(check(&token, &stub), "a public client does not have");
+            // Another secret, or the claims checked as for any ID token.
+            let other = hs(alg, "another-secret-of-the-same-length!!", &claims());
+            refused(check_with(&other, &stub, Some(&secret)), "signature");
+            let mut c = claims();
+            c["nonce"] = json!("other");
+            refused(
+                check_with(&hs(alg, secret.expose(), &c), &stub, Some(&secret)),
+                "nonce",
+            );
+            c = claims();
+            c["aud"] = json!("someone-else");
+            refused(
+                check_with(&hs(alg, secret.expose(), &c), &stub, Some(&secret)),
+                "another client",
+            );
+        }
+        assert_eq!(fetches.load(Ordering::SeqCst), 0, "no key set for a MAC");
+        assert!(!signed_with_client_secret(&sign(claims())));
+        // An asymmetric token is never checked with the secret.
+        let es = sign(claims());
+        assert!(check_with(&es, &stub, Some(&secret)).is_ok());
     }
 
     #[test]
@@ -205,7 +371,7 @@ HI6GkwxAcVKuVnXOOxch2qBX7wi9ldt5+86/L9YXueaOHhWO+PolDeE+
             &EncodingKey::from_secret(b"k").unwrap(),
         )
         .unwrap();
-        rejected(&hs, &stub, "symmetric");
+        rejected(&hs, &stub, "a public client does not have");
         rejected("not-a-jwt", &stub, "not a signed JWT");
     }
 }

@@ -2,6 +2,7 @@
 //! HTTP client, with provider answers normalized to standard shape first; the loopback redirect,
 //! discovery and ID-token validation.
 
+pub mod assertion;
 pub mod browser;
 pub mod discovery;
 pub mod flow;
@@ -9,6 +10,7 @@ pub mod id_token;
 pub mod jwt;
 pub mod loopback;
 pub(crate) mod normalize;
+pub(crate) mod par;
 pub mod protocol;
 #[cfg(test)]
 mod quirks_tests;

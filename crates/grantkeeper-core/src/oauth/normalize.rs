@@ -11,6 +11,7 @@ use std::sync::Mutex;
 
 use serde_json::{json, Map, Value};
 
+use super::assertion::ClientAssertion;
 use super::flow::Quirks;
 use super::token::{body_to_object, lookup, provider_error, seconds, split_scopes};
 use super::OAuthError;
@@ -40,6 +41,24 @@ pub(crate) enum Wire<'a> {
     Recorded(HttpResponse),
 }
 
+impl Wire<'_> {
+    /// POSTs a form that oauth2 does not build (a pushed authorization request).
+    pub(crate) fn post_form(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        form: &[(&str, &str)],
+    ) -> Result<HttpResponse, OAuthError> {
+        match self {
+            Wire::Http(http) => Ok(http.post_form(url, headers, form)?),
+            Wire::Recorded(resp) => {
+                crate::http::check(url)?;
+                Ok(resp.clone())
+            }
+        }
+    }
+}
+
 /// oauth2's HTTP client for one operation. What went wrong stays here ([`Normalizer::failure`]):
 /// oauth2 only learns that the request failed.
 #[derive(Debug)]
@@ -49,6 +68,8 @@ pub(crate) struct Normalizer<'a> {
     answer: Answer,
     /// The URL requests really go to, when oauth2 was handed another (see `protocol::revoke`).
     target: Option<&'a str>,
+    /// Signs a fresh client assertion into each request (`private_key_jwt`).
+    assertion: Option<ClientAssertion<'a>>,
     outcome: Mutex<Outcome>,
 }
 
@@ -72,6 +93,7 @@ impl<'a> Normalizer<'a> {
             quirks,
             answer,
             target: None,
+            assertion: None,
             outcome: Mutex::new(Outcome::default()),
         }
     }
@@ -82,6 +104,12 @@ impl<'a> Normalizer<'a> {
             target: Some(url),
             ..self
         }
+    }
+
+    /// Each request carries a fresh client assertion (with a new `jti`: the device flow's
+    /// polls are separate requests).
+    pub(crate) fn asserting(self, assertion: Option<ClientAssertion<'a>>) -> Self {
+        Self { assertion, ..self }
     }
 
     fn outcome(&self) -> std::sync::MutexGuard<'_, Outcome> {
@@ -127,8 +155,17 @@ impl<'a> Normalizer<'a> {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
+        let mut body = request.into_body();
+        if let Some(assertion) = &self.assertion {
+            let mut form = url::form_urlencoded::Serializer::new(String::new());
+            form.extend_pairs(assertion.form()?);
+            if !body.is_empty() {
+                body.push(b'&');
+            }
+            body.extend_from_slice(form.finish().as_bytes());
+        }
         match &self.wire {
-            Wire::Http(http) => Ok(http.post_bytes(&url, &header_refs, request.into_body())?),
+            Wire::Http(http) => Ok(http.post_bytes(&url, &header_refs, body)?),
             Wire::Recorded(resp) => {
                 crate::http::check(&url)?;
                 Ok(resp.clone())
@@ -393,6 +430,7 @@ mod tests {
         let client = Client {
             id: "cid".into(),
             secret: None,
+            key: None,
         };
         ProviderClient::new(&endpoints, &client, &quirks, Wire::Recorded(resp.clone()))
             .exchange_code("c", "http://127.0.0.1:1/callback", "v")

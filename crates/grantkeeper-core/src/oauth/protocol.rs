@@ -18,6 +18,7 @@ use oauth2::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::assertion::ClientAssertion;
 use super::flow::{require, Client, Quirks};
 use super::loopback::CancelToken;
 use super::normalize::{Answer, Failed, Normalizer, Wire, REFRESH_EXPIRES_IN};
@@ -98,6 +99,7 @@ pub struct DeviceAuthorization {
 #[derive(Debug)]
 pub(crate) struct ProviderClient<'a> {
     base: BaseClient,
+    client: &'a Client,
     endpoints: &'a Endpoints,
     quirks: &'a Quirks,
     wire: Wire<'a>,
@@ -108,22 +110,29 @@ impl<'a> ProviderClient<'a> {
     /// the form body, or a public client's id alone), its requests sent over `wire`.
     pub(crate) fn new(
         endpoints: &'a Endpoints,
-        client: &Client,
+        client: &'a Client,
         quirks: &'a Quirks,
         wire: Wire<'a>,
     ) -> Self {
         let mut base = BaseClient::new(ClientId::new(client.id.clone()));
         base = match quirks.client_auth {
-            ClientAuth::ClientSecretPost => base.set_auth_type(AuthType::RequestBody),
+            ClientAuth::ClientSecretPost | ClientAuth::PrivateKeyJwt => {
+                base.set_auth_type(AuthType::RequestBody)
+            }
             ClientAuth::ClientSecretBasic | ClientAuth::None => {
                 base.set_auth_type(AuthType::BasicAuth)
             }
         };
-        if let (Some(secret), false) = (&client.secret, quirks.client_auth == ClientAuth::None) {
+        let sends_secret = matches!(
+            quirks.client_auth,
+            ClientAuth::ClientSecretBasic | ClientAuth::ClientSecretPost
+        );
+        if let (Some(secret), true) = (&client.secret, sends_secret) {
             base = base.set_client_secret(oauth2::ClientSecret::new(secret.expose().to_owned()));
         }
         Self {
             base,
+            client,
             endpoints,
             quirks,
             wire,
@@ -131,7 +140,25 @@ impl<'a> ProviderClient<'a> {
     }
 
     fn normalizer(&self, answer: Answer) -> Normalizer<'_> {
-        Normalizer::new(self.wire.clone(), self.quirks, answer)
+        Normalizer::new(self.wire.clone(), self.quirks, answer).asserting(self.assertion())
+    }
+
+    /// The client assertion of `private_key_jwt`, addressed to the issuer (else the token
+    /// endpoint), when the app authenticates that way.
+    fn assertion(&self) -> Option<ClientAssertion<'_>> {
+        if self.quirks.client_auth != ClientAuth::PrivateKeyJwt {
+            return None;
+        }
+        let audience = self
+            .endpoints
+            .issuer
+            .as_deref()
+            .or(self.endpoints.token.as_deref())?;
+        Some(ClientAssertion {
+            key: self.client.key.as_ref()?,
+            client_id: &self.client.id,
+            audience,
+        })
     }
 
     /// The `which` endpoint, checked against the HTTPS rule.
@@ -177,6 +204,23 @@ impl<'a> ProviderClient<'a> {
             request = request.add_extra_param(k.as_str(), v.as_str());
         }
         Ok(request.url().0.into())
+    }
+
+    /// The URL the browser opens for `authorization_url` (from [`Self::authorization_url`])
+    /// once its parameters are pushed to `endpoint` (RFC 9126).
+    pub(crate) fn push_authorization(
+        &self,
+        endpoint: &str,
+        authorization_url: &str,
+    ) -> Result<String, OAuthError> {
+        super::par::push(
+            &self.wire,
+            endpoint,
+            authorization_url,
+            self.client,
+            self.quirks,
+            self.assertion().as_ref(),
+        )
     }
 
     fn token_client(&self) -> Result<TokenClient, OAuthError> {

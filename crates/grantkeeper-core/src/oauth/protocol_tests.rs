@@ -22,6 +22,7 @@ fn public_client() -> Client {
     Client {
         id: "cid".into(),
         secret: None,
+        key: None,
     }
 }
 
@@ -265,6 +266,7 @@ fn revocation_and_introspection_go_through_oauth2_to_the_registered_url() {
     let client = Client {
         id: "cid".into(),
         secret: Some(crate::secret::ClientSecret::new("s3cret")),
+        key: None,
     };
     let (quirks, http) = (Quirks::new(None, true), HttpClient::default());
     let e = endpoints(&stub.base);
@@ -337,4 +339,89 @@ fn extra_token_fields_print_their_names_only() {
     let shown = format!("{fields:?}");
     assert!(shown.contains("id_token") && shown.contains("instance_url"));
     assert!(!shown.contains("planted"), "{shown}");
+}
+
+/// `private_key_jwt`: every request to the provider (token, refresh, revocation, introspection,
+/// pushed authorization) carries a fresh assertion to the issuer, and no client secret.
+#[test]
+fn private_key_jwt_signs_a_fresh_assertion_into_every_request() {
+    let stub = Stub::start(|req| match req.path.as_str() {
+        "/par" => StubResponse::json(201, r#"{"request_uri":"urn:x:1","expires_in":60}"#),
+        "/revoke" => StubResponse::json(200, "{}"),
+        "/introspect" => StubResponse::json(200, r#"{"active":true}"#),
+        _ => StubResponse::json(200, r#"{"access_token":"at","token_type":"Bearer"}"#),
+    });
+    let key = crate::oauth::assertion::ClientKey::generate();
+    let client = Client {
+        id: "cid".into(),
+        secret: None,
+        key: Some(key.clone()),
+    };
+    let mut quirks = Quirks::new(None, false);
+    quirks.client_auth = ClientAuth::PrivateKeyJwt;
+    let http = HttpClient::default();
+    let mut e = endpoints(&stub.base);
+    e.issuer = Some("https://idp.example".into());
+    let c = ProviderClient::new(&e, &client, &quirks, Wire::Http(&http));
+    c.exchange_code("code-1", "http://127.0.0.1:5000/callback", "verifier")
+        .unwrap();
+    c.refresh(&RefreshToken::new("rt-1")).unwrap();
+    c.revoke(
+        &format!("{}/revoke", stub.base),
+        Revocable::Refresh(&RefreshToken::new("rt-1")),
+    )
+    .unwrap();
+    c.introspect(&AccessToken::new("at"), "access_token")
+        .unwrap();
+    let front = c
+        .authorization_url(
+            "http://127.0.0.1:5000/callback",
+            &[],
+            "st",
+            PkceCodeChallenge::new_random_sha256().0,
+            None,
+        )
+        .unwrap();
+    c.push_authorization(&format!("{}/par", stub.base), &front)
+        .unwrap();
+
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(key.public_jwk()).unwrap();
+    let decoding = jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap();
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    v.set_audience(&["https://idp.example"]);
+    v.set_issuer(&["cid"]);
+    let requests = stub.requests.lock().unwrap();
+    let paths: Vec<&str> = requests.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["/token", "/token", "/revoke", "/introspect", "/par"]
+    );
+    let mut jtis = std::collections::BTreeSet::new();
+    for r in requests.iter() {
+        let form: BTreeMap<String, String> = url::form_urlencoded::parse(r.body.as_bytes())
+            .into_owned()
+            .collect();
+        assert_eq!(
+            form.get("client_assertion_type").map(String::as_str),
+            Some(crate::oauth::assertion::ASSERTION_TYPE),
+            "{}",
+            r.path
+        );
+        assert_eq!(form.get("client_id").map(String::as_str), Some("cid"));
+        assert!(!form.contains_key("client_secret"), "{}", r.path);
+        assert!(
+            !r.headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("authorization")),
+            "{}",
+            r.path
+        );
+        let claims =
+            jsonwebtoken::decode::<Map<String, Value>>(&form["client_assertion"], &decoding, &v)
+                .unwrap()
+                .claims;
+        assert_eq!(claims["sub"], "cid");
+        jtis.insert(claims["jti"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(jtis.len(), requests.len(), "a new jti for each request");
 }

@@ -165,6 +165,7 @@ fn exchange(f: &Fixture, p: &Preset) -> (Result<TokenResponse, OAuthError>, Vec<
     let client = Client {
         id: CLIENT_ID.into(),
         secret: Some(ClientSecret::new(CLIENT_SECRET)),
+        key: None,
     };
     let quirks = Quirks::new(Some(p), true);
     let result = exchange_code(&url, &client, &quirks);
@@ -357,6 +358,9 @@ fn check_request(f: &Fixture, p: &Preset, requests: &[StubRequest], out: &mut Ve
                 out.push(format!("{label}: a public client sent no client_id"));
             }
         }
+        ClientAuth::PrivateKeyJwt => out.push(format!(
+            "{label}: a preset cannot name private_key_jwt: the key is the provider app's own"
+        )),
     }
 
     // The preset's headers, each once; Accept defaults to JSON.
@@ -515,6 +519,7 @@ fn a_public_client_sends_its_id_and_no_secret() {
     let client = Client {
         id: CLIENT_ID.into(),
         secret: None,
+        key: None,
     };
     let quirks = Quirks::new(Some(p), false);
     let r = exchange_code(&url, &client, &quirks).unwrap();

@@ -223,3 +223,91 @@ fn an_app_in_use_is_deleted_only_with_its_connections_each_revoked_first() {
         .unwrap()
         .is_empty());
 }
+
+#[test]
+fn discovery_decides_the_authentication_method_when_none_is_chosen() {
+    use crate::catalog::ClientAuth::{self, ClientSecretBasic, ClientSecretPost, PrivateKeyJwt};
+    let methods = |m: &[&str]| m.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let d = |preset: ClientAuth, secret: bool, m: &[&str]| {
+        super::default_client_auth(preset, secret, &methods(m))
+    };
+    // The default stands where the server takes it, or says nothing.
+    assert_eq!(d(ClientSecretBasic, true, &[]), None);
+    assert_eq!(d(ClientSecretBasic, true, &["client_secret_basic"]), None);
+    assert_eq!(d(ClientSecretPost, true, &["client_secret_post"]), None);
+    assert_eq!(
+        d(ClientSecretBasic, false, &["none", "private_key_jwt"]),
+        None
+    );
+    // Otherwise the secret method it lists, or private_key_jwt for a client without a secret.
+    assert_eq!(
+        d(
+            ClientSecretBasic,
+            true,
+            &["client_secret_post", "private_key_jwt"]
+        ),
+        Some(ClientSecretPost)
+    );
+    assert_eq!(
+        d(ClientSecretPost, true, &["client_secret_basic"]),
+        Some(ClientSecretBasic)
+    );
+    assert_eq!(d(ClientSecretBasic, true, &["private_key_jwt"]), None);
+    assert_eq!(
+        d(
+            ClientSecretBasic,
+            false,
+            &["client_secret_basic", "private_key_jwt"]
+        ),
+        Some(PrivateKeyJwt)
+    );
+
+    // Registered from an issuer that takes only private_key_jwt: a key pair, its JWK shown.
+    let stub = Stub::start(|req| {
+        let base = format!(
+            "http://{}",
+            req.headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("host"))
+                .unwrap()
+                .1
+        );
+        StubResponse::json(
+            200,
+            &serde_json::json!({
+                "issuer": base,
+                "authorization_endpoint": format!("{base}/auth"),
+                "token_endpoint": format!("{base}/token"),
+                "token_endpoint_auth_methods_supported": ["private_key_jwt", "client_secret_post"],
+            })
+            .to_string(),
+        )
+    });
+    let (_dir, _kc, v) = temp_vault();
+    let t = acme(&v);
+    let spec = |name: &str, secret: Option<&str>| super::ProviderAppSpec {
+        name: name.into(),
+        preset: None,
+        endpoints: super::EndpointSource::Issuer {
+            issuer: stub.base.clone(),
+        },
+        client_id: "cid".into(),
+        client_secret: secret.map(ClientSecret::new),
+        client_auth: None,
+        scopes: None,
+        redirect: None,
+        port: None,
+        relay_url: None,
+    };
+    let keyed = t
+        .register_provider_app(spec("keyed", None), &cli())
+        .unwrap();
+    assert_eq!(keyed.client_auth, Some(PrivateKeyJwt));
+    let jwks = t.client_jwk("keyed").unwrap();
+    assert_eq!(jwks["keys"][0]["kty"], "EC");
+    let posted = t
+        .register_provider_app(spec("posted", Some("s3cret")), &cli())
+        .unwrap();
+    assert_eq!(posted.client_auth, Some(ClientSecretPost));
+    assert!(t.client_jwk("posted").is_err());
+}

@@ -120,6 +120,8 @@ fn report_rows_carry_scopes_with_risk_and_no_secret() {
                 client_id: "cid".into(),
                 client_secret: None,
                 redirect_mode: RedirectMode::Loopback,
+                client_auth: None,
+                client_key: None,
                 redirect_port: None,
                 relay_url: None,
                 default_scopes: vec![],

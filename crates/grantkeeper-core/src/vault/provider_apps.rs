@@ -6,8 +6,9 @@ use serde_json::json;
 use crate::audit::{self, Actor, EventKind, NewEvent};
 use crate::crypto::Aad;
 use crate::error::{Error, Result};
+use crate::keychain::EntryName;
 use crate::model::*;
-use crate::secret::ClientSecret;
+use crate::secret::{ClientSecret, SecretText};
 
 use crate::store::{NewProviderApp, ProviderAppStore, SecretChange};
 
@@ -27,6 +28,11 @@ impl LocalStore<'_> {
             ),
             &app_settings(app),
         )
+    }
+
+    /// The keychain entry of a provider app's private key.
+    fn client_key_entry(&self, app: &ProviderAppId) -> EntryName {
+        EntryName::client_key(&self.vault.id, self.tenant.id.as_str(), app.as_str())
     }
 
     /// The MAC over a connection's link to its provider app.
@@ -104,17 +110,24 @@ impl ProviderAppStore for LocalStore<'_> {
             endpoints: app.endpoints,
             client_id: app.client_id,
             has_client_secret: secret.is_some(),
+            client_auth: app.client_auth,
             redirect_mode: app.redirect_mode,
             redirect_port: app.redirect_port,
             relay_url: app.relay_url,
             default_scopes: app.default_scopes,
             created_at: now_ms(),
         };
-        self.vault.write(|tx| {
+        // The key goes to the keychain first; it leaves again when the row cannot be written.
+        let key_entry = self.client_key_entry(&record.id);
+        if let Some(key) = &app.client_key {
+            self.vault.keychain.set(&key_entry, key)?;
+        }
+        let written = self.vault.write(|tx| {
             let inserted = tx.execute(
                 "INSERT INTO provider_apps (id, tenant_id, name, preset, endpoints, client_id, client_secret,
-                     redirect_mode, redirect_port, relay_url, default_scopes, created_at, settings_mac)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                     redirect_mode, redirect_port, relay_url, default_scopes, created_at, settings_mac,
+                     client_auth)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                 params![
                     record.id.as_str(),
                     self.tenant.id.as_str(),
@@ -129,6 +142,7 @@ impl ProviderAppStore for LocalStore<'_> {
                     to_json(&record.default_scopes),
                     record.created_at,
                     self.app_mac(&record),
+                    record.client_auth.map(|a| to_json(&a)),
                 ],
             );
             unless_taken(inserted, "provider app", &record.name)?;
@@ -139,7 +153,15 @@ impl ProviderAppStore for LocalStore<'_> {
                     .detail(json!({ "change": "provider_app_added", "name": record.name, "preset": record.preset })),
             )?;
             Ok(())
-        })?;
+        });
+        if let Err(e) = written {
+            if app.client_key.is_some() {
+                if let Err(k) = self.vault.keychain.delete(&key_entry) {
+                    tracing::warn!(error = %k, "an unused provider-app key stays in the keychain");
+                }
+            }
+            return Err(e);
+        }
         Ok(record)
     }
 
@@ -159,7 +181,7 @@ impl ProviderAppStore for LocalStore<'_> {
             .query_row(
                 &format!("SELECT {PROVIDER_APP_COLUMNS}, settings_mac FROM provider_apps WHERE tenant_id = ?1 AND (id = ?2 OR name = ?2)"),
                 params![self.tenant.id.as_str(), id_or_name],
-                |r| Ok((row_to_provider_app(r)?, r.get::<_, Option<Vec<u8>>>(12)?)),
+                |r| Ok((row_to_provider_app(r)?, r.get::<_, Option<Vec<u8>>>(13)?)),
             )
             .optional()?;
         let (app, mac) = found.ok_or_else(|| Error::NotFound {
@@ -202,6 +224,10 @@ impl ProviderAppStore for LocalStore<'_> {
             Ok(ClientSecret::new(text.expose()))
         })
         .transpose()
+    }
+
+    fn client_key(&self, app: &ProviderAppId) -> Result<Option<SecretText>> {
+        Ok(self.vault.keychain.get(&self.client_key_entry(app))?)
     }
 
     fn update_provider_app(
@@ -265,13 +291,15 @@ impl ProviderAppStore for LocalStore<'_> {
             )?;
             audit::append(tx, &event)?;
             Ok(())
-        })
+        })?;
+        Ok(self.vault.keychain.delete(&self.client_key_entry(id))?)
     }
 }
 
-/// The authenticated fields of a provider app (its id and tenant are in the MAC's binding).
-pub(super) fn app_settings(app: &ProviderApp) -> [Vec<u8>; 9] {
-    [
+/// The authenticated fields of a provider app (its id and tenant are in the MAC's binding). The
+/// authentication method is one only when chosen, so apps registered before it keep their MAC.
+pub(super) fn app_settings(app: &ProviderApp) -> Vec<Vec<u8>> {
+    let mut fields = vec![
         app.name.as_bytes().to_vec(),
         to_json(&app.preset).into_bytes(),
         to_json(&app.endpoints).into_bytes(),
@@ -281,12 +309,16 @@ pub(super) fn app_settings(app: &ProviderApp) -> [Vec<u8>; 9] {
         to_json(&app.redirect_port).into_bytes(),
         to_json(&app.relay_url).into_bytes(),
         to_json(&app.default_scopes).into_bytes(),
-    ]
+    ];
+    if let Some(auth) = app.client_auth {
+        fields.push(to_json(&auth).into_bytes());
+    }
+    fields
 }
 
 pub(super) const PROVIDER_APP_COLUMNS: &str =
     "id, tenant_id, name, preset, endpoints, client_id, client_secret IS NOT NULL,
-    redirect_mode, redirect_port, relay_url, default_scopes, created_at";
+    redirect_mode, redirect_port, relay_url, default_scopes, created_at, client_auth";
 
 pub(super) fn row_to_provider_app(r: &rusqlite::Row<'_>) -> rusqlite::Result<ProviderApp> {
     Ok(ProviderApp {
@@ -302,5 +334,15 @@ pub(super) fn row_to_provider_app(r: &rusqlite::Row<'_>) -> rusqlite::Result<Pro
         relay_url: r.get(9)?,
         default_scopes: from_json(r, 10)?,
         created_at: r.get(11)?,
+        client_auth: match r.get::<_, Option<String>>(12)? {
+            Some(text) => Some(serde_json::from_str(&text).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    12,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
+            })?),
+            None => None,
+        },
     })
 }

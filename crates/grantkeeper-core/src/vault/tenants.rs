@@ -133,7 +133,7 @@ impl Vault {
         })
     }
 
-    /// Deletes a tenant: its refresh tokens leave the keychain, its rows and its data key leave
+    /// Deletes a tenant: its refresh tokens and provider-app keys leave the keychain, its rows and its data key leave
     /// the database (crypto-shredding what any backup still holds), and its events are redacted.
     pub fn delete_tenant(&self, id: &TenantId, actor: &Actor) -> Result<()> {
         let connections: Vec<String> = {
@@ -142,10 +142,20 @@ impl Vault {
             let rows = stmt.query_map([id.as_str()], |r| r.get(0))?;
             rows.collect::<rusqlite::Result<_>>()?
         };
+        let apps: Vec<String> = {
+            let conn = self.conn();
+            let mut stmt = conn.prepare("SELECT id FROM provider_apps WHERE tenant_id = ?1")?;
+            let rows = stmt.query_map([id.as_str()], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
         self.find_tenant(id.as_str())?;
         for c in &connections {
             self.keychain
                 .delete(&EntryName::refresh_token(&self.id, id.as_str(), c))?;
+        }
+        for a in &apps {
+            self.keychain
+                .delete(&EntryName::client_key(&self.id, id.as_str(), a))?;
         }
         // Crypto-shredding: without its key, no copy of the database decrypts the tenant.
         {

@@ -40,6 +40,8 @@ pub fn app(t: &TenantVault<'_>, secret: &str) -> ProviderApp {
             client_id: "client-1".into(),
             client_secret: Some(ClientSecret::new(secret)),
             redirect_mode: RedirectMode::Loopback,
+            client_auth: None,
+            client_key: None,
             redirect_port: None,
             relay_url: None,
             default_scopes: vec!["openid".into()],
@@ -242,6 +244,8 @@ pub fn add_idp_app(vault: &grantkeeper_core::Vault, scope: &TenantVault<'_>, idp
                 client_id: "grantkeeper-test".into(),
                 client_secret: None,
                 redirect_mode: RedirectMode::Loopback,
+                client_auth: None,
+                client_key: None,
                 redirect_port: None,
                 relay_url: None,
                 default_scopes: ["openid", "email", "offline_access", "api:read"]
