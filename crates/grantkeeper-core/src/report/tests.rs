@@ -217,17 +217,7 @@ fn connection_rows_hold_what_the_list_shows_and_nothing_more() {
         let scope = vault.tenant(&t.id).unwrap();
         let app = scope
             .add_provider_app(
-                NewProviderApp {
-                    name: "idp".into(),
-                    preset: None,
-                    endpoints: Endpoints::default(),
-                    client_id: "cid".into(),
-                    client_secret: None,
-                    redirect_mode: RedirectMode::Loopback,
-                    redirect_port: None,
-                    relay_url: None,
-                    default_scopes: vec![],
-                },
+                crate::test_support::public_app("idp", Endpoints::default()),
                 &actor,
             )
             .unwrap();
