@@ -133,7 +133,8 @@ fn provider_apps_are_edited_and_deleted_with_their_connections() {
         true
     );
     assert!(idp.stats()["grants_revoked"].as_i64().unwrap() > revoked_before);
-    cli.run(&["show", "acme/crm"]).fails(3, "no connection named 'acme/crm'");
+    cli.run(&["show", "acme/crm"])
+        .fails(3, "no connection named 'acme/crm'");
     let apps = cli.run(&["provider", "apps", "acme", "--json"]).ok().json();
     assert_eq!(apps, json!([]));
 
