@@ -9,6 +9,7 @@ mod operations;
 mod state;
 mod views;
 mod watch;
+mod welcome;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -94,6 +95,9 @@ fn main() -> ExitCode {
             flows::start_reconsent,
             flows::cancel_connect,
             flows::paste_redirect,
+            welcome::app_info,
+            welcome::create_tenant,
+            welcome::add_demo_provider,
         ])
         .build(tauri::generate_context!())
         .expect("Grantkeeper's window failed to start")

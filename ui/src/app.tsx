@@ -25,6 +25,7 @@ import { type SearchItem, makeItem } from "./search";
 import { Sidebar, type View } from "./Sidebar";
 import { Alert } from "./ui";
 import { type FinishFeed, type Reconsent, Wizard } from "./Wizard";
+import { WelcomeAndAbout } from "./WelcomeAndAbout";
 
 type Open = { target: Target; summary: Connection | null };
 type Note = { id: number; text: string; tone: NoteTone };
@@ -559,6 +560,7 @@ export function App() {
         </main>
       </div>
 
+      <WelcomeAndAbout status={status} onChanged={loadTenants} />
       {searchOpen && <Search items={search.items} loading={searchConns === null} onPick={pick} onClose={() => setSearchOpen(false)} />}
       {wizard && (
         <Wizard
