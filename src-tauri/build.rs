@@ -25,6 +25,9 @@ fn main() {
             "start_reconsent",
             "cancel_connect",
             "paste_redirect",
+            "app_info",
+            "create_tenant",
+            "add_demo_provider",
         ]),
     ))
     .expect("tauri build script");

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use grantkeeper_core::audit::{Actor, ActorKind};
+use grantkeeper_core::model::{ProviderApp, TenantId};
 use grantkeeper_core::provider_app::{EndpointSource, ProviderAppSpec};
 use grantkeeper_core::{paths, Error, Vault};
 use grantkeeper_demo_idp::{DemoIdp, CLIENT_ID, DEFAULT_PORT};
@@ -33,10 +34,7 @@ pub fn start() -> Result<Vault, String> {
             .join("grantkeeper-demo");
         std::env::set_var(paths::HOME_ENV, home);
     }
-    let idp = DemoIdp::start(DEFAULT_PORT).map_err(|e| {
-        format!("127.0.0.1:{DEFAULT_PORT} is not free for the demo provider ({e}); is another demo running?")
-    })?;
-    let _ = IDP.set(idp);
+    start_idp()?;
     let home = paths::default_home().ok_or("cannot find a data folder")?;
     let vault = crate::state::open_vault(&home).map_err(|e| e.to_string())?;
     let actor = Actor::new(ActorKind::App).with_hint(Some("demo set-up".into()));
@@ -47,33 +45,55 @@ pub fn start() -> Result<Vault, String> {
             .map_err(|e| e.to_string())?,
         Err(e) => return Err(e.to_string()),
     };
-    let scope = vault.tenant(&tenant.id).map_err(|e| e.to_string())?;
-    match scope.provider_app(APP) {
-        Ok(_) => {}
-        Err(Error::NotFound { .. }) => {
-            scope
-                .register_provider_app(
-                    ProviderAppSpec {
-                        name: APP.into(),
-                        preset: Some("grantkeeper-demo".into()),
-                        endpoints: EndpointSource::Preset {
-                            vars: Default::default(),
-                        },
-                        client_id: CLIENT_ID.into(),
-                        client_secret: None,
-                        client_auth: None,
-                        scopes: None,
-                        redirect: None,
-                        port: None,
-                        relay_url: None,
-                    },
-                    &actor,
-                )
-                .map_err(|e| e.to_string())?;
-        }
-        Err(e) => return Err(e.to_string()),
-    }
-    drop(scope);
+    ensure_app(&vault, &tenant.id, &actor).map_err(|e| e.to_string())?;
     ENABLED.store(true, Ordering::Relaxed);
     Ok(vault)
+}
+
+/// Starts the embedded demo provider on 127.0.0.1 unless it runs already.
+fn start_idp() -> Result<(), String> {
+    if IDP.get().is_some() {
+        return Ok(());
+    }
+    let idp = DemoIdp::start(DEFAULT_PORT).map_err(|e| {
+        format!("127.0.0.1:{DEFAULT_PORT} is not free for the demo provider ({e}); is another demo running?")
+    })?;
+    let _ = IDP.set(idp);
+    Ok(())
+}
+
+/// The tenant's demo provider app (`demo`), registered if it does not exist yet.
+fn ensure_app(vault: &Vault, tenant: &TenantId, actor: &Actor) -> Result<ProviderApp, Error> {
+    let scope = vault.tenant(tenant)?;
+    match scope.provider_app(APP) {
+        Err(Error::NotFound { .. }) => scope.register_provider_app(
+            ProviderAppSpec {
+                name: APP.into(),
+                preset: Some("grantkeeper-demo".into()),
+                endpoints: EndpointSource::Preset {
+                    vars: Default::default(),
+                },
+                client_id: CLIENT_ID.into(),
+                client_secret: None,
+                client_auth: None,
+                scopes: None,
+                redirect: None,
+                port: None,
+                relay_url: None,
+            },
+            actor,
+        ),
+        found => found,
+    }
+}
+
+/// Offers the demo provider in a real vault (the first run's welcome): starts it and gives
+/// `tenant` a provider app for it. Its grants end when the app quits, like in `--demo`.
+pub fn add_to_tenant(
+    vault: &Vault,
+    tenant: &TenantId,
+    actor: &Actor,
+) -> Result<ProviderApp, String> {
+    start_idp()?;
+    ensure_app(vault, tenant, actor).map_err(|e| e.to_string())
 }

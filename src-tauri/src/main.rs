@@ -11,6 +11,7 @@ mod state;
 mod views;
 mod watch;
 mod webkit;
+mod welcome;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -84,6 +85,9 @@ fn main() -> ExitCode {
             flows::start_reconsent,
             flows::cancel_connect,
             flows::paste_redirect,
+            welcome::app_info,
+            welcome::create_tenant,
+            welcome::add_demo_provider,
         ])
         .build(tauri::generate_context!())
         .expect("Grantkeeper's window failed to start")

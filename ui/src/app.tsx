@@ -27,6 +27,7 @@ import { useNet } from "./useNet";
 import { useNotes } from "./useNotes";
 import { useSearch } from "./useSearch";
 import { useCatalog, useConnections, useProviderApps, useTenants } from "./useVaultData";
+import { WelcomeAndAbout } from "./WelcomeAndAbout";
 import { Wizard } from "./Wizard";
 
 export function App() {
@@ -286,6 +287,7 @@ export function App() {
         </main>
       </div>
 
+      <WelcomeAndAbout status={status} onChanged={loadTenants} />
       {search.open && <Search items={search.index.items} loading={search.loading} onPick={pick} onClose={() => search.setOpen(false)} />}
       {wizard && (
         <Wizard

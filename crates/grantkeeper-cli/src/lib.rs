@@ -96,6 +96,11 @@ enum Command {
     },
 }
 
+/// The whole command line's definition, for generated documentation (man pages, completions).
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
 /// Runs the command line of this process and returns its exit code.
 pub fn main() -> ExitCode {
     install_panic_hook();
