@@ -9,10 +9,6 @@ use std::collections::BTreeMap;
 
 use crate::catalog::{Catalog, ResponseShape};
 use crate::http::HttpResponse;
-use crate::model::Endpoints;
-use crate::oauth::flow::{Client, Quirks};
-use crate::oauth::normalize::Wire;
-use crate::oauth::protocol::ProviderClient;
 use crate::oauth::{discovery, id_token, jwt::DecodedJwt, loopback, token};
 
 /// A fuzz target's function.
@@ -108,19 +104,7 @@ pub fn token_response(data: &[u8]) {
         body: body.to_vec(),
     };
     let _ = token::body_to_object(&resp);
-    let mut quirks = Quirks::new(None, false);
-    quirks.shape = shape.clone();
-    let endpoints = Endpoints {
-        token: Some("https://idp.example/token".into()),
-        ..Endpoints::default()
-    };
-    let client = Client {
-        id: "cid".into(),
-        secret: None,
-        key: None,
-    };
-    let answer = ProviderClient::new(&endpoints, &client, &quirks, Wire::Recorded(resp))
-        .exchange_code("c", "http://127.0.0.1:1/callback", "v");
+    let answer = crate::oauth::protocol::exchange_answer(shape, resp);
     if let Ok(r) = answer {
         assert!(!r.tokens.access_token.expose().is_empty());
         for life in [r.expires_in, r.refresh_expires_in].into_iter().flatten() {

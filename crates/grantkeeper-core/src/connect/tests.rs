@@ -68,16 +68,14 @@ fn run(f: &Fixture) -> Result<Connection> {
             redirect: None,
         })
         .unwrap();
-    let state = url::Url::parse(&pending.url)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "state")
-        .unwrap()
-        .1
-        .into_owned();
+    answer_with_code(&t, pending)
+}
+
+/// Finishes a sign-in as the provider's redirect would: code `the-code` and the sign-in's state.
+fn answer_with_code(t: &TenantVault<'_>, pending: PendingConnect) -> Result<Connection> {
     let params = CallbackParams::from([
         ("code".to_owned(), "the-code".to_owned()),
-        ("state".to_owned(), state),
+        ("state".to_owned(), pending.state().to_owned()),
     ]);
     t.finish_connect(pending, &params, &Actor::new(ActorKind::Cli))
 }
@@ -119,18 +117,7 @@ fn reconsent(f: &Fixture) -> Result<Connection> {
         .unwrap();
     let id = t.connection_named("c").unwrap().id;
     let pending = t.begin_reconsent(&id, None, None).unwrap();
-    let state = url::Url::parse(&pending.url)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "state")
-        .unwrap()
-        .1
-        .into_owned();
-    let params = CallbackParams::from([
-        ("code".to_owned(), "the-code".to_owned()),
-        ("state".to_owned(), state),
-    ]);
-    t.finish_connect(pending, &params, &Actor::new(ActorKind::Cli))
+    answer_with_code(&t, pending)
 }
 
 /// A token response for `sub` (an unverified ID token: the stub app has no JWKS), with

@@ -413,27 +413,12 @@ fn revocation(resp: &HttpResponse) -> Result<Map<String, Value>, OAuthError> {
 mod tests {
     use std::collections::BTreeMap;
 
-    use super::super::flow::{Client, Quirks};
-    use super::super::protocol::ProviderClient;
     use super::super::token::*;
     use super::*;
-    use crate::model::Endpoints;
 
     /// A token endpoint's answer through the whole path: the normalizer, then oauth2.
     fn parse(shape: &ResponseShape, resp: &HttpResponse) -> Result<TokenResponse, OAuthError> {
-        let mut quirks = Quirks::new(None, false);
-        quirks.shape = shape.clone();
-        let endpoints = Endpoints {
-            token: Some("https://idp.example/token".into()),
-            ..Endpoints::default()
-        };
-        let client = Client {
-            id: "cid".into(),
-            secret: None,
-            key: None,
-        };
-        ProviderClient::new(&endpoints, &client, &quirks, Wire::Recorded(resp.clone()))
-            .exchange_code("c", "http://127.0.0.1:1/callback", "v")
+        crate::oauth::protocol::exchange_answer(shape, resp.clone())
     }
 
     fn resp(status: u16, ct: &str, body: &str) -> HttpResponse {

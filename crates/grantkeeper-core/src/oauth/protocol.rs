@@ -95,6 +95,31 @@ pub struct DeviceAuthorization {
     pub interval: u64,
 }
 
+/// A code exchange answered by `resp` without the network, for a public client at a fixed token
+/// endpoint whose answers have `shape`: the whole parsing path (the normalizer, then oauth2), for
+/// fuzzing and the normalizer's tests.
+pub(crate) fn exchange_answer(
+    shape: &crate::catalog::ResponseShape,
+    resp: crate::http::HttpResponse,
+) -> Result<TokenResponse, OAuthError> {
+    let mut quirks = Quirks::new(None, false);
+    quirks.shape = shape.clone();
+    let endpoints = Endpoints {
+        token: Some("https://idp.example/token".into()),
+        ..Endpoints::default()
+    };
+    let client = Client {
+        id: "cid".into(),
+        secret: None,
+        key: None,
+    };
+    ProviderClient::new(&endpoints, &client, &quirks, Wire::Recorded(resp)).exchange_code(
+        "c",
+        "http://127.0.0.1:1/callback",
+        "v",
+    )
+}
+
 /// A provider app's OAuth client: its endpoints, its credentials, its quirks.
 #[derive(Debug)]
 pub(crate) struct ProviderClient<'a> {

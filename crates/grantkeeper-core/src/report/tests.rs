@@ -4,7 +4,7 @@ use std::sync::Arc;
 use super::*;
 use crate::audit::ActorKind;
 use crate::keychain::MemoryKeychain;
-use crate::model::{AccountIdentity, Endpoints, ExpirySource, RedirectMode};
+use crate::model::{AccountIdentity, Endpoints, ExpirySource};
 use crate::secret::{AccessToken, RefreshToken, TokenSet};
 use crate::{NewConnection, NewProviderApp};
 
@@ -114,17 +114,8 @@ fn report_rows_carry_scopes_with_risk_and_no_secret() {
     let app = scope
         .add_provider_app(
             NewProviderApp {
-                name: "google".into(),
                 preset: Some("generic-oidc".into()),
-                endpoints: Endpoints::default(),
-                client_id: "cid".into(),
-                client_secret: None,
-                redirect_mode: RedirectMode::Loopback,
-                client_auth: None,
-                client_key: None,
-                redirect_port: None,
-                relay_url: None,
-                default_scopes: vec![],
+                ..crate::test_support::public_app("google", Endpoints::default())
             },
             &actor,
         )
