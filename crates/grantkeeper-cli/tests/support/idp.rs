@@ -23,13 +23,29 @@ impl Idp {
 
     /// Stops it and starts it again on the same port (so with the same issuer) with another
     /// config; whatever it held is gone.
+    /// A server that is not up within 30 s is killed and started again, twice at most (one run
+    /// of the full suite once saw a restarted server never print its ready line).
     pub fn restart(&mut self, config: &Value) {
         self.stop();
         let port: u16 = self.issuer.rsplit(':').next().unwrap().parse().unwrap();
-        *self = Self::start_on(port, config);
+        let mut tries = 0;
+        *self = loop {
+            tries += 1;
+            match Self::try_start_on(port, config) {
+                Ok(idp) => break idp,
+                Err(why) if tries < 3 => eprintln!("test IdP restart on port {port}: {why}; again"),
+                Err(why) => panic!("the test IdP did not come back on port {port}: {why}"),
+            }
+        };
     }
 
     fn start_on(port: u16, config: &Value) -> Self {
+        Self::try_start_on(port, config).unwrap_or_else(|why| panic!("the test IdP: {why}"))
+    }
+
+    /// Starts the server and waits for its ready line; a server that does not print it within
+    /// 30 s is killed.
+    fn try_start_on(port: u16, config: &Value) -> Result<Self, String> {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("idp.json");
         std::fs::write(&cfg, config.to_string()).unwrap();
@@ -47,13 +63,13 @@ impl Idp {
         let lines = line_reader(child.child().stdout.take().unwrap());
         let line = lines
             .recv_timeout(Duration::from_secs(30))
-            .expect("the IdP's ready line within 30 s");
-        let ready: Value = serde_json::from_str(&line).expect("the IdP's ready line");
-        Idp {
+            .map_err(|e| format!("no ready line within 30 s ({e})"))?;
+        let ready: Value = serde_json::from_str(&line).map_err(|e| format!("ready line: {e}"))?;
+        Ok(Idp {
             issuer: ready["issuer"].as_str().unwrap().to_owned(),
             child,
             _dir: dir,
-        }
+        })
     }
 
     /// Stops the server (SIGKILL).
