@@ -36,6 +36,7 @@ const EXAMPLES: &str = "Examples:
   grantkeeper list --json
   grantkeeper exec acme/gmail --hint backup -- ./backup.sh
   grantkeeper history acme/gmail --since 2d
+  grantkeeper anomalies --json
   grantkeeper export --format csv --tenant acme > grants.csv
   grantkeeper audit verify
   grantkeeper completions bash > /etc/bash_completion.d/grantkeeper
@@ -78,6 +79,9 @@ enum Command {
     Inspect(commands::inspect::InspectArgs),
     /// The usage history of a connection or of the whole vault.
     History(commands::history::HistoryArgs),
+    /// Where use looks wrong: bursts, new programs, unusual hours, unused grants, added scopes,
+    /// failing refreshes; each flag explained in one sentence.
+    Anomalies(commands::anomalies::AnomaliesArgs),
     /// A report of the grants (no secrets) as CSV or JSON; recorded in the usage history.
     Export(commands::export::ExportArgs),
     /// Keep idle refresh tokens alive and warn about expiring ones (for a timer or cron).
@@ -157,6 +161,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Show(args) => commands::show::show(args, &out),
         Command::Inspect(args) => commands::inspect::run(args, &out),
         Command::History(args) => commands::history::history(args, &out),
+        Command::Anomalies(args) => commands::anomalies::anomalies(args, &out),
         Command::Export(args) => commands::export::run(args, &out),
         Command::Maintain(args) => commands::maintain::maintain(args, &out),
         Command::Agent(cmd) => commands::agent::run(cmd, &out),

@@ -28,6 +28,7 @@ mod checkpoint;
 mod event;
 mod migrate;
 mod query;
+pub mod rollup;
 mod verify;
 
 use std::time::Duration;

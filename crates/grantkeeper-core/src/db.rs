@@ -117,6 +117,35 @@ ALTER TABLE connections ADD COLUMN link_mac BLOB;
 -- private key, for private_key_jwt, is in the keychain.
 ALTER TABLE provider_apps ADD COLUMN client_auth TEXT;
 "#,
+    r#"
+-- Usage profiles folded from the history for anomaly flags (see audit/rollup.rs); derived data,
+-- rebuilt from the events after meta.usage_through.
+CREATE TABLE usage_profiles (
+    connection_id    TEXT PRIMARY KEY,
+    tenant_id        TEXT NOT NULL,
+    first_ts         INTEGER NOT NULL,
+    handouts         INTEGER NOT NULL,
+    hour_of_day      BLOB NOT NULL,
+    hours            BLOB NOT NULL,
+    days             BLOB NOT NULL,
+    failed_refreshes INTEGER NOT NULL,
+    failing_since    INTEGER,
+    last_failure     TEXT,
+    scopes_added_at  INTEGER,
+    scopes_added     TEXT
+) STRICT, WITHOUT ROWID;
+CREATE TABLE usage_programs (
+    connection_id TEXT NOT NULL,
+    program       TEXT NOT NULL,
+    tenant_id     TEXT NOT NULL,
+    first_ts      INTEGER NOT NULL,
+    last_ts       INTEGER NOT NULL,
+    uses          INTEGER NOT NULL,
+    PRIMARY KEY (connection_id, program)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX usage_profiles_tenant ON usage_profiles(tenant_id);
+CREATE INDEX usage_programs_tenant ON usage_programs(tenant_id);
+"#,
 ];
 
 /// The schema version this build writes.

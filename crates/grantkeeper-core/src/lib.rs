@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod agent;
+pub mod anomaly;
 pub mod audit;
 pub mod catalog;
 pub mod connect;

@@ -1,6 +1,7 @@
 //! One module per command.
 
 pub mod agent;
+pub mod anomalies;
 pub mod args;
 pub mod audit;
 pub mod connect;
@@ -44,6 +45,11 @@ pub fn parse_status(s: &str) -> Result<ConnectionStatus, Failure> {
 /// The command line as the actor of the usage history, with the calling process.
 pub fn cli_actor(hint: Option<String>) -> Actor {
     let mut a = Actor::new(ActorKind::Cli).with_hint(hint);
-    a.caller = Some(format!("pid {}", std::os::unix::process::parent_id()));
+    let parent = std::os::unix::process::parent_id();
+    // The program that ran this command, when it can be read (anomaly flags name it).
+    a.caller = Some(match std::fs::read_link(format!("/proc/{parent}/exe")) {
+        Ok(exe) => format!("pid {parent} {}", exe.display()),
+        Err(_) => format!("pid {parent}"),
+    });
     a
 }

@@ -185,6 +185,10 @@ pub(super) fn anchor_loop(target: &AnchorTarget, schedule: &(Mutex<Schedule>, Co
                 s.dirty_since.get_or_insert_with(Instant::now);
             }
             log_outcome(out);
+            // Off the hand-out path, keep the usage profiles current for anomaly flags.
+            if let Err(e) = super::rollup::catch_up(c) {
+                tracing::warn!(error = %e, "the usage profiles could not be brought up to date");
+            }
         }
     }
 }

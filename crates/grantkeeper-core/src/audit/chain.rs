@@ -362,10 +362,11 @@ pub fn append_batch(tx: &HistoryTx<'_>, events: &[NewEvent]) -> rusqlite::Result
     Ok(seq)
 }
 
-/// Erases the content of a tenant's events (the erasable fields); their digests and MACs stay, so
-/// the chain still verifies. Call in the transaction that deletes the tenant, before appending
+/// Erases the content of a tenant's events (the erasable fields) and its usage profiles; the
+/// events' digests and MACs stay, so the chain still verifies. Call in the transaction that deletes the tenant, before appending
 /// its `tenant_deleted` event: an erased event verifies only when such an event follows it.
 pub fn redact_tenant(conn: &Connection, tenant: &TenantId) -> rusqlite::Result<usize> {
+    super::rollup::forget_tenant(conn, tenant)?;
     conn.execute(
         "UPDATE events SET connection_id = NULL, actor = NULL, app_hint = NULL, caller = NULL,
                 detail = NULL, fingerprint = NULL, salt = NULL, redacted = 1
