@@ -12,6 +12,7 @@ import type { RevokeOutcome } from "./bindings/RevokeOutcome";
 import type { UsageEvent } from "./bindings/UsageEvent";
 import { useShell } from "./ctx";
 import { DailyChart } from "./DailyChart";
+import { Flags } from "./Flags";
 import {
   accountText,
   actorLabel,
@@ -271,6 +272,8 @@ export function Detail({ target, summary, detail, loadError, onClose, onReload, 
                 <button type="button" class="icon-btn x" data-action="dismiss" aria-label="Dismiss" onClick={() => setOutcome(null)} />
               </div>
             ))}
+
+          <Flags anomalies={detail.anomalies} />
 
           <dl class="facts">
             <dt>Provider</dt>

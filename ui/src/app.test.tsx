@@ -54,6 +54,7 @@ function detailOf(c: Connection): ConnectionDetail {
       { day: Math.floor(now / 86_400_000), kind: "refreshed", count: 1 },
     ],
     inspection: { access_token: null, access_token_is_jwt: false, id_token: { header: { alg: "RS256" }, claims: { sub: "sub-1", exp: Math.floor(now / 1000) + 600 } } },
+    anomalies: [],
   };
 }
 

@@ -85,6 +85,13 @@ fn failing_refreshes_raise_a_flag_that_consenting_again_clears() {
             && why.contains("(last: the provider was unreachable or failing)"),
         "{why}"
     );
+    let show = gk.run(&["show", TARGET]).expect_ok("show");
+    assert!(
+        show.stdout
+            .contains(&format!("  flag refresh_failures: {why}")),
+        "{}",
+        show.stdout
+    );
     let table = gk
         .run(&["anomalies", "--kind", "refresh_failures"])
         .expect_ok("anomalies");

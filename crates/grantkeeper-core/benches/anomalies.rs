@@ -161,9 +161,9 @@ fn main() {
         let t = Instant::now();
         let n = vault.connections(&all).unwrap().len();
         let t1 = t.elapsed();
-        let p = rollup::profiles(&conn).unwrap().len();
+        let p = rollup::profiles(&conn, None).unwrap().len();
         let t2 = t.elapsed();
-        let q = rollup::programs(&conn).unwrap().len();
+        let q = rollup::programs(&conn, None).unwrap().len();
         let t3 = t.elapsed();
         println!(
             "  parts: {n} connections {:.1} ms, {p} profiles {:.1} ms, {q} programs {:.1} ms",

@@ -111,20 +111,34 @@ impl Vault {
     /// The anomaly flags of the connections `filter` selects, by tenant and connection, as of
     /// now. Folds history written since the last reading first.
     pub fn anomalies(&self, filter: &ConnectionFilter) -> Result<Vec<Anomaly>> {
-        self.anomalies_at(filter, now_ms())
+        self.anomalies_at(filter, None, now_ms())
     }
 
-    /// The same as of `now`.
+    /// The anomaly flags of one connection, as of now.
+    pub fn connection_anomalies(
+        &self,
+        tenant: &TenantId,
+        id: &ConnectionId,
+    ) -> Result<Vec<Anomaly>> {
+        let filter = ConnectionFilter {
+            tenant: Some(tenant.clone()),
+            status: None,
+        };
+        self.anomalies_at(&filter, Some(id), now_ms())
+    }
+
+    /// The flags of the connections `filter` selects (only `one`, when given), as of `now`.
     pub(crate) fn anomalies_at(
         &self,
         filter: &ConnectionFilter,
+        one: Option<&ConnectionId>,
         now: UnixMillis,
     ) -> Result<Vec<Anomaly>> {
         let (subjects, profiles, programs) = {
             let conn = self.conn();
-            let subjects = subjects(&conn, filter)?;
-            let profiles = rollup::profiles(&conn)?;
-            (subjects, profiles, rollup::programs(&conn)?)
+            let subjects = subjects(&conn, filter, one)?;
+            let profiles = rollup::profiles(&conn, one)?;
+            (subjects, profiles, rollup::programs(&conn, one)?)
         };
         let mut by_connection: HashMap<ConnectionId, Vec<rollup::ProgramUse>> = HashMap::new();
         for p in programs {
@@ -143,18 +157,24 @@ impl Vault {
     }
 }
 
-/// What the rules need of each connection `filter` selects, by tenant and name.
-fn subjects(conn: &rusqlite::Connection, filter: &ConnectionFilter) -> Result<Vec<Subject>> {
+/// What the rules need of each connection `filter` (and `one`) selects, by tenant and name.
+fn subjects(
+    conn: &rusqlite::Connection,
+    filter: &ConnectionFilter,
+    one: Option<&ConnectionId>,
+) -> Result<Vec<Subject>> {
     let mut stmt = conn.prepare_cached(
         "SELECT c.id, c.tenant_id, t.slug || '/' || c.name, c.status, c.created_at, c.last_used_at
          FROM connections c JOIN tenants t ON t.id = c.tenant_id
          WHERE (?1 IS NULL OR c.tenant_id = ?1) AND (?2 IS NULL OR c.status = ?2)
+               AND (?3 IS NULL OR c.id = ?3)
          ORDER BY t.slug, c.name",
     )?;
     let rows = stmt.query_map(
         rusqlite::params![
             filter.tenant.as_ref().map(TenantId::as_str),
-            filter.status.map(ConnectionStatus::as_str)
+            filter.status.map(ConnectionStatus::as_str),
+            one.map(ConnectionId::as_str)
         ],
         |r| {
             Ok(Subject {

@@ -433,11 +433,13 @@ pub struct ConnectionDetail {
     pub daily: Vec<crate::audit::DailyCount>,
     /// Decoded JWT claims of the cached tokens (offline).
     pub inspection: crate::grants::TokenInspection,
+    /// Where its use looks wrong.
+    pub anomalies: Vec<crate::anomaly::Anomaly>,
 }
 
 impl Vault {
-    /// The detail of one connection: scopes with meaning and risk, history, per-day counts and
-    /// offline token inspection. Reads only; needs no network.
+    /// The detail of one connection: scopes with meaning and risk, history, per-day counts,
+    /// offline token inspection and anomaly flags. Reads only; needs no network.
     pub fn connection_detail(
         &self,
         tenant: &crate::model::TenantId,
@@ -458,6 +460,7 @@ impl Vault {
             history: self.connection_history(id, None, history)?,
             daily: self.daily_counts(id, since)?,
             inspection: scope.inspect(id)?,
+            anomalies: self.connection_anomalies(tenant, id)?,
             connection,
         })
     }

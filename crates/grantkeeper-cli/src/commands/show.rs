@@ -66,6 +66,9 @@ pub fn show(args: &TargetArgs, out: &Output) -> Result<(), Failure> {
         if let Some(d) = &c.status_detail {
             lines.push(format!("  note: {d}"));
         }
+        for a in &view.anomalies {
+            lines.push(format!("  flag {}: {}", a.kind.as_str(), a.explanation));
+        }
         lines.join("\n")
     })?;
     Ok(())

@@ -98,7 +98,7 @@ impl Seeded {
 
     fn flags(&self) -> Vec<Anomaly> {
         self.vault
-            .anomalies_at(&ConnectionFilter::default(), self.now())
+            .anomalies_at(&ConnectionFilter::default(), None, self.now())
             .unwrap()
     }
 
@@ -257,7 +257,11 @@ fn scopes_added_at_re_consent_are_flagged_for_30_days() {
         .ends_with("added 2 scopes: files.write, admin."));
     let later = s
         .vault
-        .anomalies_at(&ConnectionFilter::default(), local(2, 10, 0) + 31 * DAY)
+        .anomalies_at(
+            &ConnectionFilter::default(),
+            None,
+            local(2, 10, 0) + 31 * DAY,
+        )
         .unwrap();
     assert!(
         later.iter().all(|a| a.kind != AnomalyKind::ScopesAdded),
@@ -301,7 +305,7 @@ fn the_vault_flags_an_unused_grant_and_not_a_revoked_one() {
     let later = s.now() + 40 * DAY;
     let flags = s
         .vault
-        .anomalies_at(&ConnectionFilter::default(), later)
+        .anomalies_at(&ConnectionFilter::default(), None, later)
         .unwrap();
     assert_eq!(
         flags.iter().map(|a| a.kind).collect::<Vec<_>>(),
@@ -314,7 +318,7 @@ fn the_vault_flags_an_unused_grant_and_not_a_revoked_one() {
         .unwrap();
     assert_eq!(
         s.vault
-            .anomalies_at(&ConnectionFilter::default(), later)
+            .anomalies_at(&ConnectionFilter::default(), None, later)
             .unwrap(),
         vec![]
     );

@@ -405,21 +405,30 @@ fn read_profile(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, UsageProfile
     ))
 }
 
-/// Every connection's profile, after folding what is new.
-pub fn profiles(conn: &Connection) -> rusqlite::Result<HashMap<ConnectionId, UsageProfile>> {
+/// Every connection's profile (or `only` one's), after folding what is new.
+pub fn profiles(
+    conn: &Connection,
+    only: Option<&ConnectionId>,
+) -> rusqlite::Result<HashMap<ConnectionId, UsageProfile>> {
     catch_up(conn)?;
-    let mut stmt = conn.prepare_cached(&format!("SELECT {PROFILE_COLUMNS} FROM usage_profiles"))?;
-    let rows = stmt.query_map([], read_profile)?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {PROFILE_COLUMNS} FROM usage_profiles WHERE ?1 IS NULL OR connection_id = ?1"
+    ))?;
+    let rows = stmt.query_map([only.map(ConnectionId::as_str)], read_profile)?;
     rows.map(|r| r.map(|(id, p)| (ConnectionId::from_string(id), p)))
         .collect()
 }
 
-/// Every program's use of every connection (call after [`profiles`]).
-pub fn programs(conn: &Connection) -> rusqlite::Result<Vec<ProgramUse>> {
+/// Every program's use of every connection (or of `only` one; call after [`profiles`]).
+pub fn programs(
+    conn: &Connection,
+    only: Option<&ConnectionId>,
+) -> rusqlite::Result<Vec<ProgramUse>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT connection_id, program, first_ts, last_ts, uses FROM usage_programs",
+        "SELECT connection_id, program, first_ts, last_ts, uses FROM usage_programs
+         WHERE ?1 IS NULL OR connection_id = ?1",
     )?;
-    let rows = stmt.query_map([], |r| {
+    let rows = stmt.query_map([only.map(ConnectionId::as_str)], |r| {
         Ok(ProgramUse {
             connection_id: ConnectionId::from_string(r.get::<_, String>(0)?),
             program: r.get(1)?,
