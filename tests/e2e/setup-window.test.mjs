@@ -250,7 +250,7 @@ test("the wizard shows what to register first; errors in view; Esc asks; apps ed
     await press(app, '[data-action="save-app"]');
     const updated = await app.waitMatch('[role="status"]', /Updated provider app idp/);
     assert.match(updated, /client id, client secret, port/);
-    assert.match(updated, /crm need a new consent/);
+    assert.match(updated, /crm needs a new consent/);
     let stored = json(home, ["provider", "apps", "acme-corp"]).find((a) => a.name === "idp");
     assert.deepEqual([stored.client_id, stored.has_client_secret, stored.redirect_port], ["grantkeeper-other", true, 8766]);
     assert.ok(!(await app.source()).includes("s3cret-from-window"), "the secret left the DOM");
@@ -270,7 +270,7 @@ test("the wizard shows what to register first; errors in view; Esc asks; apps ed
 
     // Deleted: the confirmation states the connection's fate; the provider confirms its revocation.
     await press(app, '[data-provider-app="idp"] [data-action="delete-app"]');
-    assert.match(await app.waitText("[data-app-fate]"), /1 connection use it \(crm\): each is revoked at the provider, then deleted with it/);
+    assert.match(await app.waitText("[data-app-fate]"), /1 connection uses it \(crm\): each is revoked at the provider, then deleted with it/);
     await shots(app, "provider-app-delete-confirm");
     await app.clickOn("[data-confirm-delete-app] [data-confirm]");
     assert.match(await app.waitMatch('[role="status"]', /Deleted provider app idp/, 60_000), /1 of 1 connection revoked at the provider/);

@@ -130,7 +130,8 @@ export function TenantSettings({ summary, onClose, onChanged, onDeleted, onConne
                       onSaved={(edited) => {
                         setEditing(null);
                         const changed = edited.changed.length > 0 ? edited.changed.join(", ") : "nothing changed";
-                        const again = edited.reconsent.length > 0 ? ` ${edited.reconsent.join(", ")} need a new consent (Re-consent).` : "";
+                        const n = edited.reconsent.length;
+                        const again = n > 0 ? ` ${edited.reconsent.join(", ")} ${n === 1 ? "needs" : "need"} a new consent (Re-consent).` : "";
                         note(`Updated provider app ${a.name}: ${changed}.${again}`, again ? "warn" : "info");
                         load();
                         onChanged();
@@ -186,7 +187,8 @@ export function TenantSettings({ summary, onClose, onChanged, onDeleted, onConne
         >
           {using(deletingApp).length > 0 ? (
             <p data-app-fate>
-              {plural(using(deletingApp).length, "connection")} use it ({using(deletingApp).map((c) => c.name).join(", ")}): each is
+              {plural(using(deletingApp).length, "connection")} {using(deletingApp).length === 1 ? "uses" : "use"} it (
+              {using(deletingApp).map((c) => c.name).join(", ")}): each is
               revoked at the provider, then deleted with it. A provider that does not confirm is named afterwards.
             </p>
           ) : (

@@ -244,7 +244,7 @@ impl AppContext {
         });
         preset_default.ok_or_else(|| {
             OAuthError::Config(
-                "the provider app has no revocation endpoint: revoke the grant in the provider's own console, or register the app again with its revocation URL (--revoke-url)".into(),
+                "the provider app has no revocation endpoint: revoke the grant in the provider's own console, or register the app again with its revocation endpoint".into(),
             )
         })
     }
