@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { startIdp, testBrowser } from "./idp.mjs";
-import { AppSession, cli, cliBin, freshHome, root, waitFor } from "./lib.mjs";
+import { AppSession, cli, cliBin, freePort, freshHome, root, waitFor } from "./lib.mjs";
 
 const json = (home, args) => JSON.parse(cli(home, [...args, "--json"]));
 
@@ -360,3 +360,48 @@ test("an HTTPS-only provider connects through the relay page from the window", {
 function execCli(home, args, input) {
   return execFileSync(cliBin, args, { env: { ...process.env, GRANTKEEPER_HOME: home }, input, encoding: "utf8", timeout: 60_000 });
 }
+
+test("demo mode: the values to register, and a fixed port set in the window is the one sent", { timeout: 240_000 }, async () => {
+  const home = freshHome();
+  const port = await freePort();
+  const log = join(mkdtempSync(join(tmpdir(), "gk-setup-demo-")), "browser.jsonl");
+  const app = await AppSession.start(
+    { GRANTKEEPER_HOME: home, BROWSER: testBrowser, GK_TEST_BROWSER_ACTION: "approve", GK_TEST_BROWSER_LOG: log },
+    ["--demo"],
+  );
+  try {
+    await app.waitContent('[data-tenant="demo-client"]', /Demo Client/);
+    await resize(app, 960, 600);
+    // The demo app is preselected: a public client, redirected to 127.0.0.1 on any port.
+    await app.clickOn('[data-action="connect"]');
+    await waitFor("the demo app's scopes", async () => /invoices\.read/.test(await registered(app, "scopes")));
+    assert.equal(await registered(app, "redirect_uri"), "http://127.0.0.1/callback");
+    assert.match(await registered(app, "client"), /Public client/);
+    await escape(app); // untouched: closes without asking
+    await gone(app, "[data-wizard]");
+
+    // A fixed port set on the app in its tenant's settings...
+    await app.clickOn('[data-tenant="demo-client"]');
+    await app.clickOn('[data-action="tenant-settings"]');
+    await press(app, '[data-provider-app="demo"] [data-action="edit-app"]');
+    await app.type('[data-app-editor="demo"] input[name="port"]', String(port));
+    await waitFor("the fixed-port URI", async () => (await registered(app, "redirect_uri")) === `http://127.0.0.1:${port}/callback`);
+    await press(app, '[data-action="save-app"]');
+    await app.waitMatch('[role="status"]', /Updated provider app demo: port/);
+    await app.exec("document.querySelector('[data-tenant-settings] [data-action=\"close\"]').click();");
+    await gone(app, "[data-tenant-settings]");
+
+    // ...is what the wizard shows and what the sign-in sends.
+    await app.clickOn('[data-action="connect"]');
+    await waitFor("the fixed-port URI in the wizard", async () => (await registered(app, "redirect_uri")) === `http://127.0.0.1:${port}/callback`);
+    await app.type('[data-wizard] input[name="name"]', "books");
+    await app.clickOn('[data-action="open-browser"]');
+    await app.waitMatch('[data-connection="books"]', /Active/, 90_000);
+    const visits = readFileSync(log, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l));
+    const sent = visits.map((v) => v.url ?? "").find((u) => u.includes("redirect_uri="));
+    assert.ok(sent, "the browser opened the authorization request");
+    assert.equal(new URL(sent).searchParams.get("redirect_uri"), `http://127.0.0.1:${port}/callback`);
+  } finally {
+    await app.stop();
+  }
+});
