@@ -41,8 +41,7 @@ export function ProviderAppEditor({ tenant, app, onSaved, onCancel }: Props) {
     relay_url: relay.trim() === "" ? null : relay.trim(),
     scopes: parseScopes(scopes),
     has_client_secret: hasSecret,
-    // Removing the secret makes a secret method public (the core does the same).
-    client_auth: secretChoice === "remove" && app.client_auth !== "private_key_jwt" ? ("none" as const) : app.client_auth,
+    client_auth: app.client_auth,
   };
   const registration = useRegistration(draft);
 

@@ -406,6 +406,10 @@ mod registration {
         );
         assert_eq!(r.client, ClientKind::Public);
         assert!(r.client_detail.contains("usually have a client secret"));
+        // A secret method without the secret (one being removed) is a public client.
+        let mut removing = draft("xero");
+        removing.client_auth = Some(crate::model::ClientAuth::ClientSecretBasic);
+        assert_eq!(registration(&removing).unwrap().client, ClientKind::Public);
     }
 
     #[test]
