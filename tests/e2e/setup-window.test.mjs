@@ -315,6 +315,16 @@ test("an HTTPS-only provider connects through the relay page from the window", {
     await app.clickOn('[data-action="connect"]');
     await app.choose('[data-wizard] select[name="provider_app"]', "New provider app");
     await app.clickOn('[data-wizard] [data-source="issuer"]');
+    // Slack: HTTPS redirects only, so the relay page is asked for at its field, with what to host.
+    await app.choose('[data-wizard] select[name="preset"]', "Slack (bot token)");
+    const slack = await app.waitText('[data-wizard] [data-field-error="relay_url"]');
+    assert.match(slack, /only HTTPS redirect URIs[\s\S]*relay\//);
+    assert.equal(await registered(app, "redirect_uri"), null, "no redirect URI to register until the relay page is known");
+    await app.choose('[data-wizard] select[name="redirect"]', "Relay page");
+    await app.type('[data-wizard] input[name="relay_url"]', "https://relay.example.com/grantkeeper/");
+    await waitFor("Slack's redirect URI", async () => (await registered(app, "redirect_uri")) === "https://relay.example.com/grantkeeper/");
+    await app.type('[data-wizard] input[name="relay_url"]', "");
+    // The provider this test can sign in to, Intuit-style (HTTPS only, a client secret).
     await app.choose('[data-wizard] select[name="preset"]', "Intuit QuickBooks Online");
     const why = await app.waitText('[data-wizard] [data-field-error="relay_url"]');
     assert.match(why, /only HTTPS redirect URIs/);

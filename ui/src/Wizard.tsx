@@ -61,6 +61,7 @@ export function Wizard({ initialTenant, reconsent, demo, onClose, onConnected, o
       <ConfirmDialog
         title={signingIn ? "Stop this sign-in?" : "Discard this form?"}
         confirmLabel={signingIn ? "Stop and close" : "Discard"}
+        cancelLabel={signingIn ? "Keep waiting" : "Keep editing"}
         danger
         onConfirm={() => {
           setConfirmClose(false);
