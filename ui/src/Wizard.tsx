@@ -46,37 +46,37 @@ export function Wizard({ initialTenant, reconsent, demo, onClose, onConnected, o
   const title = reconsent ? `Re-consent ${reconsent.label}` : "Connect account";
   return (
     <>
-    <Dialog label={title} onClose={requestClose} class="wizard" attrs={{ "data-wizard": "" }} closeOnBackdrop={false}>
-      <header class="dialog-head">
-        <h2 class="dialog-title">{title}</h2>
-        <button type="button" class="icon-btn x" data-action="close" aria-label="Close" onClick={requestClose} />
-      </header>
-      <div ref={body} class="wizard-body">
-        {flow.phase === "form" && !reconsent && <WizardForm model={form} onCancel={flow.close} />}
-        {flow.phase === "waiting" && flow.started && <WizardWaiting flow={flow} started={flow.started} />}
-        {flow.phase === "error" && <WizardError flow={flow} />}
-      </div>
-    </Dialog>
-    {confirmClose && (
-      <ConfirmDialog
-        title={signingIn ? "Stop this sign-in?" : "Discard this form?"}
-        confirmLabel={signingIn ? "Stop and close" : "Discard"}
-        cancelLabel={signingIn ? "Keep waiting" : "Keep editing"}
-        danger
-        onConfirm={() => {
-          setConfirmClose(false);
-          flow.close();
-        }}
-        onCancel={() => setConfirmClose(false)}
-        attrs={{ "data-confirm-close": "" }}
-      >
-        <p>
-          {signingIn
-            ? "The sign-in in your browser is still running. Closing stops it: nothing is stored, and you start again from the form."
-            : "What you entered in the form is lost when it closes."}
-        </p>
-      </ConfirmDialog>
-    )}
+      <Dialog label={title} onClose={requestClose} class="wizard" attrs={{ "data-wizard": "" }} closeOnBackdrop={false}>
+        <header class="dialog-head">
+          <h2 class="dialog-title">{title}</h2>
+          <button type="button" class="icon-btn x" data-action="close" aria-label="Close" onClick={requestClose} />
+        </header>
+        <div ref={body} class="wizard-body">
+          {flow.phase === "form" && !reconsent && <WizardForm model={form} onCancel={flow.close} />}
+          {flow.phase === "waiting" && flow.started && <WizardWaiting flow={flow} started={flow.started} />}
+          {flow.phase === "error" && <WizardError flow={flow} />}
+        </div>
+      </Dialog>
+      {confirmClose && (
+        <ConfirmDialog
+          title={signingIn ? "Stop this sign-in?" : "Discard this form?"}
+          confirmLabel={signingIn ? "Stop and close" : "Discard"}
+          cancelLabel={signingIn ? "Keep waiting" : "Keep editing"}
+          danger
+          onConfirm={() => {
+            setConfirmClose(false);
+            flow.close();
+          }}
+          onCancel={() => setConfirmClose(false)}
+          attrs={{ "data-confirm-close": "" }}
+        >
+          <p>
+            {signingIn
+              ? "The sign-in in your browser is still running. Closing stops it: nothing is stored, and you start again from the form."
+              : "What you entered in the form is lost when it closes."}
+          </p>
+        </ConfirmDialog>
+      )}
     </>
   );
 }
