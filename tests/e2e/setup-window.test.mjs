@@ -137,6 +137,8 @@ test("tenants: created at the first start and from the sidebar, renamed, deleted
     await app.clickOn('[data-action="rename-tenant"]');
     await app.waitContent('[data-tenant="acme-corp"]', /Acme Holdings/);
     assert.equal(json(home, ["tenant", "list"]).find((t) => t.tenant.slug === "acme-corp").tenant.name, "Acme Holdings");
+    const renamed = json(home, ["history", "--kind", "config_changed"]).filter((e) => e.detail?.change === "tenant_renamed");
+    assert.deepEqual(renamed.map((e) => e.detail.name), ["Acme Holdings"], "the rename is recorded");
 
     // Deleted: the confirmation says it revokes and crypto-shreds; the demo provider confirms.
     await press(app, '[data-action="delete-tenant"]');
@@ -275,6 +277,8 @@ test("the wizard shows what to register first; errors in view; Esc asks; apps ed
     await app.clickOn("[data-confirm-delete-app] [data-confirm]");
     assert.match(await app.waitMatch('[role="status"]', /Deleted provider app idp/, 60_000), /1 of 1 connection revoked at the provider/);
     assert.deepEqual(json(home, ["provider", "apps", "acme-corp"]), []);
+    const appDeleted = json(home, ["history", "--kind", "config_changed"]).filter((e) => e.detail?.change === "provider_app_deleted");
+    assert.equal(appDeleted.length, 1, "the deletion is recorded");
     assert.deepEqual(json(home, ["list"]), []);
     assert.ok((await idp.stats()).revocations >= 1, "the provider revoked the grant");
   } catch (e) {
