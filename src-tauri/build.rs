@@ -28,6 +28,11 @@ fn main() {
             "app_info",
             "create_tenant",
             "add_demo_provider",
+            "registration_values",
+            "edit_provider_app",
+            "delete_provider_app",
+            "rename_tenant",
+            "delete_tenant",
         ]),
     ))
     .expect("tauri build script");

@@ -7,6 +7,7 @@ mod demo;
 mod flows;
 mod memory;
 mod operations;
+mod settings;
 mod state;
 mod views;
 mod watch;
@@ -88,6 +89,11 @@ fn main() -> ExitCode {
             welcome::app_info,
             welcome::create_tenant,
             welcome::add_demo_provider,
+            settings::registration_values,
+            settings::edit_provider_app,
+            settings::delete_provider_app,
+            settings::rename_tenant,
+            settings::delete_tenant,
         ])
         .build(tauri::generate_context!())
         .expect("Grantkeeper's window failed to start")

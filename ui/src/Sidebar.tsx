@@ -13,9 +13,11 @@ type Props = {
   onView: (v: View) => void;
   onConnect: () => void;
   onSearch: () => void;
+  /** Opens the new-tenant dialog. */
+  onNewTenant?: () => void;
 };
 
-export function Sidebar({ status, view, tenant, onTenant, onView, onConnect, onSearch }: Props) {
+export function Sidebar({ status, view, tenant, onTenant, onView, onConnect, onSearch, onNewTenant }: Props) {
   const { tenants } = useShell();
   const ok = status !== null && status.error === null;
   const total = tenants.reduce((n, t) => n + t.connections, 0);
@@ -108,8 +110,13 @@ export function Sidebar({ status, view, tenant, onTenant, onView, onConnect, onS
                 </button>
               );
             })}
-            {tenants.length === 0 && <p class="side-empty">No tenants yet. Add one with <code>grantkeeper tenant add</code>.</p>}
+            {tenants.length === 0 && <p class="side-empty">No tenants yet: create one for each client workspace.</p>}
           </nav>
+          {onNewTenant && (
+            <button type="button" class="btn small new-tenant-btn" data-action="new-tenant" onClick={onNewTenant}>
+              <span aria-hidden="true">+</span> New tenant
+            </button>
+          )}
         </>
       )}
       <div class="side-spacer" />

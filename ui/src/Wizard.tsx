@@ -1,10 +1,10 @@
 // The connect wizard: its form (WizardForm), then the waiting step until `connect-finished`
 // (WizardWaiting), around one sign-in flow (useConnectFlow). Re-consent starts waiting.
-import { useEffect, useRef } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import type { Connection } from "./bindings/Connection";
 import type { ProviderApp } from "./bindings/ProviderApp";
 import type { TenantId } from "./bindings/TenantId";
-import { Dialog, focusables } from "./ui";
+import { ConfirmDialog, Dialog, focusables } from "./ui";
 import { type FinishFeed, type Reconsent, useConnectFlow } from "./useConnectFlow";
 import { WizardForm, useWizardForm } from "./WizardForm";
 import { WizardError, WizardWaiting } from "./WizardWaiting";
@@ -24,6 +24,13 @@ export function Wizard({ initialTenant, reconsent, demo, onClose, onConnected, o
   const flow = useConnectFlow({ reconsent, finish, onConnected, onClose });
   const form = useWizardForm({ initialTenant, reconsent: reconsent !== null, demo, onAppAdded, begin: flow.begin });
   const body = useRef<HTMLDivElement>(null);
+  const [confirmClose, setConfirmClose] = useState(false);
+  // Esc or the close button: a running sign-in or a changed form is not thrown away unasked.
+  const signingIn = flow.phase === "waiting" && flow.started !== null;
+  const requestClose = () => {
+    if (signingIn || (flow.phase === "form" && form.dirty)) setConfirmClose(true);
+    else flow.close();
+  };
 
   // Each step starts with the focus on its first control.
   const firstPhase = useRef(true);
@@ -38,16 +45,38 @@ export function Wizard({ initialTenant, reconsent, demo, onClose, onConnected, o
 
   const title = reconsent ? `Re-consent ${reconsent.label}` : "Connect account";
   return (
-    <Dialog label={title} onClose={flow.close} class="wizard" attrs={{ "data-wizard": "" }} closeOnBackdrop={false}>
-      <header class="dialog-head">
-        <h2 class="dialog-title">{title}</h2>
-        <button type="button" class="icon-btn x" data-action="close" aria-label="Close" onClick={flow.close} />
-      </header>
-      <div ref={body} class="wizard-body">
-        {flow.phase === "form" && !reconsent && <WizardForm model={form} onCancel={flow.close} />}
-        {flow.phase === "waiting" && flow.started && <WizardWaiting flow={flow} started={flow.started} />}
-        {flow.phase === "error" && <WizardError flow={flow} />}
-      </div>
-    </Dialog>
+    <>
+      <Dialog label={title} onClose={requestClose} class="wizard" attrs={{ "data-wizard": "" }} closeOnBackdrop={false}>
+        <header class="dialog-head">
+          <h2 class="dialog-title">{title}</h2>
+          <button type="button" class="icon-btn x" data-action="close" aria-label="Close" onClick={requestClose} />
+        </header>
+        <div ref={body} class="wizard-body">
+          {flow.phase === "form" && !reconsent && <WizardForm model={form} onCancel={flow.close} />}
+          {flow.phase === "waiting" && flow.started && <WizardWaiting flow={flow} started={flow.started} />}
+          {flow.phase === "error" && <WizardError flow={flow} />}
+        </div>
+      </Dialog>
+      {confirmClose && (
+        <ConfirmDialog
+          title={signingIn ? "Stop this sign-in?" : "Discard this form?"}
+          confirmLabel={signingIn ? "Stop and close" : "Discard"}
+          cancelLabel={signingIn ? "Keep waiting" : "Keep editing"}
+          danger
+          onConfirm={() => {
+            setConfirmClose(false);
+            flow.close();
+          }}
+          onCancel={() => setConfirmClose(false)}
+          attrs={{ "data-confirm-close": "" }}
+        >
+          <p>
+            {signingIn
+              ? "The sign-in in your browser is still running. Closing stops it: nothing is stored, and you start again from the form."
+              : "What you entered in the form is lost when it closes."}
+          </p>
+        </ConfirmDialog>
+      )}
+    </>
   );
 }

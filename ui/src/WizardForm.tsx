@@ -1,7 +1,7 @@
 // The connect wizard's form: tenant, provider app (existing or new from a preset, an issuer or
 // explicit endpoints), scopes, redirect mode and name. Its state lives in `useWizardForm`, held
 // by the wizard, so it outlasts the waiting step (a cancelled sign-in comes back to it).
-import { useEffect, useMemo, useRef, useState } from "preact/hooks";
+import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api, errorMessage, isOffline } from "./api";
 import type { ConnectStarted } from "./bindings/ConnectStarted";
 import type { ProviderApp } from "./bindings/ProviderApp";
@@ -10,6 +10,8 @@ import type { TenantId } from "./bindings/TenantId";
 import { useShell } from "./ctx";
 import { useBusy } from "./hooks";
 import { withHint } from "./online";
+import { RegisterValues, useRegistration } from "./RegisterValues";
+import { settingsApi } from "./settingsApi";
 import { Alert, BusyButton, RiskBadge, onText } from "./ui";
 import {
   type Source,
@@ -22,6 +24,9 @@ import {
   defaultVars,
   demoPreset,
   emptyForm,
+  fieldOfError,
+  redirectEdit,
+  registrationDraft,
   scopeOptions,
   suggestName,
   validate,
@@ -61,14 +66,26 @@ export function useWizardForm({ initialTenant, reconsent, demo, onAppAdded, begi
   const [apps, setApps] = useState<ProviderApp[] | null>(null);
   const [showErrors, setShowErrors] = useState(false);
   const [submitError, setSubmitError] = useState<string | null>(null);
+  /** A failure from the core about one field: shown next to it. */
+  const [fieldError, setFieldError] = useState<{ field: string; message: string } | null>(null);
+  /** The user changed something: closing asks first. */
+  const [dirty, setDirty] = useState(false);
+  /** Bumped whenever an error appears, so the form brings it into view. */
+  const [errorTick, setErrorTick] = useState(0);
   // Whether the user chose an app or preset: a late list of apps then keeps that choice.
   const userPicked = useRef(false);
 
-  const set = <K extends keyof Form>(k: K, v: Form[K]) => setForm((f) => ({ ...f, [k]: v }));
+  const setQuiet = <K extends keyof Form>(k: K, v: Form[K]) => setForm((f) => ({ ...f, [k]: v }));
+  /** A change the user made. */
+  const set = <K extends keyof Form>(k: K, v: Form[K]) => {
+    setDirty(true);
+    setFieldError(null);
+    setQuiet(k, v);
+  };
 
   // Tenants that arrive after the wizard opened: start with the first.
   useEffect(() => {
-    if (form.tenant === "" && tenants.length > 0) set("tenant", tenants[0].tenant.id);
+    if (form.tenant === "" && tenants.length > 0) setQuiet("tenant", tenants[0].tenant.id);
   }, [tenants]);
 
   // The tenant's provider apps; the first one is preselected, else a new one from the catalog.
@@ -99,7 +116,12 @@ export function useWizardForm({ initialTenant, reconsent, demo, onAppAdded, begi
   const preset = presetId ? (catalog.find((p) => p.id === presetId) ?? null) : null;
   const options = useMemo(() => scopeOptions(preset, app), [preset, app]);
   const scopes = chosenScopes(form, options);
-  const errors = showErrors ? validate(form, form.providerApp === "" ? preset : null) : {};
+  const registration = useRegistration(registrationDraft(form, app, scopes));
+  const problem = registration?.problem ?? null;
+  const errors: Record<string, string> = showErrors ? validate(form, form.providerApp === "" ? preset : null) : {};
+  // What the core says cannot work yet is shown at its field from the start.
+  if (problem && !errors[problem.field]) errors[problem.field] = problem.message;
+  if (fieldError) errors[fieldError.field] = fieldError.message;
 
   function selectApp(id: string, list: ProviderApp[] | null = apps) {
     const a = id === "" ? null : (list?.find((x) => x.id === id) ?? null);
@@ -112,6 +134,8 @@ export function useWizardForm({ initialTenant, reconsent, demo, onAppAdded, begi
         scopes: defaultScopes(fp, a),
         extraScopes: "",
         redirect: defaultRedirect(fp, a),
+        relayUrl: a ? (a.relay_url ?? "") : f.relayUrl,
+        port: a ? (a.redirect_port?.toString() ?? "") : f.port,
         name: touched.name ? f.name : a ? a.name : f.name,
       };
     });
@@ -141,10 +165,12 @@ export function useWizardForm({ initialTenant, reconsent, demo, onAppAdded, begi
     set("tenant", tenant);
   };
   const pickApp = (id: string) => {
+    setDirty(true);
     userPicked.current = true;
     selectApp(id);
   };
   const pickPreset = (id: string) => {
+    setDirty(true);
     userPicked.current = true;
     selectPreset(id);
   };
@@ -153,17 +179,37 @@ export function useWizardForm({ initialTenant, reconsent, demo, onAppAdded, begi
     setTouched((t) => ({ ...t, [k]: true }));
     set(k, v);
   };
-  const setVar = (name: string, value: string) => setForm((f) => ({ ...f, vars: { ...f.vars, [name]: value } }));
-  const toggleScope = (s: string, on: boolean) =>
+  const setVar = (name: string, value: string) => {
+    setDirty(true);
+    setForm((f) => ({ ...f, vars: { ...f.vars, [name]: value } }));
+  };
+  const toggleScope = (s: string, on: boolean) => {
+    setDirty(true);
     setForm((f) => ({ ...f, scopes: on ? [...f.scopes.filter((x) => x !== s), s] : f.scopes.filter((x) => x !== s) }));
+  };
 
   /** Registers the app when it is new, then starts the sign-in; false when the form is invalid. */
   const submit = (): boolean => {
     setShowErrors(true);
-    if (Object.keys(validate(form, form.providerApp === "" ? preset : null)).length > 0) return false;
+    setErrorTick((n) => n + 1);
+    if (Object.keys(validate(form, form.providerApp === "" ? preset : null)).length > 0 || fieldError) return false;
     setSubmitError(null);
+    const draft = registrationDraft(form, app, scopes);
     run("open-browser", async () => {
+      // What cannot sign in yet is refused at its field (computed now, not from the last keystroke).
+      const now = draft ? (await settingsApi.registrationValues(draft)).problem : null;
+      if (now) {
+        setFieldError({ field: now.field, message: now.message });
+        setErrorTick((n) => n + 1);
+        return;
+      }
       let appId = form.providerApp;
+      // An existing app gets the redirect settings chosen here (a relay page, a fixed port).
+      const edit = app ? redirectEdit(form, app) : null;
+      if (app && edit) {
+        const edited = await net(settingsApi.editProviderApp(form.tenant, app.id, edit), false);
+        setApps((l) => (l ?? []).map((a) => (a.id === app.id ? edited.app : a)));
+      }
       if (appId === "") {
         const created = await net(api.addProviderApp(form.tenant, buildSpec(form, scopes)));
         appId = created.id;
@@ -172,7 +218,13 @@ export function useWizardForm({ initialTenant, reconsent, demo, onAppAdded, begi
         onAppAdded(created);
       }
       begin(await net(api.startConnect(form.tenant, buildConnectForm(form, appId, scopes))));
-    }).catch((e) => setSubmitError(withHint(errorMessage(e), isOffline(e))));
+    }).catch((e) => {
+      const message = withHint(errorMessage(e), isOffline(e));
+      const field = fieldOfError(message);
+      if (field) setFieldError({ field, message });
+      else setSubmitError(message);
+      setErrorTick((n) => n + 1);
+    });
     return true;
   };
 
@@ -185,6 +237,9 @@ export function useWizardForm({ initialTenant, reconsent, demo, onAppAdded, begi
     options,
     scopes,
     errors,
+    registration,
+    dirty,
+    errorTick,
     busy,
     submitError,
     dismissSubmitError: () => setSubmitError(null),
@@ -205,7 +260,7 @@ type Props = { model: WizardFormModel; onCancel: () => void };
 export function WizardForm({ model, onCancel }: Props) {
   const { tenants, catalog } = useShell();
   const formRef = useRef<HTMLFormElement>(null);
-  const { form, set, apps, app, preset, options, scopes, errors, busy, submitError, dismissSubmitError } = model;
+  const { form, set, apps, app, preset, options, scopes, errors, busy, submitError, dismissSubmitError, registration, errorTick } = model;
   const { chooseTenant, pickApp, pickPreset, typed, setVar, toggleScope, submit } = model;
   const field = (name: string) => ({
     "aria-invalid": errors[name] ? ("true" as const) : undefined,
@@ -213,10 +268,22 @@ export function WizardForm({ model, onCancel }: Props) {
   });
   const err = (name: string) =>
     errors[name] ? (
-      <span class="field-error" id={`err-${name}`}>
+      <span class="field-error" id={`err-${name}`} data-field-error={name}>
         {errors[name]}
       </span>
     ) : null;
+
+  // A new error is brought into view: the first marked field gets the focus, else the alert
+  // beside the button shows.
+  useLayoutEffect(() => {
+    if (errorTick === 0) return;
+    const root = formRef.current;
+    const invalid = root?.querySelector<HTMLElement>("[aria-invalid='true']");
+    const target = invalid ?? root?.querySelector<HTMLElement>("[data-submit-error]");
+    if (!target) return;
+    target.scrollIntoView?.({ block: "center" });
+    invalid?.focus({ preventScroll: true });
+  }, [errorTick, submitError]);
 
   return (
     <>
@@ -227,11 +294,11 @@ export function WizardForm({ model, onCancel }: Props) {
         ref={formRef}
         onSubmit={(e) => {
           e.preventDefault();
-          if (!submit()) requestAnimationFrame(() => formRef.current?.querySelector<HTMLElement>("[aria-invalid='true']")?.focus());
+          submit();
         }}
       >
         {tenants.length === 0 ? (
-          <Alert message="There is no tenant yet. Create one on the command line: grantkeeper tenant add <name>." />
+          <Alert message="There is no tenant yet: create one with New tenant in the sidebar, then connect an account." />
         ) : (
           <>
             <div class="grid2">
@@ -377,9 +444,9 @@ export function WizardForm({ model, onCancel }: Props) {
                   </label>
                 </div>
                 <label class="field">
-                  <span>Client secret (optional, for confidential clients)</span>
+                  <span>Client secret (for confidential clients; leave empty for a public client)</span>
                   <input type="password" name="client_secret" autoComplete="off" value={form.clientSecret} {...onText((v) => set("clientSecret", v))} />
-                  <span class="hint">Stored in the keychain; it never comes back to this window.</span>
+                  <span class="hint">Stored encrypted under the tenant's key; it never comes back to this window.</span>
                 </label>
                 {preset?.redirect.note && <p class="muted small">{preset.redirect.note}</p>}
               </fieldset>
@@ -420,7 +487,7 @@ export function WizardForm({ model, onCancel }: Props) {
             <div class="grid2">
               <label class="field">
                 <span>Redirect</span>
-                <select name="redirect" value={form.redirect} onChange={(e) => set("redirect", e.currentTarget.value as RedirectMode)}>
+                <select name="redirect" value={form.redirect} onChange={(e) => set("redirect", e.currentTarget.value as RedirectMode)} {...field("redirect")}>
                   {(Object.keys(redirectLabels) as RedirectMode[]).map((m) => (
                     <option key={m} value={m} disabled={m === "loopback" && preset?.redirect.loopback === false}>
                       {redirectLabels[m]}
@@ -428,6 +495,7 @@ export function WizardForm({ model, onCancel }: Props) {
                   ))}
                 </select>
                 <span class="hint">{redirectHints[form.redirect]}</span>
+                {err("redirect")}
               </label>
               <label class="field">
                 <span>Connection name</span>
@@ -444,22 +512,42 @@ export function WizardForm({ model, onCancel }: Props) {
                 {err("name")}
               </label>
             </div>
-            {form.providerApp === "" && form.redirect === "relay" && (
+            {form.redirect !== "loopback" && (
               <label class="field">
-                <span>Relay page (https, registered as redirect URI)</span>
-                <input type="url" name="relay_url" value={form.relayUrl} {...onText((v) => set("relayUrl", v))} {...field("relay_url")} />
+                <span>Relay page (its HTTPS address is the redirect URI registered at the provider)</span>
+                <input type="url" name="relay_url" placeholder="https://you.example.com/grantkeeper-relay/" value={form.relayUrl} {...onText((v) => set("relayUrl", v))} {...field("relay_url")} />
+                <span class="hint">
+                  For providers that accept only HTTPS redirects (Slack, Intuit): host the static page in the <code>relay/</code> folder
+                  of Grantkeeper's repository on any HTTPS host (see “Signing in: redirects” in the README). It passes the sign-in
+                  answer on to Grantkeeper on this computer and keeps nothing.
+                </span>
                 {err("relay_url")}
               </label>
             )}
-            {form.providerApp === "" && form.redirect === "loopback" && preset?.redirect.fixed_port && (
+            {form.redirect !== "relay" && (
               <label class="field">
-                <span>Loopback port registered at the provider</span>
-                <input type="number" name="port" min={1} max={65535} value={form.port} {...onText((v) => set("port", v))} {...field("port")} />
+                <span>{preset?.redirect.fixed_port ? "Loopback port registered at the provider" : "Fixed loopback port (optional)"}</span>
+                <input
+                  type="number"
+                  name="port"
+                  min={1}
+                  max={65535}
+                  placeholder={registration?.port ? String(registration.port) : "any free port"}
+                  value={form.port}
+                  {...onText((v) => set("port", v))}
+                  {...field("port")}
+                />
                 {err("port")}
               </label>
             )}
 
-            {submitError && <Alert message={submitError} onDismiss={dismissSubmitError} />}
+            <RegisterValues reg={registration} />
+
+            {submitError && (
+              <div data-submit-error>
+                <Alert message={submitError} onDismiss={dismissSubmitError} />
+              </div>
+            )}
 
             <div class="dialog-actions">
               <button type="button" class="btn" onClick={onCancel}>

@@ -124,6 +124,22 @@ const state = vi.hoisted(() => ({
   refreshedLate: [] as ((e: RefreshedLate) => void)[],
 }));
 
+// The core computes what to register; here every form can sign in.
+vi.mock("./settingsApi", async (importOriginal) => {
+  const real = await importOriginal<typeof import("./settingsApi")>();
+  const registrationValues = vi.fn(async () => ({
+    redirect: "loopback",
+    port: null,
+    redirect_uri: "http://127.0.0.1/callback",
+    redirect_detail: "",
+    scopes: [],
+    client: "public",
+    client_detail: "",
+    problem: null,
+  }));
+  return { ...real, settingsApi: { ...real.settingsApi, registrationValues } };
+});
+
 vi.mock("./api", async (importOriginal) => {
   const real = await importOriginal<typeof import("./api")>();
   const api = {

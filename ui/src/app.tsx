@@ -19,6 +19,7 @@ import { deleteNote } from "./revoke";
 import { Search } from "./Search";
 import type { SearchItem } from "./search";
 import { Sidebar, type View } from "./Sidebar";
+import { NewTenantDialog, TenantSettings } from "./TenantSettings";
 import { Alert } from "./ui";
 import { type Reconsent, useFinishFeed } from "./useConnectFlow";
 import { useDetail } from "./useDetail";
@@ -36,6 +37,7 @@ export function App() {
   const [view, setView] = useState<View>("connections");
   const [wizard, setWizard] = useState<{ reconsent: Reconsent | null } | null>(null);
   const [changeTick, setChangeTick] = useState(0);
+  const [tenantDialog, setTenantDialog] = useState<"settings" | "new" | null>(null);
   const [reveal, setReveal] = useState<{ id: string; seq: number } | null>(null);
   const revealSeq = useRef(0);
 
@@ -196,6 +198,7 @@ export function App() {
           }}
           onConnect={openWizard}
           onSearch={() => search.setOpen(true)}
+          onNewTenant={() => setTenantDialog("new")}
         />
         <main>
           {!ok && (
@@ -229,6 +232,11 @@ export function App() {
               <div class="list-pane">
                 <header class="view-head">
                   <h1>{title}</h1>
+                  {tenant !== null && (
+                    <button type="button" class="btn small head-actions" data-action="tenant-settings" onClick={() => setTenantDialog("settings")}>
+                      Tenant settings
+                    </button>
+                  )}
                 </header>
                 <ConnectionsView
                   connections={connections}
@@ -288,6 +296,34 @@ export function App() {
       </div>
 
       <WelcomeAndAbout status={status} onChanged={loadTenants} />
+      {tenantDialog === "new" && (
+        <NewTenantDialog
+          onClose={() => setTenantDialog(null)}
+          onCreated={(t) => {
+            setTenantDialog(null);
+            showNote(`Created tenant ${t.name} (${t.slug} on the command line).`);
+            loadTenants();
+            selectTenant(t.id);
+          }}
+        />
+      )}
+      {tenantDialog === "settings" && tenant !== null && tenants.some((t) => t.tenant.id === tenant) && (
+        <TenantSettings
+          summary={tenants.find((t) => t.tenant.id === tenant)!}
+          onClose={() => setTenantDialog(null)}
+          onChanged={() => {
+            loadTenants();
+            void loadConnections(latest.current.tenant, false);
+          }}
+          onConnectionsDeleted={closeDetail}
+          onDeleted={() => {
+            setTenantDialog(null);
+            closeDetail(); // its connections are gone with it (the deletion's note says so)
+            selectTenant(null);
+            loadTenants();
+          }}
+        />
+      )}
       {search.open && <Search items={search.index.items} loading={search.loading} onPick={pick} onClose={() => search.setOpen(false)} />}
       {wizard && (
         <Wizard

@@ -175,6 +175,8 @@ type ConfirmProps = {
   title: string;
   children?: ComponentChildren;
   confirmLabel: string;
+  /** The label of the button that keeps things as they are ("Cancel" by default). */
+  cancelLabel?: string;
   danger?: boolean;
   busy?: boolean;
   onConfirm: () => void;
@@ -183,14 +185,14 @@ type ConfirmProps = {
 };
 
 /** A confirm dialog: `[data-confirm]` and `[data-cancel]` buttons; Cancel has the focus first. */
-export function ConfirmDialog({ title, children, confirmLabel, danger, busy = false, onConfirm, onCancel, attrs }: ConfirmProps) {
+export function ConfirmDialog({ title, children, confirmLabel, cancelLabel = "Cancel", danger, busy = false, onConfirm, onCancel, attrs }: ConfirmProps) {
   return (
     <Dialog label={title} onClose={() => !busy && onCancel()} class="confirm" attrs={attrs}>
       <h2 class="dialog-title">{title}</h2>
       <div class="dialog-body">{children}</div>
       <div class="dialog-actions">
         <button type="button" class="btn" data-cancel data-autofocus onClick={onCancel} disabled={busy}>
-          Cancel
+          {cancelLabel}
         </button>
         <button
           type="button"

@@ -4,7 +4,9 @@
 import type { ConnectForm } from "./bindings/ConnectForm";
 import type { Preset } from "./bindings/Preset";
 import type { ProviderApp } from "./bindings/ProviderApp";
+import type { ProviderAppEdit } from "./bindings/ProviderAppEdit";
 import type { ProviderAppSpec } from "./bindings/ProviderAppSpec";
+import type { RegistrationDraft } from "./bindings/RegistrationDraft";
 import type { RedirectMode } from "./bindings/RedirectMode";
 import type { Risk } from "./bindings/Risk";
 
@@ -179,7 +181,7 @@ export function buildSpec(form: WizardForm, scopes: string[]): ProviderAppSpec {
     scopes: scopes.length > 0 ? scopes : null,
     redirect: form.redirect,
     port: form.port.trim() === "" ? null : Number(form.port),
-    relay_url: form.redirect === "relay" && form.relayUrl.trim() !== "" ? form.relayUrl.trim() : null,
+    relay_url: form.redirect !== "loopback" && form.relayUrl.trim() !== "" ? form.relayUrl.trim() : null,
   };
 }
 
@@ -201,4 +203,67 @@ export function demoPreset(catalog: Preset[]): Preset | null {
     catalog.find((p) => /demo/i.test(p.id) && /grantkeeper/i.test(p.name)) ??
     null
   );
+}
+
+/** A port typed in the form, or null when empty or not a port. */
+export function portOf(text: string): number | null {
+  const p = Number(text.trim());
+  return text.trim() !== "" && Number.isInteger(p) && p >= 1 && p <= 65535 ? p : null;
+}
+
+/** The settings the core computes the registration values from: the form's (a new app), or the
+ * chosen app's with the form's redirect, port and relay page. */
+export function registrationDraft(form: WizardForm, app: ProviderApp | null, scopes: string[]): RegistrationDraft | null {
+  if (form.tenant === "") return null;
+  const relay = form.relayUrl.trim() === "" ? null : form.relayUrl.trim();
+  if (app)
+    return {
+      preset: app.preset,
+      redirect: form.redirect,
+      port: portOf(form.port),
+      relay_url: relay,
+      scopes: scopes.length > 0 ? scopes : app.default_scopes,
+      has_client_secret: app.has_client_secret,
+      client_auth: app.client_auth,
+    };
+  return {
+    preset: form.preset === "" ? null : form.preset,
+    redirect: form.redirect,
+    port: portOf(form.port),
+    relay_url: relay,
+    scopes: scopes.length > 0 ? scopes : null,
+    has_client_secret: form.clientSecret !== "",
+  };
+}
+
+/** What the form changes in an existing app's redirect settings (its redirect, port and relay
+ * page, kept for later sign-ins), or null when nothing. */
+export function redirectEdit(form: WizardForm, app: ProviderApp): ProviderAppEdit | null {
+  const relay = form.relayUrl.trim() === "" ? null : form.relayUrl.trim();
+  const port = portOf(form.port);
+  const edit: ProviderAppEdit = { client_id: null, client_secret: null, remove_client_secret: false, scopes: null, redirect: null };
+  let changed = false;
+  if (form.redirect !== app.redirect_mode) {
+    edit.redirect = form.redirect;
+    changed = true;
+  }
+  if (relay !== app.relay_url) {
+    edit.relay_url = relay;
+    changed = true;
+  }
+  if (port !== app.redirect_port && form.redirect !== "relay") {
+    edit.port = port;
+    changed = true;
+  }
+  return changed ? edit : null;
+}
+
+/** The form field a failure from the core is about, when its message names one. */
+export function fieldOfError(message: string): string | null {
+  if (/relay/i.test(message)) return "relay_url";
+  if (/provider app '.*' already exists/i.test(message)) return "app_name";
+  if (/connection '.*' already exists/i.test(message)) return "name";
+  if (/\bport\b/i.test(message)) return "port";
+  if (/client id/i.test(message)) return "client_id";
+  return null;
 }

@@ -160,3 +160,86 @@ fn provider_apps_are_edited_and_deleted_with_their_connections() {
     assert!(changes.contains(&"provider_app_deleted"), "{changes:?}");
     assert!(cli.assert_no_secret_leaked() > 10);
 }
+
+#[test]
+fn provider_add_says_what_to_register_and_tenant_delete_revokes_first() {
+    let idp = Idp::start(&json!({}));
+    let cli = Cli::new();
+    cli.run(&["tenant", "add", "Acme", "--slug", "acme"]).ok();
+    let added = cli
+        .run(&[
+            "provider",
+            "add",
+            "acme/idp",
+            "--issuer",
+            &idp.issuer,
+            "--client-id",
+            "grantkeeper-test",
+            "--scopes",
+            "openid offline_access",
+        ])
+        .ok()
+        .stdout
+        .clone();
+    assert!(
+        added.contains("register this redirect URI: http://127.0.0.1/callback"),
+        "{added}"
+    );
+    assert!(
+        added.contains("scopes to allow: openid offline_access"),
+        "{added}"
+    );
+    assert!(added.contains("A public client"), "{added}");
+    // A provider matching the port too gets a fixed one; an HTTPS-only one is told about the relay.
+    let fixed = cli
+        .run(&[
+            "provider",
+            "add",
+            "acme/sf",
+            "--preset",
+            "salesforce",
+            "--client-id",
+            "x",
+        ])
+        .ok()
+        .stdout
+        .clone();
+    assert!(
+        fixed.contains("register this redirect URI: http://127.0.0.1:8765/callback"),
+        "{fixed}"
+    );
+    let https_only = cli
+        .run(&[
+            "provider",
+            "add",
+            "acme/slack",
+            "--preset",
+            "slack",
+            "--client-id",
+            "x",
+        ])
+        .ok()
+        .stdout
+        .clone();
+    assert!(https_only.contains("before signing in:"), "{https_only}");
+    assert!(https_only.contains("relay/"), "{https_only}");
+
+    // Deleting the tenant revokes its grant at the provider first, and says so.
+    cli.run(&["connect", "acme/crm", "--provider", "idp"]).ok();
+    let revoked_before = idp.stats()["grants_revoked"].as_i64().unwrap();
+    let deleted = cli
+        .run(&["tenant", "delete", "acme", "--yes", "--json"])
+        .ok()
+        .json();
+    assert_eq!(deleted["deleted"], "acme");
+    assert_eq!(deleted["connections"][0]["name"], "crm");
+    assert_eq!(
+        deleted["connections"][0]["revocation"]["revoked_at_provider"],
+        true
+    );
+    assert!(idp.stats()["grants_revoked"].as_i64().unwrap() > revoked_before);
+    assert_eq!(
+        cli.run(&["tenant", "list", "--json"]).ok().json(),
+        json!([])
+    );
+}

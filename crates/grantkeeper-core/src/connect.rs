@@ -192,8 +192,7 @@ impl TenantVault<'_> {
             RedirectMode::Relay => {
                 let relay = app.relay_url.clone().ok_or_else(|| {
                     Error::Invalid(
-                        "this provider app has no relay URL: set one, or use --redirect paste"
-                            .into(),
+                        "this provider app has no relay page: give the HTTPS address of its relay page (the relay URL), or sign in by pasting the address".into(),
                     )
                 })?;
                 let l = LoopbackListener::bind(app.redirect_port).map_err(oauth)?;
@@ -207,7 +206,7 @@ impl TenantVault<'_> {
                     (None, Some(port)) => format!("http://127.0.0.1:{port}/callback"),
                     (None, None) => {
                         return Err(Error::Invalid(
-                            "a pasted redirect needs a registered redirect URI: set a relay URL or a fixed port on the provider app".into(),
+                            "a pasted address needs a registered redirect URI: give the provider app a relay page (the relay URL) or a fixed port".into(),
                         ))
                     }
                 };

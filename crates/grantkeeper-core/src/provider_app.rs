@@ -4,6 +4,7 @@
 //! refreshes, revocation and introspection alike.
 
 mod edit;
+mod registration;
 #[cfg(test)]
 mod tests;
 
@@ -25,6 +26,10 @@ use crate::secret::ClientSecret;
 use crate::vault::{NewProviderApp, TenantVault};
 
 pub use edit::{ProviderAppEdit, ProviderAppEdited};
+pub use registration::{
+    registration, ClientKind, Registration, RegistrationDraft, RegistrationField,
+    RegistrationProblem, DEFAULT_FIXED_PORT,
+};
 
 /// Where a provider app's endpoints come from.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, TS)]
@@ -159,19 +164,15 @@ impl TenantVault<'_> {
             .client_auth
             .or_else(|| default_client_auth(preset_auth, has_secret, &advertised));
         let client_key = client_key_for(client_auth, has_secret)?;
-        let default_scopes = match (spec.scopes, preset) {
-            (Some(s), _) => s,
-            (None, Some(p)) => p.default_scopes.clone(),
-            (None, None) => vec!["openid".into(), "offline_access".into()],
-        };
-        let redirect_mode = match (spec.redirect, preset) {
-            (Some(r), _) => r,
-            (None, Some(p)) if p.redirect.https_only && spec.relay_url.is_some() => {
-                RedirectMode::Relay
-            }
-            (None, Some(p)) if p.redirect.https_only => RedirectMode::Paste,
-            _ => RedirectMode::Loopback,
-        };
+        let settings = registration(&RegistrationDraft {
+            preset: spec.preset.clone(),
+            redirect: spec.redirect,
+            port: spec.port,
+            relay_url: spec.relay_url.clone(),
+            scopes: spec.scopes.clone(),
+            has_client_secret: has_secret,
+            client_auth,
+        })?;
         self.add_provider_app(
             NewProviderApp {
                 name: spec.name,
@@ -181,10 +182,10 @@ impl TenantVault<'_> {
                 client_secret: spec.client_secret,
                 client_auth,
                 client_key: client_key.map(|k| k.to_secret()),
-                redirect_mode,
-                redirect_port: spec.port,
+                redirect_mode: settings.redirect,
+                redirect_port: settings.port,
                 relay_url: spec.relay_url,
-                default_scopes,
+                default_scopes: settings.scopes,
             },
             actor,
         )
@@ -243,7 +244,7 @@ impl AppContext {
         });
         preset_default.ok_or_else(|| {
             OAuthError::Config(
-                "the provider app has no revocation endpoint: revoke the grant in the provider's own console, or register the app again with its revocation URL (--revoke-url)".into(),
+                "the provider app has no revocation endpoint: revoke the grant in the provider's own console, or register the app again with its revocation endpoint".into(),
             )
         })
     }

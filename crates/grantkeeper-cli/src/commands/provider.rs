@@ -7,7 +7,9 @@ use clap::{Subcommand, ValueEnum};
 use grantkeeper_core::audit::{Actor, ActorKind};
 use grantkeeper_core::catalog::{Catalog, ClientAuth};
 use grantkeeper_core::model::RedirectMode;
-use grantkeeper_core::provider_app::{EndpointSource, ProviderAppEdit, ProviderAppSpec};
+use grantkeeper_core::provider_app::{
+    registration, EndpointSource, ProviderAppEdit, ProviderAppSpec, RegistrationDraft,
+};
 use grantkeeper_core::secret::ClientSecret;
 
 use super::split_ref;
@@ -311,8 +313,21 @@ pub fn run(cmd: &ProviderCommand, out: &Output) -> Result<(), Failure> {
                 },
                 &Actor::new(ActorKind::Cli),
             )?;
+            let register = registration(&RegistrationDraft::of(&app))?;
             out.value(&app, || {
                 let mut text = format!("added provider app {}/{}", t.slug, app.name);
+                match (&register.redirect_uri, &register.problem) {
+                    (Some(uri), None) => {
+                        text.push_str(&format!("\nregister this redirect URI: {uri}"));
+                    }
+                    (_, Some(p)) => text.push_str(&format!("\nbefore signing in: {}", p.message)),
+                    (None, None) => {}
+                }
+                text.push_str(&format!(
+                    "\nscopes to allow: {}\n{}",
+                    register.scopes.join(" "),
+                    register.client_detail
+                ));
                 if app.client_auth == Some(ClientAuth::PrivateKeyJwt) {
                     text.push_str(&format!(
                         "\nregister its public key at the provider: grantkeeper provider jwk {}/{}",

@@ -28,7 +28,8 @@ pub enum TenantCommand {
         /// New display name.
         name: String,
     },
-    /// Delete a tenant, its connections, keychain entries and data key.
+    /// Delete a tenant: its grants are revoked at their providers, then its connections,
+    /// keychain entries and data key are deleted.
     Delete {
         /// Slug or id.
         tenant: String,
@@ -74,8 +75,27 @@ pub fn run(cmd: &TenantCommand, out: &Output) -> Result<(), Failure> {
                     t.slug
                 )));
             }
-            vault.delete_tenant(&t.id, &actor)?;
-            out.message(&format!("deleted tenant {}", t.slug))?;
+            let deleted = vault.revoke_and_delete_tenant(&t.id, &actor)?;
+            let summary = serde_json::json!({ "deleted": t.slug, "connections": deleted });
+            out.value(&summary, || {
+                let mut text = format!(
+                    "deleted tenant {}: its keys are gone, so no copy of its data can be decrypted",
+                    t.slug
+                );
+                for d in &deleted {
+                    let what = d
+                        .revocation
+                        .as_ref()
+                        .map_or("it was revoked already", |r| r.detail.as_str());
+                    text.push_str(&format!("\ndeleted {}/{}; {what}", t.slug, d.name));
+                }
+                text
+            })?;
+            for d in &deleted {
+                if let Some(outcome) = &d.revocation {
+                    super::revoke::confirmed(&format!("{}/{}", t.slug, d.name), outcome)?;
+                }
+            }
         }
     }
     Ok(())

@@ -725,3 +725,57 @@ fn self_hosted_override_keeps_the_quirks() {
         Some("https://account.docusign.com/oauth/token")
     );
 }
+
+/// Redirect notes name what Grantkeeper really sends: 127.0.0.1 (a `localhost` only beside it,
+/// as what a provider documents), the /callback path, and a port exactly when the preset needs
+/// one; the registration computed for the preset is that URI.
+#[test]
+fn redirect_notes_name_the_uri_the_app_sends() {
+    use crate::provider_app::{registration, RegistrationDraft};
+    let urls = |note: &str| -> Vec<String> {
+        note.match_indices("http://")
+            .map(|(i, _)| {
+                let rest = &note[i..];
+                let end = rest
+                    .find(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | ')' | '\''))
+                    .unwrap_or(rest.len());
+                rest[..end].trim_end_matches('.').to_owned()
+            })
+            .collect()
+    };
+    for p in &catalog().providers {
+        let Some(note) = &p.redirect.note else {
+            continue;
+        };
+        let draft = RegistrationDraft {
+            preset: Some(p.id.clone()),
+            ..RegistrationDraft::default()
+        };
+        let registered = registration(&draft).unwrap();
+        for u in urls(note) {
+            if u.starts_with("http://localhost") {
+                assert!(
+                    note.contains("127.0.0.1"),
+                    "{}: localhost without 127.0.0.1: {note}",
+                    p.id
+                );
+                continue;
+            }
+            let shape = if p.redirect.fixed_port {
+                "http://127.0.0.1:<port>/callback"
+            } else {
+                "http://127.0.0.1/callback"
+            };
+            assert_eq!(u.as_str(), shape, "{}: {note}", p.id);
+            let sent = registered.redirect_uri.as_deref().unwrap();
+            assert_eq!(sent.replace(":8765", ":<port>"), shape, "{}", p.id);
+        }
+        if p.redirect.https_only {
+            assert!(
+                note.contains("relay/"),
+                "{}: name the relay page: {note}",
+                p.id
+            );
+        }
+    }
+}

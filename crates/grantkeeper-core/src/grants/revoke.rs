@@ -5,15 +5,47 @@ use crate::audit::{Actor, EventKind, NewEvent};
 use crate::catalog::Revocation;
 use crate::deadline::Deadline;
 use crate::error::{Error, Result};
-use crate::model::{ConnectionId, ConnectionStatus};
+use crate::model::{ConnectionId, ConnectionStatus, TenantId};
 use crate::oauth::protocol::Revocable;
 use crate::oauth::OAuthError;
 use crate::secret::{AccessToken, RefreshToken};
-use crate::vault::TenantVault;
+use crate::vault::{ConnectionFilter, TenantVault, Vault};
 use serde_json::json;
 
 use super::{DeletedConnection, RevokeOutcome};
 use crate::store::{SecretColumn, LOCK_WAIT};
+
+impl Vault {
+    /// Deletes a tenant after revoking each of its grants at the provider (a provider that does
+    /// not confirm does not stop the deletion: its outcome says so); then
+    /// [`Vault::delete_tenant`] removes its keys, which crypto-shreds whatever copies remain.
+    pub fn revoke_and_delete_tenant(
+        &self,
+        id: &TenantId,
+        actor: &Actor,
+    ) -> Result<Vec<DeletedConnection>> {
+        let scope = self.tenant(id)?;
+        let filter = ConnectionFilter {
+            tenant: Some(id.clone()),
+            status: None,
+        };
+        let mut deleted = Vec::new();
+        for c in self.connections(&filter)? {
+            let revocation = if c.status == ConnectionStatus::Revoked {
+                None
+            } else {
+                Some(scope.revoke(&c.id, actor)?)
+            };
+            deleted.push(DeletedConnection {
+                name: c.name,
+                revocation,
+            });
+        }
+        drop(scope);
+        self.delete_tenant(id, actor)?;
+        Ok(deleted)
+    }
+}
 
 impl TenantVault<'_> {
     /// Deletes a connection, revoking its grant at the provider first when `revoke` is set and

@@ -2,23 +2,26 @@
 //! a `config_changed` event naming what changed (never a secret's value). Deleting one is in
 //! [`crate::grants`], which revokes its connections first.
 
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::json;
 use ts_rs::TS;
 
 use crate::audit::{Actor, EventKind, NewEvent};
 use crate::error::{Error, Result};
-use crate::model::{ProviderApp, RedirectMode};
+use crate::model::{ClientAuth, ProviderApp, RedirectMode};
 use crate::secret::ClientSecret;
 use crate::store::SecretChange;
 use crate::vault::TenantVault;
 
-/// What to change in a provider app; `None` keeps a setting.
-#[derive(Debug, Default)]
+/// What to change in a provider app; `None` (or a missing field) keeps a setting.
+#[derive(Debug, Default, Deserialize, TS)]
+#[ts(export)]
+#[serde(default)]
 pub struct ProviderAppEdit {
     /// A new client id (the app's grants were issued to the old one: they need a new consent).
     pub client_id: Option<String>,
     /// A new client secret.
+    #[ts(type = "string | null")]
     pub client_secret: Option<ClientSecret>,
     /// Remove the client secret (a public client from now on).
     pub remove_client_secret: bool,
@@ -26,9 +29,13 @@ pub struct ProviderAppEdit {
     pub scopes: Option<Vec<String>>,
     /// A new redirect mode.
     pub redirect: Option<RedirectMode>,
-    /// A new fixed loopback port, or `Some(None)` for none.
+    /// A new fixed loopback port, or `Some(None)` (`null`) for none.
+    #[serde(deserialize_with = "set_or_clear")]
+    #[ts(optional, type = "number | null")]
     pub port: Option<Option<u16>>,
-    /// A new relay page, or `Some(None)` for none.
+    /// A new relay page, or `Some(None)` (`null`) for none.
+    #[serde(deserialize_with = "set_or_clear")]
+    #[ts(optional, type = "string | null")]
     pub relay_url: Option<Option<String>>,
 }
 
@@ -77,6 +84,21 @@ impl TenantVault<'_> {
         if !matches!(secret, SecretChange::Keep) {
             note("client secret");
         }
+        // The authentication method follows the secret: without one the app is a public
+        // client; a secret given to a public client is sent (as its preset says).
+        match (&secret, app.client_auth) {
+            (
+                SecretChange::Remove,
+                Some(ClientAuth::ClientSecretBasic | ClientAuth::ClientSecretPost),
+            ) => app.client_auth = Some(ClientAuth::None),
+            (SecretChange::Set(_), Some(ClientAuth::None)) => app.client_auth = None,
+            (SecretChange::Set(_), Some(ClientAuth::PrivateKeyJwt)) => {
+                return Err(Error::Invalid(
+                    "this provider app signs in with its key pair (private_key_jwt) and sends no client secret".into(),
+                ))
+            }
+            _ => {}
+        }
         if let Some(scopes) = edit.scopes.filter(|s| *s != app.default_scopes) {
             app.default_scopes = scopes;
             note("scopes");
@@ -98,7 +120,8 @@ impl TenantVault<'_> {
         }
         if app.redirect_mode == RedirectMode::Relay && app.relay_url.is_none() {
             return Err(Error::Invalid(
-                "a relay redirect needs the relay page's HTTPS URL: give one".into(),
+                "a relay redirect needs the relay page's HTTPS address (the relay URL): give one"
+                    .into(),
             ));
         }
         if changed.is_empty() {
@@ -126,4 +149,13 @@ impl TenantVault<'_> {
             reconsent,
         })
     }
+}
+
+/// A field that is missing keeps the setting (`None`), `null` clears it (`Some(None)`).
+fn set_or_clear<'de, D, T>(d: D) -> std::result::Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }

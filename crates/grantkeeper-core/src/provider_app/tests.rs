@@ -311,3 +311,162 @@ fn discovery_decides_the_authentication_method_when_none_is_chosen() {
     assert_eq!(posted.client_auth, Some(ClientSecretPost));
     assert!(t.client_jwk("posted").is_err());
 }
+
+#[test]
+fn removing_the_secret_makes_a_secret_method_public_and_a_new_secret_is_sent() {
+    use crate::model::ClientAuth;
+    let (_dir, _kc, v) = temp_vault();
+    let t = acme(&v);
+    let mut spec = public_app("idp", Endpoints::default());
+    spec.client_secret = Some(ClientSecret::new("first-secret"));
+    spec.client_auth = Some(ClientAuth::ClientSecretPost);
+    t.add_provider_app(spec, &cli()).unwrap();
+    let remove = ProviderAppEdit {
+        remove_client_secret: true,
+        ..ProviderAppEdit::default()
+    };
+    let edited = t.edit_provider_app("idp", remove, &cli()).unwrap();
+    assert_eq!(edited.changed, ["client secret"]);
+    // Read back through the settings' MAC: the method is stored with the secret's removal.
+    let app = t.provider_app("idp").unwrap();
+    assert_eq!(
+        (app.has_client_secret, app.client_auth),
+        (false, Some(ClientAuth::None))
+    );
+    let registered = super::registration(&super::RegistrationDraft::of(&app)).unwrap();
+    assert_eq!(registered.client, super::ClientKind::Public);
+
+    // A secret again: sent as the preset says (no method of its own), a confidential client.
+    let set = ProviderAppEdit {
+        client_secret: Some(ClientSecret::new("second-secret")),
+        ..ProviderAppEdit::default()
+    };
+    t.edit_provider_app("idp", set, &cli()).unwrap();
+    let app = t.provider_app("idp").unwrap();
+    assert_eq!((app.has_client_secret, app.client_auth), (true, None));
+    let registered = super::registration(&super::RegistrationDraft::of(&app)).unwrap();
+    assert_eq!(registered.client, super::ClientKind::Confidential);
+}
+
+#[test]
+fn an_edit_from_the_window_keeps_what_it_does_not_name_and_null_clears() {
+    let keep: ProviderAppEdit = serde_json::from_str(r#"{"client_id": "x"}"#).unwrap();
+    assert_eq!((keep.port, keep.relay_url), (None, None));
+    let clear: ProviderAppEdit =
+        serde_json::from_str(r#"{"port": null, "relay_url": null}"#).unwrap();
+    assert_eq!((clear.port, clear.relay_url), (Some(None), Some(None)));
+    let set: ProviderAppEdit =
+        serde_json::from_str(r#"{"port": 8765, "relay_url": "https://r.example/relay/"}"#).unwrap();
+    assert_eq!(set.port, Some(Some(8765)));
+    assert_eq!(set.relay_url, Some(Some("https://r.example/relay/".into())));
+}
+
+mod registration {
+    use super::super::{registration, ClientKind, RegistrationDraft, RegistrationField};
+    use crate::model::RedirectMode;
+
+    fn draft(preset: &str) -> RegistrationDraft {
+        RegistrationDraft {
+            preset: Some(preset.into()),
+            ..RegistrationDraft::default()
+        }
+    }
+
+    #[test]
+    fn a_loopback_redirect_is_shown_as_the_app_sends_it() {
+        // Any port: the path on 127.0.0.1, and what is sent.
+        let r = registration(&draft("github")).unwrap();
+        assert_eq!(r.redirect, RedirectMode::Loopback);
+        assert_eq!(r.redirect_uri.as_deref(), Some("http://127.0.0.1/callback"));
+        assert!(r
+            .redirect_detail
+            .contains("http://127.0.0.1:<port>/callback"));
+        assert_eq!(r.port, None);
+        assert_eq!(r.problem, None);
+        // A provider that matches the port too: the default port, or the chosen one.
+        let r = registration(&draft("salesforce")).unwrap();
+        assert_eq!(
+            r.redirect_uri.as_deref(),
+            Some("http://127.0.0.1:8765/callback")
+        );
+        assert_eq!(r.port, Some(super::super::DEFAULT_FIXED_PORT));
+        let mut chosen = draft("xero");
+        chosen.port = Some(9100);
+        let r = registration(&chosen).unwrap();
+        assert_eq!(
+            r.redirect_uri.as_deref(),
+            Some("http://127.0.0.1:9100/callback")
+        );
+        assert_eq!(
+            r.scopes,
+            crate::catalog::Catalog::builtin()
+                .get("xero")
+                .unwrap()
+                .default_scopes
+        );
+        assert_eq!(r.client, ClientKind::Public);
+        assert!(r.client_detail.contains("usually have a client secret"));
+        // A secret method without the secret (one being removed) is a public client.
+        let mut removing = draft("xero");
+        removing.client_auth = Some(crate::model::ClientAuth::ClientSecretBasic);
+        assert_eq!(registration(&removing).unwrap().client, ClientKind::Public);
+    }
+
+    #[test]
+    fn an_https_only_provider_needs_the_relay_page_and_says_which_field() {
+        let r = registration(&draft("slack")).unwrap();
+        assert_eq!(r.redirect, RedirectMode::Paste);
+        assert_eq!(r.redirect_uri, None);
+        let p = r.problem.unwrap();
+        assert_eq!(p.field, RegistrationField::RelayUrl);
+        assert!(p.message.contains("relay/"), "{}", p.message);
+        assert!(
+            !p.message.contains("--"),
+            "no command-line flag: {}",
+            p.message
+        );
+
+        let mut loopback = draft("quickbooks");
+        loopback.redirect = Some(RedirectMode::Loopback);
+        let p = registration(&loopback).unwrap().problem.unwrap();
+        assert_eq!(p.field, RegistrationField::Redirect);
+
+        let mut relay = draft("slack");
+        relay.redirect = Some(RedirectMode::Relay);
+        let p = registration(&relay).unwrap().problem.unwrap();
+        assert_eq!(p.field, RegistrationField::RelayUrl);
+        relay.relay_url = Some("http://relay.example/relay/".into());
+        let p = registration(&relay).unwrap().problem.unwrap();
+        assert!(p.message.contains("HTTPS"), "{}", p.message);
+        relay.relay_url = Some("https://relay.example/relay/".into());
+        relay.has_client_secret = true;
+        let r = registration(&relay).unwrap();
+        assert_eq!(r.problem, None);
+        assert_eq!(
+            r.redirect_uri.as_deref(),
+            Some("https://relay.example/relay/")
+        );
+        assert_eq!(r.client, ClientKind::Confidential);
+        assert!(r.client_detail.contains("client_secret_basic"));
+        // Without a chosen mode, a relay page makes it the relay.
+        relay.redirect = None;
+        assert_eq!(registration(&relay).unwrap().redirect, RedirectMode::Relay);
+    }
+
+    #[test]
+    fn a_pasted_address_is_a_registered_one() {
+        let mut paste = draft("generic-oidc");
+        paste.redirect = Some(RedirectMode::Paste);
+        let r = registration(&paste).unwrap();
+        assert_eq!(
+            r.redirect_uri.as_deref(),
+            Some("http://127.0.0.1:8765/callback")
+        );
+        assert_eq!(r.port, Some(8765));
+        assert!(registration(&RegistrationDraft {
+            preset: Some("no-such-preset".into()),
+            ..RegistrationDraft::default()
+        })
+        .is_err());
+    }
+}

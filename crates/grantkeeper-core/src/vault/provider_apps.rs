@@ -252,7 +252,8 @@ impl ProviderAppStore for LocalStore<'_> {
             let changed = tx.execute(
                 "UPDATE provider_apps SET endpoints = ?3, client_id = ?4, redirect_mode = ?5,
                         redirect_port = ?6, relay_url = ?7, default_scopes = ?8, settings_mac = ?9,
-                        client_secret = CASE ?10 WHEN 'keep' THEN client_secret WHEN 'set' THEN ?11 ELSE NULL END
+                        client_secret = CASE ?10 WHEN 'keep' THEN client_secret WHEN 'set' THEN ?11 ELSE NULL END,
+                        client_auth = ?12
                  WHERE id = ?1 AND tenant_id = ?2",
                 params![
                     record.id.as_str(),
@@ -270,6 +271,7 @@ impl ProviderAppStore for LocalStore<'_> {
                         SecretChange::Remove => "remove",
                     },
                     sealed,
+                    record.client_auth.map(|a| to_json(&a)),
                 ],
             )?;
             if changed == 0 {
