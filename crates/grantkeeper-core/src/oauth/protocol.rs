@@ -483,9 +483,7 @@ impl<'a> ProviderClient<'a> {
             },
             expires_in: answer.expires_in().map(|d| d.as_secs()),
             refresh_expires_in: extra.get(REFRESH_EXPIRES_IN).and_then(Value::as_u64),
-            refresh_hard_expires_in: extra
-                .get(REFRESH_HARD_EXPIRES_IN)
-                .and_then(Value::as_u64),
+            refresh_hard_expires_in: extra.get(REFRESH_HARD_EXPIRES_IN).and_then(Value::as_u64),
             scopes: answer.scopes().map(|s| {
                 s.iter()
                     .map(|s| s.to_string())
