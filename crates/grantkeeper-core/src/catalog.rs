@@ -98,6 +98,10 @@ pub struct ResponseShape {
     /// Path of the refresh token's lifetime in seconds, where the provider sends it.
     #[serde(default)]
     pub refresh_expires_in: Option<String>,
+    /// Path of the seconds left before the refresh token's hard expiry (the end no use
+    /// extends), where the provider sends it: Intuit's `x_refresh_token_hard_expires_in`.
+    #[serde(default)]
+    pub refresh_hard_expires_in: Option<String>,
     /// A boolean field that is `false` on errors sent with HTTP 200 (Slack's `ok`).
     #[serde(default)]
     pub ok_field: Option<String>,
@@ -143,6 +147,7 @@ impl Default for ResponseShape {
             scope_separator: default_separator(),
             expires_in: default_expires_in(),
             refresh_expires_in: None,
+            refresh_hard_expires_in: None,
             ok_field: None,
             token_types: default_token_types(),
             metadata: BTreeMap::new(),
@@ -170,6 +175,10 @@ pub struct ExpiryInfo {
     /// Seconds a replaced refresh token stays usable (Xero: 1800).
     #[serde(default)]
     pub rotation_grace_secs: Option<u64>,
+    /// Refresh tokens of a provider app still in the provider's testing status end this many
+    /// days after consent (Google: 7). Answers do not say so, so a refused refresh names it.
+    #[serde(default)]
+    pub testing_refresh_days: Option<u32>,
 }
 
 /// How tokens are revoked at the provider.

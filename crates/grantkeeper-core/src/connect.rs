@@ -433,11 +433,12 @@ impl TenantVault<'_> {
                 .refresh_token
                 .as_ref()
                 .and(refresh_expires_at),
-            refresh_hard_expires_at: response
-                .tokens
-                .refresh_token
-                .as_ref()
-                .and(expiry.refresh_max_days.map(days)),
+            refresh_hard_expires_at: response.tokens.refresh_token.as_ref().and(
+                response
+                    .refresh_hard_expires_in
+                    .map(|s| expiry_after(now, s))
+                    .or(expiry.refresh_max_days.map(days)),
+            ),
             metadata,
         };
         match replaces {

@@ -182,6 +182,9 @@ pub struct Refreshed<'a> {
     pub scopes_granted: Option<&'a [String]>,
     /// The refresh token's new sliding expiry, if known.
     pub refresh_expires_at: Option<UnixMillis>,
+    /// The refresh token's hard expiry, when the provider reported it (otherwise the stored
+    /// one stays).
+    pub refresh_hard_expires_at: Option<UnixMillis>,
     /// When the answer came.
     pub at: UnixMillis,
 }

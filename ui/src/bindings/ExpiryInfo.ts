@@ -23,4 +23,9 @@ refresh_rotates: boolean,
 /**
  * Seconds a replaced refresh token stays usable (Xero: 1800).
  */
-rotation_grace_secs: bigint | null, };
+rotation_grace_secs: bigint | null, 
+/**
+ * Refresh tokens of a provider app still in the provider's testing status end this many
+ * days after consent (Google: 7). Answers do not say so, so a refused refresh names it.
+ */
+testing_refresh_days: number | null, };

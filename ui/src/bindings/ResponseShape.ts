@@ -30,6 +30,11 @@ expires_in: string,
  */
 refresh_expires_in: string | null, 
 /**
+ * Path of the seconds left before the refresh token's hard expiry (the end no use
+ * extends), where the provider sends it: Intuit's `x_refresh_token_hard_expires_in`.
+ */
+refresh_hard_expires_in: string | null, 
+/**
  * A boolean field that is `false` on errors sent with HTTP 200 (Slack's `ok`).
  */
 ok_field: string | null, 

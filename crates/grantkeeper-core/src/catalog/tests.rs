@@ -779,3 +779,76 @@ fn redirect_notes_name_the_uri_the_app_sends() {
         }
     }
 }
+
+/// The facts re-checked for issue 14, with their sources in the catalog.
+#[test]
+fn refreshed_facts_are_in_the_catalog_with_their_sources() {
+    let qb = catalog().get("quickbooks").unwrap();
+    assert_eq!(
+        qb.response.refresh_hard_expires_in.as_deref(),
+        Some("x_refresh_token_hard_expires_in")
+    );
+    assert_eq!(
+        qb.token_headers
+            .get("x-include-refresh-token-hard-expires-in")
+            .map(String::as_str),
+        Some("true")
+    );
+    assert_eq!(qb.expiry.refresh_max_days, Some(5 * 365));
+
+    let zoom = catalog().get("zoom").unwrap();
+    assert_eq!(zoom.expiry.refresh_idle_days, Some(15 * 365));
+    assert!(zoom.expiry.refresh_rotates);
+
+    let hubspot = catalog().get("hubspot").unwrap();
+    let e = &hubspot.endpoints;
+    assert_eq!(
+        e.token.as_deref(),
+        Some("https://api.hubapi.com/oauth/2026-03/token")
+    );
+    assert_eq!(
+        e.revocation.as_deref(),
+        Some("https://api.hubapi.com/oauth/2026-03/token/revoke")
+    );
+    assert_eq!(
+        e.introspection.as_deref(),
+        Some("https://api.hubapi.com/oauth/2026-03/token/introspect")
+    );
+    assert_eq!(hubspot.expiry.access_default_secs, Some(1800));
+
+    let google = catalog().get("google").unwrap();
+    assert_eq!(google.expiry.testing_refresh_days, Some(7));
+    assert_eq!(google.expiry.refresh_idle_days, Some(180));
+    // Only Google is known to cut testing apps short.
+    for p in &catalog().providers {
+        assert_eq!(
+            p.expiry.testing_refresh_days.is_some(),
+            p.id == "google",
+            "{}",
+            p.id
+        );
+    }
+
+    let atlassian = catalog().get("atlassian").unwrap();
+    assert!(atlassian.expiry.refresh_rotates);
+    assert_eq!(atlassian.expiry.rotation_grace_secs, Some(600));
+    assert_eq!(
+        (
+            atlassian.expiry.refresh_idle_days,
+            atlassian.expiry.refresh_max_days
+        ),
+        (Some(90), Some(365))
+    );
+
+    for source in [
+        "https://blogs.intuit.com/2024/06/03/oauth-token-management-done-the-right-way/",
+        "https://blogs.a.intuit.com/2025/11/12/important-changes-to-refresh-token-policy",
+        "https://github.com/intuit/QuickBooks-V3-Java-SDK/releases/tag/v6.5.4",
+        "https://devsupport.zoom.us/hc/en-us/articles/360060332931-Extending-the-expiration-for-an-OAuth-access-token",
+        "https://developers.hubspot.com/changelog/v1-oauth-api-deprecation",
+        "https://developers.google.com/identity/protocols/oauth2#expiration",
+        "https://community.developer.atlassian.com/t/updated-31-january-2022-action-required-deprecating-persistent-refresh-tokens/54172",
+    ] {
+        assert!(CATALOG_TOML.contains(source), "no source {source}");
+    }
+}

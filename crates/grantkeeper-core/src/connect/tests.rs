@@ -402,3 +402,39 @@ fn missing_access_token_is_refused() {
         |e| matches!(e, OAuthError::MissingAccessToken),
     );
 }
+
+/// Intuit's 5-year hard expiry: the answer's x_refresh_token_hard_expires_in when it is sent,
+/// else the catalog's maximum counted from consent.
+#[test]
+fn hard_expiry_from_the_answer_or_the_catalog() {
+    let quickbooks = |hard: &'static str| {
+        fixture_with(
+            Some("quickbooks"),
+            move |_| {
+                StubResponse::json(
+                    200,
+                    &format!(
+                        r#"{{"access_token":"at","token_type":"bearer","expires_in":3600,"refresh_token":"rt","x_refresh_token_expires_in":8640000{hard}}}"#
+                    ),
+                )
+            },
+            false,
+        )
+    };
+    let (f, _s) = quickbooks(r#","x_refresh_token_hard_expires_in":86400"#);
+    let before = crate::model::now_ms();
+    let c = run(&f).unwrap();
+    let after = crate::model::now_ms();
+    let hard = c.refresh_hard_expires_at.expect("a hard expiry");
+    assert!((before + 86_400_000..=after + 86_400_000).contains(&hard));
+    let sliding = c.refresh_expires_at.expect("a sliding expiry");
+    assert!((before + 8_640_000_000..=after + 8_640_000_000).contains(&sliding));
+
+    let (f, _s) = quickbooks("");
+    let before = crate::model::now_ms();
+    let c = run(&f).unwrap();
+    let after = crate::model::now_ms();
+    let five_years = 1825 * 86_400_000;
+    let hard = c.refresh_hard_expires_at.expect("the catalog's maximum");
+    assert!((before + five_years..=after + five_years).contains(&hard));
+}

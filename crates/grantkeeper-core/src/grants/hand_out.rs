@@ -183,7 +183,7 @@ impl TenantVault<'_> {
             Ok(r) => r,
             Err(e) => {
                 let over = deadline.is_over();
-                let recorded = self.record_failure(id, e, actor);
+                let recorded = self.record_failure(id, e, ctx.preset, actor);
                 // The deadline is what the caller ran into; the attempt's failure says why.
                 return Err(if over && !matches!(recorded, Error::Database(_)) {
                     deadline.error(Some(&recorded))

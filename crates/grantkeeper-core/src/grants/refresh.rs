@@ -56,13 +56,28 @@ impl TenantVault<'_> {
         }
     }
 
-    pub(super) fn record_failure(&self, id: &ConnectionId, e: OAuthError, actor: &Actor) -> Error {
+    pub(super) fn record_failure(
+        &self,
+        id: &ConnectionId,
+        e: OAuthError,
+        preset: Option<&Preset>,
+        actor: &Actor,
+    ) -> Error {
         let class = FailureClass::of(&e);
         let message = e.to_string();
+        // A cause the provider's answer does not name, from the catalog.
+        let testing = preset
+            .and_then(|p| p.expiry.testing_refresh_days)
+            .map(|d| {
+                format!(
+                    " If the provider app is still in testing status, its refresh tokens end {d} days after consent: publish it to keep access longer."
+                )
+            })
+            .unwrap_or_default();
         let (status, detail) = match class {
             FailureClass::NeedsReconsent => (
                 Some(ConnectionStatus::NeedsReconsent),
-                format!("The provider rejected the refresh token ({message}). Consent again to restore access."),
+                format!("The provider rejected the refresh token ({message}). Consent again to restore access.{testing}"),
             ),
             FailureClass::Configuration => (
                 Some(ConnectionStatus::Error),
@@ -117,6 +132,9 @@ impl TenantVault<'_> {
             expiry,
             scopes_granted: response.scopes.as_deref(),
             refresh_expires_at: sliding,
+            refresh_hard_expires_at: response
+                .refresh_hard_expires_in
+                .map(|s| expiry_after(now, s)),
             at: now,
         };
         let fingerprint = self.vault.fingerprint(token.expose());

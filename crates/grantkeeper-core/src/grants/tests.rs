@@ -823,3 +823,101 @@ fn inspection_decodes_jwts_offline() {
     assert!(!ins.access_token_is_jwt, "at-0 is opaque");
     assert!(ins.id_token.is_none());
 }
+
+/// Explicit endpoints at `stub` for a preset's app.
+fn at_stub(stub: &Stub) -> crate::provider_app::EndpointSource {
+    crate::provider_app::EndpointSource::Explicit {
+        authorization: format!("{}/authorize", stub.base),
+        token: format!("{}/token", stub.base),
+        revocation: None,
+    }
+}
+
+/// A refused refresh names the cut-off the catalog knows but the answer does not say: Google
+/// ends the refresh tokens of apps in testing status 7 days after consent.
+#[test]
+fn a_refused_refresh_names_the_testing_status_cut_off() {
+    let stub = Stub::start(|_| {
+        StubResponse::json(
+            400,
+            r#"{"error":"invalid_grant","error_description":"Token has been expired or revoked."}"#,
+        )
+    });
+    let (_dir, _kc, vault) = temp_vault();
+    let detail = |preset: &str| {
+        let (scope, app, _) = grant_on(&vault, spec(preset, preset, at_stub(&stub)));
+        let id = store_grant(&scope, &app.id, &format!("{preset}-expired"), true);
+        let err = scope
+            .access_token(&id, DEFAULT_MIN_VALID, &Deadline::default(), &cli())
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Refresh {
+                    class: FailureClass::NeedsReconsent,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        scope.connection(&id).unwrap().status_detail.unwrap()
+    };
+    let google = detail("google");
+    assert!(google.contains("Consent again"), "{google}");
+    assert!(
+        google.contains("testing status, its refresh tokens end 7 days after consent"),
+        "{google}"
+    );
+    let xero = detail("xero");
+    assert!(!xero.contains("testing status"), "{xero}");
+}
+
+/// Intuit reports the refresh token's 5-year hard expiry when asked: the refresh asks, keeps the
+/// reported end, and keeps the stored one when an answer leaves it out.
+#[test]
+fn a_refresh_keeps_the_hard_expiry_the_provider_reports() {
+    let n = Arc::new(AtomicUsize::new(0));
+    let seen = n.clone();
+    let stub = Stub::start(move |_| {
+        let hard = if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+            r#","x_refresh_token_hard_expires_in":86400"#
+        } else {
+            ""
+        };
+        StubResponse::json(
+            200,
+            &format!(
+                r#"{{"token_type":"bearer","access_token":"at-1","expires_in":3600,"refresh_token":"rt-1","x_refresh_token_expires_in":8640000{hard}}}"#
+            ),
+        )
+    });
+    let (_dir, _kc, vault) = temp_vault();
+    let (scope, app, _) = grant_on(&vault, spec("qb", "quickbooks", at_stub(&stub)));
+    let id = store_grant(&scope, &app.id, "qb-expired", true);
+    let before = now_ms();
+    scope
+        .access_token(&id, DEFAULT_MIN_VALID, &Deadline::default(), &cli())
+        .unwrap();
+    let after = now_ms();
+    let c = scope.connection(&id).unwrap();
+    let hard = c.refresh_hard_expires_at.expect("a hard expiry");
+    assert!(
+        (before + 86_400_000..=after + 86_400_000).contains(&hard),
+        "{hard}"
+    );
+    let sliding = c.refresh_expires_at.expect("a sliding expiry");
+    assert!((before + 8_640_000_000..=after + 8_640_000_000).contains(&sliding));
+    // The next answer has no hard expiry: the stored one stays.
+    scope
+        .access_token(&id, Duration::from_secs(7200), &Deadline::default(), &cli())
+        .unwrap();
+    assert_eq!(n.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        scope.connection(&id).unwrap().refresh_hard_expires_at,
+        Some(hard)
+    );
+    let requests = stub.requests.lock().unwrap();
+    assert!(requests.iter().all(|r| r.headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("x-include-refresh-token-hard-expires-in") && v == "true"
+    })));
+}

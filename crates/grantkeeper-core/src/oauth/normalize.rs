@@ -267,6 +267,10 @@ pub(crate) fn token(
         Some(path) => seconds(lookup(&body, path), path)?,
         None => None,
     };
+    let refresh_hard_expires_in = match &shape.refresh_hard_expires_in {
+        Some(path) => seconds(lookup(&body, path), path)?,
+        None => None,
+    };
     let scope = match lookup(&body, &shape.scope) {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(split_scopes(s, &shape.scope_separator).join(" ")),
@@ -305,6 +309,10 @@ pub(crate) fn token(
     set("refresh_token", refresh.map(Value::String));
     set("expires_in", expires_in.map(Value::from));
     set(REFRESH_EXPIRES_IN, refresh_expires_in.map(Value::from));
+    set(
+        REFRESH_HARD_EXPIRES_IN,
+        refresh_hard_expires_in.map(Value::from),
+    );
     set("scope", scope.map(Value::String));
     set("id_token", id_token.map(Value::String));
     Ok(body)
@@ -313,6 +321,10 @@ pub(crate) fn token(
 /// Where the normalized token response carries the refresh token's lifetime (the name Google
 /// and GitHub use), whatever path the preset reads it from.
 pub(crate) const REFRESH_EXPIRES_IN: &str = "refresh_token_expires_in";
+
+/// Where the normalized token response carries the seconds left before the refresh token's hard
+/// expiry, whatever path the preset reads them from (Intuit's `x_refresh_token_hard_expires_in`).
+pub(crate) const REFRESH_HARD_EXPIRES_IN: &str = "refresh_token_hard_expires_in";
 
 /// A device authorization response in RFC 8628 shape: lifetimes as numbers of seconds, clamped
 /// to ten years (a malformed one takes the RFC's default), the interval at least 1 s.
@@ -474,6 +486,7 @@ mod tests {
     fn absurd_lifetimes_are_clamped_to_ten_years() {
         let shape = ResponseShape {
             refresh_expires_in: Some("x_refresh_token_expires_in".into()),
+            refresh_hard_expires_in: Some("x_refresh_token_hard_expires_in".into()),
             ..ResponseShape::default()
         };
         let ten_years = Some(MAX_LIFETIME_SECS);
@@ -486,11 +499,12 @@ mod tests {
             "315576001".into(),
         ] {
             let body = format!(
-                r#"{{"access_token":"at","token_type":"bearer","expires_in":{v},"x_refresh_token_expires_in":{v}}}"#
+                r#"{{"access_token":"at","token_type":"bearer","expires_in":{v},"x_refresh_token_expires_in":{v},"x_refresh_token_hard_expires_in":{v}}}"#
             );
             let r = parse(&shape, &json(&body)).unwrap();
             assert_eq!(r.expires_in, ten_years, "{v}");
             assert_eq!(r.refresh_expires_in, ten_years, "{v}");
+            assert_eq!(r.refresh_hard_expires_in, ten_years, "{v}");
         }
         for v in [
             "-1",

@@ -21,7 +21,9 @@ use serde_json::{Map, Value};
 use super::assertion::ClientAssertion;
 use super::flow::{require, Client, Quirks};
 use super::loopback::CancelToken;
-use super::normalize::{Answer, Failed, Normalizer, Wire, REFRESH_EXPIRES_IN};
+use super::normalize::{
+    Answer, Failed, Normalizer, Wire, REFRESH_EXPIRES_IN, REFRESH_HARD_EXPIRES_IN,
+};
 use super::token::{lookup, TokenResponse, MAX_LIFETIME, MAX_LIFETIME_SECS};
 use super::OAuthError;
 use crate::catalog::{ClientAuth, Pkce};
@@ -481,6 +483,7 @@ impl<'a> ProviderClient<'a> {
             },
             expires_in: answer.expires_in().map(|d| d.as_secs()),
             refresh_expires_in: extra.get(REFRESH_EXPIRES_IN).and_then(Value::as_u64),
+            refresh_hard_expires_in: extra.get(REFRESH_HARD_EXPIRES_IN).and_then(Value::as_u64),
             scopes: answer.scopes().map(|s| {
                 s.iter()
                     .map(|s| s.to_string())

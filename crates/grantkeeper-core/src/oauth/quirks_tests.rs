@@ -81,6 +81,7 @@ struct Expect {
     id_token: Option<String>,
     expires_in: Option<u64>,
     refresh_expires_in: Option<u64>,
+    refresh_hard_expires_in: Option<u64>,
     scopes: Option<Vec<String>>,
     #[serde(default)]
     metadata: BTreeMap<String, String>,
@@ -208,6 +209,11 @@ fn check_result(f: &Fixture, result: Result<TokenResponse, OAuthError>, out: &mu
                 "refresh_expires_in",
                 format!("{:?}", r.refresh_expires_in),
                 format!("{:?}", e.refresh_expires_in),
+            );
+            eq(
+                "refresh_hard_expires_in",
+                format!("{:?}", r.refresh_hard_expires_in),
+                format!("{:?}", e.refresh_hard_expires_in),
             );
             eq(
                 "scopes",
@@ -421,6 +427,7 @@ fn every_preset_has_a_token_response_fixture() {
             || e.id_token.is_some()
             || e.expires_in.is_some()
             || e.refresh_expires_in.is_some()
+            || e.refresh_hard_expires_in.is_some()
             || e.scopes.is_some()
             || !e.metadata.is_empty();
         match &e.error {

@@ -51,6 +51,9 @@ pub struct TokenResponse {
     pub expires_in: Option<u64>,
     /// The refresh token's lifetime in seconds, when the response gave it.
     pub refresh_expires_in: Option<u64>,
+    /// Seconds left before the refresh token's hard expiry (no use extends it), when the
+    /// response gave them.
+    pub refresh_hard_expires_in: Option<u64>,
     /// The granted scopes, when the response listed them.
     pub scopes: Option<Vec<String>>,
     /// Provider metadata named by the preset (instance_url, team id, …).

@@ -177,7 +177,8 @@ impl TokenStore for LocalStore<'_> {
                 "UPDATE connections SET access_token = ?2, access_expires_at = ?3, access_expiry_source = ?4,
                         id_token = COALESCE(?5, id_token), last_refresh_at = ?6, status = ?9,
                         status_detail = NULL, scopes_granted = COALESCE(?7, scopes_granted),
-                        refresh_expires_at = ?8
+                        refresh_expires_at = ?8,
+                        refresh_hard_expires_at = COALESCE(?10, refresh_hard_expires_at)
                  WHERE id = ?1",
                 params![
                     id.as_str(),
@@ -189,6 +190,7 @@ impl TokenStore for LocalStore<'_> {
                     scopes,
                     refreshed.refresh_expires_at,
                     ConnectionStatus::Active,
+                    refreshed.refresh_hard_expires_at,
                 ],
             )?;
             tx.execute("DELETE FROM refresh_journal WHERE connection_id = ?1", [id.as_str()])?;
