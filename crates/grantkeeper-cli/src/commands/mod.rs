@@ -11,6 +11,7 @@ pub mod history;
 pub mod inspect;
 pub mod maintain;
 pub mod provider;
+pub mod proxy;
 pub mod refresh;
 pub mod revoke;
 pub mod show;

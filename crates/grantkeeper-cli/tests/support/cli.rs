@@ -47,6 +47,14 @@ impl Cli {
         self.dir.path().join("vault")
     }
 
+    /// `grantkeeper args…` not yet started (for long-running commands such as `proxy`; its
+    /// output is not in the transcript).
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = self.gk.command(args);
+        cmd.env_remove("NO_COLOR");
+        cmd
+    }
+
     /// Runs `grantkeeper args…`.
     pub fn run(&self, args: &[&str]) -> Run {
         self.run_with(args, &[], None)
