@@ -85,6 +85,9 @@ enum Command {
     /// Serve a connection's API on a loopback port, adding its token to every request (the
     /// token never reaches the calling program; every call is recorded).
     Proxy(commands::proxy::ProxyArgs),
+    /// git's credential helper: a fresh access token for GitHub- and GitLab-style remotes
+    /// (`git config --global credential.helper '!grantkeeper git-credential'`).
+    GitCredential(commands::git_credential::GitCredentialArgs),
     /// The hand-out agent: serves tokens to local programs from memory (`agent run`).
     #[command(subcommand)]
     Agent(commands::agent::AgentCommand),
@@ -163,6 +166,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Export(args) => commands::export::run(args, &out),
         Command::Maintain(args) => commands::maintain::maintain(args, &out),
         Command::Proxy(args) => commands::proxy::proxy(args, &out),
+        Command::GitCredential(args) => commands::git_credential::git_credential(args),
         Command::Agent(cmd) => commands::agent::run(cmd, &out),
         Command::Audit(cmd) => commands::audit::run(cmd, &out),
         Command::Completions { shell } => {

@@ -7,6 +7,7 @@ pub mod connect;
 pub mod delete;
 pub mod exec;
 pub mod export;
+pub mod git_credential;
 pub mod history;
 pub mod inspect;
 pub mod maintain;

@@ -55,6 +55,12 @@ impl Cli {
         cmd
     }
 
+    /// Runs `grantkeeper args…` with `stdin`, outside the transcript (for output that carries a
+    /// token by design, such as the git credential helper's answer).
+    pub fn gk_run_raw(&self, args: &[&str], stdin: &str) -> Run {
+        self.gk.run_fed(self.command(args), Some(stdin), RUN_LIMIT)
+    }
+
     /// Runs `grantkeeper args…`.
     pub fn run(&self, args: &[&str]) -> Run {
         self.run_with(args, &[], None)
