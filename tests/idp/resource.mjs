@@ -14,7 +14,8 @@
 //   POST /__test/refuse-tokens   every access token seen so far is refused (401) once more,
 //                                until the client comes back with a token not seen before;
 //                                answers {refused: number of tokens marked}
-//   GET  /__test/resource-stats  {requests, refused, unauthorized, by_token: {fingerprint: n}}
+//   GET  /__test/resource-stats  {requests, refused, unauthorized, connections (client connections
+//                                that sent requests here: a kept-alive one counts once)}
 //   POST /__test/reset-resource-stats
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
@@ -24,7 +25,7 @@ const PATTERN = Buffer.from(Array.from({ length: CHUNK }, (_, i) => i % 251));
 const MAX_DOWNLOAD = 1024 * 1024 * 1024;
 
 function newStats() {
-  return { requests: 0, refused: 0, unauthorized: 0 };
+  return { requests: 0, refused: 0, unauthorized: 0, connections: 0 };
 }
 
 function isLoopback(address) {
@@ -37,6 +38,8 @@ export function resource(provider) {
   const seen = new Set();
   let refused = new Set();
   let stats = newStats();
+  /** The client connections seen (counted in `stats.connections`: kept-alive ones count once). */
+  let sockets = new WeakSet();
 
   async function authenticate(ctx) {
     const header = ctx.get("authorization");
@@ -62,6 +65,7 @@ export function resource(provider) {
         ctx.body = stats;
       } else if (ctx.method === "POST" && ctx.path === "/__test/reset-resource-stats") {
         stats = newStats();
+        sockets = new WeakSet();
         ctx.body = stats;
       } else {
         ctx.throw(405);
@@ -72,6 +76,10 @@ export function resource(provider) {
     if (!ctx.path.startsWith("/resource/")) return next();
 
     stats.requests += 1;
+    if (!sockets.has(ctx.req.socket)) {
+      sockets.add(ctx.req.socket);
+      stats.connections += 1;
+    }
     const token = await authenticate(ctx);
     if (!token) {
       stats.unauthorized += 1;

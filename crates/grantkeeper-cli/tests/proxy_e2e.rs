@@ -174,16 +174,7 @@ fn proxy_forwards_with_the_token_refreshes_after_401_streams_and_records() {
         hex(&Sha256::digest(body.as_bytes()))
     );
     assert_eq!(idp.refresh_requests(), refreshes + 1, "exactly one refresh");
-    let stats: Value = serde_json::from_str(
-        &http(
-            "GET",
-            &format!("{}/__test/resource-stats", idp.issuer),
-            None,
-        )
-        .1,
-    )
-    .unwrap();
-    assert_eq!(stats["refused"], 1);
+    assert_eq!(resource_stats(&idp)["refused"], 1);
     answers.push(a);
 
     // 3. A streamed body (chunked, not buffered) cannot be sent again: the 401 is passed through.
@@ -259,7 +250,16 @@ fn proxy_forwards_with_the_token_refreshes_after_401_streams_and_records() {
     );
     answers.push(up);
 
-    // 5. 500 requests at once (started 1 ms apart), mixed: all succeed, each answer its own.
+    // Upstream connections were kept alive: fewer connections than requests.
+    let sequential = resource_stats(&idp);
+    eprintln!("proxy: sequential part: {sequential}");
+    let seq_requests = sequential["requests"].as_u64().unwrap();
+    assert!(
+        sequential["connections"].as_u64().unwrap() * 2 <= seq_requests,
+        "{sequential}"
+    );
+
+    // 5. 500 requests at once (started five per millisecond), mixed: all succeed, each answer its own.
     let http = Arc::new(hc);
     let started = Instant::now();
     let results: Vec<(usize, Answer)> = rt.block_on(async {
@@ -279,7 +279,9 @@ fn proxy_forwards_with_the_token_refreshes_after_401_streams_and_records() {
                 };
                 (i, send(&http, method, &url, &[], body, pattern).await)
             }));
-            tokio::time::sleep(Duration::from_millis(1)).await;
+            if i % 5 == 4 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
         }
         let mut out = Vec::new();
         for t in tasks {
@@ -298,9 +300,17 @@ fn proxy_forwards_with_the_token_refreshes_after_401_streams_and_records() {
             _ => assert!(a.bytes == 65536 && a.pattern_ok),
         }
     }
+    let after = resource_stats(&idp);
+    let connections =
+        after["connections"].as_u64().unwrap() - sequential["connections"].as_u64().unwrap();
     eprintln!(
-        "proxy: 500 concurrent requests in {:.2} s",
+        "proxy: 500 concurrent requests in {:.2} s over {connections} upstream connections",
         elapsed.as_secs_f64()
+    );
+    assert_eq!(after["requests"].as_u64().unwrap() - seq_requests, 500);
+    assert!(
+        connections < 500,
+        "upstream connections are reused: {connections}"
     );
 
     // The token never reached the client: not in any answer, header or error.
@@ -445,4 +455,56 @@ fn require_bearer_refuses_clients_without_it() {
     let auth = format!("Bearer {from_file}");
     assert_eq!(get(&proxy, &[("proxy-authorization", &auth)]).status, 200);
     proxy.stop();
+}
+
+/// Tokens that live 70 s: the proxy takes a new one when the current one has less than a minute
+/// left, before any request is refused.
+#[test]
+fn proxy_refreshes_before_expiry() {
+    let idp = Idp::start(&json!({ "accessTokenTtl": 70 }));
+    let cli = Cli::new();
+    cli.acme_with_idp(&idp, &["--scopes", "openid offline_access api:read"]);
+    cli.run(&["connect", "acme/main", "--provider", "idp"]).ok();
+    let resource = format!("{}/resource", idp.issuer);
+    let proxy = Proxy::start(&cli, &["--api-base", &resource]);
+    let rt = rt();
+    let http = client();
+    let get = || {
+        rt.block_on(send(
+            &http,
+            "GET",
+            &proxy.url("/echo"),
+            &[],
+            ClientBody::empty(),
+            false,
+        ))
+    };
+    // The first request already asks for two minutes of validity: one refresh.
+    let before = idp.refresh_requests();
+    assert_eq!(get().status, 200);
+    let first = idp.refresh_requests();
+    assert_eq!(first, before + 1);
+    assert_eq!(get().status, 200);
+    assert_eq!(idp.refresh_requests(), first, "a fresh token is reused");
+    // Eleven seconds later the token has less than a minute left: refreshed before use.
+    std::thread::sleep(Duration::from_secs(11));
+    assert_eq!(get().status, 200);
+    assert_eq!(idp.refresh_requests(), first + 1);
+    assert_eq!(
+        resource_stats(&idp)["unauthorized"],
+        0,
+        "no request was refused"
+    );
+    proxy.stop();
+}
+
+/// The protected API's counters (tests/idp/resource.mjs).
+fn resource_stats(idp: &Idp) -> Value {
+    let (status, body) = http(
+        "GET",
+        &format!("{}/__test/resource-stats", idp.issuer),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
 }

@@ -41,10 +41,9 @@ const HOP_BY_HOP: [&str; 9] = [
 
 /// What every request of one proxy shares.
 pub(crate) struct Shared {
-    scheme: String,
-    authority: String,
+    /// `scheme://authority/base-path`, without a trailing `/`.
+    prefix: String,
     host: String,
-    base_path: String,
     headers: Vec<(HeaderName, HeaderValue)>,
     client: Upstream,
     tokens: Tokens,
@@ -59,6 +58,9 @@ impl Shared {
         recorder: Recorder,
     ) -> Result<Self, ProxyError> {
         let base = &grant.api.base;
+        // HTTPS, or plain HTTP to a loopback API only: the core's HTTP rule.
+        grantkeeper_core::http::check(base.as_str())
+            .map_err(|e| ProxyError::Setup(e.to_string()))?;
         let host = base.host_str().unwrap_or_default().to_owned();
         let authority = match base.port() {
             Some(p) => format!("{}:{p}", base.host_str().unwrap_or_default()),
@@ -71,9 +73,9 @@ impl Shared {
             .map(|(k, v)| {
                 Ok((
                     HeaderName::from_bytes(k.as_bytes())
-                        .map_err(|_| ProxyError::Tls(format!("bad header name '{k}'")))?,
+                        .map_err(|_| ProxyError::Setup(format!("bad header name '{k}'")))?,
                     HeaderValue::from_str(v)
-                        .map_err(|_| ProxyError::Tls(format!("bad value for header '{k}'")))?,
+                        .map_err(|_| ProxyError::Setup(format!("bad value for header '{k}'")))?,
                 ))
             })
             .collect::<Result<Vec<_>, ProxyError>>()?;
@@ -92,10 +94,12 @@ impl Shared {
             .pool_max_idle_per_host(1024)
             .build(https);
         Ok(Self {
-            scheme: base.scheme().to_owned(),
-            authority,
+            prefix: format!(
+                "{}://{authority}{}",
+                base.scheme(),
+                base.path().trim_end_matches('/')
+            ),
             host,
-            base_path: base.path().trim_end_matches('/').to_owned(),
             headers,
             client,
             tokens: Tokens::new(grant),
@@ -162,7 +166,7 @@ pub(crate) async fn handle(
             ),
         ));
     }
-    let uri = match upstream_uri(&shared, req.uri()) {
+    let uri = match upstream_uri(&shared.prefix, req.uri()) {
         Ok(u) => u,
         Err(why) => return Ok(refuse(&mut call, StatusCode::BAD_REQUEST, why)),
     };
@@ -263,36 +267,30 @@ pub(crate) async fn handle(
 
 /// The API's URL for a client's request target: the base path, then the client's path and
 /// query. `.` and `..` segments are refused, so a client stays under the base path.
-fn upstream_uri(shared: &Shared, target: &Uri) -> Result<Uri, String> {
+fn upstream_uri(prefix: &str, target: &Uri) -> Result<Uri, String> {
     let path = target.path();
     let dots = path.split('/').any(|seg| {
         let lower = seg.to_ascii_lowercase().replace("%2e", ".");
         lower == "." || lower == ".."
     });
-    if !path.starts_with('/')
-        || dots
-        || path.contains('\\')
-        || path.to_ascii_lowercase().contains("%2f")
-    {
+    if !path.starts_with('/') || dots || path.contains('\\') {
         return Err(format!(
             "'{path}' is not a path the proxy forwards: give an absolute path without '.' or '..' segments"
         ));
     }
     let query = target.query().map(|q| format!("?{q}")).unwrap_or_default();
-    format!(
-        "{}://{}{}{path}{query}",
-        shared.scheme, shared.authority, shared.base_path
-    )
-    .parse()
-    .map_err(|_| format!("'{path}' is not a valid request path"))
+    format!("{prefix}{path}{query}")
+        .parse()
+        .map_err(|_| format!("'{path}' is not a valid request path"))
 }
 
-/// The client's headers minus hop-by-hop ones, `Host` and any `Authorization`, plus the
-/// provider's required headers.
+/// The client's headers minus hop-by-hop ones, `Host`, `Expect` (the proxy has already agreed to
+/// read the body) and any `Authorization`, plus the provider's required headers.
 fn forward_headers(from: &HeaderMap, required: &[(HeaderName, HeaderValue)]) -> HeaderMap {
     let mut out = from.clone();
     strip_hop_by_hop(&mut out);
     out.remove(header::HOST);
+    out.remove(header::EXPECT);
     out.remove(header::AUTHORIZATION);
     for (name, value) in required {
         out.insert(name.clone(), value.clone());
@@ -389,6 +387,28 @@ mod tests {
         assert_eq!(names.len(), 2, "{names:?}");
         assert_eq!(out["accept"], "application/json");
         assert_eq!(out["xero-tenant-id"], "t-1");
+    }
+
+    #[test]
+    fn requests_stay_under_the_base_path() {
+        let prefix = "https://quickbooks.api.intuit.com/v3/company/42";
+        let up = |t: &str| upstream_uri(prefix, &t.parse().unwrap());
+        assert_eq!(
+            up("/query?select=1").unwrap().to_string(),
+            "https://quickbooks.api.intuit.com/v3/company/42/query?select=1"
+        );
+        // An absolute-form target (a client using it as an HTTP proxy) keeps only its path.
+        assert_eq!(
+            up("http://elsewhere.example/invoice/7")
+                .unwrap()
+                .to_string(),
+            "https://quickbooks.api.intuit.com/v3/company/42/invoice/7"
+        );
+        // Encoded slashes are left to the API (GitLab's project ids), dot segments are not.
+        assert!(up("/projects/group%2Fproject").is_ok());
+        for bad in ["/../43/query", "/a/%2e%2e/b", "/./x", "/a/.."] {
+            assert!(up(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -60,9 +60,9 @@ pub enum ProxyError {
         /// Why.
         source: std::io::Error,
     },
-    /// The upstream HTTP client could not be built.
-    #[error("cannot set up HTTPS to the API: {0}")]
-    Tls(String),
+    /// The API's address or required headers cannot be used.
+    #[error("cannot forward to the API: {0}")]
+    Setup(String),
 }
 
 /// Which grant the proxy speaks for, and where its API is.
@@ -169,7 +169,11 @@ async fn accept_loop(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((stream, peer)) = accepted else { continue };
+                let Ok((stream, peer)) = accepted else {
+                    // Out of file descriptors, say: wait a little rather than spin.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                };
                 connections.spawn(serve(stream, peer, shared.clone(), stopped.clone()));
             }
             _ = stopped.changed() => break,
