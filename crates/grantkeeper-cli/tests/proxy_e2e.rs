@@ -461,7 +461,7 @@ fn require_bearer_refuses_clients_without_it() {
 /// left, before any request is refused.
 #[test]
 fn proxy_refreshes_before_expiry() {
-    let idp = Idp::start(&json!({ "accessTokenTtl": 70 }));
+    let mut idp = Idp::start(&json!({ "accessTokenTtl": 70 }));
     let cli = Cli::new();
     cli.acme_with_idp(&idp, &["--scopes", "openid offline_access api:read"]);
     cli.run(&["connect", "acme/main", "--provider", "idp"]).ok();
@@ -495,7 +495,22 @@ fn proxy_refreshes_before_expiry() {
         0,
         "no request was refused"
     );
-    proxy.stop();
+    // With the provider and its API gone, the client gets the proxy's own error (a 502, or a 503
+    // when a new token was due), never the token.
+    let token = cli.token(&["acme/main", "--min-valid", "1s"]);
+    cli.secret(&token);
+    idp.stop();
+    let gone = get();
+    assert!(matches!(gone.status, 502 | 503), "{}", gone.text());
+    assert!(
+        gone.text().contains("grantkeeper proxy: "),
+        "{}",
+        gone.text()
+    );
+    assert!(!gone.text().contains(&token));
+    let stderr = proxy.stop();
+    assert!(!stderr.contains(&token));
+    cli.assert_no_secret_leaked();
 }
 
 /// The protected API's counters (tests/idp/resource.mjs).

@@ -93,18 +93,23 @@ mod tests {
 
     #[test]
     fn finds_this_process_behind_a_loopback_connection() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (server, peer) = listener.accept().unwrap();
-        let found = lookup(peer, server.local_addr().unwrap());
-        // SAFETY: getuid has no preconditions.
-        assert_eq!(found.uid, Some(unsafe { libc::getuid() }));
-        let caller = found.caller.expect("the caller is found");
-        assert!(
-            caller.starts_with(&format!("pid {} ", std::process::id())),
-            "{caller}"
-        );
-        drop(client);
+        for addr in ["127.0.0.1:0", "[::1]:0"] {
+            let Ok(listener) = std::net::TcpListener::bind(addr) else {
+                assert!(addr.starts_with('['), "IPv4 loopback is always there");
+                continue;
+            };
+            let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let (server, peer) = listener.accept().unwrap();
+            let found = lookup(peer, server.local_addr().unwrap());
+            // SAFETY: getuid has no preconditions.
+            assert_eq!(found.uid, Some(unsafe { libc::getuid() }), "{addr}");
+            let caller = found.caller.expect("the caller is found");
+            assert!(
+                caller.starts_with(&format!("pid {} ", std::process::id())),
+                "{addr}: {caller}"
+            );
+            drop(client);
+        }
     }
 
     #[test]
