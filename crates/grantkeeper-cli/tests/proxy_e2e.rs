@@ -292,7 +292,13 @@ fn proxy_forwards_with_the_token_refreshes_after_401_streams_and_records() {
     calls += 500;
     let elapsed = started.elapsed();
     let ok = results.iter().filter(|(_, a)| a.status == 200).count();
-    assert_eq!(ok, 500, "every concurrent request succeeds");
+    let failed: Vec<String> = results
+        .iter()
+        .filter(|(_, a)| a.status != 200)
+        .take(3)
+        .map(|(i, a)| format!("#{i}: {}", a.text()))
+        .collect();
+    assert_eq!(ok, 500, "every concurrent request succeeds: {failed:?}");
     for (i, a) in &results {
         match i % 3 {
             0 => assert_eq!(a.json()["path"], format!("/resource/echo/n/{i}")),

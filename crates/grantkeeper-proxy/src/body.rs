@@ -74,6 +74,8 @@ where
 
 /// Records its call when dropped, with the bytes counted by then.
 pub(crate) struct Finish {
+    /// The turn at the API, given back with the call's end.
+    pub _permit: tokio::sync::OwnedSemaphorePermit,
     pub shared: Arc<Shared>,
     pub call: Call,
     pub started: Instant,

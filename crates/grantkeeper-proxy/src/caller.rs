@@ -1,6 +1,6 @@
-//! Who is calling over loopback TCP: the peer socket's owner from `/proc/net/tcp{,6}`, and the
-//! program holding it from `/proc/<pid>/fd` (TCP has no `SO_PEERCRED`; this is what identd
-//! does). Looked up once per client connection.
+//! Who is calling over loopback TCP: the peer socket's owner and inode from the kernel's
+//! sock_diag (else `/proc/net/tcp{,6}`), and the program holding it from `/proc/<pid>/fd` (TCP
+//! has no `SO_PEERCRED`; this is what identd does). Looked up once per client connection.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -19,19 +19,9 @@ static LAST_PID: AtomicI32 = AtomicI32::new(0);
 
 /// The owner and program of the client socket `peer` connected to our `local` address.
 pub(crate) fn lookup(peer: SocketAddr, local: SocketAddr) -> Peer {
-    let table = match peer.ip() {
-        IpAddr::V4(_) => "/proc/net/tcp",
-        IpAddr::V6(_) => "/proc/net/tcp6",
-    };
-    let Ok(text) = std::fs::read_to_string(table) else {
-        return Peer::default();
-    };
-    let (want_local, want_remote) = (encode(peer), encode(local));
-    let found = text.lines().skip(1).find_map(|line| {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        (f.len() > 9 && f[1] == want_local && f[2] == want_remote)
-            .then(|| (f[7].parse::<u32>().ok(), f[9].parse::<u64>().ok()))
-    });
+    let found = crate::sockdiag::lookup(peer, local)
+        .map(|(uid, inode)| (Some(uid), Some(inode)))
+        .or_else(|| from_proc(peer, local));
     let Some((uid, inode)) = found else {
         return Peer::default();
     };
@@ -44,15 +34,39 @@ pub(crate) fn lookup(peer: SocketAddr, local: SocketAddr) -> Peer {
     Peer { uid, caller }
 }
 
+/// `/proc/net/tcp{,6}`'s owner and inode of the socket `peer` → `local`: where the kernel has
+/// no sock_diag.
+fn from_proc(peer: SocketAddr, local: SocketAddr) -> Option<(Option<u32>, Option<u64>)> {
+    let table = match peer.ip() {
+        IpAddr::V4(_) => "/proc/net/tcp",
+        IpAddr::V6(_) => "/proc/net/tcp6",
+    };
+    let text = std::fs::read_to_string(table).ok()?;
+    let (want_local, want_remote) = (encode(peer), encode(local));
+    text.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        (f.len() > 9 && f[1] == want_local && f[2] == want_remote)
+            .then(|| (f[7].parse::<u32>().ok(), f[9].parse::<u64>().ok()))
+    })
+}
+
 /// The process holding socket `inode`, among those this user may look into.
 fn owner(inode: u64) -> Option<i32> {
     let target = format!("socket:[{inode}]");
+    // Newest descriptors first: a client opening many connections at once gets ever higher
+    // numbers, so its newest socket is found after a few reads, not after all of them.
     let holds = |pid: i32| {
-        std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
-            fds.flatten().any(|fd| {
-                std::fs::read_link(fd.path())
-                    .is_ok_and(|l| l.as_os_str().as_encoded_bytes() == target.as_bytes())
-            })
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            return false;
+        };
+        let mut numbers: Vec<u32> = fds
+            .flatten()
+            .filter_map(|fd| fd.file_name().to_str()?.parse().ok())
+            .collect();
+        numbers.sort_unstable_by(|a, b| b.cmp(a));
+        numbers.into_iter().any(|fd| {
+            std::fs::read_link(format!("/proc/{pid}/fd/{fd}"))
+                .is_ok_and(|l| l.as_os_str().as_encoded_bytes() == target.as_bytes())
         })
     };
     let last = LAST_PID.load(Ordering::Relaxed);
@@ -110,6 +124,17 @@ mod tests {
             );
             drop(client);
         }
+    }
+
+    #[test]
+    fn proc_net_tcp_agrees_with_sock_diag() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, peer) = listener.accept().unwrap();
+        let local = server.local_addr().unwrap();
+        let (uid, inode) = crate::sockdiag::lookup(peer, local).unwrap();
+        assert_eq!(from_proc(peer, local), Some((Some(uid), Some(inode))));
+        drop(client);
     }
 
     #[test]

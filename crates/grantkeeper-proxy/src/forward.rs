@@ -26,6 +26,10 @@ use crate::{Bearer, Grant, ProxyError, MAX_REPLAY};
 pub(crate) type ProxyBody = BoxBody<Bytes, BoxError>;
 type Upstream = Client<HttpsConnector<HttpConnector>, ProxyBody>;
 
+/// Requests in flight at the API at most: a burst of clients waits here rather than opening
+/// hundreds of connections to the API at once.
+const MAX_UPSTREAM: usize = 128;
+
 /// Headers that describe one hop, never forwarded either way.
 const HOP_BY_HOP: [&str; 9] = [
     "connection",
@@ -47,6 +51,7 @@ pub(crate) struct Shared {
     headers: Vec<(HeaderName, HeaderValue)>,
     client: Upstream,
     tokens: Tokens,
+    upstream: Arc<tokio::sync::Semaphore>,
     pub(crate) recorder: Recorder,
     bearer: Option<Bearer>,
 }
@@ -103,6 +108,7 @@ impl Shared {
             headers,
             client,
             tokens: Tokens::new(grant),
+            upstream: Arc::new(tokio::sync::Semaphore::new(MAX_UPSTREAM)),
             recorder,
             bearer,
         })
@@ -190,6 +196,14 @@ pub(crate) async fn handle(
     } else {
         (None, Some(body))
     };
+    // At most MAX_UPSTREAM requests (and so connections) at the API at once; a permit is held
+    // until the answer's body is read.
+    let permit = shared
+        .upstream
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("the semaphore is never closed");
     let token = match shared.tokens.current().await {
         Ok(t) => t,
         Err(e) => {
@@ -255,6 +269,7 @@ pub(crate) async fn handle(
     scrub(&mut parts.headers, used.token.expose().as_bytes());
     let bytes_out = Arc::new(AtomicU64::new(0));
     let finish = Finish {
+        _permit: permit,
         shared: shared.clone(),
         call,
         started,

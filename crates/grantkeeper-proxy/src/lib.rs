@@ -10,7 +10,7 @@
 //!   upstream connections are kept alive (HTTP/1.1, or h2 negotiated over rustls; plain HTTP only
 //!   to a loopback API, the core's HTTP rule).
 //! - **Who may call**: it listens on loopback only; connections from another user's processes
-//!   are closed (the peer's owner is read from `/proc/net/tcp`); with a bearer of its own
+//!   are closed (the peer socket's owner comes from the kernel's sock_diag); with a bearer of its own
 //!   ([`Bearer`]) every request must present it in `Proxy-Authorization` or `Authorization`.
 //!   Any `Authorization` a client sends is removed before forwarding.
 //! - **History**: every call is a `proxied` event (method, host, path without query, status,
@@ -22,6 +22,7 @@ mod body;
 mod caller;
 mod forward;
 mod record;
+mod sockdiag;
 mod token;
 
 use std::net::SocketAddr;
