@@ -28,6 +28,7 @@
 //   requirePushedAuthorizationRequests  true: authorization requests are accepted only when
 //                    pushed first (RFC 9126); discovery says so. Default false (PAR is offered)
 //
+// It also serves a bearer-protected API under /resource/ (see resource.mjs).
 // Besides the OAuth endpoints, the same server answers a small test-control surface:
 //   GET  /__test/stats        counters, see `newStats()` below
 //   POST /__test/reset-stats  zeroes them
@@ -46,6 +47,7 @@ import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { parseArgs } from "node:util";
+import { resource } from "./resource.mjs";
 
 // oidc-provider prints its development notices with console.info, i.e. on stdout, which must carry
 // nothing but the ready line: send all console chatter to stderr.
@@ -422,6 +424,7 @@ async function main() {
   const issuer = `http://${HOST}:${actualPort}`;
 
   const provider = new Provider(issuer, providerConfiguration(config, stats));
+  provider.use(resource(provider)); // the protected API under /resource/ (see resource.mjs)
   provider.use(testSurface(stats, faults));
   provider.on("grant.error", (_ctx, err) => {
     if (err instanceof errors.InvalidGrant && err.error_detail === "refresh token already used") {

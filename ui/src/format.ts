@@ -130,6 +130,7 @@ export const eventKindLabel: Record<EventKind, string> = {
   config_changed: "configuration changed",
   tenant_created: "tenant created",
   tenant_deleted: "tenant deleted",
+  proxied: "proxied",
 };
 
 export const eventKinds = Object.keys(eventKindLabel) as EventKind[];
@@ -139,6 +140,7 @@ export const actorLabel: Record<ActorKind, string> = {
   cli: "the CLI",
   agent: "the agent",
   background: "background maintenance",
+  proxy: "the proxy",
 };
 
 export const expirySourceLabel: Record<ExpirySource, string> = {

@@ -42,6 +42,7 @@ function preset(over: Partial<Preset> = {}): Preset {
       { name: "offline_access", meaning: "Refresh token", risk: "medium" },
       { name: "okta.users.manage", meaning: "Manage users", risk: "high" },
     ],
+    api: { base: null, headers: {}, defaults: {}, git_hosts: [], git_username: null, source: null },
     ...over,
   };
 }

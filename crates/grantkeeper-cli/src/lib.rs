@@ -86,6 +86,12 @@ enum Command {
     Export(commands::export::ExportArgs),
     /// Keep idle refresh tokens alive and warn about expiring ones (for a timer or cron).
     Maintain(commands::maintain::MaintainArgs),
+    /// Serve a connection's API on a loopback port, adding its token to every request (the
+    /// token never reaches the calling program; every call is recorded).
+    Proxy(commands::proxy::ProxyArgs),
+    /// git's credential helper: a fresh access token for GitHub- and GitLab-style remotes
+    /// (`git config --global credential.helper '!grantkeeper git-credential'`).
+    GitCredential(commands::git_credential::GitCredentialArgs),
     /// The hand-out agent: serves tokens to local programs from memory (`agent run`).
     #[command(subcommand)]
     Agent(commands::agent::AgentCommand),
@@ -164,6 +170,8 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Anomalies(args) => commands::anomalies::anomalies(args, &out),
         Command::Export(args) => commands::export::run(args, &out),
         Command::Maintain(args) => commands::maintain::maintain(args, &out),
+        Command::Proxy(args) => commands::proxy::proxy(args, &out),
+        Command::GitCredential(args) => commands::git_credential::git_credential(args),
         Command::Agent(cmd) => commands::agent::run(cmd, &out),
         Command::Audit(cmd) => commands::audit::run(cmd, &out),
         Command::Completions { shell } => {

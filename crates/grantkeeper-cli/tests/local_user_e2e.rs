@@ -267,3 +267,62 @@ fn wait_until(ok: impl Fn() -> bool, what: &str) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The proxy closes a connection another user's process opens (its socket's owner, from
+/// /proc/net/tcp), before reading a request; this user's requests go through.
+#[test]
+fn the_proxy_serves_only_its_own_user() {
+    other_user();
+    let idp = Idp::start(&serde_json::json!({}));
+    let cli = Cli::new();
+    cli.acme_with_idp(&idp, &["--scopes", "openid offline_access api:read"]);
+    cli.run(&["connect", "acme/main", "--provider", "idp"]).ok();
+    let resource = format!("{}/resource", idp.issuer);
+    let mut proxy = Kid(Some(
+        cli.command(&["proxy", "acme/main", "--api-base", &resource, "--json"])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    ));
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(proxy.child().stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let listen = serde_json::from_str::<serde_json::Value>(&line).unwrap()["listen"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let url = format!("{listen}/echo");
+    let curl = [
+        "curl",
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--max-time",
+        "10",
+    ];
+    let mine = Command::new(curl[0])
+        .args(&curl[1..])
+        .arg(&url)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&mine.stdout), "200");
+    let mut theirs = as_other_command(&curl);
+    let theirs = theirs.arg(&url).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&theirs.stdout),
+        "000",
+        "another user gets no answer"
+    );
+    // curl: 52 empty reply, or 56 connection reset: the connection was closed unanswered.
+    assert!(
+        matches!(theirs.status.code(), Some(52 | 56)),
+        "curl exit {:?}",
+        theirs.status.code()
+    );
+    proxy.kill();
+}

@@ -5,8 +5,11 @@
 //! account, an Okta domain). [`Preset::resolve`] fills them in, so a preset's hosts can be
 //! overridden for self-hosted and custom-domain deployments while its quirks stay.
 
+mod api;
+
 use std::collections::BTreeMap;
 
+pub use api::{ApiError, ApiSpec, ApiTarget};
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
@@ -301,6 +304,9 @@ pub struct Preset {
     /// Well-known scopes with meaning and risk.
     #[serde(default)]
     pub scopes: Vec<ScopeInfo>,
+    /// The provider's API (for the proxy and git), where it is known.
+    #[serde(default)]
+    pub api: ApiSpec,
 }
 
 /// Errors in the catalog or in filling its placeholders.

@@ -14,9 +14,9 @@ use serde::Deserialize;
 use ts_rs::TS;
 
 use crate::audit::Actor;
-use crate::catalog::{Catalog, ClientAuth, Preset, Revocation};
+use crate::catalog::{ApiSpec, ApiTarget, Catalog, ClientAuth, Preset, Revocation};
 use crate::error::{Error, Result};
-use crate::model::{Endpoints, ProviderApp, RedirectMode};
+use crate::model::{Connection, Endpoints, ProviderApp, RedirectMode};
 use crate::oauth::assertion::ClientKey;
 use crate::oauth::flow::{Client, Quirks};
 use crate::oauth::normalize::Wire;
@@ -305,6 +305,30 @@ impl TenantVault<'_> {
             iss_required,
             par_endpoint,
         })
+    }
+}
+
+impl TenantVault<'_> {
+    /// What the catalog knows about a connection's API (nothing for a provider app without a
+    /// preset).
+    pub fn api_spec(&self, connection: &Connection) -> Result<ApiSpec> {
+        let app = self.connection_app(connection)?;
+        Ok(Catalog::preset_named(app.preset.as_deref())?
+            .map(|p| p.api.clone())
+            .unwrap_or_default())
+    }
+
+    /// Where a connection's API requests go, and the headers they need: see
+    /// [`ApiSpec::resolve`].
+    pub fn api_target(
+        &self,
+        connection: &Connection,
+        base_override: Option<&str>,
+        values: &BTreeMap<String, String>,
+    ) -> Result<ApiTarget> {
+        self.api_spec(connection)?
+            .resolve(base_override, &connection.metadata, values)
+            .map_err(|e| Error::Invalid(e.to_string()))
     }
 }
 

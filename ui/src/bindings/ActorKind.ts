@@ -3,4 +3,4 @@
 /**
  * Which front end acted.
  */
-export type ActorKind = "app" | "cli" | "agent" | "background";
+export type ActorKind = "app" | "cli" | "agent" | "background" | "proxy";

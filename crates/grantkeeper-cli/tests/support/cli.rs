@@ -47,6 +47,20 @@ impl Cli {
         self.dir.path().join("vault")
     }
 
+    /// `grantkeeper args…` not yet started (for long-running commands such as `proxy`; its
+    /// output is not in the transcript).
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = self.gk.command(args);
+        cmd.env_remove("NO_COLOR");
+        cmd
+    }
+
+    /// Runs `grantkeeper args…` with `stdin`, outside the transcript (for output that carries a
+    /// token by design, such as the git credential helper's answer).
+    pub fn gk_run_raw(&self, args: &[&str], stdin: &str) -> Run {
+        self.gk.run_fed(self.command(args), Some(stdin), RUN_LIMIT)
+    }
+
     /// Runs `grantkeeper args…`.
     pub fn run(&self, args: &[&str]) -> Run {
         self.run_with(args, &[], None)

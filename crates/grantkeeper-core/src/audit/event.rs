@@ -32,6 +32,9 @@ pub enum EventKind {
     TenantCreated,
     /// A tenant was deleted (and its events redacted).
     TenantDeleted,
+    /// A request went through the authenticating proxy (method, host, path without query,
+    /// status, bytes, duration; never bodies or query strings).
+    Proxied,
 }
 
 impl EventKind {
@@ -49,6 +52,7 @@ impl EventKind {
             Self::ConfigChanged => "config_changed",
             Self::TenantCreated => "tenant_created",
             Self::TenantDeleted => "tenant_deleted",
+            Self::Proxied => "proxied",
         }
     }
 
@@ -66,6 +70,7 @@ impl EventKind {
             Self::ConfigChanged,
             Self::TenantCreated,
             Self::TenantDeleted,
+            Self::Proxied,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -85,6 +90,8 @@ pub enum ActorKind {
     Agent,
     /// A background job (proactive refresh).
     Background,
+    /// The authenticating proxy, on behalf of a local program.
+    Proxy,
 }
 
 impl ActorKind {
@@ -94,6 +101,7 @@ impl ActorKind {
             Self::Cli => "cli",
             Self::Agent => "agent",
             Self::Background => "background",
+            Self::Proxy => "proxy",
         }
     }
 
@@ -103,6 +111,7 @@ impl ActorKind {
             "cli" => Self::Cli,
             "agent" => Self::Agent,
             "background" => Self::Background,
+            "proxy" => Self::Proxy,
             _ => return None,
         })
     }

@@ -1,5 +1,6 @@
 //! Usage profiles: each connection's use folded from the history into one small row, so that
-//! anomaly flags ([`crate::anomaly`]) read a row per connection instead of every event.
+//! anomaly flags ([`crate::anomaly`]) read a row per connection instead of every event. A use is
+//! a hand-out of a token or a call through the authenticating proxy (counted as hand-outs here).
 //!
 //! Derived data only: [`catch_up`] folds the events after the newest one already folded (the
 //! checkpoint thread calls it after each checkpoint, readers before they read), a tenant's rows
@@ -85,7 +86,7 @@ impl UsageProfile {
             self.first_ts = ts;
         }
         match kind {
-            EventKind::HandedOut => self.hand_out(ts, clock.local_hour(ts)),
+            EventKind::HandedOut | EventKind::Proxied => self.hand_out(ts, clock.local_hour(ts)),
             EventKind::Refreshed => self.refresh_succeeded(),
             EventKind::RefreshFailed => {
                 self.failed_refreshes += 1;
@@ -201,6 +202,7 @@ pub fn program(actor: Option<ActorKind>, app_hint: Option<&str>, caller: Option<
         Some(ActorKind::Cli) => "the command line",
         Some(ActorKind::Agent) => "the agent",
         Some(ActorKind::Background) => "background refresh",
+        Some(ActorKind::Proxy) => "the proxy",
         None => "unknown",
     };
     match app_hint {
@@ -283,7 +285,7 @@ fn fold_range(conn: &Connection, after: i64, upto: i64) -> rusqlite::Result<u64>
         let detail = r.get_ref(7)?.as_str_or_null()?;
         let entry = profiles.get_mut(&connection).expect("loaded above");
         entry.1.fold(ts, kind, detail, &mut clock);
-        if kind == EventKind::HandedOut {
+        if matches!(kind, EventKind::HandedOut | EventKind::Proxied) {
             let actor = r.get_ref(4)?.as_str_or_null()?.and_then(ActorKind::parse);
             let name = program(
                 actor,
