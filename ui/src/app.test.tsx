@@ -54,6 +54,8 @@ function detailOf(c: Connection): ConnectionDetail {
       { day: Math.floor(now / 86_400_000), kind: "refreshed", count: 1 },
     ],
     inspection: { access_token: null, access_token_is_jwt: false, id_token: { header: { alg: "RS256" }, claims: { sub: "sub-1", exp: Math.floor(now / 1000) + 600 } } },
+    // As the core derives it from the connection's metadata.
+    binding: c.metadata.token_binding === "dpop" ? "dpop" : null,
   };
 }
 
@@ -357,6 +359,15 @@ describe("detail", () => {
     click(link);
     expect(api.openProviderLink).toHaveBeenCalledWith({ tenant: "t-acme", connection: "c-crm" }, "https://acme.my.example.com");
     expect($('[data-meta="realm"] a')).toBeNull();
+  });
+
+  it("says when the grant's tokens are bound to this device's DPoP key", async () => {
+    await openCrm();
+    expect($("[data-binding]")).toBeNull();
+    state.connections = [{ ...crm, metadata: { ...crm.metadata, token_binding: "dpop" } }, old];
+    state.vaultChanged.forEach((f) => f(98));
+    await waitFor(() => $("[data-binding]") !== null);
+    expect(text('[data-binding="dpop"]')).toMatch(/this device's DPoP key; useless without it/);
   });
 
   it("turns the token actions off on a revoked grant", async () => {

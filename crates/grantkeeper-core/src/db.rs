@@ -117,6 +117,11 @@ ALTER TABLE connections ADD COLUMN link_mac BLOB;
 -- private key, for private_key_jwt, is in the keychain.
 ALTER TABLE provider_apps ADD COLUMN client_auth TEXT;
 "#,
+    r#"
+-- Whether a provider app's grants are DPoP-bound (RFC 9449), when chosen (NULL: when discovery
+-- offers it). Each grant's DPoP key is in the keychain.
+ALTER TABLE provider_apps ADD COLUMN dpop INTEGER;
+"#,
 ];
 
 /// The schema version this build writes.

@@ -17,6 +17,7 @@ use crate::catalog::{Catalog, ClientAuth, Preset, Revocation};
 use crate::error::{Error, Result};
 use crate::model::{Endpoints, ProviderApp, RedirectMode};
 use crate::oauth::assertion::ClientKey;
+use crate::oauth::dpop::DpopKey;
 use crate::oauth::flow::{Client, Quirks};
 use crate::oauth::normalize::Wire;
 use crate::oauth::protocol::ProviderClient;
@@ -76,6 +77,11 @@ pub struct ProviderAppSpec {
     #[serde(default)]
     #[ts(optional)]
     pub client_auth: Option<ClientAuth>,
+    /// Whether its grants are bound to a DPoP key (RFC 9449): `None` when the provider's
+    /// discovery offers DPoP (`dpop_signing_alg_values_supported`).
+    #[serde(default)]
+    #[ts(optional)]
+    pub dpop: Option<bool>,
     /// Scopes asked for by default; the preset's defaults (else `openid offline_access`) when
     /// `None`.
     pub scopes: Option<Vec<String>>,
@@ -181,6 +187,7 @@ impl TenantVault<'_> {
                 client_secret: spec.client_secret,
                 client_auth,
                 client_key: client_key.map(|k| k.to_secret()),
+                dpop: spec.dpop,
                 redirect_mode,
                 redirect_port: spec.port,
                 relay_url: spec.relay_url,
@@ -214,6 +221,11 @@ pub(crate) struct AppContext {
     /// Where authorization requests are pushed (RFC 9126), from the metadata of a sign-in:
     /// whenever the issuer advertises the endpoint.
     pub(crate) par_endpoint: Option<String>,
+    /// Whether the issuer takes DPoP proofs, from the metadata of a sign-in.
+    pub(crate) dpop_offered: bool,
+    /// The DPoP key of the grant the requests are for: a new one for a sign-in that binds its
+    /// tokens, the connection's own for a bound grant.
+    pub(crate) dpop: Option<DpopKey>,
 }
 
 impl AppContext {
@@ -225,6 +237,19 @@ impl AppContext {
             &self.quirks,
             Wire::Http(http),
         )
+        .proving(self.dpop.as_ref())
+    }
+
+    /// Whether a new sign-in binds its tokens to a DPoP key: as the app says, else when the
+    /// issuer offers DPoP.
+    pub(crate) fn binds_with_dpop(&self) -> bool {
+        self.app.dpop.unwrap_or(self.dpop_offered)
+    }
+
+    /// The context with a new DPoP key when a new sign-in binds its tokens to one.
+    pub(crate) fn for_sign_in(mut self) -> Self {
+        self.dpop = self.binds_with_dpop().then(DpopKey::generate);
+        self
     }
 
     /// Where this app revokes grants: the URL stored at registration. Apps registered before
@@ -266,6 +291,7 @@ impl TenantVault<'_> {
         let preset = Catalog::preset_named(app.preset.as_deref())?;
         let mut iss_required = false;
         let mut par_endpoint = None;
+        let mut dpop_offered = false;
         let missing = app.endpoints.token.is_none();
         if let Some(issuer) = app.endpoints.issuer.clone() {
             if when == Discovery::AtSignIn || missing {
@@ -273,6 +299,7 @@ impl TenantVault<'_> {
                     Ok(meta) => {
                         iss_required = meta.authorization_response_iss_parameter_supported;
                         par_endpoint = meta.pushed_authorization_request_endpoint.clone();
+                        dpop_offered = meta.offers_dpop();
                         app.endpoints.fill_missing_from(meta.endpoints());
                     }
                     Err(e @ OAuthError::IssuerMismatch { .. }) => return Err(Error::OAuth(e)),
@@ -303,6 +330,8 @@ impl TenantVault<'_> {
             client,
             iss_required,
             par_endpoint,
+            dpop_offered,
+            dpop: None,
         })
     }
 }

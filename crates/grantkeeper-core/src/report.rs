@@ -433,6 +433,8 @@ pub struct ConnectionDetail {
     pub daily: Vec<crate::audit::DailyCount>,
     /// Decoded JWT claims of the cached tokens (offline).
     pub inspection: crate::grants::TokenInspection,
+    /// What its tokens are bound to (a DPoP key of this device), if anything.
+    pub binding: Option<crate::model::TokenBinding>,
 }
 
 impl Vault {
@@ -458,6 +460,7 @@ impl Vault {
             history: self.connection_history(id, None, history)?,
             daily: self.daily_counts(id, since)?,
             inspection: scope.inspect(id)?,
+            binding: connection.binding(),
             connection,
         })
     }

@@ -2,6 +2,7 @@
 import type { Connection } from "./Connection";
 import type { DailyCount } from "./DailyCount";
 import type { ReportScope } from "./ReportScope";
+import type { TokenBinding } from "./TokenBinding";
 import type { TokenInspection } from "./TokenInspection";
 import type { UsageEvent } from "./UsageEvent";
 
@@ -44,4 +45,8 @@ daily: Array<DailyCount>,
 /**
  * Decoded JWT claims of the cached tokens (offline).
  */
-inspection: TokenInspection, };
+inspection: TokenInspection, 
+/**
+ * What its tokens are bound to (a DPoP key of this device), if anything.
+ */
+binding: TokenBinding | null, };

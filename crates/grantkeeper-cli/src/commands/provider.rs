@@ -53,6 +53,15 @@ pub enum Auth {
     None,
 }
 
+/// A setting turned on or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    /// On.
+    On,
+    /// Off.
+    Off,
+}
+
 impl From<Auth> for ClientAuth {
     fn from(a: Auth) -> Self {
         match a {
@@ -168,6 +177,10 @@ pub struct AddArgs {
     /// in the keychain, `provider jwk` prints the public key to register.
     #[arg(long, value_enum)]
     pub auth: Option<Auth>,
+    /// Bind the app's tokens to a key of this device (DPoP, RFC 9449): `on` or `off`; by
+    /// default on when the provider's discovery offers it.
+    #[arg(long, value_enum)]
+    pub dpop: Option<Switch>,
     /// Default scopes, space-separated.
     #[arg(long)]
     pub scopes: Option<String>,
@@ -253,6 +266,7 @@ pub fn run(cmd: &ProviderCommand, out: &Output) -> Result<(), Failure> {
                 client_id,
                 client_secret,
                 auth,
+                dpop,
                 scopes,
                 redirect,
                 port,
@@ -302,6 +316,7 @@ pub fn run(cmd: &ProviderCommand, out: &Output) -> Result<(), Failure> {
                     client_id: client_id.clone(),
                     client_secret: secret,
                     client_auth: auth.map(Into::into),
+                    dpop: dpop.map(|d| d == Switch::On),
                     scopes: scopes
                         .as_ref()
                         .map(|s| s.split_whitespace().map(str::to_owned).collect()),

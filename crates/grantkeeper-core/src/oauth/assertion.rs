@@ -81,6 +81,11 @@ impl ClientKey {
         SecretText::new(B64.encode(self.pkcs8.as_slice()))
     }
 
+    /// The private key (PKCS #8 DER), for the DPoP signer.
+    pub(super) fn pkcs8(&self) -> &[u8] {
+        &self.pkcs8
+    }
+
     /// The key id: the public key's RFC 7638 thumbprint.
     pub fn kid(&self) -> &str {
         &self.kid

@@ -294,6 +294,7 @@ fn discovery_decides_the_authentication_method_when_none_is_chosen() {
         client_id: "cid".into(),
         client_secret: secret.map(ClientSecret::new),
         client_auth: None,
+        dpop: None,
         scopes: None,
         redirect: None,
         port: None,

@@ -43,6 +43,7 @@ fn new_conn(app: &ProviderApp, name: &str) -> NewConnection {
         refresh_expires_at: None,
         refresh_hard_expires_at: None,
         metadata: BTreeMap::from([("instance_url".into(), "https://x.example".into())]),
+        dpop_key: None,
     }
 }
 
