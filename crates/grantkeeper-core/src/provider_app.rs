@@ -22,7 +22,7 @@ use crate::oauth::flow::{Client, Quirks};
 use crate::oauth::normalize::Wire;
 use crate::oauth::protocol::ProviderClient;
 use crate::oauth::{discovery, OAuthError};
-use crate::secret::ClientSecret;
+use crate::secret::{ClientSecret, SecretText};
 use crate::vault::{NewProviderApp, TenantVault};
 
 pub use edit::{ProviderAppEdit, ProviderAppEdited};
@@ -82,6 +82,11 @@ pub struct ProviderAppSpec {
     #[serde(default)]
     #[ts(optional)]
     pub dpop: Option<bool>,
+    /// For `private_key_jwt`: the user's own key pair (a PEM file's text, PKCS #8 P-256)
+    /// instead of a generated one. It moves to the keychain; the command line only.
+    #[serde(skip)]
+    #[ts(skip)]
+    pub client_key_pem: Option<SecretText>,
     /// Scopes asked for by default; the preset's defaults (else `openid offline_access`) when
     /// `None`.
     pub scopes: Option<Vec<String>>,
@@ -164,7 +169,7 @@ impl TenantVault<'_> {
         let client_auth = spec
             .client_auth
             .or_else(|| default_client_auth(preset_auth, has_secret, &advertised));
-        let client_key = client_key_for(client_auth, has_secret)?;
+        let client_key = client_key_for(client_auth, has_secret, spec.client_key_pem.as_ref())?;
         let default_scopes = match (spec.scopes, preset) {
             (Some(s), _) => s,
             (None, Some(p)) => p.default_scopes.clone(),
@@ -394,9 +399,26 @@ pub(crate) fn default_client_auth(
     (!lists("none") && lists("private_key_jwt")).then_some(ClientAuth::PrivateKeyJwt)
 }
 
-/// The key pair a registration with `auth` needs, generated now; `auth` checked against whether
-/// a client secret was given.
-fn client_key_for(auth: Option<ClientAuth>, has_secret: bool) -> Result<Option<ClientKey>> {
+/// The key pair a registration with `auth` needs: the user's `pem` when given, else generated
+/// now; `auth` checked against whether a client secret was given.
+fn client_key_for(
+    auth: Option<ClientAuth>,
+    has_secret: bool,
+    pem: Option<&SecretText>,
+) -> Result<Option<ClientKey>> {
+    if let Some(pem) = pem {
+        if auth != Some(ClientAuth::PrivateKeyJwt) {
+            return Err(Error::Invalid(
+                "a key file is used only with --auth private_key_jwt".into(),
+            ));
+        }
+        if has_secret {
+            return Err(Error::Invalid(
+                "none and private_key_jwt send no client secret: leave it out".into(),
+            ));
+        }
+        return Ok(Some(ClientKey::from_pem(pem)?));
+    }
     match (auth, has_secret) {
         (Some(ClientAuth::ClientSecretBasic | ClientAuth::ClientSecretPost), false) => {
             Err(Error::Invalid(

@@ -8,7 +8,7 @@ use grantkeeper_core::audit::{Actor, ActorKind};
 use grantkeeper_core::catalog::{Catalog, ClientAuth};
 use grantkeeper_core::model::RedirectMode;
 use grantkeeper_core::provider_app::{EndpointSource, ProviderAppEdit, ProviderAppSpec};
-use grantkeeper_core::secret::ClientSecret;
+use grantkeeper_core::secret::{ClientSecret, SecretText};
 
 use super::split_ref;
 use crate::exit::Failure;
@@ -177,6 +177,11 @@ pub struct AddArgs {
     /// in the keychain, `provider jwk` prints the public key to register.
     #[arg(long, value_enum)]
     pub auth: Option<Auth>,
+    /// With `--auth private_key_jwt`: your own key pair instead of a generated one, a PEM file
+    /// with an unencrypted PKCS #8 P-256 private key. The key moves into the keychain; the file
+    /// is not needed afterwards.
+    #[arg(long, value_name = "PEM", requires = "auth")]
+    pub key_file: Option<std::path::PathBuf>,
     /// Bind the app's tokens to a key of this device (DPoP, RFC 9449): `on` or `off`; by
     /// default on when the provider's discovery offers it.
     #[arg(long, value_enum)]
@@ -266,6 +271,7 @@ pub fn run(cmd: &ProviderCommand, out: &Output) -> Result<(), Failure> {
                 client_id,
                 client_secret,
                 auth,
+                key_file,
                 dpop,
                 scopes,
                 redirect,
@@ -306,6 +312,17 @@ pub fn run(cmd: &ProviderCommand, out: &Output) -> Result<(), Failure> {
             } else {
                 None
             };
+            let key_pem = match key_file {
+                Some(path) => Some(SecretText::new(std::fs::read_to_string(path).map_err(
+                    |e| {
+                        Failure::invalid(format!(
+                            "cannot read the key file {}: {e}",
+                            path.display()
+                        ))
+                    },
+                )?)),
+                None => None,
+            };
             let vault = crate::open_vault()?;
             let t = vault.find_tenant(tenant)?;
             let app = vault.tenant(&t.id)?.register_provider_app(
@@ -317,6 +334,7 @@ pub fn run(cmd: &ProviderCommand, out: &Output) -> Result<(), Failure> {
                     client_secret: secret,
                     client_auth: auth.map(Into::into),
                     dpop: dpop.map(|d| d == Switch::On),
+                    client_key_pem: key_pem,
                     scopes: scopes
                         .as_ref()
                         .map(|s| s.split_whitespace().map(str::to_owned).collect()),
@@ -328,6 +346,13 @@ pub fn run(cmd: &ProviderCommand, out: &Output) -> Result<(), Failure> {
             )?;
             out.value(&app, || {
                 let mut text = format!("added provider app {}/{}", t.slug, app.name);
+                if let Some(path) = key_file {
+                    text.push_str(&format!(
+                        "\nthe private key from {} is now in the keychain; Grantkeeper no longer needs the file: delete it (shred -u {})",
+                        path.display(),
+                        path.display()
+                    ));
+                }
                 if app.client_auth == Some(ClientAuth::PrivateKeyJwt) {
                     text.push_str(&format!(
                         "\nregister its public key at the provider: grantkeeper provider jwk {}/{}",

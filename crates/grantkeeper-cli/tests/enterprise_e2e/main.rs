@@ -8,6 +8,7 @@
 mod support;
 
 mod dpop;
+mod imported_key;
 
 use std::sync::{Mutex, MutexGuard};
 

@@ -520,6 +520,7 @@ fn spec(
         client_secret: Some(crate::secret::ClientSecret::new("sec")),
         client_auth: None,
         dpop: None,
+        client_key_pem: None,
         scopes: Some(vec![]),
         redirect: None,
         port: None,

@@ -7,7 +7,7 @@
 //! [`DpopKey::proof`] is the one proof function: token requests (through the normalizer),
 //! `grantkeeper token --dpop-proof` and the authenticating proxy all call it.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
 use base64::Engine;
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
@@ -62,7 +62,8 @@ impl std::fmt::Debug for DpopHeaders {
 impl DpopKey {
     /// A new key pair from the OS's random source.
     pub fn generate() -> Self {
-        Self::from_client_key(ClientKey::generate())
+        let kept = ClientKey::generate().to_secret();
+        Self::from_secret(&kept)
             .unwrap_or_else(|_| unreachable!("a generated key is a valid P-256 key"))
     }
 
@@ -71,12 +72,9 @@ impl DpopKey {
         let unusable = || {
             OAuthError::Config("the connection's DPoP key in the keychain is unusable: connect the account again (delete, then connect)".into())
         };
-        let key = ClientKey::from_secret(text).map_err(|_| unusable())?;
-        Self::from_client_key(key).map_err(|_| unusable())
-    }
-
-    fn from_client_key(key: ClientKey) -> Result<Self, p256::pkcs8::Error> {
-        let signing = SigningKey::from_pkcs8_der(&Zeroizing::new(key.pkcs8().to_vec()))?;
+        let der = Zeroizing::new(B64.decode(text.expose()).map_err(|_| unusable())?);
+        let signing = SigningKey::from_pkcs8_der(&der).map_err(|_| unusable())?;
+        let key = ClientKey::from_signing_key(&signing).map_err(|_| unusable())?;
         let jwk = key.public_jwk();
         let header = json!({
             "typ": "dpop+jwt", "alg": ALG,

@@ -295,6 +295,7 @@ fn discovery_decides_the_authentication_method_when_none_is_chosen() {
         client_secret: secret.map(ClientSecret::new),
         client_auth: None,
         dpop: None,
+        client_key_pem: None,
         scopes: None,
         redirect: None,
         port: None,
