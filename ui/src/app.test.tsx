@@ -65,6 +65,7 @@ const presets = [
     name: "OpenID Connect (generic)",
     variables: [{ name: "issuer_host", description: "the issuer's host", default: null }],
     default_scopes: ["openid", "offline_access"],
+    auth_methods: ["client_secret_basic", "none"],
     redirect: { loopback: true, fixed_port: false, https_only: false, note: null },
     scopes: [
       { name: "openid", meaning: "Sign in", risk: "low" },
@@ -682,6 +683,9 @@ describe("connect wizard", () => {
     type(host as HTMLInputElement, "id.example.com");
     type($<HTMLInputElement>('input[name="client_id"]')!, "my-client");
     expect($<HTMLInputElement>('input[name="client_secret"]')!.type).toBe("password");
+    // Only the methods the catalog says the provider accepts; the default sends none.
+    const methods = [...$<HTMLSelectElement>('select[name="client_auth"]')!.options].map((o) => o.value);
+    expect(methods).toEqual(["", "client_secret_basic", "none"]);
     await waitFor(() => $<HTMLInputElement>('[data-scope-option="offline_access"]')?.checked);
     click($('[data-scope-option="admin"]')!);
     type($<HTMLInputElement>('input[name="extra_scopes"]')!, "api:read");

@@ -163,6 +163,18 @@ pub enum ClientAuth {
     PrivateKeyJwt,
 }
 
+impl ClientAuth {
+    /// OAuth's name of the method.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+            Self::None => "none",
+            Self::PrivateKeyJwt => "private_key_jwt",
+        }
+    }
+}
+
 /// A registration of Grantkeeper (or of the client) at a provider.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 #[ts(export)]

@@ -164,6 +164,9 @@ impl TenantVault<'_> {
                 endpoints.revocation = p.revocation_url_at(&origin, &spec.client_id);
             }
         }
+        if let (Some(p), Some(method)) = (preset, spec.client_auth) {
+            Catalog::check_auth_method(p, method).map_err(invalid)?;
+        }
         let has_secret = spec.client_secret.is_some();
         let preset_auth = preset.map_or(ClientAuth::ClientSecretBasic, |p| p.client_auth);
         let client_auth = spec

@@ -313,3 +313,36 @@ fn discovery_decides_the_authentication_method_when_none_is_chosen() {
     assert_eq!(posted.client_auth, Some(ClientSecretPost));
     assert!(t.client_jwk("posted").is_err());
 }
+
+/// `provider add --auth` with a method the preset's provider does not accept is refused, with
+/// the ones it does; nothing is registered.
+#[test]
+fn a_method_the_catalog_says_the_provider_refuses_is_refused() {
+    let (_dir, _kc, v) = temp_vault();
+    let t = acme(&v);
+    let spec = super::ProviderAppSpec {
+        name: "gh".into(),
+        preset: Some("github".into()),
+        endpoints: super::EndpointSource::Preset {
+            vars: Default::default(),
+        },
+        client_id: "cid".into(),
+        client_secret: None,
+        client_auth: Some(crate::model::ClientAuth::PrivateKeyJwt),
+        dpop: None,
+        client_key_pem: None,
+        scopes: None,
+        redirect: None,
+        port: None,
+        relay_url: None,
+    };
+    let err = t
+        .register_provider_app(spec, &cli())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("does not accept private_key_jwt; it accepts: client_secret_post"),
+        "{err}"
+    );
+    assert!(t.provider_apps().unwrap().is_empty());
+}
