@@ -141,6 +141,21 @@ fn dpop_bound_grants_are_useless_without_this_devices_key() {
     let jkt = resource_accepts(&cli, "acme/api", &resource);
     assert_eq!(jkt.len(), 43, "{jkt}");
 
+    // exec tells its command the token is DPoP-bound, and which connection makes its proofs.
+    let env = cli
+        .run(&[
+            "exec",
+            "acme/api",
+            "--",
+            "sh",
+            "-c",
+            "echo \"$GRANTKEEPER_TOKEN_TYPE $GRANTKEEPER_CONNECTION\"",
+        ])
+        .ok()
+        .stdout
+        .clone();
+    assert_eq!(env.trim(), "DPoP acme/api");
+
     // The refresh token is bound too: sent without a proof, the provider refuses it.
     let rt = cli
         .gk()
@@ -178,6 +193,19 @@ fn dpop_bound_grants_are_useless_without_this_devices_key() {
         .ok()
         .stdout
         .contains("DPoP-bound"));
+    let env = cli
+        .run(&[
+            "exec",
+            "acme/bearer",
+            "--",
+            "sh",
+            "-c",
+            "echo \"$GRANTKEEPER_TOKEN_TYPE\"",
+        ])
+        .ok()
+        .stdout
+        .clone();
+    assert_eq!(env.trim(), "Bearer");
     cli.run(&["token", "acme/bearer", "--dpop-proof", "GET", &resource])
         .fails(2, "is not DPoP-bound");
 
