@@ -139,6 +139,9 @@ pub struct EditArgs {
     /// No relay page.
     #[arg(long)]
     pub no_relay_url: bool,
+    /// Bind new sign-ins' tokens to a key of this device (DPoP): `on` or `off`.
+    #[arg(long, value_enum)]
+    pub dpop: Option<Switch>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -392,6 +395,7 @@ fn edit(args: &EditArgs, out: &Output) -> Result<(), Failure> {
         redirect: args.redirect.map(Into::into),
         port: set_or_clear(args.port, args.no_port),
         relay_url: set_or_clear(args.relay_url.clone(), args.no_relay_url),
+        dpop: args.dpop.map(|d| d == Switch::On),
     };
     let vault = crate::open_vault()?;
     let t = vault.find_tenant(tenant)?;

@@ -30,6 +30,9 @@ pub struct ProviderAppEdit {
     pub port: Option<Option<u16>>,
     /// A new relay page, or `Some(None)` for none.
     pub relay_url: Option<Option<String>>,
+    /// Bind new sign-ins' tokens to a DPoP key (`true`) or not (`false`); grants already made
+    /// keep their binding.
+    pub dpop: Option<bool>,
 }
 
 /// What an edit did.
@@ -95,6 +98,10 @@ impl TenantVault<'_> {
             }
             app.relay_url = relay;
             note("relay URL");
+        }
+        if let Some(dpop) = edit.dpop.filter(|d| app.dpop != Some(*d)) {
+            app.dpop = Some(dpop);
+            note("DPoP");
         }
         if app.redirect_mode == RedirectMode::Relay && app.relay_url.is_none() {
             return Err(Error::Invalid(

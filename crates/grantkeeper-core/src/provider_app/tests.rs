@@ -42,6 +42,7 @@ fn an_edit_changes_the_settings_keeps_them_authenticated_and_is_recorded() {
                 redirect: Some(RedirectMode::Relay),
                 port: Some(Some(8765)),
                 relay_url: Some(Some("https://relay.example/callback".into())),
+                dpop: Some(false),
                 ..ProviderAppEdit::default()
             },
             &cli(),
@@ -55,7 +56,8 @@ fn an_edit_changes_the_settings_keeps_them_authenticated_and_is_recorded() {
             "scopes",
             "redirect",
             "port",
-            "relay URL"
+            "relay URL",
+            "DPoP"
         ]
     );
     assert_eq!(edited.reconsent, ["crm"], "granted to the old client id");
@@ -64,6 +66,11 @@ fn an_edit_changes_the_settings_keeps_them_authenticated_and_is_recorded() {
     assert_eq!(app.client_id, "new-client");
     assert!(app.has_client_secret);
     assert_eq!(app.default_scopes, ["read", "write"]);
+    assert_eq!(
+        app.dpop,
+        Some(false),
+        "kept, and covered by the settings' MAC"
+    );
     assert_eq!(
         (
             app.redirect_mode,

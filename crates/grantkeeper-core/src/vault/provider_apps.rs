@@ -253,7 +253,7 @@ impl ProviderAppStore for LocalStore<'_> {
         self.vault.write(|tx| {
             let changed = tx.execute(
                 "UPDATE provider_apps SET endpoints = ?3, client_id = ?4, redirect_mode = ?5,
-                        redirect_port = ?6, relay_url = ?7, default_scopes = ?8, settings_mac = ?9,
+                        redirect_port = ?6, relay_url = ?7, default_scopes = ?8, settings_mac = ?9, dpop = ?12,
                         client_secret = CASE ?10 WHEN 'keep' THEN client_secret WHEN 'set' THEN ?11 ELSE NULL END
                  WHERE id = ?1 AND tenant_id = ?2",
                 params![
@@ -272,6 +272,7 @@ impl ProviderAppStore for LocalStore<'_> {
                         SecretChange::Remove => "remove",
                     },
                     sealed,
+                    record.dpop,
                 ],
             )?;
             if changed == 0 {
