@@ -6,7 +6,6 @@
 
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
 use base64::Engine;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use p256::ecdsa::SigningKey;
 use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use rand::RngCore;
@@ -36,6 +35,8 @@ const LIFETIME_SECS: u64 = 60;
 #[derive(Clone)]
 pub struct ClientKey {
     pkcs8: Zeroizing<Vec<u8>>,
+    /// The same key, ready to sign (zeroized on drop by p256).
+    signing: SigningKey,
     x: String,
     y: String,
     kid: String,
@@ -120,7 +121,13 @@ impl ClientKey {
         // RFC 7638 thumbprint: the required members in lexicographic order, no whitespace.
         let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
         let kid = B64URL.encode(Sha256::digest(canonical.as_bytes()));
-        Ok(Self { pkcs8, x, y, kid })
+        Ok(Self {
+            pkcs8,
+            signing: key.clone(),
+            x,
+            y,
+            kid,
+        })
     }
 
     /// The private key as kept in the keychain (PKCS #8, base64).
@@ -151,11 +158,21 @@ impl ClientKey {
             "iss": client_id, "sub": client_id, "aud": audience,
             "jti": B64URL.encode(jti), "iat": now, "exp": now + LIFETIME_SECS,
         });
-        let mut header = Header::new(Algorithm::ES256);
-        header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ec_der(&self.pkcs8))
-            .map_err(|_| OAuthError::Config("the client assertion could not be signed".into()))
+        let header = json!({ "typ": "JWT", "alg": "ES256", "kid": self.kid });
+        Ok(es256(
+            &self.signing,
+            &B64URL.encode(header.to_string()),
+            &claims,
+        ))
     }
+}
+
+/// A compact JWS of `claims` under the base64url `header`, signed ES256 with `key`.
+pub(super) fn es256(key: &SigningKey, header: &str, claims: &Value) -> String {
+    use p256::ecdsa::signature::Signer;
+    let input = format!("{header}.{}", B64URL.encode(claims.to_string()));
+    let signature: p256::ecdsa::Signature = key.sign(input.as_bytes());
+    format!("{input}.{}", B64URL.encode(signature.to_bytes()))
 }
 
 /// The client authentication of one provider app's requests with its key.
@@ -182,7 +199,7 @@ impl ClientAssertion<'_> {
 
 #[cfg(test)]
 mod tests {
-    use jsonwebtoken::{DecodingKey, Validation};
+    use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
     use super::*;
 

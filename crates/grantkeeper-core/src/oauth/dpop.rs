@@ -9,8 +9,7 @@
 
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
 use base64::Engine;
-use p256::ecdsa::signature::Signer;
-use p256::ecdsa::{Signature, SigningKey};
+use p256::ecdsa::SigningKey;
 use p256::pkcs8::DecodePrivateKey;
 use rand::RngCore;
 use serde_json::json;
@@ -127,9 +126,11 @@ impl DpopKey {
                 .encode(Sha256::digest(token.expose().as_bytes()))
                 .into();
         }
-        let input = format!("{}.{}", self.header, B64URL.encode(claims.to_string()));
-        let signature: Signature = self.signing.sign(input.as_bytes());
-        Ok(format!("{input}.{}", B64URL.encode(signature.to_bytes())))
+        Ok(super::assertion::es256(
+            &self.signing,
+            &self.header,
+            &claims,
+        ))
     }
 
     /// The headers of one resource request with `token` bound to this key.
