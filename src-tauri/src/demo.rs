@@ -76,6 +76,8 @@ fn ensure_app(vault: &Vault, tenant: &TenantId, actor: &Actor) -> Result<Provide
                 client_id: CLIENT_ID.into(),
                 client_secret: None,
                 client_auth: None,
+                dpop: None,
+                client_key_pem: None,
                 scopes: None,
                 redirect: None,
                 port: None,

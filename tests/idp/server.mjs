@@ -27,6 +27,13 @@
 //                    with the client secret; default oidc-provider's (asymmetric only)
 //   requirePushedAuthorizationRequests  true: authorization requests are accepted only when
 //                    pushed first (RFC 9126); discovery says so. Default false (PAR is offered)
+//   dpop             true, or {"requireNonce": true}: DPoP (RFC 9449) on: discovery advertises
+//                    dpop_signing_alg_values_supported, a token request with a proof gets a
+//                    DPoP-bound token (and a public client's refresh token is bound too), and
+//                    with requireNonce every proof must carry a server nonce (use_dpop_nonce
+//                    says which), at the token endpoint and at the DPoP-protected resource
+//                    /dpop/api (tests/idp/dpop-resource.mjs), which the server always serves.
+//                    Default off
 //
 // It also serves a bearer-protected API under /resource/ (see resource.mjs).
 // Besides the OAuth endpoints, the same server answers a small test-control surface:
@@ -48,6 +55,8 @@ import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { parseArgs } from "node:util";
 import { resource } from "./resource.mjs";
+
+import { dpopResource } from "./dpop-resource.mjs";
 
 // oidc-provider prints its development notices with console.info, i.e. on stdout, which must carry
 // nothing but the ready line: send all console chatter to stderr.
@@ -120,6 +129,9 @@ function newStats() {
     token_requests_stalled: 0, // token endpoint requests held by /__test/stall-token
     token_requests_dropped: 0, // ... of those, dropped unanswered when the stall ended
     revocations_refused: 0, // revocation requests refused by /__test/fail-revocation
+    dpop_resource_ok: 0, // requests /dpop/api answered (token and proof checked)
+    dpop_resource_refused: 0, // ... refused with 401 (no proof, a bad one, a bearer token, …)
+    dpop_resource_nonce_asked: 0, // ... of those, refused to ask for a nonce (use_dpop_nonce)
   };
 }
 
@@ -242,6 +254,11 @@ function providerConfiguration(config, stats) {
       introspection: { enabled: true },
       // No resource servers: the API scopes are static scopes (see `scopes`).
       resourceIndicators: { enabled: false },
+      // Off unless asked for: with it on, discovery offers DPoP and Grantkeeper binds its tokens.
+      dPoP: {
+        enabled: config.dpop !== undefined && config.dpop !== false,
+        ...(config.dpop?.requireNonce ? { nonceSecret: randomBytes(32), requireNonce: () => true } : {}),
+      },
       pushedAuthorizationRequests: {
         enabled: true,
         requirePushedAuthorizationRequests: config.requirePushedAuthorizationRequests === true,
@@ -426,6 +443,7 @@ async function main() {
   const provider = new Provider(issuer, providerConfiguration(config, stats));
   provider.use(resource(provider)); // the protected API under /resource/ (see resource.mjs)
   provider.use(testSurface(stats, faults));
+  provider.use(dpopResource(provider, stats, { requireNonce: config.dpop?.requireNonce === true }));
   provider.on("grant.error", (_ctx, err) => {
     if (err instanceof errors.InvalidGrant && err.error_detail === "refresh token already used") {
       stats.current.refresh_reuse_detected += 1;

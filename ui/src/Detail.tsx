@@ -306,6 +306,12 @@ export function Detail({ target, summary, detail, loadError, onClose, onReload, 
                 </>
               )}
             </dd>
+            {detail?.binding === "dpop" && (
+              <>
+                <dt>Bound to</dt>
+                <dd data-binding="dpop">this device's DPoP key; useless without it</dd>
+              </>
+            )}
             <dt>Refresh token</dt>
             <dd>
               {!c.has_refresh_token ? (

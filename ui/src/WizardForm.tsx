@@ -16,6 +16,7 @@ import { Alert, BusyButton, RiskBadge, onText } from "./ui";
 import {
   type Source,
   type WizardForm as Form,
+  authMethods,
   buildConnectForm,
   buildSpec,
   chosenScopes,
@@ -447,6 +448,18 @@ export function WizardForm({ model, onCancel }: Props) {
                   <span>Client secret (for confidential clients; leave empty for a public client)</span>
                   <input type="password" name="client_secret" autoComplete="off" value={form.clientSecret} {...onText((v) => set("clientSecret", v))} />
                   <span class="hint">Stored encrypted under the tenant's key; it never comes back to this window.</span>
+                </label>
+                <label class="field">
+                  <span>Client authentication</span>
+                  <select name="client_auth" value={form.clientAuth} onChange={(e) => set("clientAuth", e.currentTarget.value as Form["clientAuth"])}>
+                    <option value="">The provider's default</option>
+                    {authMethods(preset).map((m) => (
+                      <option key={m} value={m}>
+                        {m}
+                      </option>
+                    ))}
+                  </select>
+                  {form.clientAuth === "private_key_jwt" && <span class="hint">Grantkeeper makes a key pair; register its public key (grantkeeper provider jwk) at the provider before you sign in.</span>}
                 </label>
                 {preset?.redirect.note && <p class="muted small">{preset.redirect.note}</p>}
               </fieldset>

@@ -55,6 +55,8 @@ function detailOf(c: Connection): ConnectionDetail {
     ],
     inspection: { access_token: null, access_token_is_jwt: false, id_token: { header: { alg: "RS256" }, claims: { sub: "sub-1", exp: Math.floor(now / 1000) + 600 } } },
     anomalies: [],
+    // As the core derives it from the connection's metadata.
+    binding: c.metadata.token_binding === "dpop" ? "dpop" : null,
   };
 }
 
@@ -64,6 +66,7 @@ const presets = [
     name: "OpenID Connect (generic)",
     variables: [{ name: "issuer_host", description: "the issuer's host", default: null }],
     default_scopes: ["openid", "offline_access"],
+    auth_methods: ["client_secret_basic", "none"],
     redirect: { loopback: true, fixed_port: false, https_only: false, note: null },
     scopes: [
       { name: "openid", meaning: "Sign in", risk: "low" },
@@ -374,6 +377,15 @@ describe("detail", () => {
     click(link);
     expect(api.openProviderLink).toHaveBeenCalledWith({ tenant: "t-acme", connection: "c-crm" }, "https://acme.my.example.com");
     expect($('[data-meta="realm"] a')).toBeNull();
+  });
+
+  it("says when the grant's tokens are bound to this device's DPoP key", async () => {
+    await openCrm();
+    expect($("[data-binding]")).toBeNull();
+    state.connections = [{ ...crm, metadata: { ...crm.metadata, token_binding: "dpop" } }, old];
+    state.vaultChanged.forEach((f) => f(98));
+    await waitFor(() => $("[data-binding]") !== null);
+    expect(text('[data-binding="dpop"]')).toMatch(/this device's DPoP key; useless without it/);
   });
 
   it("turns the token actions off on a revoked grant", async () => {
@@ -688,6 +700,9 @@ describe("connect wizard", () => {
     type(host as HTMLInputElement, "id.example.com");
     type($<HTMLInputElement>('input[name="client_id"]')!, "my-client");
     expect($<HTMLInputElement>('input[name="client_secret"]')!.type).toBe("password");
+    // Only the methods the catalog says the provider accepts; the default sends none.
+    const methods = [...$<HTMLSelectElement>('select[name="client_auth"]')!.options].map((o) => o.value);
+    expect(methods).toEqual(["", "client_secret_basic", "none"]);
     await waitFor(() => $<HTMLInputElement>('[data-scope-option="offline_access"]')?.checked);
     click($('[data-scope-option="admin"]')!);
     type($<HTMLInputElement>('input[name="extra_scopes"]')!, "api:read");

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { Preset } from "./bindings/Preset";
 import type { ProviderApp } from "./bindings/ProviderApp";
 import {
+  authMethods,
   buildConnectForm,
   buildSpec,
   chosenScopes,
@@ -29,6 +30,7 @@ function preset(over: Partial<Preset> = {}): Preset {
     scope_param: "scope",
     pkce: "supported",
     client_auth: "client_secret_basic",
+    auth_methods: ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
     authorize_params: {},
     token_headers: {},
     default_scopes: ["openid", "offline_access"],
@@ -154,6 +156,13 @@ describe("requests", () => {
       port: null,
       relay_url: null,
     });
+  });
+  it("sends a chosen client authentication, and offers what the catalog says the provider accepts", () => {
+    const f = { ...emptyForm("t1"), preset: "okta", clientAuth: "private_key_jwt" as const };
+    expect(buildSpec(f, []).client_auth).toBe("private_key_jwt");
+    expect("client_auth" in buildSpec({ ...f, clientAuth: "" }, [])).toBe(false);
+    expect(authMethods(preset({ auth_methods: ["client_secret_post"] }))).toEqual(["client_secret_post"]);
+    expect(authMethods(null)).toEqual(["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]);
   });
   it("builds issuer and explicit specs", () => {
     const f = { ...emptyForm("t1"), source: "issuer" as const, issuer: "https://id.example.com ", clientSecret: "s3cret", port: "8765" };

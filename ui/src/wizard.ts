@@ -1,6 +1,7 @@
 // The connect wizard's form logic (pure): scope options, defaults, validation, and the
 // ProviderAppSpec / ConnectForm it sends. The backend validates again; this only catches
 // what the user can fix before the browser opens.
+import type { ClientAuth } from "./bindings/ClientAuth";
 import type { ConnectForm } from "./bindings/ConnectForm";
 import type { Preset } from "./bindings/Preset";
 import type { ProviderApp } from "./bindings/ProviderApp";
@@ -27,6 +28,8 @@ export type WizardForm = {
   appName: string;
   clientId: string;
   clientSecret: string;
+  /** Client authentication ("" = the provider's default, or what discovery says). */
+  clientAuth: ClientAuth | "";
   /** Checked scope options. */
   scopes: string[];
   extraScopes: string;
@@ -35,6 +38,14 @@ export type WizardForm = {
   port: string;
   name: string;
 };
+
+/** Every client authentication method, for a provider the catalog does not know. */
+export const ALL_AUTH_METHODS: ClientAuth[] = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"];
+
+/** The methods to offer: the ones the catalog says the provider accepts. */
+export function authMethods(preset: Preset | null): ClientAuth[] {
+  return preset?.auth_methods ?? ALL_AUTH_METHODS;
+}
 
 export type ScopeOption = { name: string; meaning: string | null; risk: Risk | null };
 
@@ -52,6 +63,7 @@ export function emptyForm(tenant: string): WizardForm {
     appName: "",
     clientId: "",
     clientSecret: "",
+    clientAuth: "",
     scopes: [],
     extraScopes: "",
     redirect: "loopback",
@@ -178,6 +190,7 @@ export function buildSpec(form: WizardForm, scopes: string[]): ProviderAppSpec {
     endpoints,
     client_id: form.clientId.trim(),
     client_secret: form.clientSecret === "" ? null : form.clientSecret,
+    ...(form.clientAuth === "" ? {} : { client_auth: form.clientAuth }),
     scopes: scopes.length > 0 ? scopes : null,
     redirect: form.redirect,
     port: form.port.trim() === "" ? null : Number(form.port),

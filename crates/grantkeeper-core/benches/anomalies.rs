@@ -48,6 +48,7 @@ fn seed(vault: &Vault, connections: usize) -> Vec<(TenantId, ConnectionId)> {
                     redirect_mode: RedirectMode::Loopback,
                     client_auth: None,
                     client_key: None,
+                    dpop: None,
                     redirect_port: None,
                     relay_url: None,
                     default_scopes: vec![],
@@ -69,6 +70,7 @@ fn seed(vault: &Vault, connections: usize) -> Vec<(TenantId, ConnectionId)> {
                         refresh_expires_at: None,
                         refresh_hard_expires_at: None,
                         metadata: BTreeMap::new(),
+                        dpop_key: None,
                     },
                     TokenSet {
                         access_token: AccessToken::new(format!("bench-at-{t}-{i}")),

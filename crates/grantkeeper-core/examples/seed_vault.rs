@@ -51,6 +51,7 @@ fn main() {
                     client_secret: None,
                     redirect_mode: RedirectMode::Loopback,
                     client_auth: None,
+                    dpop: None,
                     client_key: None,
                     redirect_port: None,
                     relay_url: None,
@@ -93,6 +94,7 @@ fn main() {
                             .then_some(now + (10 + i as i64 % 80) * DAY),
                         refresh_hard_expires_at: None,
                         metadata: BTreeMap::new(),
+                        dpop_key: None,
                     },
                     TokenSet {
                         access_token: AccessToken::new(format!("seed-access-{i}")),

@@ -278,6 +278,9 @@ pub struct Preset {
     pub pkce: Pkce,
     /// Token-endpoint client authentication.
     pub client_auth: ClientAuth,
+    /// Every client authentication method the provider accepts (`client_auth` among them):
+    /// `provider add --auth` and the window's wizard offer these only.
+    pub auth_methods: Vec<ClientAuth>,
     /// Extra authorization-request parameters (Google's `access_type=offline`).
     #[serde(default)]
     pub authorize_params: BTreeMap<String, String>,
@@ -318,6 +321,16 @@ pub enum CatalogError {
     /// No preset has that id.
     #[error("no provider preset named '{0}' (see `grantkeeper provider list`)")]
     UnknownPreset(String),
+    /// The provider does not accept that client authentication method.
+    #[error("{provider} does not accept {method}; it accepts: {accepted}")]
+    AuthMethodRefused {
+        /// The preset's name.
+        provider: String,
+        /// The method asked for.
+        method: &'static str,
+        /// The methods it accepts.
+        accepted: String,
+    },
     /// A placeholder has no value and no default.
     #[error("the {preset} preset needs a value for '{variable}': {description}")]
     MissingVariable {
@@ -353,6 +366,20 @@ impl Catalog {
     /// Parses a catalog file.
     pub fn parse(text: &str) -> Result<Catalog, CatalogError> {
         toml::from_str(text).map_err(|e| CatalogError::Malformed(e.to_string()))
+    }
+
+    /// Refuses `method` when `preset` says its provider does not accept it, naming the ones it
+    /// does.
+    pub fn check_auth_method(preset: &Preset, method: ClientAuth) -> Result<(), CatalogError> {
+        if preset.auth_methods.contains(&method) {
+            return Ok(());
+        }
+        let accepted: Vec<&str> = preset.auth_methods.iter().map(|m| m.as_str()).collect();
+        Err(CatalogError::AuthMethodRefused {
+            provider: preset.name.clone(),
+            method: method.as_str(),
+            accepted: accepted.join(", "),
+        })
     }
 
     /// The preset with this id.

@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::audit::Actor;
 use crate::error::{Error, Result};
 use crate::model::{
-    AccountIdentity, Connection, ConnectionId, ExpirySource, RedirectMode, UnixMillis,
+    AccountIdentity, Connection, ConnectionId, ExpirySource, RedirectMode, TokenBinding, UnixMillis,
 };
 use crate::oauth::discovery;
 use crate::oauth::flow;
@@ -171,10 +171,12 @@ impl TenantVault<'_> {
         request: ConnectRequest,
         replaces: Option<ConnectionId>,
     ) -> Result<PendingConnect> {
-        let context = self.app_context(
-            self.provider_app(&request.provider_app)?,
-            Discovery::AtSignIn,
-        )?;
+        let context = self
+            .app_context(
+                self.provider_app(&request.provider_app)?,
+                Discovery::AtSignIn,
+            )?
+            .for_sign_in();
         let app = &context.app;
         if replaces.is_none() && self.connection_named(&request.name).is_ok() {
             return Err(Error::AlreadyExists {
@@ -279,7 +281,7 @@ impl TenantVault<'_> {
     /// Everything a grant request of `request` needs, read once.
     fn prepare(&self, request: &ConnectRequest) -> Result<Prepared> {
         let app = self.provider_app(&request.provider_app)?;
-        let context = self.app_context(app, Discovery::AtSignIn)?;
+        let context = self.app_context(app, Discovery::AtSignIn)?.for_sign_in();
         let scopes = request
             .scopes
             .clone()
@@ -397,6 +399,21 @@ impl TenantVault<'_> {
             account.org_id = text("tid").or_else(|| text("organization_id"));
         }
         metadata.extend(response.metadata.clone());
+        metadata.remove(TokenBinding::METADATA_KEY);
+        let dpop_key = match &context.dpop {
+            Some(key) if response.dpop_bound => {
+                metadata.insert(
+                    TokenBinding::METADATA_KEY.into(),
+                    TokenBinding::Dpop.as_str().into(),
+                );
+                Some(key.to_secret())
+            }
+            Some(_) => {
+                tracing::info!("the provider issued a bearer token despite the DPoP proof; the grant is not bound");
+                None
+            }
+            None => None,
+        };
         // Without an ID token, the catalog may name the account from the token response
         // (metadata keys `subject` and `username`).
         if account.subject.is_none() {
@@ -440,6 +457,7 @@ impl TenantVault<'_> {
                     .or(expiry.refresh_max_days.map(days)),
             ),
             metadata,
+            dpop_key,
         };
         match replaces {
             Some(id) => self.renew_connection(id, new, response.tokens, actor),

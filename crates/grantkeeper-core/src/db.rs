@@ -146,6 +146,11 @@ CREATE TABLE usage_programs (
 CREATE INDEX usage_profiles_tenant ON usage_profiles(tenant_id);
 CREATE INDEX usage_programs_tenant ON usage_programs(tenant_id);
 "#,
+    r#"
+-- Whether a provider app's grants are DPoP-bound (RFC 9449), when chosen (NULL: when discovery
+-- offers it). Each grant's DPoP key is in the keychain.
+ALTER TABLE provider_apps ADD COLUMN dpop INTEGER;
+"#,
 ];
 
 /// The schema version this build writes.

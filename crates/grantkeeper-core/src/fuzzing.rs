@@ -102,6 +102,7 @@ pub fn token_response(data: &[u8]) {
         status: STATUSES[usize::from(*st) % STATUSES.len()],
         content_type: CONTENT_TYPES[usize::from(*ct) % CONTENT_TYPES.len()].map(str::to_owned),
         body: body.to_vec(),
+        ..Default::default()
     };
     let _ = token::body_to_object(&resp);
     let answer = crate::oauth::protocol::exchange_answer(shape, resp);
@@ -172,6 +173,7 @@ pub fn discovery(data: &[u8]) {
         status: 200,
         content_type: Some("application/json".into()),
         body: data.to_vec(),
+        ..Default::default()
     };
     if let Ok(meta) = discovery::parse_document(TEST_ISSUER, &resp) {
         assert_eq!(meta.issuer.trim_end_matches('/'), TEST_ISSUER);

@@ -52,15 +52,27 @@ pub enum HttpError {
     },
 }
 
-/// A response: status, content type and body (at most [`MAX_BODY`] bytes).
-#[derive(Debug, Clone)]
+/// A response: status, content type, headers and body (at most [`MAX_BODY`] bytes).
+#[derive(Debug, Clone, Default)]
 pub struct HttpResponse {
     /// HTTP status.
     pub status: u16,
     /// The Content-Type header.
     pub content_type: Option<String>,
+    /// Every header with a text value, names in lower case (`dpop-nonce`, `www-authenticate`).
+    pub headers: Vec<(String, String)>,
     /// The body.
     pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// The first value of header `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// The hardened client.
@@ -283,6 +295,11 @@ fn finish(
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let headers = resp
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect();
     let body = resp
         .body_mut()
         .with_config()
@@ -294,6 +311,7 @@ fn finish(
     Ok(HttpResponse {
         status,
         content_type,
+        headers,
         body,
     })
 }

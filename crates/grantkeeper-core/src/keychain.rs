@@ -50,6 +50,13 @@ impl EntryName {
         ))
     }
 
+    /// The entry holding one connection's DPoP key (RFC 9449), namespaced by tenant.
+    pub fn dpop_key(vault: &str, tenant: &str, connection: &str) -> Self {
+        Self::new(format!(
+            "vault/{vault}/tenant/{tenant}/connection/{connection}/dpop-key"
+        ))
+    }
+
     fn new(user: String) -> Self {
         Self {
             service: SERVICE.to_owned(),

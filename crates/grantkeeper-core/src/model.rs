@@ -163,6 +163,18 @@ pub enum ClientAuth {
     PrivateKeyJwt,
 }
 
+impl ClientAuth {
+    /// OAuth's name of the method.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+            Self::None => "none",
+            Self::PrivateKeyJwt => "private_key_jwt",
+        }
+    }
+}
+
 /// A registration of Grantkeeper (or of the client) at a provider.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 #[ts(export)]
@@ -186,6 +198,11 @@ pub struct ProviderApp {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     pub client_auth: Option<ClientAuth>,
+    /// Whether its grants are bound to a DPoP key (RFC 9449) when chosen at registration;
+    /// otherwise whenever the provider's discovery offers DPoP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub dpop: Option<bool>,
     /// How the authorization response comes back.
     pub redirect_mode: RedirectMode,
     /// Fixed loopback port, when the registration requires one.
@@ -333,6 +350,49 @@ pub struct Connection {
     /// When the record was created.
     #[ts(type = "number")]
     pub created_at: UnixMillis,
+}
+
+/// What a connection's tokens are bound to, besides being held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenBinding {
+    /// A DPoP key of this device (RFC 9449), in the keychain: every use needs a proof signed
+    /// with it.
+    Dpop,
+}
+
+impl TokenBinding {
+    /// Where a connection records its binding, in its metadata.
+    pub const METADATA_KEY: &'static str = "token_binding";
+
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Dpop => "dpop",
+        }
+    }
+
+    /// What the binding means, in plain words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Dpop => "DPoP-bound: bound to this device's key; useless without it",
+        }
+    }
+}
+
+impl Connection {
+    /// What its tokens are bound to, if anything.
+    pub fn binding(&self) -> Option<TokenBinding> {
+        match self
+            .metadata
+            .get(TokenBinding::METADATA_KEY)
+            .map(String::as_str)
+        {
+            Some("dpop") => Some(TokenBinding::Dpop),
+            _ => None,
+        }
+    }
 }
 
 /// A refresh token that will die soon unless something happens.

@@ -18,11 +18,12 @@ use crate::catalog::{ApiSpec, ApiTarget, Catalog, ClientAuth, Preset, Revocation
 use crate::error::{Error, Result};
 use crate::model::{Connection, Endpoints, ProviderApp, RedirectMode};
 use crate::oauth::assertion::ClientKey;
+use crate::oauth::dpop::DpopKey;
 use crate::oauth::flow::{Client, Quirks};
 use crate::oauth::normalize::Wire;
 use crate::oauth::protocol::ProviderClient;
 use crate::oauth::{discovery, OAuthError};
-use crate::secret::ClientSecret;
+use crate::secret::{ClientSecret, SecretText};
 use crate::vault::{NewProviderApp, TenantVault};
 
 pub use edit::{ProviderAppEdit, ProviderAppEdited};
@@ -81,6 +82,16 @@ pub struct ProviderAppSpec {
     #[serde(default)]
     #[ts(optional)]
     pub client_auth: Option<ClientAuth>,
+    /// Whether its grants are bound to a DPoP key (RFC 9449): `None` when the provider's
+    /// discovery offers DPoP (`dpop_signing_alg_values_supported`).
+    #[serde(default)]
+    #[ts(optional)]
+    pub dpop: Option<bool>,
+    /// For `private_key_jwt`: the user's own key pair (a PEM file's text, PKCS #8 P-256)
+    /// instead of a generated one. It moves to the keychain; the command line only.
+    #[serde(skip)]
+    #[ts(skip)]
+    pub client_key_pem: Option<SecretText>,
     /// Scopes asked for by default; the preset's defaults (else `openid offline_access`) when
     /// `None`.
     pub scopes: Option<Vec<String>>,
@@ -158,12 +169,15 @@ impl TenantVault<'_> {
                 endpoints.revocation = p.revocation_url_at(&origin, &spec.client_id);
             }
         }
+        if let (Some(p), Some(method)) = (preset, spec.client_auth) {
+            Catalog::check_auth_method(p, method).map_err(invalid)?;
+        }
         let has_secret = spec.client_secret.is_some();
         let preset_auth = preset.map_or(ClientAuth::ClientSecretBasic, |p| p.client_auth);
         let client_auth = spec
             .client_auth
             .or_else(|| default_client_auth(preset_auth, has_secret, &advertised));
-        let client_key = client_key_for(client_auth, has_secret)?;
+        let client_key = client_key_for(client_auth, has_secret, spec.client_key_pem.as_ref())?;
         let settings = registration(&RegistrationDraft {
             preset: spec.preset.clone(),
             redirect: spec.redirect,
@@ -182,6 +196,7 @@ impl TenantVault<'_> {
                 client_secret: spec.client_secret,
                 client_auth,
                 client_key: client_key.map(|k| k.to_secret()),
+                dpop: spec.dpop,
                 redirect_mode: settings.redirect,
                 redirect_port: settings.port,
                 relay_url: spec.relay_url,
@@ -215,6 +230,11 @@ pub(crate) struct AppContext {
     /// Where authorization requests are pushed (RFC 9126), from the metadata of a sign-in:
     /// whenever the issuer advertises the endpoint.
     pub(crate) par_endpoint: Option<String>,
+    /// Whether the issuer takes DPoP proofs, from the metadata of a sign-in.
+    pub(crate) dpop_offered: bool,
+    /// The DPoP key of the grant the requests are for: a new one for a sign-in that binds its
+    /// tokens, the connection's own for a bound grant.
+    pub(crate) dpop: Option<DpopKey>,
 }
 
 impl AppContext {
@@ -226,6 +246,19 @@ impl AppContext {
             &self.quirks,
             Wire::Http(http),
         )
+        .proving(self.dpop.as_ref())
+    }
+
+    /// Whether a new sign-in binds its tokens to a DPoP key: as the app says, else when the
+    /// issuer offers DPoP.
+    pub(crate) fn binds_with_dpop(&self) -> bool {
+        self.app.dpop.unwrap_or(self.dpop_offered)
+    }
+
+    /// The context with a new DPoP key when a new sign-in binds its tokens to one.
+    pub(crate) fn for_sign_in(mut self) -> Self {
+        self.dpop = self.binds_with_dpop().then(DpopKey::generate);
+        self
     }
 
     /// Where this app revokes grants: the URL stored at registration. Apps registered before
@@ -267,6 +300,7 @@ impl TenantVault<'_> {
         let preset = Catalog::preset_named(app.preset.as_deref())?;
         let mut iss_required = false;
         let mut par_endpoint = None;
+        let mut dpop_offered = false;
         let missing = app.endpoints.token.is_none();
         if let Some(issuer) = app.endpoints.issuer.clone() {
             if when == Discovery::AtSignIn || missing {
@@ -274,6 +308,7 @@ impl TenantVault<'_> {
                     Ok(meta) => {
                         iss_required = meta.authorization_response_iss_parameter_supported;
                         par_endpoint = meta.pushed_authorization_request_endpoint.clone();
+                        dpop_offered = meta.offers_dpop();
                         app.endpoints.fill_missing_from(meta.endpoints());
                     }
                     Err(e @ OAuthError::IssuerMismatch { .. }) => return Err(Error::OAuth(e)),
@@ -304,6 +339,8 @@ impl TenantVault<'_> {
             client,
             iss_required,
             par_endpoint,
+            dpop_offered,
+            dpop: None,
         })
     }
 }
@@ -390,9 +427,26 @@ pub(crate) fn default_client_auth(
     (!lists("none") && lists("private_key_jwt")).then_some(ClientAuth::PrivateKeyJwt)
 }
 
-/// The key pair a registration with `auth` needs, generated now; `auth` checked against whether
-/// a client secret was given.
-fn client_key_for(auth: Option<ClientAuth>, has_secret: bool) -> Result<Option<ClientKey>> {
+/// The key pair a registration with `auth` needs: the user's `pem` when given, else generated
+/// now; `auth` checked against whether a client secret was given.
+fn client_key_for(
+    auth: Option<ClientAuth>,
+    has_secret: bool,
+    pem: Option<&SecretText>,
+) -> Result<Option<ClientKey>> {
+    if let Some(pem) = pem {
+        if auth != Some(ClientAuth::PrivateKeyJwt) {
+            return Err(Error::Invalid(
+                "a key file is used only with --auth private_key_jwt".into(),
+            ));
+        }
+        if has_secret {
+            return Err(Error::Invalid(
+                "none and private_key_jwt send no client secret: leave it out".into(),
+            ));
+        }
+        return Ok(Some(ClientKey::from_pem(pem)?));
+    }
     match (auth, has_secret) {
         (Some(ClientAuth::ClientSecretBasic | ClientAuth::ClientSecretPost), false) => {
             Err(Error::Invalid(

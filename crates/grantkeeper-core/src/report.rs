@@ -435,6 +435,8 @@ pub struct ConnectionDetail {
     pub inspection: crate::grants::TokenInspection,
     /// Where its use looks wrong.
     pub anomalies: Vec<crate::anomaly::Anomaly>,
+    /// What its tokens are bound to (a DPoP key of this device), if anything.
+    pub binding: Option<crate::model::TokenBinding>,
 }
 
 impl Vault {
@@ -461,6 +463,7 @@ impl Vault {
             daily: self.daily_counts(id, since)?,
             inspection: scope.inspect(id)?,
             anomalies: self.connection_anomalies(tenant, id)?,
+            binding: connection.binding(),
             connection,
         })
     }

@@ -41,6 +41,8 @@ pub struct NewProviderApp {
     pub client_auth: Option<ClientAuth>,
     /// Its own private key (`private_key_jwt`), kept in the keychain, never in the database.
     pub client_key: Option<SecretText>,
+    /// Whether its grants are DPoP-bound, when chosen (see [`ProviderApp::dpop`]).
+    pub dpop: Option<bool>,
     /// How the authorization response comes back.
     pub redirect_mode: RedirectMode,
     /// Fixed loopback port, if the registration needs one.
@@ -74,6 +76,9 @@ pub struct NewConnection {
     pub refresh_hard_expires_at: Option<UnixMillis>,
     /// Provider metadata.
     pub metadata: BTreeMap<String, String>,
+    /// The DPoP key its tokens are bound to (RFC 9449), kept in the keychain, never in the
+    /// database.
+    pub dpop_key: Option<SecretText>,
 }
 
 /// How long a caller waits for another caller's refresh of the same grant.
@@ -109,7 +114,7 @@ pub trait ConnectionStore {
     ) -> Result<()>;
     /// The connections granted through one provider app, by name.
     fn connections_using(&self, app: &ProviderAppId) -> Result<Vec<Connection>>;
-    /// Removes a grant and its refresh token.
+    /// Removes a grant, its refresh token and its DPoP key.
     fn delete_connection(&self, id: &ConnectionId, event: NewEvent) -> Result<()>;
     /// The provider app a connection uses, its link checked: a link changed outside Grantkeeper
     /// is refused.
@@ -232,6 +237,8 @@ pub trait TokenStore {
     fn lock_grant(&self, id: &ConnectionId, deadline: &Deadline) -> Result<GrantLock>;
     /// The grant's refresh token.
     fn refresh_token(&self, id: &ConnectionId) -> Result<Option<RefreshToken>>;
+    /// The DPoP key the grant's tokens are bound to, if any.
+    fn dpop_key(&self, id: &ConnectionId) -> Result<Option<SecretText>>;
     /// Makes a rotated refresh token durable: after this returns, a crash loses nothing.
     fn keep_refresh_token(&self, id: &ConnectionId, token: &RefreshToken) -> Result<()>;
     /// Stores a refresh's result; status active; the grant marked used; `events` (given the new
@@ -250,6 +257,6 @@ pub trait TokenStore {
         status: Option<(ConnectionStatus, &str)>,
         event: NewEvent,
     ) -> Result<()>;
-    /// Forgets a grant's tokens (status revoked, `detail` saying what the provider was told).
+    /// Forgets a grant's tokens and DPoP key (status revoked, `detail` saying what the provider was told).
     fn forget_tokens(&self, id: &ConnectionId, detail: &str, event: NewEvent) -> Result<()>;
 }

@@ -46,6 +46,7 @@ pub(crate) fn public_app(name: &str, endpoints: Endpoints) -> NewProviderApp {
         client_secret: None,
         redirect_mode: RedirectMode::Loopback,
         client_auth: None,
+        dpop: None,
         client_key: None,
         redirect_port: None,
         relay_url: None,
@@ -66,6 +67,7 @@ pub(crate) fn new_connection(app: &ProviderAppId, name: &str) -> NewConnection {
         refresh_expires_at: None,
         refresh_hard_expires_at: None,
         metadata: BTreeMap::new(),
+        dpop_key: None,
     }
 }
 

@@ -52,6 +52,7 @@ fn setup_with(idp_config: serde_json::Value) -> Setup {
                 client_secret: None,
                 redirect_mode: RedirectMode::Loopback,
                 client_auth: None,
+                dpop: None,
                 client_key: None,
                 redirect_port: None,
                 relay_url: None,
@@ -321,6 +322,7 @@ fn device_flow_and_client_credentials() {
             )),
             redirect_mode: RedirectMode::Loopback,
             client_auth: None,
+            dpop: None,
             client_key: None,
             redirect_port: None,
             relay_url: None,
@@ -418,6 +420,7 @@ fn relay_page_forwards_to_the_app() {
             client_secret: None,
             redirect_mode: RedirectMode::Relay,
             client_auth: None,
+            dpop: None,
             client_key: None,
             redirect_port: None,
             relay_url: Some(relay.clone()),
@@ -561,6 +564,7 @@ fn the_sign_in_wait_takes_a_paste_a_cancel_or_the_timeout() {
             client_secret: None,
             redirect_mode: RedirectMode::Paste,
             client_auth: None,
+            dpop: None,
             client_key: None,
             redirect_port: Some(
                 TcpListener::bind("127.0.0.1:0")

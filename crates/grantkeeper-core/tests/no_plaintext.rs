@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use common::*;
 use grantkeeper_core::catalog::ClientAuth;
 use grantkeeper_core::keychain::{EntryName, Keychain};
-use grantkeeper_core::model::{Endpoints, RedirectMode};
+use grantkeeper_core::model::{Endpoints, RedirectMode, TokenBinding};
 use grantkeeper_core::secret::SecretText;
 use grantkeeper_core::{NewProviderApp, Vault};
 
@@ -56,6 +56,7 @@ fn planted_tokens_appear_nowhere_in_the_database_or_logs() {
         "PLANTED-CLIENTSECRET-9e1f7b",
         "PLANTED-ACCESS2-0d2c6f",
         "PLANTED-CLIENTKEY-3a7e5d",
+        "PLANTED-DPOPKEY-8b1c4f",
     ];
     {
         let vault = Vault::open(dir.path(), kc.clone()).unwrap();
@@ -80,6 +81,7 @@ fn planted_tokens_appear_nowhere_in_the_database_or_logs() {
                     client_id: "client-2".into(),
                     client_secret: None,
                     client_auth: Some(ClientAuth::PrivateKeyJwt),
+                    dpop: None,
                     client_key: Some(SecretText::new(planted[5])),
                     redirect_mode: RedirectMode::Loopback,
                     redirect_port: None,
@@ -132,6 +134,27 @@ fn planted_tokens_appear_nowhere_in_the_database_or_logs() {
             )
             .unwrap();
         scope.delete_connection(&c2.id, &actor()).unwrap();
+        // A DPoP-bound grant's key: to the keychain, and nowhere else; gone with its connection.
+        let mut bound = new_conn(&a, "bound");
+        bound.metadata.insert(
+            TokenBinding::METADATA_KEY.into(),
+            TokenBinding::Dpop.as_str().into(),
+        );
+        bound.dpop_key = Some(SecretText::new(planted[6]));
+        let c3 = scope
+            .store_connection(bound, tokens(planted[4], "rt-bound", None), &actor())
+            .unwrap();
+        assert_eq!(c3.binding(), Some(TokenBinding::Dpop));
+        let dpop_entry = EntryName::dpop_key(vault.id(), t.id.as_str(), c3.id.as_str());
+        assert_eq!(
+            kc.get(&dpop_entry).unwrap().map(|k| k.expose().to_owned()),
+            Some(planted[6].to_owned())
+        );
+        // Not a usable key: the error (logged, as a front end would) names no part of it.
+        let err = scope.dpop_key(&c3).unwrap_err();
+        tracing::error!("{err} / {err:?}");
+        scope.delete_connection(&c3.id, &actor()).unwrap();
+        assert!(kc.get(&dpop_entry).unwrap().is_none());
         scan(dir.path(), &planted);
         // The key leaves the keychain with its app.
         scope.delete_provider_app("keyed", false, &actor()).unwrap();

@@ -3,6 +3,7 @@ import type { Anomaly } from "./Anomaly";
 import type { Connection } from "./Connection";
 import type { DailyCount } from "./DailyCount";
 import type { ReportScope } from "./ReportScope";
+import type { TokenBinding } from "./TokenBinding";
 import type { TokenInspection } from "./TokenInspection";
 import type { UsageEvent } from "./UsageEvent";
 
@@ -49,4 +50,8 @@ inspection: TokenInspection,
 /**
  * Where its use looks wrong.
  */
-anomalies: Array<Anomaly>, };
+anomalies: Array<Anomaly>, 
+/**
+ * What its tokens are bound to (a DPoP key of this device), if anything.
+ */
+binding: TokenBinding | null, };

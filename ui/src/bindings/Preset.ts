@@ -61,6 +61,11 @@ pkce: Pkce,
  */
 client_auth: ClientAuth, 
 /**
+ * Every client authentication method the provider accepts (`client_auth` among them):
+ * `provider add --auth` and the window's wizard offer these only.
+ */
+auth_methods: Array<ClientAuth>, 
+/**
  * Extra authorization-request parameters (Google's `access_type=offline`).
  */
 authorize_params: { [key in string]: string }, 

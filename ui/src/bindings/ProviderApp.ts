@@ -43,6 +43,11 @@ has_client_secret: boolean,
  */
 client_auth?: ClientAuth, 
 /**
+ * Whether its grants are bound to a DPoP key (RFC 9449) when chosen at registration;
+ * otherwise whenever the provider's discovery offers DPoP.
+ */
+dpop?: boolean, 
+/**
  * How the authorization response comes back.
  */
 redirect_mode: RedirectMode, 

@@ -32,4 +32,9 @@ port?: number | null,
 /**
  * A new relay page, or `Some(None)` (`null`) for none.
  */
-relay_url?: string | null, };
+relay_url?: string | null, 
+/**
+ * Bind new sign-ins' tokens to a DPoP key (`true`) or not (`false`); grants already made
+ * keep their binding.
+ */
+dpop: boolean | null, };

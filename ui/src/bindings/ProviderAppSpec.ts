@@ -36,6 +36,11 @@ client_secret: string | null,
  */
 client_auth?: ClientAuth, 
 /**
+ * Whether its grants are bound to a DPoP key (RFC 9449): `None` when the provider's
+ * discovery offers DPoP (`dpop_signing_alg_values_supported`).
+ */
+dpop?: boolean, 
+/**
  * Scopes asked for by default; the preset's defaults (else `openid offline_access`) when
  * `None`.
  */

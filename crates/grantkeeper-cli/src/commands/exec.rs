@@ -1,4 +1,8 @@
-//! `grantkeeper exec`: a command run with a valid access token in its environment.
+//! `grantkeeper exec`: a command run with a valid access token in its environment, with
+//! `GRANTKEEPER_TOKEN_TYPE` (`Bearer`, or `DPoP` for a token bound to this device's key) and
+//! `GRANTKEEPER_CONNECTION` (`<tenant>/<connection>`): a command using a DPoP-bound token gets
+//! the headers of each request from `grantkeeper token "$GRANTKEEPER_CONNECTION" --dpop-proof
+//! METHOD URL`, since a proof is good for one request only.
 
 use std::process::Command as Process;
 use std::time::Duration;
@@ -6,6 +10,7 @@ use std::time::Duration;
 use clap::Args;
 use grantkeeper_core::deadline::{Deadline, DEFAULT_TIMEOUT};
 use grantkeeper_core::grants::DEFAULT_MIN_VALID;
+use grantkeeper_core::model::TokenBinding;
 
 use super::args::{parse_min_valid, parse_timeout, resolve, timeout_hint};
 use super::cli_actor;
@@ -46,9 +51,15 @@ pub fn exec(args: &ExecArgs) -> Result<(), Failure> {
         )
         .map_err(|e| timeout_hint(e.into()))?
         .token;
+    let token_type = match c.binding() {
+        Some(TokenBinding::Dpop) => "DPoP",
+        None => "Bearer",
+    };
     let status = Process::new(&args.command[0])
         .args(&args.command[1..])
         .env(&args.env, tok.expose())
+        .env("GRANTKEEPER_TOKEN_TYPE", token_type)
+        .env("GRANTKEEPER_CONNECTION", &args.target)
         .status()
         .map_err(|e| Failure::other(format!("cannot run '{}': {e}", args.command[0])))?;
     drop(tok);

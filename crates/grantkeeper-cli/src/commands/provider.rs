@@ -10,7 +10,7 @@ use grantkeeper_core::model::RedirectMode;
 use grantkeeper_core::provider_app::{
     registration, EndpointSource, ProviderAppEdit, ProviderAppSpec, RegistrationDraft,
 };
-use grantkeeper_core::secret::ClientSecret;
+use grantkeeper_core::secret::{ClientSecret, SecretText};
 
 use super::split_ref;
 use crate::exit::Failure;
@@ -53,6 +53,15 @@ pub enum Auth {
     /// A public client: the client id alone.
     #[value(name = "none")]
     None,
+}
+
+/// A setting turned on or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    /// On.
+    On,
+    /// Off.
+    Off,
 }
 
 impl From<Auth> for ClientAuth {
@@ -132,6 +141,9 @@ pub struct EditArgs {
     /// No relay page.
     #[arg(long)]
     pub no_relay_url: bool,
+    /// Bind new sign-ins' tokens to a key of this device (DPoP): `on` or `off`.
+    #[arg(long, value_enum)]
+    pub dpop: Option<Switch>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -170,6 +182,15 @@ pub struct AddArgs {
     /// in the keychain, `provider jwk` prints the public key to register.
     #[arg(long, value_enum)]
     pub auth: Option<Auth>,
+    /// With `--auth private_key_jwt`: your own key pair instead of a generated one, a PEM file
+    /// with an unencrypted PKCS #8 P-256 private key. The key moves into the keychain; the file
+    /// is not needed afterwards.
+    #[arg(long, value_name = "PEM", requires = "auth")]
+    pub key_file: Option<std::path::PathBuf>,
+    /// Bind the app's tokens to a key of this device (DPoP, RFC 9449): `on` or `off`; by
+    /// default on when the provider's discovery offers it.
+    #[arg(long, value_enum)]
+    pub dpop: Option<Switch>,
     /// Default scopes, space-separated.
     #[arg(long)]
     pub scopes: Option<String>,
@@ -255,6 +276,8 @@ pub fn run(cmd: &ProviderCommand, out: &Output) -> Result<(), Failure> {
                 client_id,
                 client_secret,
                 auth,
+                key_file,
+                dpop,
                 scopes,
                 redirect,
                 port,
@@ -294,6 +317,17 @@ pub fn run(cmd: &ProviderCommand, out: &Output) -> Result<(), Failure> {
             } else {
                 None
             };
+            let key_pem = match key_file {
+                Some(path) => Some(SecretText::new(std::fs::read_to_string(path).map_err(
+                    |e| {
+                        Failure::invalid(format!(
+                            "cannot read the key file {}: {e}",
+                            path.display()
+                        ))
+                    },
+                )?)),
+                None => None,
+            };
             let vault = crate::open_vault()?;
             let t = vault.find_tenant(tenant)?;
             let app = vault.tenant(&t.id)?.register_provider_app(
@@ -304,6 +338,8 @@ pub fn run(cmd: &ProviderCommand, out: &Output) -> Result<(), Failure> {
                     client_id: client_id.clone(),
                     client_secret: secret,
                     client_auth: auth.map(Into::into),
+                    dpop: dpop.map(|d| d == Switch::On),
+                    client_key_pem: key_pem,
                     scopes: scopes
                         .as_ref()
                         .map(|s| s.split_whitespace().map(str::to_owned).collect()),
@@ -328,6 +364,13 @@ pub fn run(cmd: &ProviderCommand, out: &Output) -> Result<(), Failure> {
                     register.scopes.join(" "),
                     register.client_detail
                 ));
+                if let Some(path) = key_file {
+                    text.push_str(&format!(
+                        "\nthe private key from {} is now in the keychain; Grantkeeper no longer needs the file: delete it (shred -u {})",
+                        path.display(),
+                        path.display()
+                    ));
+                }
                 if app.client_auth == Some(ClientAuth::PrivateKeyJwt) {
                     text.push_str(&format!(
                         "\nregister its public key at the provider: grantkeeper provider jwk {}/{}",
@@ -367,6 +410,7 @@ fn edit(args: &EditArgs, out: &Output) -> Result<(), Failure> {
         redirect: args.redirect.map(Into::into),
         port: set_or_clear(args.port, args.no_port),
         relay_url: set_or_clear(args.relay_url.clone(), args.no_relay_url),
+        dpop: args.dpop.map(|d| d == Switch::On),
     };
     let vault = crate::open_vault()?;
     let t = vault.find_tenant(tenant)?;

@@ -35,6 +35,13 @@ pub fn show(args: &TargetArgs, out: &Output) -> Result<(), Failure> {
                 relative(c.access_expires_at, now)
             ),
             format!(
+                "  bound to:       {}",
+                c.binding().map_or(
+                    "nothing (a bearer token: whoever holds it can use it)",
+                    |b| b.describe()
+                )
+            ),
+            format!(
                 "  refresh token:  {}",
                 if c.has_refresh_token {
                     "in the OS keychain"

@@ -40,6 +40,13 @@ pub struct TokenArgs {
     /// Give up after this long in all, every retry included (default 30s); exit 8.
     #[arg(long, value_parser = parse_timeout)]
     timeout: Option<Duration>,
+    /// For a DPoP-bound connection: print the two headers of one METHOD request to URL,
+    /// `Authorization: DPoP <token>` and `DPoP: <proof>` (a new proof for each request).
+    #[arg(long, num_args = 2, value_names = ["METHOD", "URL"])]
+    dpop_proof: Option<Vec<String>>,
+    /// The `DPoP-Nonce` the resource server asked for, put in the proof.
+    #[arg(long, requires = "dpop_proof")]
+    dpop_nonce: Option<String>,
 }
 
 pub fn token(args: &TokenArgs) -> Result<(), Failure> {
@@ -50,6 +57,32 @@ pub(super) fn token_inner(args: &TokenArgs) -> Result<(), Failure> {
     let min_valid = args.min_valid.unwrap_or(DEFAULT_MIN_VALID);
     let timeout = args.timeout.unwrap_or(DEFAULT_TIMEOUT);
     let deadline = Deadline::within(timeout);
+    if let Some([method, url]) = args.dpop_proof.as_deref() {
+        // The proof needs the connection's key, from the keychain: the vault, not the agent.
+        let vault = crate::open_vault()?;
+        let (scope, c) = resolve(&vault, &args.target)?;
+        // Refused before a token is handed out when the connection is not bound.
+        scope.dpop_key(&c)?;
+        let handed =
+            scope.access_token(&c.id, min_valid, &deadline, &cli_actor(args.hint.clone()))?;
+        let headers =
+            scope.dpop_headers(&c, method, url, args.dpop_nonce.as_deref(), &handed.token)?;
+        return match args.format {
+            Format::Json => emit(&format!(
+                "{}\n",
+                json!({
+                    "authorization": headers.authorization.expose(),
+                    "dpop": headers.proof,
+                    "expires_at": handed.expires_at,
+                })
+            )),
+            _ => emit(&format!(
+                "Authorization: {}\nDPoP: {}\n",
+                headers.authorization.expose(),
+                headers.proof
+            )),
+        };
+    }
     // A running agent answers without a keychain read; else open the vault here.
     let (tenant, name) = split_ref(&args.target)?;
     let (tok, expires_at) =

@@ -42,6 +42,11 @@ impl Cli {
         }
     }
 
+    /// The plain runner on the same vault, to look into its files and keychain entries.
+    pub fn gk(&self) -> &Gk {
+        &self.gk
+    }
+
     /// The vault folder.
     pub fn home(&self) -> PathBuf {
         self.dir.path().join("vault")

@@ -165,3 +165,48 @@ pub fn enc(s: &str) -> String {
         })
         .collect()
 }
+
+/// A GET (or other body-less) request to the local IdP with `headers`, which curl reads from a
+/// private file (no token on a command line): (status, response headers in lower case, body).
+pub fn http_with_headers(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+) -> (u16, Vec<(String, String)>, String) {
+    assert!(url.starts_with("http://127.0.0.1:"), "local only: {url}");
+    let dir = tempfile::tempdir().unwrap();
+    let (sent, received) = (dir.path().join("sent"), dir.path().join("received"));
+    let lines: String = headers.iter().map(|(k, v)| format!("{k}: {v}\n")).collect();
+    std::fs::write(&sent, lines).unwrap();
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "--max-time",
+            "10",
+            "-X",
+            method,
+            "-w",
+            "\n%{http_code}",
+        ])
+        .arg("-H")
+        .arg(format!("@{}", sent.display()))
+        .arg("-D")
+        .arg(&received)
+        .arg(url)
+        .stdin(Stdio::null())
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    let response_headers = std::fs::read_to_string(&received)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (
+        code.trim().parse().unwrap_or(0),
+        response_headers,
+        body.to_owned(),
+    )
+}

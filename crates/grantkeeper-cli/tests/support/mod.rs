@@ -14,7 +14,7 @@ mod idp;
 mod process;
 
 pub use cli::{closed_port, keychain_secrets, Cli};
-pub use idp::{enc, http, Idp};
+pub use idp::{enc, http, http_with_headers, Idp};
 pub use process::{line_reader, vm_rss_kb, Gk, Kid};
 
 use std::path::{Path, PathBuf};

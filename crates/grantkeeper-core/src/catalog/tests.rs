@@ -852,3 +852,48 @@ fn refreshed_facts_are_in_the_catalog_with_their_sources() {
         assert!(CATALOG_TOML.contains(source), "no source {source}");
     }
 }
+
+/// The client authentication methods each provider accepts are catalog data: every preset
+/// lists its default among them, once each; a fixture of what the providers document.
+#[test]
+fn each_preset_lists_the_client_authentication_methods_its_provider_accepts() {
+    use ClientAuth::{
+        ClientSecretBasic as Basic, ClientSecretPost as Post, None as Public, PrivateKeyJwt as Jwt,
+    };
+    for p in &catalog().providers {
+        assert!(
+            p.auth_methods.contains(&p.client_auth),
+            "{}: its default is not listed",
+            p.id
+        );
+        let distinct: BTreeSet<&str> = p.auth_methods.iter().map(|m| m.as_str()).collect();
+        assert_eq!(
+            distinct.len(),
+            p.auth_methods.len(),
+            "{}: listed twice",
+            p.id
+        );
+    }
+    let fixture: &[(&str, &[ClientAuth])] = &[
+        ("grantkeeper-demo", &[Public]),
+        ("github", &[Post]),
+        ("quickbooks", &[Basic]),
+        ("google", &[Post, Basic]),
+        ("okta", &[Basic, Post, Jwt, Public]),
+        ("auth0", &[Post, Basic, Jwt, Public]),
+        ("microsoft-entra", &[Post, Basic, Jwt, Public]),
+        ("netsuite", &[Basic, Jwt]),
+    ];
+    for (id, methods) in fixture {
+        assert_eq!(catalog().get(id).unwrap().auth_methods, *methods, "{id}");
+    }
+    let github = catalog().get("github").unwrap();
+    assert!(Catalog::check_auth_method(github, Post).is_ok());
+    let refused = Catalog::check_auth_method(github, Jwt)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        refused,
+        "GitHub (OAuth App) does not accept private_key_jwt; it accepts: client_secret_post"
+    );
+}

@@ -31,6 +31,7 @@ fn fixture_with(
         preset: preset.map(str::to_owned),
         redirect_mode: RedirectMode::Paste,
         client_auth: None,
+        dpop: None,
         client_key: None,
         redirect_port: Some(9),
         default_scopes: vec!["read".into()],

@@ -30,6 +30,7 @@
 //! The new refresh token always reaches the keychain before the new access token is used or
 //! returned. When the answer carries no refresh token, the old one stays.
 
+mod bound;
 mod hand_out;
 mod inspect;
 mod maintain;

@@ -5,7 +5,9 @@ use crate::catalog::Preset;
 use crate::deadline::Deadline;
 use crate::error::{Error, Result};
 use crate::http::HttpError;
-use crate::model::{now_ms, ConnectionId, ConnectionStatus, ExpirySource, UnixMillis};
+use crate::model::{
+    now_ms, ConnectionId, ConnectionStatus, ExpirySource, TokenBinding, UnixMillis,
+};
 use crate::oauth::jwt::DecodedJwt;
 use crate::oauth::protocol::ProviderClient;
 use crate::oauth::token::{expiry_after, TokenResponse};
@@ -97,10 +99,16 @@ impl TenantVault<'_> {
         }
     }
 
-    /// The connection's provider app, checked, as requests need it.
+    /// The connection's provider app, checked, as requests need it, with the connection's
+    /// DPoP key when its tokens are bound to one.
     pub(super) fn grant_context(&self, id: &ConnectionId) -> Result<AppContext> {
-        let app = self.connection_app(&self.connection(id)?)?;
-        self.app_context(app, Discovery::WhenMissing)
+        let connection = self.connection(id)?;
+        let app = self.connection_app(&connection)?;
+        let mut context = self.app_context(app, Discovery::WhenMissing)?;
+        if connection.binding() == Some(TokenBinding::Dpop) {
+            context.dpop = Some(self.dpop_key(&connection)?);
+        }
+        Ok(context)
     }
 
     pub(super) fn store_refresh(

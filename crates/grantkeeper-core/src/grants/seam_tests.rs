@@ -140,6 +140,10 @@ impl TokenStore for Spy<'_> {
         self.log("refresh_token");
         self.inner.refresh_token(id)
     }
+    fn dpop_key(&self, id: &ConnectionId) -> Result<Option<SecretText>> {
+        self.log("dpop_key");
+        self.inner.dpop_key(id)
+    }
     fn keep_refresh_token(&self, id: &ConnectionId, token: &RefreshToken) -> Result<()> {
         self.log("keep_refresh_token");
         self.inner.keep_refresh_token(id, token)

@@ -519,6 +519,8 @@ fn spec(
         client_id: "cid 1".into(),
         client_secret: Some(crate::secret::ClientSecret::new("sec")),
         client_auth: None,
+        dpop: None,
+        client_key_pem: None,
         scopes: Some(vec![]),
         redirect: None,
         port: None,
@@ -710,6 +712,8 @@ fn explicit_and_variable_revocation_urls_are_kept() {
             app,
             iss_required: false,
             par_endpoint: None,
+            dpop_offered: false,
+            dpop: None,
         }
     };
     let slack_token = Catalog::builtin()

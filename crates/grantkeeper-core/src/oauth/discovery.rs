@@ -43,6 +43,18 @@ pub struct ServerMetadata {
     /// Whether the server accepts authorization requests only when pushed (RFC 9126).
     #[serde(default)]
     pub require_pushed_authorization_requests: bool,
+    /// The DPoP proof algorithms the server accepts (RFC 9449); Grantkeeper signs with ES256.
+    #[serde(default)]
+    pub dpop_signing_alg_values_supported: Vec<String>,
+}
+
+impl ServerMetadata {
+    /// Whether the server takes Grantkeeper's DPoP proofs (ES256).
+    pub fn offers_dpop(&self) -> bool {
+        self.dpop_signing_alg_values_supported
+            .iter()
+            .any(|a| a == super::dpop::ALG)
+    }
 }
 
 impl ServerMetadata {
@@ -137,6 +149,7 @@ mod tests {
             status: 200,
             content_type: Some("application/json".into()),
             body: body.as_bytes().to_vec(),
+            ..Default::default()
         };
         parse_document("https://idp.example", &resp)
     }

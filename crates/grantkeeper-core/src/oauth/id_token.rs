@@ -149,7 +149,8 @@ mod tests {
     use super::*;
     use crate::oauth::stub::{Stub, StubResponse};
 
-    /// Throwaway keys used only by these tests (PKCS #8), with their public JWKs.
+    /// Throwaway keys used only by these tests (PKCS #8; the RSA key PKCS #1), with their
+    /// public JWKs.
     const TEST_KEY: &str = "-----BEGIN PRIVATE KEY-----
 MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg46KE+bSqYpFIGIHP
 AGQc3qw91BxZYibDv5RqaqukYH+hRANCAAR+/5binu+COasQ65k+bbiELEpHVKm9
@@ -166,6 +167,33 @@ xXRiTnAGISuNcXhtKrQ1ft/9Zoh+pX9Bhsu4scCFicloSbShZANiAATZWF/7Vv+V
 wPEdYX8kwuIVSQWJIDpvap7DkHXj2+oouoNPXtxFIBpCGvK8yzIAbmUEjPk1lhxa
 3jmVUOl00QpBfyzHeOM9hsdpwA0QkAth5svWcw73KBhxUd+Vr7b9XQg=
 -----END PRIVATE KEY-----";
+    const RSA: &str = "-----BEGIN RSA PRIVATE KEY-----
+MIIEpQIBAAKCAQEAoGkJ4y9ziE4sAYwckxJkk+B+Sr8zijg4lB/s0bZDOyRJOUur
+vkvUjCmu4p9RKmcHpEDs7bEkKoAgkMalD7C0fQ/hzovmo2pgGPSHg/CU3dqrvObl
+Ppz4DxrIC6dG6Qn/FaYZRni3g5yi0F65TzoToO2eFuXMMn3tyYY2pScZjqdn17Ml
+O/OSYzftOFhYwJCXQsLCjUrOyxBBCAuM9Y6NBMdIgp1hEGnrJ5eN7fCcSebvMGS/
+0JOb+hm5r/0i7H2wycRx75Nv50TWc/rbT1Ns40lMSg3VWvq1r50QNK2jjmXgnCPg
+qYHiiOiWBFtOQaIUVRbx2wRot+6+Yd1derlIpQIDAQABAoIBAE0pCZEHH79WvvNF
+lu8l30yEpatF2sBnd8vEqZFc520Y8MIHRMcmScjcOhwXv56ybaoUcwOI/JkXBdMu
+QnLQMJmh3KASirBbuHr4kQEl5i3rhEW7GVWrguUdIFH+tmzdmp6qxaiw47GC1Ix/
+rArQqGV2N1/TTQySp6GTFlEOBEyqNPo7RD9yeynJgawQ6k1t2uGfL7SP9a8GqqYu
+SvPTHZU6RX+X/0D1fnEYA59GnvkvRzKxJUszWLYQWKX+nOvublu8Bt8gaK1SBw+f
+LB2jUEIGNLTEVxPlN5jI+eIFgvfVdMFiXoY4sNII0XWybPrzCc4ajxmaS+RgTS+u
+ZcxT1DcCgYEA4gisOaSpGaTgxhl+mT97SOnMtJQsuOtGRepKvD86sPvm+xpGl4cN
+ooeM94yeLnPmRPqRCP8hJe4I8nCS0gst1RrMomFWbpLuHREs3lRSyqSgSlxczaYN
+w9md0tIZWGh0Csq7YJbWSx2bX3qm3U49GTxVrHkvVNiCjIByWT0G4WsCgYEAta0t
+mFo2qAUWGTWPL2ZyN1Vuor7saMlLw5adEjJCtqX86N7orzWv6kpr5D4qZ4DfIKJb
+YM0dFMU3X8aESE7zRaUIhrt2zj6ZG4bufT97B4G6pM0GmEPQf3808L4CvzS8sV6j
+Rjyesg2Yme9MpTyYEN8BhSTyzrQcBvBHNnQNMi8CgYEApU7mdjngmiqlYPwgRH/S
+8F5dIewEUTFwcY2KHua3S9zO7vImkodpB2bPR/SFcz+8NtJx4/yDB7Rwwq5mEkuu
+t14kLtW1WqUGlCeNgwR0kFOaDwhBrv00r/mlnRufAbNSutnN9DQcgU8j5M5U3yFr
+OduQZNU0Mn8t6we9mVoygAUCgYEApTfozzS7n/GAN0zN+n1gQZIgG0EmHeVyUV0X
+WwT6RsCNT/noAe8BHECx/c/LIHXCdRsxnsbqO4le4mrWwiuKcTu0lVLGqKmk87Oy
+D5U7fYgtBNKvvKlvY4N70bP7K4f6UhOOyME4URSsQtGtElgYsr8b0snXRsPk+Spq
+mMrRdWECgYEAsiQhWYAuNh9i5VmXCD3o5ZHbe0/W4QLPY+sxHEeOOTLjcfcs7NDJ
+6l9JXyp1DiX6OjgOQ/hM8chLGV/hAKbHnt5Pcme9BlNk0YVaTtWZdzIbpdEAhTI2
+ggdZOnZdjxnJhf9Q802zCOZOdtxhoTmXHufeZ2lgCRoHjfj9gXQ3Ulo=
+-----END RSA PRIVATE KEY-----";
     const ED25519: &str = "-----BEGIN PRIVATE KEY-----
 MC4CAQAwBQYDK2VwBCIEIOoZfIUiUM/y4gVwD7kjfxR9+xpvcN2Rgfi9wCqnoE72
 -----END PRIVATE KEY-----";
@@ -183,6 +211,9 @@ MC4CAQAwBQYDK2VwBCIEIOoZfIUiUM/y4gVwD7kjfxR9+xpvcN2Rgfi9wCqnoE72
                 "y": "BIz5NZYcWt45lVDpdNEKQX8sx3jjPYbHacANEJALYebL1nMO9ygYcVHfla-2_V0I" }),
             "ed" => json!({ "kty": "OKP", "crv": "Ed25519", "kid": "ed", "alg": "EdDSA",
                 "x": "hTfRleDqXYug-MUbTE7m0jGESZ165odM35ArUNjxsos" }),
+            // The RSA key, without an `alg`: the same key signs RS256 and PS256.
+            "rsa" => json!({ "kty": "RSA", "kid": "rsa", "use": "sig", "e": "AQAB",
+                "n": "oGkJ4y9ziE4sAYwckxJkk-B-Sr8zijg4lB_s0bZDOyRJOUurvkvUjCmu4p9RKmcHpEDs7bEkKoAgkMalD7C0fQ_hzovmo2pgGPSHg_CU3dqrvOblPpz4DxrIC6dG6Qn_FaYZRni3g5yi0F65TzoToO2eFuXMMn3tyYY2pScZjqdn17MlO_OSYzftOFhYwJCXQsLCjUrOyxBBCAuM9Y6NBMdIgp1hEGnrJ5eN7fCcSebvMGS_0JOb-hm5r_0i7H2wycRx75Nv50TWc_rbT1Ns40lMSg3VWvq1r50QNK2jjmXgnCPgqYHiiOiWBFtOQaIUVRbx2wRot-6-Yd1derlIpQ" }),
             _ => unreachable!(),
         }
     }
@@ -201,7 +232,7 @@ MC4CAQAwBQYDK2VwBCIEIOoZfIUiUM/y4gVwD7kjfxR9+xpvcN2Rgfi9wCqnoE72
     }
 
     fn jwks() -> Stub {
-        serving(vec![vec!["k1", "p384", "ed"]]).0
+        serving(vec![vec!["k1", "p384", "ed", "rsa"]]).0
     }
 
     fn der(pem: &str) -> Vec<u8> {
@@ -217,6 +248,7 @@ MC4CAQAwBQYDK2VwBCIEIOoZfIUiUM/y4gVwD7kjfxR9+xpvcN2Rgfi9wCqnoE72
         header.kid = Some(kid.into());
         let key = match alg {
             Algorithm::EdDSA => EncodingKey::from_ed_der(&der(pem)),
+            Algorithm::RS256 | Algorithm::PS256 => EncodingKey::from_rsa_der(&der(pem)),
             _ => EncodingKey::from_ec_der(&der(pem)),
         };
         encode(&header, claims, &key).unwrap()
@@ -272,9 +304,11 @@ MC4CAQAwBQYDK2VwBCIEIOoZfIUiUM/y4gVwD7kjfxR9+xpvcN2Rgfi9wCqnoE72
     }
 
     #[test]
-    fn p384_and_ed25519_signatures_verify_through_the_key_set() {
+    fn rsa_pss_p384_and_ed25519_signatures_verify_through_the_key_set() {
         let stub = jwks();
         for (alg, kid, pem) in [
+            (Algorithm::RS256, "rsa", RSA),
+            (Algorithm::PS256, "rsa", RSA),
             (Algorithm::ES384, "p384", P384),
             (Algorithm::EdDSA, "ed", ED25519),
         ] {

@@ -5,6 +5,7 @@
 pub mod assertion;
 pub mod browser;
 pub mod discovery;
+pub mod dpop;
 pub mod flow;
 pub mod id_token;
 pub mod jwt;

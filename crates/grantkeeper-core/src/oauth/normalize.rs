@@ -12,6 +12,7 @@ use std::sync::Mutex;
 use serde_json::{json, Map, Value};
 
 use super::assertion::ClientAssertion;
+use super::dpop::{self, DpopKey};
 use super::flow::Quirks;
 use super::token::{body_to_object, lookup, provider_error, seconds, split_scopes};
 use super::OAuthError;
@@ -70,6 +71,8 @@ pub(crate) struct Normalizer<'a> {
     target: Option<&'a str>,
     /// Signs a fresh client assertion into each request (`private_key_jwt`).
     assertion: Option<ClientAssertion<'a>>,
+    /// Signs a DPoP proof into each request, and accepts `DPoP` tokens.
+    dpop: Option<&'a DpopKey>,
     outcome: Mutex<Outcome>,
 }
 
@@ -79,6 +82,8 @@ struct Outcome {
     status: u16,
     /// Why the last request failed, when oauth2 was told only that it did.
     failure: Option<OAuthError>,
+    /// The server's latest DPoP nonce, for the next proof.
+    nonce: Option<String>,
 }
 
 /// The error oauth2 sees when a request fails; the reason is kept by the [`Normalizer`].
@@ -94,6 +99,7 @@ impl<'a> Normalizer<'a> {
             answer,
             target: None,
             assertion: None,
+            dpop: None,
             outcome: Mutex::new(Outcome::default()),
         }
     }
@@ -110,6 +116,12 @@ impl<'a> Normalizer<'a> {
     /// polls are separate requests).
     pub(crate) fn asserting(self, assertion: Option<ClientAssertion<'a>>) -> Self {
         Self { assertion, ..self }
+    }
+
+    /// Each request carries a DPoP proof made with `key` (RFC 9449), and a `DPoP` token type is
+    /// accepted.
+    pub(crate) fn proving(self, dpop: Option<&'a DpopKey>) -> Self {
+        Self { dpop, ..self }
     }
 
     fn outcome(&self) -> std::sync::MutexGuard<'_, Outcome> {
@@ -151,11 +163,24 @@ impl<'a> Normalizer<'a> {
             headers.retain(|(hk, _)| !hk.eq_ignore_ascii_case(k));
             headers.push((k.clone(), v.clone()));
         }
-        let header_refs: Vec<(&str, &str)> = headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let mut body = request.into_body();
+        let body = request.into_body();
+        let resp = self.post(&url, &headers, &body)?;
+        // A server that wants a nonce in the proof says which (RFC 9449 §8): once more with it.
+        let Some(nonce) = self.dpop.and_then(|_| dpop::nonce_asked(&resp)) else {
+            return Ok(resp);
+        };
+        self.outcome().nonce = Some(nonce);
+        self.post(&url, &headers, &body)
+    }
+
+    /// One POST of `body` with a fresh client assertion and DPoP proof when the app uses them.
+    fn post(
+        &self,
+        url: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<HttpResponse, OAuthError> {
+        let mut body = body.to_vec();
         if let Some(assertion) = &self.assertion {
             let mut form = url::form_urlencoded::Serializer::new(String::new());
             form.extend_pairs(assertion.form()?);
@@ -164,20 +189,38 @@ impl<'a> Normalizer<'a> {
             }
             body.extend_from_slice(form.finish().as_bytes());
         }
-        match &self.wire {
-            Wire::Http(http) => Ok(http.post_bytes(&url, &header_refs, body)?),
-            Wire::Recorded(resp) => {
-                crate::http::check(&url)?;
-                Ok(resp.clone())
+        let proof = match self.dpop {
+            Some(key) => {
+                let nonce = self.outcome().nonce.clone();
+                Some(key.proof("POST", url, nonce.as_deref(), None)?)
             }
+            None => None,
+        };
+        let mut header_refs: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        if let Some(p) = &proof {
+            header_refs.push(("DPoP", p));
         }
+        let resp = match &self.wire {
+            Wire::Http(http) => http.post_bytes(url, &header_refs, body)?,
+            Wire::Recorded(resp) => {
+                crate::http::check(url)?;
+                resp.clone()
+            }
+        };
+        if let Some(n) = resp.header("dpop-nonce").filter(|_| self.dpop.is_some()) {
+            self.outcome().nonce = Some(n.to_owned());
+        }
+        Ok(resp)
     }
 
     /// The provider's answer in standard shape: 200 with the JSON object, or 400 with a standard
     /// error object.
     fn normalize(&self, resp: &HttpResponse) -> Result<oauth2::HttpResponse, OAuthError> {
         let shaped = match self.answer {
-            Answer::Token => token(&self.quirks.shape, resp),
+            Answer::Token => token(&self.quirks.shape, self.dpop.is_some(), resp),
             Answer::Device => device(resp),
             Answer::Introspection => introspection(resp),
             Answer::Revocation => revocation(resp),
@@ -231,9 +274,10 @@ fn refused(body: &Map<String, Value>, status: u16, ok_field: Option<&str>) -> bo
 }
 
 /// A token response in RFC 6749 shape; every other field of the answer is kept as it was, for
-/// the metadata the preset names.
+/// the metadata the preset names. A `DPoP` token is taken only when the request carried a proof.
 pub(crate) fn token(
     shape: &ResponseShape,
+    proved: bool,
     resp: &HttpResponse,
 ) -> Result<Map<String, Value>, OAuthError> {
     let mut body = body_to_object(resp)?;
@@ -252,7 +296,9 @@ pub(crate) fn token(
         .and_then(Value::as_str)
         .map(str::to_owned);
     if let Some(tt) = &token_type {
-        if !shape.token_types.is_empty()
+        let bound = proved && tt.eq_ignore_ascii_case(dpop::TOKEN_TYPE);
+        if !bound
+            && !shape.token_types.is_empty()
             && !shape.token_types.iter().any(|t| t.eq_ignore_ascii_case(tt))
         {
             return Err(OAuthError::WrongTokenType(tt.chars().take(40).collect()));
@@ -422,201 +468,5 @@ fn revocation(resp: &HttpResponse) -> Result<Map<String, Value>, OAuthError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::BTreeMap;
-
-    use super::super::token::*;
-    use super::*;
-
-    /// A token endpoint's answer through the whole path: the normalizer, then oauth2.
-    fn parse(shape: &ResponseShape, resp: &HttpResponse) -> Result<TokenResponse, OAuthError> {
-        crate::oauth::protocol::exchange_answer(shape, resp.clone())
-    }
-
-    fn resp(status: u16, ct: &str, body: &str) -> HttpResponse {
-        HttpResponse {
-            status,
-            content_type: Some(ct.to_owned()),
-            body: body.as_bytes().to_vec(),
-        }
-    }
-
-    fn json(body: &str) -> HttpResponse {
-        resp(200, "application/json", body)
-    }
-
-    #[test]
-    fn standard_json() {
-        let r = parse(
-            &ResponseShape::default(),
-            &json(r#"{"access_token":"at","token_type":"Bearer","expires_in":3600,"refresh_token":"rt","scope":"openid email","id_token":"a.b.c"}"#),
-        )
-        .unwrap();
-        assert_eq!(r.tokens.access_token.expose(), "at");
-        assert_eq!(r.tokens.refresh_token.unwrap().expose(), "rt");
-        assert_eq!(r.tokens.id_token.unwrap().expose(), "a.b.c");
-        assert_eq!(r.expires_in, Some(3600));
-        assert_eq!(r.scopes.unwrap(), vec!["openid", "email"]);
-    }
-
-    #[test]
-    fn expires_in_as_string_or_absent() {
-        let r = parse(
-            &ResponseShape::default(),
-            &json(r#"{"access_token":"at","token_type":"bearer","expires_in":"3599"}"#),
-        )
-        .unwrap();
-        assert_eq!(r.expires_in, Some(3599));
-        let r = parse(
-            &ResponseShape::default(),
-            &json(r#"{"access_token":"at","token_type":"bearer"}"#),
-        )
-        .unwrap();
-        assert_eq!(r.expires_in, None);
-        assert!(r.scopes.is_none());
-        let e = parse(
-            &ResponseShape::default(),
-            &json(r#"{"access_token":"at","expires_in":"soon"}"#),
-        )
-        .unwrap_err();
-        assert!(matches!(e, OAuthError::Malformed(_)));
-    }
-
-    #[test]
-    fn absurd_lifetimes_are_clamped_to_ten_years() {
-        let shape = ResponseShape {
-            refresh_expires_in: Some("x_refresh_token_expires_in".into()),
-            refresh_hard_expires_in: Some("x_refresh_token_hard_expires_in".into()),
-            ..ResponseShape::default()
-        };
-        let ten_years = Some(MAX_LIFETIME_SECS);
-        for v in [
-            u64::MAX.to_string(),
-            format!("\"{}\"", u64::MAX),
-            i64::MAX.to_string(),
-            "1e300".into(),
-            "\"99999999999999999999999999999\"".into(),
-            "315576001".into(),
-        ] {
-            let body = format!(
-                r#"{{"access_token":"at","token_type":"bearer","expires_in":{v},"x_refresh_token_expires_in":{v},"x_refresh_token_hard_expires_in":{v}}}"#
-            );
-            let r = parse(&shape, &json(&body)).unwrap();
-            assert_eq!(r.expires_in, ten_years, "{v}");
-            assert_eq!(r.refresh_expires_in, ten_years, "{v}");
-            assert_eq!(r.refresh_hard_expires_in, ten_years, "{v}");
-        }
-        for v in [
-            "-1",
-            "-1e300",
-            "\"-5\"",
-            "\"1.5e3\"",
-            i64::MIN.to_string().as_str(),
-        ] {
-            let body = format!(r#"{{"access_token":"at","expires_in":{v}}}"#);
-            assert!(
-                matches!(parse(&shape, &json(&body)), Err(OAuthError::Malformed(_))),
-                "{v}"
-            );
-        }
-        assert_eq!(lifetime_ms(u64::MAX), 315_576_000_000);
-        assert_eq!(expiry_after(i64::MAX - 5, u64::MAX), i64::MAX);
-        assert_eq!(expiry_after(1_000, 2), 3_000);
-        let now = 1_700_000_000_000;
-        assert_eq!(clamp_expiry(now, i64::MAX), now + 315_576_000_000);
-        assert_eq!(clamp_expiry(now, i64::MIN), 0);
-        assert_eq!(clamp_expiry(now, now + 5), now + 5);
-        assert_eq!(clamp_min_valid(std::time::Duration::MAX), MAX_LIFETIME);
-    }
-
-    #[test]
-    fn form_encoded_body() {
-        let r = parse(
-            &ResponseShape {
-                scope_separator: ",".into(),
-                ..ResponseShape::default()
-            },
-            &resp(
-                200,
-                "application/x-www-form-urlencoded",
-                "access_token=gho_x&scope=repo%2Cgist&token_type=bearer",
-            ),
-        )
-        .unwrap();
-        assert_eq!(r.tokens.access_token.expose(), "gho_x");
-        assert_eq!(r.scopes.unwrap(), vec!["repo", "gist"]);
-    }
-
-    #[test]
-    fn errors_with_http_200() {
-        let e = parse(&ResponseShape::default(), &json(r#"{"error":"bad_verification_code","error_description":"The code passed is incorrect or expired."}"#)).unwrap_err();
-        assert!(
-            matches!(e, OAuthError::Provider { ref error, status: 200, .. } if error == "bad_verification_code")
-        );
-        let slack = ResponseShape {
-            ok_field: Some("ok".into()),
-            ..ResponseShape::default()
-        };
-        let e = parse(&slack, &json(r#"{"ok":false,"error":"invalid_code"}"#)).unwrap_err();
-        assert!(matches!(e, OAuthError::Provider { ref error, .. } if error == "invalid_code"));
-    }
-
-    #[test]
-    fn nested_tokens_and_metadata() {
-        let shape = ResponseShape {
-            access_token: "authed_user.access_token".into(),
-            scope: "authed_user.scope".into(),
-            scope_separator: ",".into(),
-            ok_field: Some("ok".into()),
-            token_types: vec!["user".into()],
-            metadata: BTreeMap::from([
-                ("team_id".into(), "team.id".into()),
-                ("missing".into(), "nope.x".into()),
-            ]),
-            ..ResponseShape::default()
-        };
-        let r = parse(
-            &shape,
-            &json(r#"{"ok":true,"team":{"id":"T1","name":"Acme"},"authed_user":{"id":"U1","scope":"chat:write,users:read","access_token":"xoxp-1","token_type":"user"}}"#),
-        )
-        .unwrap();
-        assert_eq!(r.tokens.access_token.expose(), "xoxp-1");
-        assert_eq!(r.scopes.unwrap(), vec!["chat:write", "users:read"]);
-        assert_eq!(r.metadata.get("team_id").map(String::as_str), Some("T1"));
-        assert!(!r.metadata.contains_key("missing"));
-    }
-
-    #[test]
-    fn faults_are_clear() {
-        let d = ResponseShape::default();
-        assert!(matches!(
-            parse(&d, &json(r#"{"token_type":"bearer"}"#)),
-            Err(OAuthError::MissingAccessToken)
-        ));
-        assert!(matches!(
-            parse(&d, &json(r#"{"access_token":"","token_type":"bearer"}"#)),
-            Err(OAuthError::MissingAccessToken)
-        ));
-        assert!(matches!(
-            parse(&d, &json(r#"{"access_token":"at","token_type":"mac"}"#)),
-            Err(OAuthError::WrongTokenType(_))
-        ));
-        let e = parse(&d, &json(r#"{"access_token": "at-secret", "#)).unwrap_err();
-        assert!(matches!(e, OAuthError::Malformed(_)));
-        assert!(!e.to_string().contains("at-secret"));
-        assert!(matches!(
-            parse(&d, &resp(500, "text/html", "<h1>oops</h1>")),
-            Err(OAuthError::Malformed(_))
-        ));
-        let e = parse(
-            &d,
-            &resp(500, "application/json", r#"{"error":"server_error"}"#),
-        )
-        .unwrap_err();
-        assert!(matches!(e, OAuthError::Provider { status: 500, .. }));
-        assert!(matches!(
-            parse(&d, &json("[1,2]")),
-            Err(OAuthError::Malformed(_))
-        ));
-    }
-}
+#[path = "normalize_tests.rs"]
+mod tests;

@@ -172,6 +172,7 @@ mod tests {
                 status,
                 content_type: Some("application/json".into()),
                 body: body.as_bytes().to_vec(),
+                ..Default::default()
             };
             push(
                 &Wire::Recorded(resp),

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::assertion::ClientAssertion;
+use super::dpop::DpopKey;
 use super::flow::{require, Client, Quirks};
 use super::loopback::CancelToken;
 use super::normalize::{
@@ -130,6 +131,8 @@ pub(crate) struct ProviderClient<'a> {
     endpoints: &'a Endpoints,
     quirks: &'a Quirks,
     wire: Wire<'a>,
+    /// The grant's DPoP key: token requests carry proofs made with it.
+    dpop: Option<&'a DpopKey>,
 }
 
 impl<'a> ProviderClient<'a> {
@@ -163,11 +166,22 @@ impl<'a> ProviderClient<'a> {
             endpoints,
             quirks,
             wire,
+            dpop: None,
         }
     }
 
+    /// The same client, its token requests proving possession of `key` (RFC 9449).
+    pub(crate) fn proving(self, key: Option<&'a DpopKey>) -> Self {
+        Self { dpop: key, ..self }
+    }
+
+    /// oauth2's HTTP client for one request: token requests carry the DPoP proof, every request
+    /// the client assertion.
     fn normalizer(&self, answer: Answer) -> Normalizer<'_> {
-        Normalizer::new(self.wire.clone(), self.quirks, answer).asserting(self.assertion())
+        let dpop = self.dpop.filter(|_| answer == Answer::Token);
+        Normalizer::new(self.wire.clone(), self.quirks, answer)
+            .asserting(self.assertion())
+            .proving(dpop)
     }
 
     /// The client assertion of `private_key_jwt`, addressed to the issuer (else the token
@@ -481,6 +495,11 @@ impl<'a> ProviderClient<'a> {
                     .map(|t| RefreshToken::new(t.secret().as_str())),
                 id_token: text("id_token").map(IdToken::new),
             },
+            dpop_bound: self.dpop.is_some()
+                && answer
+                    .token_type()
+                    .as_ref()
+                    .eq_ignore_ascii_case(super::dpop::TOKEN_TYPE),
             expires_in: answer.expires_in().map(|d| d.as_secs()),
             refresh_expires_in: extra.get(REFRESH_EXPIRES_IN).and_then(Value::as_u64),
             refresh_hard_expires_in: extra.get(REFRESH_HARD_EXPIRES_IN).and_then(Value::as_u64),

@@ -425,3 +425,72 @@ fn private_key_jwt_signs_a_fresh_assertion_into_every_request() {
     }
     assert_eq!(jtis.len(), requests.len(), "a new jti for each request");
 }
+
+/// With a DPoP key, every token request carries a fresh proof naming it; a `use_dpop_nonce`
+/// answer is retried once with the server's nonce, a `DPoP` token is taken and marked bound.
+/// Without a key, a `DPoP` token is refused, and no proof is sent.
+#[test]
+fn dpop_proofs_go_with_token_requests_and_honour_the_servers_nonce() {
+    let stub = Stub::start(|req| {
+        let proof = req
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("dpop"))
+            .map(|(_, v)| v.clone());
+        let has_nonce = proof.as_deref().is_some_and(|p| {
+            let claims = p.split('.').nth(1).unwrap();
+            let claims =
+                base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, claims)
+                    .unwrap();
+            String::from_utf8(claims)
+                .unwrap()
+                .contains(r#""nonce":"srv-1""#)
+        });
+        match (proof, has_nonce) {
+            (Some(_), false) => StubResponse::json(400, r#"{"error":"use_dpop_nonce"}"#)
+                .with_header("DPoP-Nonce", "srv-1"),
+            _ => StubResponse::json(200, r#"{"access_token":"at","token_type":"DPoP"}"#),
+        }
+    });
+    let key = crate::oauth::dpop::DpopKey::generate();
+    let (client, quirks, http) = (
+        public_client(),
+        Quirks::new(None, false),
+        HttpClient::default(),
+    );
+    let e = endpoints(&stub.base);
+    let c = ProviderClient::new(&e, &client, &quirks, Wire::Http(&http)).proving(Some(&key));
+    let got = c
+        .exchange_code("code-1", "http://127.0.0.1:5000/callback", "verifier")
+        .unwrap();
+    assert!(got.dpop_bound);
+    // The nonce is remembered for the next request of the same operation only; a refresh
+    // (a new operation) is asked again.
+    assert!(c.refresh(&RefreshToken::new("rt-1")).unwrap().dpop_bound);
+    {
+        let requests = stub.requests.lock().unwrap();
+        assert_eq!(requests.len(), 4, "each request once more with the nonce");
+        let proofs: Vec<&str> = requests
+            .iter()
+            .map(|r| {
+                r.headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("dpop"))
+                    .map(|(_, v)| v.as_str())
+                    .expect("a proof on every token request")
+            })
+            .collect();
+        let distinct: std::collections::BTreeSet<&&str> = proofs.iter().collect();
+        assert_eq!(distinct.len(), 4, "a new proof (new jti) for each request");
+    }
+    let unbound = ProviderClient::new(&e, &client, &quirks, Wire::Http(&http));
+    assert!(matches!(
+        unbound.refresh(&RefreshToken::new("rt-1")),
+        Err(OAuthError::WrongTokenType(t)) if t == "DPoP"
+    ));
+    let last = stub.requests.lock().unwrap().last().unwrap().clone();
+    assert!(!last
+        .headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("dpop")));
+}

@@ -21,6 +21,7 @@ pub struct StubResponse {
     pub content_type: String,
     pub body: Vec<u8>,
     pub delay: Duration,
+    pub headers: Vec<(String, String)>,
 }
 
 impl StubResponse {
@@ -34,7 +35,13 @@ impl StubResponse {
             content_type: content_type.to_owned(),
             body,
             delay: Duration::ZERO,
+            headers: Vec::new(),
         }
+    }
+
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
     }
 }
 
@@ -100,8 +107,13 @@ fn serve(stream: TcpStream, handler: &Handler, log: &Mutex<Vec<StubRequest>>) {
     log.lock().unwrap().push(req);
     std::thread::sleep(resp.delay);
     let mut out = &stream;
+    let extra: String = resp
+        .headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     let head = format!(
-        "HTTP/1.1 {} X\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {} X\r\nContent-Type: {}\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n",
         resp.status,
         resp.content_type,
         resp.body.len()

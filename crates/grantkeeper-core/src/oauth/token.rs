@@ -47,6 +47,9 @@ pub fn clamp_min_valid(min_valid: std::time::Duration) -> std::time::Duration {
 pub struct TokenResponse {
     /// The tokens.
     pub tokens: TokenSet,
+    /// Whether the provider bound the access token to the request's DPoP key (`token_type`
+    /// `DPoP`).
+    pub dpop_bound: bool,
     /// The access token's lifetime in seconds, when the response gave it.
     pub expires_in: Option<u64>,
     /// The refresh token's lifetime in seconds, when the response gave it.

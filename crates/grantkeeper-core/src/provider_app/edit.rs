@@ -37,6 +37,9 @@ pub struct ProviderAppEdit {
     #[serde(deserialize_with = "set_or_clear")]
     #[ts(optional, type = "string | null")]
     pub relay_url: Option<Option<String>>,
+    /// Bind new sign-ins' tokens to a DPoP key (`true`) or not (`false`); grants already made
+    /// keep their binding.
+    pub dpop: Option<bool>,
 }
 
 /// What an edit did.
@@ -117,6 +120,10 @@ impl TenantVault<'_> {
             }
             app.relay_url = relay;
             note("relay URL");
+        }
+        if let Some(dpop) = edit.dpop.filter(|d| app.dpop != Some(*d)) {
+            app.dpop = Some(dpop);
+            note("DPoP");
         }
         if app.redirect_mode == RedirectMode::Relay && app.relay_url.is_none() {
             return Err(Error::Invalid(

@@ -42,6 +42,7 @@ fn an_edit_changes_the_settings_keeps_them_authenticated_and_is_recorded() {
                 redirect: Some(RedirectMode::Relay),
                 port: Some(Some(8765)),
                 relay_url: Some(Some("https://relay.example/callback".into())),
+                dpop: Some(false),
                 ..ProviderAppEdit::default()
             },
             &cli(),
@@ -55,7 +56,8 @@ fn an_edit_changes_the_settings_keeps_them_authenticated_and_is_recorded() {
             "scopes",
             "redirect",
             "port",
-            "relay URL"
+            "relay URL",
+            "DPoP"
         ]
     );
     assert_eq!(edited.reconsent, ["crm"], "granted to the old client id");
@@ -64,6 +66,11 @@ fn an_edit_changes_the_settings_keeps_them_authenticated_and_is_recorded() {
     assert_eq!(app.client_id, "new-client");
     assert!(app.has_client_secret);
     assert_eq!(app.default_scopes, ["read", "write"]);
+    assert_eq!(
+        app.dpop,
+        Some(false),
+        "kept, and covered by the settings' MAC"
+    );
     assert_eq!(
         (
             app.redirect_mode,
@@ -294,6 +301,8 @@ fn discovery_decides_the_authentication_method_when_none_is_chosen() {
         client_id: "cid".into(),
         client_secret: secret.map(ClientSecret::new),
         client_auth: None,
+        dpop: None,
+        client_key_pem: None,
         scopes: None,
         redirect: None,
         port: None,
@@ -469,4 +478,37 @@ mod registration {
         })
         .is_err());
     }
+}
+
+/// `provider add --auth` with a method the preset's provider does not accept is refused, with
+/// the ones it does; nothing is registered.
+#[test]
+fn a_method_the_catalog_says_the_provider_refuses_is_refused() {
+    let (_dir, _kc, v) = temp_vault();
+    let t = acme(&v);
+    let spec = super::ProviderAppSpec {
+        name: "gh".into(),
+        preset: Some("github".into()),
+        endpoints: super::EndpointSource::Preset {
+            vars: Default::default(),
+        },
+        client_id: "cid".into(),
+        client_secret: None,
+        client_auth: Some(crate::model::ClientAuth::PrivateKeyJwt),
+        dpop: None,
+        client_key_pem: None,
+        scopes: None,
+        redirect: None,
+        port: None,
+        relay_url: None,
+    };
+    let err = t
+        .register_provider_app(spec, &cli())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("does not accept private_key_jwt; it accepts: client_secret_post"),
+        "{err}"
+    );
+    assert!(t.provider_apps().unwrap().is_empty());
 }

@@ -137,6 +137,7 @@ fn report_rows_carry_scopes_with_risk_and_no_secret() {
                 refresh_expires_at: None,
                 refresh_hard_expires_at: None,
                 metadata: BTreeMap::new(),
+                dpop_key: None,
             },
             TokenSet {
                 access_token: AccessToken::new("at-secret-value"),
@@ -230,6 +231,7 @@ fn connection_rows_hold_what_the_list_shows_and_nothing_more() {
                         refresh_expires_at: Some(1_772_400_000_000),
                         refresh_hard_expires_at: Some(1_772_500_000_000),
                         metadata: BTreeMap::from([("instance_url".into(), "https://x".into())]),
+                        dpop_key: None,
                     },
                     TokenSet {
                         access_token: AccessToken::new("at-secret-value"),

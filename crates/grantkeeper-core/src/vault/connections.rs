@@ -147,9 +147,21 @@ impl ConnectionStore for LocalStore<'_> {
                 .keychain
                 .set(&entry, &crate::secret::SecretText::new(rt.expose()))?;
         }
-        let result = self.insert_row(id, new, tokens, &event);
-        if result.is_err() && tokens.refresh_token.is_some() {
-            let _ = self.vault.keychain.delete(&entry);
+        let key_entry = self.dpop_entry(id);
+        let mut result = match &new.dpop_key {
+            Some(key) => self.vault.keychain.set(&key_entry, key).map_err(Into::into),
+            None => Ok(()),
+        };
+        if result.is_ok() {
+            result = self.insert_row(id, new, tokens, &event);
+        }
+        if result.is_err() {
+            if tokens.refresh_token.is_some() {
+                let _ = self.vault.keychain.delete(&entry);
+            }
+            if new.dpop_key.is_some() {
+                let _ = self.vault.keychain.delete(&key_entry);
+            }
         }
         result
     }
@@ -167,6 +179,11 @@ impl ConnectionStore for LocalStore<'_> {
                 &self.refresh_entry(id),
                 &crate::secret::SecretText::new(rt.expose()),
             )?;
+        }
+        // The new tokens are bound to the new sign-in's key, or to none.
+        match &new.dpop_key {
+            Some(key) => self.vault.keychain.set(&self.dpop_entry(id), key)?,
+            None => self.vault.keychain.delete(&self.dpop_entry(id))?,
         }
         let (access, id_token) = self.seal_tokens(id, tokens);
         let (granted, reported) = match &new.scopes_granted {
@@ -259,6 +276,7 @@ impl ConnectionStore for LocalStore<'_> {
 
     fn delete_connection(&self, id: &ConnectionId, event: NewEvent) -> Result<()> {
         self.vault.keychain.delete(&self.refresh_entry(id))?;
+        self.vault.keychain.delete(&self.dpop_entry(id))?;
         self.vault.write(|tx| {
             tx.execute(
                 "DELETE FROM connections WHERE id = ?1 AND tenant_id = ?2",

@@ -147,6 +147,10 @@ impl TokenStore for LocalStore<'_> {
             .map(|t| RefreshToken::new(t.expose())))
     }
 
+    fn dpop_key(&self, id: &ConnectionId) -> Result<Option<SecretText>> {
+        Ok(self.vault.keychain.get(&self.dpop_entry(id))?)
+    }
+
     fn keep_refresh_token(&self, id: &ConnectionId, token: &RefreshToken) -> Result<()> {
         let blob = self.seal(Sealed::JournaledRefreshToken, id.as_str(), token.expose());
         self.vault.conn().execute(
@@ -219,6 +223,7 @@ impl TokenStore for LocalStore<'_> {
 
     fn forget_tokens(&self, id: &ConnectionId, detail: &str, event: NewEvent) -> Result<()> {
         self.vault.keychain.delete(&self.refresh_entry(id))?;
+        self.vault.keychain.delete(&self.dpop_entry(id))?;
         self.vault.write(|tx| {
             tx.execute(
                 "UPDATE connections SET status = ?3, status_detail = ?2, access_token = NULL, id_token = NULL,

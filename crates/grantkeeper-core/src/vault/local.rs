@@ -92,6 +92,11 @@ impl LocalStore<'_> {
         EntryName::refresh_token(&self.vault.id, self.tenant.id.as_str(), connection.as_str())
     }
 
+    /// The keychain entry of a connection's DPoP key.
+    pub(crate) fn dpop_entry(&self, connection: &ConnectionId) -> EntryName {
+        EntryName::dpop_key(&self.vault.id, self.tenant.id.as_str(), connection.as_str())
+    }
+
     /// The connection's lock file. Ids come from callers (the window, the agent), so only a
     /// well-formed id (a UUID, as the vault makes them) becomes part of a path.
     pub(super) fn lock_path(&self, id: &ConnectionId) -> Result<std::path::PathBuf> {

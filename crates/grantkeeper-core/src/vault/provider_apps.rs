@@ -111,6 +111,7 @@ impl ProviderAppStore for LocalStore<'_> {
             client_id: app.client_id,
             has_client_secret: secret.is_some(),
             client_auth: app.client_auth,
+            dpop: app.dpop,
             redirect_mode: app.redirect_mode,
             redirect_port: app.redirect_port,
             relay_url: app.relay_url,
@@ -126,8 +127,8 @@ impl ProviderAppStore for LocalStore<'_> {
             let inserted = tx.execute(
                 "INSERT INTO provider_apps (id, tenant_id, name, preset, endpoints, client_id, client_secret,
                      redirect_mode, redirect_port, relay_url, default_scopes, created_at, settings_mac,
-                     client_auth)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                     client_auth, dpop)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
                 params![
                     record.id.as_str(),
                     self.tenant.id.as_str(),
@@ -143,6 +144,7 @@ impl ProviderAppStore for LocalStore<'_> {
                     record.created_at,
                     self.app_mac(&record),
                     record.client_auth.map(|a| to_json(&a)),
+                    record.dpop,
                 ],
             );
             unless_taken(inserted, "provider app", &record.name)?;
@@ -181,7 +183,7 @@ impl ProviderAppStore for LocalStore<'_> {
             .query_row(
                 &format!("SELECT {PROVIDER_APP_COLUMNS}, settings_mac FROM provider_apps WHERE tenant_id = ?1 AND (id = ?2 OR name = ?2)"),
                 params![self.tenant.id.as_str(), id_or_name],
-                |r| Ok((row_to_provider_app(r)?, r.get::<_, Option<Vec<u8>>>(13)?)),
+                |r| Ok((row_to_provider_app(r)?, r.get::<_, Option<Vec<u8>>>(14)?)),
             )
             .optional()?;
         let (app, mac) = found.ok_or_else(|| Error::NotFound {
@@ -253,7 +255,7 @@ impl ProviderAppStore for LocalStore<'_> {
                 "UPDATE provider_apps SET endpoints = ?3, client_id = ?4, redirect_mode = ?5,
                         redirect_port = ?6, relay_url = ?7, default_scopes = ?8, settings_mac = ?9,
                         client_secret = CASE ?10 WHEN 'keep' THEN client_secret WHEN 'set' THEN ?11 ELSE NULL END,
-                        client_auth = ?12
+                        client_auth = ?12, dpop = ?13
                  WHERE id = ?1 AND tenant_id = ?2",
                 params![
                     record.id.as_str(),
@@ -272,6 +274,7 @@ impl ProviderAppStore for LocalStore<'_> {
                     },
                     sealed,
                     record.client_auth.map(|a| to_json(&a)),
+                    record.dpop,
                 ],
             )?;
             if changed == 0 {
@@ -315,12 +318,15 @@ pub(super) fn app_settings(app: &ProviderApp) -> Vec<Vec<u8>> {
     if let Some(auth) = app.client_auth {
         fields.push(to_json(&auth).into_bytes());
     }
+    if let Some(dpop) = app.dpop {
+        fields.push(format!("dpop={dpop}").into_bytes());
+    }
     fields
 }
 
 pub(super) const PROVIDER_APP_COLUMNS: &str =
     "id, tenant_id, name, preset, endpoints, client_id, client_secret IS NOT NULL,
-    redirect_mode, redirect_port, relay_url, default_scopes, created_at, client_auth";
+    redirect_mode, redirect_port, relay_url, default_scopes, created_at, client_auth, dpop";
 
 pub(super) fn row_to_provider_app(r: &rusqlite::Row<'_>) -> rusqlite::Result<ProviderApp> {
     Ok(ProviderApp {
@@ -346,5 +352,6 @@ pub(super) fn row_to_provider_app(r: &rusqlite::Row<'_>) -> rusqlite::Result<Pro
             })?),
             None => None,
         },
+        dpop: r.get(13)?,
     })
 }

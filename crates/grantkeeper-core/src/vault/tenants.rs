@@ -152,6 +152,8 @@ impl Vault {
         for c in &connections {
             self.keychain
                 .delete(&EntryName::refresh_token(&self.id, id.as_str(), c))?;
+            self.keychain
+                .delete(&EntryName::dpop_key(&self.id, id.as_str(), c))?;
         }
         for a in &apps {
             self.keychain

@@ -43,6 +43,7 @@ fn new_conn(app: &ProviderApp, name: &str) -> NewConnection {
         refresh_expires_at: None,
         refresh_hard_expires_at: None,
         metadata: BTreeMap::from([("instance_url".into(), "https://x.example".into())]),
+        dpop_key: None,
     }
 }
 
@@ -83,6 +84,8 @@ fn settings_changed_outside_are_refused_before_any_request() {
         ),
         "UPDATE provider_apps SET client_id = 'attacker'".to_owned(),
         "UPDATE provider_apps SET settings_mac = NULL".to_owned(),
+        // DPoP turned off (or on) behind the app's back.
+        "UPDATE provider_apps SET dpop = 0".to_owned(),
     ];
     for edit in &edits {
         let before: Vec<(String, Option<Vec<u8>>)> = {
@@ -105,8 +108,11 @@ fn settings_changed_outside_are_refused_before_any_request() {
             params![before[0].0, before[0].1],
         )
         .unwrap();
-        c.execute("UPDATE provider_apps SET client_id = 'cid'", [])
-            .unwrap();
+        c.execute(
+            "UPDATE provider_apps SET client_id = 'cid', dpop = NULL",
+            [],
+        )
+        .unwrap();
     }
     // A connection moved to another app of the tenant (here: a second, evil one).
     let scope = v.tenant(&tenant).unwrap();

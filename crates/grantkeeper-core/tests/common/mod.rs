@@ -41,6 +41,7 @@ pub fn app(t: &TenantVault<'_>, secret: &str) -> ProviderApp {
             client_secret: Some(ClientSecret::new(secret)),
             redirect_mode: RedirectMode::Loopback,
             client_auth: None,
+            dpop: None,
             client_key: None,
             redirect_port: None,
             relay_url: None,
@@ -70,6 +71,7 @@ pub fn new_conn(app: &ProviderApp, name: &str) -> NewConnection {
         refresh_expires_at: None,
         refresh_hard_expires_at: None,
         metadata: BTreeMap::new(),
+        dpop_key: None,
     }
 }
 
@@ -245,6 +247,7 @@ pub fn add_idp_app(vault: &grantkeeper_core::Vault, scope: &TenantVault<'_>, idp
                 client_secret: None,
                 redirect_mode: RedirectMode::Loopback,
                 client_auth: None,
+                dpop: None,
                 client_key: None,
                 redirect_port: None,
                 relay_url: None,

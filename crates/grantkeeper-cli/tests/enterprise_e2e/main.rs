@@ -2,9 +2,13 @@
 //! secret (HS256, OpenID Connect Core §10.1), accepted for a confidential client and refused for
 //! a public one; pushed authorization requests (RFC 9126) on a server that requires them;
 //! private_key_jwt (RFC 7523) with a key pair Grantkeeper generates, whose private key is in the
-//! keychain only. Each connection refreshes and revokes.
+//! keychain only; DPoP-bound grants (RFC 9449, `dpop.rs`). Each connection refreshes and revokes.
 
+#[path = "../support/mod.rs"]
 mod support;
+
+mod dpop;
+mod imported_key;
 
 use std::sync::{Mutex, MutexGuard};
 
