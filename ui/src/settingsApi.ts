@@ -24,7 +24,7 @@ export const settingsApi = {
 
 /** An edit that changes nothing (each field set as needed). */
 export function noEdit(): ProviderAppEdit {
-  return { client_id: null, client_secret: null, remove_client_secret: false, scopes: null, redirect: null };
+  return { client_id: null, client_secret: null, remove_client_secret: false, scopes: null, redirect: null, dpop: null };
 }
 
 /** A summary of connections deleted with their revocation outcomes: one line, and a warning

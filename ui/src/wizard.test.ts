@@ -35,8 +35,8 @@ function preset(over: Partial<Preset> = {}): Preset {
     token_headers: {},
     default_scopes: ["openid", "offline_access"],
     device_flow: false,
-    response: { access_token: "access_token", refresh_token: "refresh_token", scope: "scope", scope_separator: " ", expires_in: "expires_in", refresh_expires_in: null, ok_field: null, token_types: [], metadata: {}, redirect_metadata: [] },
-    expiry: { access_default_secs: null, refresh_idle_days: null, refresh_max_days: null, refresh_rotates: false, rotation_grace_secs: null },
+    response: { access_token: "access_token", refresh_token: "refresh_token", scope: "scope", scope_separator: " ", expires_in: "expires_in", refresh_expires_in: null, refresh_hard_expires_in: null, ok_field: null, token_types: [], metadata: {}, redirect_metadata: [] },
+    expiry: { access_default_secs: null, refresh_idle_days: null, refresh_max_days: null, refresh_rotates: false, rotation_grace_secs: null, testing_refresh_days: null },
     revocation: { style: "rfc7009" },
     redirect: { loopback: true, fixed_port: false, https_only: false, note: null },
     scopes: [

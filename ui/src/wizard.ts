@@ -254,7 +254,7 @@ export function registrationDraft(form: WizardForm, app: ProviderApp | null, sco
 export function redirectEdit(form: WizardForm, app: ProviderApp): ProviderAppEdit | null {
   const relay = form.relayUrl.trim() === "" ? null : form.relayUrl.trim();
   const port = portOf(form.port);
-  const edit: ProviderAppEdit = { client_id: null, client_secret: null, remove_client_secret: false, scopes: null, redirect: null };
+  const edit: ProviderAppEdit = { client_id: null, client_secret: null, remove_client_secret: false, scopes: null, redirect: null, dpop: null };
   let changed = false;
   if (form.redirect !== app.redirect_mode) {
     edit.redirect = form.redirect;
