@@ -9,6 +9,7 @@
 
 pub mod agent;
 pub mod audit;
+pub mod bao;
 pub mod catalog;
 pub mod connect;
 pub mod crypto;
@@ -28,7 +29,9 @@ pub mod private;
 pub mod provider_app;
 pub mod report;
 pub mod secret;
+pub mod sharing;
 pub mod store;
+pub mod team;
 #[cfg(test)]
 mod test_support;
 pub mod testing;

@@ -14,6 +14,7 @@ pub mod provider;
 pub mod refresh;
 pub mod revoke;
 pub mod show;
+pub mod team;
 pub mod tenant;
 pub mod token;
 

@@ -116,6 +116,7 @@ impl Vault {
             anchorer,
             http: crate::http::HttpClient::default(),
             refresh_gates: Mutex::default(),
+            teams: crate::team::ConfigCache::default(),
             data_keys: Mutex::default(),
             tenant_keys: Mutex::default(),
             home: home.to_owned(),
