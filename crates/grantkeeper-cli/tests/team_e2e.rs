@@ -133,6 +133,34 @@ fn expire_in_team_vault(bao: &Bao, tenant: &str, connection: &str) {
     );
 }
 
+/// `(seq, kind)` of every event a member appended to the team's history of a tenant.
+fn team_history(bao: &Bao, tenant: &str, member: &str) -> BTreeSet<(i64, String)> {
+    bao.dump()
+        .into_iter()
+        .filter(|(p, _)| {
+            p.starts_with(&format!("tenants/{tenant}/history/{member}/")) && !p.ends_with("/head")
+        })
+        .flat_map(|(_, text)| {
+            let data: Value = serde_json::Deserializer::from_str(&text)
+                .into_iter::<Value>()
+                .next()
+                .unwrap()
+                .unwrap();
+            data["data"]["data"]["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| {
+                    (
+                        e["seq"].as_i64().unwrap(),
+                        e["kind"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 fn ids(m: &Member) -> (String, String) {
     m.gk.db()
         .query_row(
@@ -411,6 +439,48 @@ fn a_shared_grant_is_refreshed_once_for_the_whole_team() {
         "{meta}"
     );
     assert_eq!(meta["data"]["custom_metadata"]["name"], "crm", "{meta}");
+
+    // The team's history holds every hand-out of both members; the review needs no secret.
+    for (m, name) in [(&a, "alice"), (&b, "bob")] {
+        let synced = m
+            .run(&["team", "sync", "--json"])
+            .expect_ok("team sync")
+            .json();
+        assert!(
+            synced["history_events_appended"].as_u64().unwrap() > 0,
+            "{synced}"
+        );
+        let in_team = team_history(&bao, &tenant, name);
+        let mine: Vec<i64> =
+            m.gk.history(TARGET)
+                .iter()
+                .filter(|e| e["kind"] == "handed_out")
+                .map(|e| e["seq"].as_i64().unwrap())
+                .collect();
+        for seq in &mine {
+            assert!(
+                in_team.contains(&(*seq, "handed_out".to_owned())),
+                "{name}'s hand-out {seq} is in the team history"
+            );
+        }
+        assert_eq!(
+            m.run(&["team", "sync", "--json"])
+                .expect_ok("team sync")
+                .json()["history_events_appended"],
+            0,
+            "nothing twice"
+        );
+    }
+    let review = a
+        .run(&["team", "review", "--name", "firm", "--json"])
+        .expect_ok("team review")
+        .json();
+    assert_eq!(review.as_array().unwrap().len(), 1, "{review}");
+    assert_eq!(review[0]["metadata"]["status"], "active", "{review}");
+    assert!(
+        ["alice", "bob"].contains(&review[0]["metadata"]["refreshed_by"].as_str().unwrap()),
+        "{review}"
+    );
 
     offline_then_back(&a, &b, &mut bao, &idp);
     access_ends(&a, &b, &bao, &tenant, &bob);

@@ -50,12 +50,6 @@ impl EntryName {
         ))
     }
 
-    /// The entry holding the vault's team logins and the team data keys of its shared tenants
-    /// (see [`crate::team`]).
-    pub fn teams(vault: &str) -> Self {
-        Self::new(format!("vault/{vault}/teams"))
-    }
-
     fn new(user: String) -> Self {
         Self {
             service: SERVICE.to_owned(),

@@ -1,6 +1,11 @@
 //! Team membership and shared tenants: logging in to a team vault, its status, sharing a tenant
 //! with the team and joining a tenant a teammate shared (see [`crate::team`]).
 
+mod history;
+mod review;
+
+pub use review::SharedGrant;
+
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -70,12 +75,6 @@ impl Vault {
         login.client(self.http.clone())
     }
 
-    fn save_teams(&self, config: &TeamConfig) -> Result<()> {
-        config.save(self.keychain.as_ref(), self.id())?;
-        self.teams.forget();
-        Ok(())
-    }
-
     /// Logs in to a team vault as `name` (a new team, or a new login for a known one: its
     /// address and member key kept) and publishes this member's public key.
     pub fn team_login(
@@ -86,7 +85,7 @@ impl Vault {
         member: Option<&str>,
     ) -> Result<TeamStatus> {
         crate::vault::validate_slug(name)?;
-        let mut config = TeamConfig::load(self.keychain.as_ref(), self.id())?;
+        let config = self.teams.get();
         let known = config.teams.get(name).cloned();
         let (url, mount) = match (place, &known) {
             (Some(p), _) => p,
@@ -134,8 +133,10 @@ impl Vault {
                 client.write_cas(&path, &data, 0)?;
             }
         }
-        config.teams.insert(name.to_owned(), entry);
-        self.save_teams(&config)?;
+        self.change_teams(|c| {
+            c.teams.insert(name.to_owned(), entry);
+            Ok(())
+        })?;
         Ok(self
             .team_status()?
             .into_iter()
@@ -145,7 +146,7 @@ impl Vault {
 
     /// Every team vault this vault is logged in to, asked whether it is reachable.
     pub fn team_status(&self) -> Result<Vec<TeamStatus>> {
-        let config = TeamConfig::load(self.keychain.as_ref(), self.id())?;
+        let config = self.teams.get();
         let mut out = Vec::new();
         for (name, login) in &config.teams {
             let looked = self.team_client(login).and_then(|c| Ok(c.lookup_self()?));
@@ -171,7 +172,7 @@ impl Vault {
 
     /// Which team a tenant is shared through, if it is.
     pub fn tenant_team(&self, tenant: &TenantId) -> Result<Option<String>> {
-        let config = self.teams.get(self.keychain.as_ref(), self.id())?;
+        let config = self.teams.get();
         Ok(config.tenants.get(tenant.as_str()).map(|s| s.team.clone()))
     }
 
@@ -204,7 +205,7 @@ impl Vault {
     /// vault publishes, its provider apps and grants (refresh tokens included) published, sealed.
     /// From then on its refresh tokens live in the team vault only.
     pub fn share_tenant(&self, tenant: &TenantId, team: &str, actor: &Actor) -> Result<Shared> {
-        let mut config = TeamConfig::load(self.keychain.as_ref(), self.id())?;
+        let config = self.teams.get();
         let login = self.login_of(&config, team)?.clone();
         if let Some(s) = config.tenants.get(tenant.as_str()) {
             return Err(Error::Invalid(format!(
@@ -278,14 +279,14 @@ impl Vault {
         }
         // Last: the tenant is listed for joining once everything else is in place.
         client.write_cas(&format!("{folder}/tenant"), &about, 0)?;
-        config.tenants.insert(
-            t.id.to_string(),
-            SharedTenant {
-                team: team.to_owned(),
-                wrapped_key: mine,
-            },
-        );
-        self.save_teams(&config)?;
+        let shared = SharedTenant {
+            team: team.to_owned(),
+            wrapped_key: mine,
+        };
+        self.change_teams(|c| {
+            c.tenants.insert(t.id.to_string(), shared);
+            Ok(())
+        })?;
         self.record_team_event(
             &t.id,
             actor,
@@ -301,7 +302,7 @@ impl Vault {
     /// Joins a tenant a teammate shared: creates it here with the same id, its provider apps
     /// and grants copied from the team vault (refresh tokens stay there).
     pub fn join_tenant(&self, slug_or_id: &str, team: &str, actor: &Actor) -> Result<Tenant> {
-        let mut config = TeamConfig::load(self.keychain.as_ref(), self.id())?;
+        let config = self.teams.get();
         let login = self.login_of(&config, team)?.clone();
         let client = self.team_client(&login)?;
         let mut found = None;
@@ -355,14 +356,14 @@ impl Vault {
         let store = self.team_store(&id, &login, key)?;
         let apps = self.join_apps(&client, &store, actor)?;
         self.join_grants(&client, &store, &apps)?;
-        config.tenants.insert(
-            id.to_string(),
-            SharedTenant {
-                team: team.to_owned(),
-                wrapped_key: wrapped.to_owned(),
-            },
-        );
-        self.save_teams(&config)?;
+        let shared = SharedTenant {
+            team: team.to_owned(),
+            wrapped_key: wrapped.to_owned(),
+        };
+        self.change_teams(|c| {
+            c.tenants.insert(id.to_string(), shared);
+            Ok(())
+        })?;
         self.record_team_event(&id, actor, json!({ "joined_from_team": team }))?;
         Ok(tenant)
     }
@@ -424,7 +425,8 @@ impl Vault {
         client: &BaoClient,
         store: &TeamStore<'_>,
         apps: &BTreeMap<String, ProviderApp>,
-    ) -> Result<()> {
+    ) -> Result<usize> {
+        let mut added = 0;
         let local = store.local();
         let tenant = local_tenant(store);
         let folder = format!("{}/grants", tenant_path(&tenant));
@@ -475,8 +477,27 @@ impl Vault {
                 .connection(&c.id)
                 .detail(json!({ "joined": c.name }));
             local.insert_connection(&c.id, &new, &tokens, event)?;
+            added += 1;
         }
-        Ok(())
+        Ok(added)
+    }
+
+    /// Brings every shared tenant up to the team vault (provider apps and grants teammates
+    /// added) and appends this member's new events to the team's history; returns how many
+    /// grants were added here and how many events were appended.
+    pub fn team_sync(&self, actor: &Actor) -> Result<(usize, usize)> {
+        let config = self.teams.get();
+        let mut added = 0;
+        for (tenant, shared) in &config.tenants {
+            let login = self.login_of(&config, &shared.team)?;
+            let client = self.team_client(login)?;
+            let id = TenantId::from_string(tenant);
+            let key = self.teams.data_key(&id, shared, login)?;
+            let store = self.team_store(&id, login, key)?;
+            let apps = self.join_apps(&client, &store, actor)?;
+            added += self.join_grants(&client, &store, &apps)?;
+        }
+        Ok((added, self.push_team_history()?))
     }
 
     fn record_team_event(&self, tenant: &TenantId, actor: &Actor, detail: Value) -> Result<()> {

@@ -3,6 +3,7 @@
 use std::io::BufRead;
 
 use clap::{Args, Subcommand};
+use grantkeeper_core::audit::{Actor, ActorKind};
 use grantkeeper_core::secret::SecretText;
 use grantkeeper_core::sharing::{Login, TeamStatus};
 
@@ -34,6 +35,16 @@ pub enum TeamCommand {
     },
     /// The team vaults this vault is connected to, whether they answer, and what is shared.
     Status,
+    /// Bring shared tenants up to their team vaults (grants teammates added) and append this
+    /// member's new events to the teams' histories.
+    Sync,
+    /// Every grant shared through a team that your policy lets you see, from its review
+    /// metadata (no secret is read).
+    Review {
+        /// The team's name here.
+        #[arg(long)]
+        name: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -105,6 +116,46 @@ pub fn run(cmd: &TeamCommand, out: &Output) -> Result<(), Failure> {
             out.value(&s, || {
                 format!("logged in to team {} as {}", s.name, s.member)
             })
+        }
+        TeamCommand::Sync => {
+            let (added, events) = vault.team_sync(&Actor::new(ActorKind::Cli))?;
+            let v = serde_json::json!({ "connections_added": added, "history_events_appended": events });
+            out.value(&v, || {
+                format!("{added} shared connections added here; {events} events appended to the team history")
+            })
+        }
+        TeamCommand::Review { name } => {
+            let grants = vault.team_review(name)?;
+            let meta = |g: &grantkeeper_core::sharing::SharedGrant, k: &str| {
+                g.metadata
+                    .get(k)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    .to_owned()
+            };
+            out.table(
+                &grants,
+                &[
+                    "TENANT",
+                    "CONNECTION",
+                    "STATUS",
+                    "ACCOUNT",
+                    "SCOPES",
+                    "REFRESHED BY",
+                ],
+                |g| {
+                    vec![
+                        vault
+                            .find_tenant(&g.tenant)
+                            .map_or_else(|_| g.tenant.clone(), |t| t.slug),
+                        meta(g, "name"),
+                        meta(g, "status"),
+                        meta(g, "account"),
+                        meta(g, "scopes"),
+                        meta(g, "refreshed_by"),
+                    ]
+                },
+            )
         }
         TeamCommand::Status => {
             let teams = vault.team_status()?;

@@ -1,5 +1,5 @@
-//! The vault's team logins and shared tenants, kept in one keychain entry (never in a file): a
-//! file an attacker could write would otherwise decide where tokens are sent.
+//! The vault's team logins and shared tenants, kept in the keychain with the vault's keys (never
+//! in a file: a file an attacker could write would otherwise decide where tokens are sent).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -10,7 +10,6 @@ use crate::bao::BaoClient;
 use crate::crypto::{Aad, DataKey};
 use crate::error::{Error, Result};
 use crate::http::HttpClient;
-use crate::keychain::{EntryName, Keychain};
 use crate::model::TenantId;
 use crate::secret::SecretText;
 
@@ -99,20 +98,19 @@ pub fn key_aad(tenant: &TenantId, member: &str) -> Aad {
 }
 
 impl TeamConfig {
-    /// Reads the entry (empty when there is none).
-    pub fn load(keychain: &dyn Keychain, vault: &str) -> Result<Self> {
-        match keychain.get(&EntryName::teams(vault))? {
+    /// Reads the configuration kept with the vault's keys (empty when there is none).
+    pub fn parse(text: Option<&SecretText>) -> Result<Self> {
+        match text {
             None => Ok(Self::default()),
             Some(text) => serde_json::from_str(text.expose()).map_err(|_| {
-                Error::Tampered("the keychain entry of the vault's teams is not readable; log in to the team again (grantkeeper team login)".into())
+                Error::Tampered("the vault's team logins in the keychain are not readable; log in to the team again (grantkeeper team login)".into())
             }),
         }
     }
 
-    /// Writes the entry.
-    pub fn save(&self, keychain: &dyn Keychain, vault: &str) -> Result<()> {
-        let text = SecretText::new(serde_json::to_string(self).expect("config serializes"));
-        Ok(keychain.set(&EntryName::teams(vault), &text)?)
+    /// The text kept with the vault's keys.
+    pub fn to_text(&self) -> SecretText {
+        SecretText::new(serde_json::to_string(self).expect("config serializes"))
     }
 
     /// The team a tenant is shared through, with its login, if it is shared.
@@ -140,21 +138,22 @@ pub struct ConfigCache {
 }
 
 impl ConfigCache {
-    /// The configuration, read from the keychain once per process.
-    pub fn get(&self, keychain: &dyn Keychain, vault: &str) -> Result<Arc<TeamConfig>> {
-        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = held.as_ref() {
-            return Ok(c.clone());
-        }
-        let c = Arc::new(TeamConfig::load(keychain, vault)?);
-        *held = Some(c.clone());
-        Ok(c)
+    /// The configuration as last read with the vault's keys.
+    pub fn get(&self) -> Arc<TeamConfig> {
+        self.held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_default()
     }
 
-    /// Forgets what was read (after this process changed the entry).
-    pub fn forget(&self) {
-        *self.held.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    /// Takes the configuration read with the vault's keys; the data keys unwrapped before are
+    /// forgotten.
+    pub fn load(&self, text: Option<&SecretText>) -> Result<()> {
+        let config = Arc::new(TeamConfig::parse(text)?);
+        *self.held.lock().unwrap_or_else(|p| p.into_inner()) = Some(config);
         self.keys.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        Ok(())
     }
 
     /// When this process last looked at a shared grant in the team vault.
@@ -190,5 +189,45 @@ impl ConfigCache {
             .unwrap(&shared.wrapped_key, &key_aad(tenant, &login.member))?;
         keys.insert(tenant.as_str().to_owned(), key.clone());
         Ok(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::{MasterKey, VaultKeys};
+
+    #[test]
+    fn the_team_configuration_travels_with_the_vaults_keys() {
+        let mut config = TeamConfig::default();
+        config.tenants.insert(
+            "t1".into(),
+            SharedTenant {
+                team: "firm".into(),
+                wrapped_key: "abc".into(),
+            },
+        );
+        let keys = VaultKeys {
+            master: MasterKey::generate(),
+            tenants: Default::default(),
+            adopting: Default::default(),
+            teams: Some(config.to_text()),
+        };
+        let back = VaultKeys::from_keychain_text(&keys.to_keychain_text()).unwrap();
+        let parsed = TeamConfig::parse(back.teams.as_ref()).unwrap();
+        assert_eq!(parsed.tenants["t1"].team, "firm");
+        let without = VaultKeys {
+            teams: None,
+            ..back
+        };
+        let text = without.to_keychain_text();
+        assert!(
+            !text.expose().contains("teams"),
+            "no line when there are no teams"
+        );
+        assert!(VaultKeys::from_keychain_text(&text)
+            .unwrap()
+            .teams
+            .is_none());
     }
 }

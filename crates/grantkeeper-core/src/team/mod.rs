@@ -1,7 +1,7 @@
 //! Team vaults: tenants shared through an OpenBao (or HashiCorp Vault) server, so that
 //! teammates use one grant without consenting again and refresh it once for everyone.
 //!
-//! - [`config`]: the team logins and shared tenants, in the keychain;
+//! - [`config`]: the team logins and shared tenants, in the keychain with the vault's keys;
 //! - [`keys`]: each shared tenant's team data key, wrapped per member;
 //! - [`record`]: what the team vault holds for a shared grant (sealed secrets, state, lease);
 //! - [`store`] and `tokens`: [`TeamStore`], a shared tenant behind the storage seam.
@@ -41,7 +41,7 @@ pub fn store_for<'v>(
     vault_id: &str,
     http: &HttpClient,
 ) -> Result<Box<dyn TenantStore + 'v>> {
-    let config = cache.get(keychain.as_ref(), vault_id)?;
+    let config = cache.get();
     let Some((shared, login)) = config.shared(tenant)? else {
         return Ok(local);
     };
