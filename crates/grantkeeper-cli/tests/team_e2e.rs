@@ -161,6 +161,25 @@ fn team_history(bao: &Bao, tenant: &str, member: &str) -> BTreeSet<(i64, String)
         .collect()
 }
 
+/// The first file under `dir` whose bytes contain `needle`.
+fn file_containing(dir: &std::path::Path, needle: &str) -> Option<std::path::PathBuf> {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            if let Some(found) = file_containing(&path, needle) {
+                return Some(found);
+            }
+        } else if std::fs::read(&path)
+            .unwrap_or_default()
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes())
+        {
+            return Some(path);
+        }
+    }
+    None
+}
+
 fn ids(m: &Member) -> (String, String) {
     m.gk.db()
         .query_row(
@@ -400,6 +419,19 @@ fn a_shared_grant_is_refreshed_once_for_the_whole_team() {
             );
         }
     }
+    // Nor do the members' vault folders, and the OpenBao tokens stay in the keychains.
+    for (m, login) in [(&a, &alice), (&b, &bob)] {
+        for (what, secret) in [
+            ("refresh token", first_refresh_token.as_str()),
+            ("access token", first_access.as_str()),
+            ("new access token", new_access.as_str()),
+            ("OpenBao token", login.as_str()),
+        ] {
+            if let Some(file) = file_containing(&m.gk.home, secret) {
+                panic!("the {what} in plaintext in {}", file.display());
+            }
+        }
+    }
     let record: Value = serde_json::from_str(
         bao.cli(
             &[
@@ -484,6 +516,21 @@ fn a_shared_grant_is_refreshed_once_for_the_whole_team() {
 
     offline_then_back(&a, &b, &mut bao, &idp);
     access_ends(&a, &b, &bao, &tenant, &bob);
+
+    // A stopped server (connection refused) is reported as unreachable, not as an error of ours.
+    bao.stop();
+    let status = a
+        .run(&["team", "status", "--json"])
+        .expect_ok("team status")
+        .json();
+    assert_eq!(status[0]["reachable"], false, "{status}");
+    assert!(
+        status[0]["problem"]
+            .as_str()
+            .unwrap()
+            .contains("the team vault is unreachable"),
+        "{status}"
+    );
 }
 
 /// The team vault sealed (unavailable): cached tokens are still handed out, a refresh fails
@@ -541,4 +588,134 @@ fn access_ends(a: &Member, b: &Member, bao: &Bao, tenant: &str, bob: &str) {
 
     a.run(&["revoke", TARGET]).expect_ok("revoke");
     b.run(&["token", TARGET]).fails(5, "revoked");
+}
+
+#[test]
+fn a_ci_machine_connects_with_approle_and_bad_logins_say_why() {
+    require_test_session();
+    let bao = Bao::start();
+    bao.policy("base", BASE_POLICY);
+    bao.cli(&["auth", "enable", "approle"], None);
+    bao.cli(
+        &[
+            "write",
+            "auth/approle/role/ci",
+            "token_policies=default,base",
+            "token_ttl=1h",
+            "token_max_ttl=4h",
+        ],
+        None,
+    );
+    let role: Value = serde_json::from_str(&bao.cli(
+        &["read", "-format=json", "auth/approle/role/ci/role-id"],
+        None,
+    ))
+    .unwrap();
+    let role_id = role["data"]["role_id"].as_str().unwrap().to_owned();
+    let secret: Value = serde_json::from_str(&bao.cli(
+        &[
+            "write",
+            "-format=json",
+            "-f",
+            "auth/approle/role/ci/secret-id",
+        ],
+        None,
+    ))
+    .unwrap();
+    let secret_id = secret["data"]["secret_id"].as_str().unwrap().to_owned();
+
+    let ci = Member::new();
+    let args = |role: &str| -> Vec<String> {
+        [
+            "team",
+            "connect",
+            &bao.url,
+            "--mount",
+            MOUNT,
+            "--name",
+            "firm",
+            "--approle",
+            role,
+            "--secret-id-stdin",
+            "--member",
+            "ci-runner",
+            "--json",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let run = |a: &[String], stdin: &str| {
+        ci.run_fed(&a.iter().map(String::as_str).collect::<Vec<_>>(), stdin)
+    };
+    run(&args(&role_id), "not-the-secret-id\n").fails(5, "the team vault refused the request");
+    let connected = run(&args(&role_id), &format!("{secret_id}\n"))
+        .expect_ok("approle connect")
+        .json();
+    assert_eq!(connected["member"], "ci-runner", "{connected}");
+    assert_eq!(connected["reachable"], true, "{connected}");
+    assert!(
+        connected["login_ttl_secs"].as_u64().unwrap() > 3000,
+        "{connected}"
+    );
+    // The AppRole token is renewable: team sync renews it.
+    let synced = ci
+        .run(&["team", "sync", "--json"])
+        .expect_ok("team sync")
+        .json();
+    assert_eq!(synced["logins_renewed"], 1, "{synced}");
+    // The member's key is published for whoever shares next.
+    let member: Value = serde_json::from_str(&bao.cli(
+        &[
+            "kv",
+            "get",
+            "-format=json",
+            &format!("-mount={MOUNT}"),
+            "members/ci-runner",
+        ],
+        None,
+    ))
+    .unwrap();
+    assert!(
+        member["data"]["data"]["public_key"]
+            .as_str()
+            .is_some_and(|k| k.len() > 80),
+        "{member}"
+    );
+    // The secret id is not in the vault folder.
+    assert!(file_containing(&ci.gk.home, &secret_id).is_none());
+
+    // Nothing listening: unreachable, exit 6; a token the server does not know: log in again.
+    let closed = format!("http://127.0.0.1:{}", support::closed_port());
+    ci.run_fed(
+        &[
+            "team",
+            "connect",
+            &closed,
+            "--mount",
+            MOUNT,
+            "--name",
+            "other",
+            "--token-stdin",
+        ],
+        "x\n",
+    )
+    .fails(6, "the team vault is unreachable");
+    ci.run_fed(
+        &[
+            "team",
+            "connect",
+            &bao.url,
+            "--mount",
+            MOUNT,
+            "--name",
+            "other",
+            "--token-stdin",
+        ],
+        "not-a-token\n",
+    )
+    .fails(5, "log in again");
+    ci.run(&[
+        "team", "connect", &bao.url, "--mount", MOUNT, "--name", "other",
+    ])
+    .fails(2, "--token-stdin");
 }

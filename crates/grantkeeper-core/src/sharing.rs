@@ -1,10 +1,11 @@
 //! Team membership and shared tenants: logging in to a team vault, its status, sharing a tenant
 //! with the team and joining a tenant a teammate shared (see [`crate::team`]).
 
-mod history;
 mod review;
+mod sync;
 
 pub use review::SharedGrant;
+pub use sync::Synced;
 
 use std::collections::BTreeMap;
 
@@ -480,24 +481,6 @@ impl Vault {
             added += 1;
         }
         Ok(added)
-    }
-
-    /// Brings every shared tenant up to the team vault (provider apps and grants teammates
-    /// added) and appends this member's new events to the team's history; returns how many
-    /// grants were added here and how many events were appended.
-    pub fn team_sync(&self, actor: &Actor) -> Result<(usize, usize)> {
-        let config = self.teams.get();
-        let mut added = 0;
-        for (tenant, shared) in &config.tenants {
-            let login = self.login_of(&config, &shared.team)?;
-            let client = self.team_client(login)?;
-            let id = TenantId::from_string(tenant);
-            let key = self.teams.data_key(&id, shared, login)?;
-            let store = self.team_store(&id, login, key)?;
-            let apps = self.join_apps(&client, &store, actor)?;
-            added += self.join_grants(&client, &store, &apps)?;
-        }
-        Ok((added, self.push_team_history()?))
     }
 
     fn record_team_event(&self, tenant: &TenantId, actor: &Actor, detail: Value) -> Result<()> {

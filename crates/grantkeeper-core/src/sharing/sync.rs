@@ -1,11 +1,13 @@
-//! The team's history: each member's events on shared tenants, appended in batches to
+//! Keeping up with a team vault: the login renewed, the grants teammates added copied here, and
+//! the team's history: each member's events on shared tenants, appended in batches to
 //! `tenants/<tenant>/history/<member>/` in the team vault (a head record says how far), so an
 //! admin's review shows who used which grant and when. Each member's own chain stays the
 //! tamper-evident record; fingerprints are keyed per member, never tokens.
 
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::audit::HistoryFilter;
+use crate::audit::{Actor, HistoryFilter};
 use crate::bao::BaoError;
 use crate::error::Result;
 use crate::model::TenantId;
@@ -14,7 +16,44 @@ use crate::{ConnectionFilter, Vault};
 /// Events per batch record.
 const BATCH: usize = 500;
 
+/// What a sync did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Synced {
+    /// Team logins renewed (renewable tokens only).
+    pub logins_renewed: usize,
+    /// Shared connections teammates added, now here too.
+    pub connections_added: usize,
+    /// This member's events appended to the team history.
+    pub history_events_appended: usize,
+}
+
 impl Vault {
+    /// Renews every renewable team login, brings every shared tenant up to its team vault
+    /// (provider apps and grants teammates added) and appends this member's new events to the
+    /// team history.
+    pub fn team_sync(&self, actor: &Actor) -> Result<Synced> {
+        let config = self.teams.get();
+        let mut synced = Synced::default();
+        for login in config.teams.values() {
+            let client = login.client(self.http.clone())?;
+            if client.lookup_self()?.renewable {
+                client.renew_self()?;
+                synced.logins_renewed += 1;
+            }
+        }
+        for (tenant, shared) in &config.tenants {
+            let login = self.login_of(&config, &shared.team)?;
+            let client = login.client(self.http.clone())?;
+            let id = TenantId::from_string(tenant);
+            let key = self.teams.data_key(&id, shared, login)?;
+            let store = self.team_store(&id, login, key)?;
+            let apps = self.join_apps(&client, &store, actor)?;
+            synced.connections_added += self.join_grants(&client, &store, &apps)?;
+        }
+        synced.history_events_appended = self.push_team_history()?;
+        Ok(synced)
+    }
+
     /// Appends this member's events on shared tenants that the team's history lacks; returns
     /// how many. Another process pushing at the same time makes this one stop early.
     pub fn push_team_history(&self) -> Result<usize> {
