@@ -560,6 +560,66 @@ fn offline_then_back(a: &Member, b: &Member, bao: &mut Bao, idp: &Idp) {
     assert_ne!(fresh, cached);
     assert_eq!(b.token(), fresh, "B syncs A's refresh");
     assert_eq!(idp.stats()["refresh_reuse_detected"], 0);
+
+    // The team vault goes away while the provider rotates the refresh token: the new one is
+    // kept in A's keychain, not lost, and A's next refresh moves it to the team vault.
+    let stalled = idp.stats()["token_requests_stalled"].as_i64().unwrap();
+    stall(idp, 3000);
+    let mut refresh = a.gk.spawn(&mut a.gk.command(&["refresh", TARGET]));
+    let until = Instant::now() + Duration::from_secs(30);
+    while idp.stats()["token_requests_stalled"].as_i64().unwrap() == stalled {
+        assert!(
+            Instant::now() < until,
+            "the refresh never reached the provider"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    bao.seal();
+    refresh.wait_for(Duration::from_secs(60), "refresh");
+    let out = refresh.into_child().wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{stderr}");
+    assert!(stderr.contains("the team vault is unreachable"), "{stderr}");
+    stall(idp, 0);
+    assert_eq!(
+        idp.refresh_requests(),
+        before + 2,
+        "the provider did rotate"
+    );
+    assert!(
+        a.gk.keychain_refresh_token("crm").is_some(),
+        "the new refresh token is kept in A's keychain"
+    );
+    bao.unseal();
+    a.run(&["refresh", TARGET])
+        .expect_ok("refresh with the kept refresh token");
+    assert_eq!(
+        a.gk.keychain_refresh_token("crm"),
+        None,
+        "moved to the team vault"
+    );
+    let stats = idp.stats();
+    assert_eq!(stats["refresh_reuse_detected"], 0, "{stats}");
+    assert_eq!(stats["token_errors"]["refresh_token"], 0, "{stats}");
+    assert_eq!(b.token(), a.token(), "B uses A's result");
+}
+
+/// Holds every token request at the IdP for `ms` (0: no more).
+fn stall(idp: &Idp, ms: u64) {
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sf",
+            "-X",
+            "POST",
+            "-H",
+            "content-type: application/json",
+            "--data-binary",
+        ])
+        .arg(format!("{{\"ms\": {ms}}}"))
+        .arg(format!("{}/__test/stall-token", idp.issuer))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "stall-token");
 }
 
 /// Policy removal, an ended login, and a revocation reach the teammate at their next call.
@@ -573,17 +633,24 @@ fn access_ends(a: &Member, b: &Member, bao: &Bao, tenant: &str, bob: &str) {
         refused.stdout
     );
 
-    // B's login ends (revoked by an admin, as when it expires): a clear re-login message.
+    // B's login is revoked by an admin, then a short one expires: a clear re-login message.
     bao.policy("bob-tenants", &tenants_policy(&[tenant]));
     bao.cli(&["token", "revoke", bob], None);
     b.run(&["token", TARGET])
         .fails(5, "log in again: grantkeeper team login");
-    let bob = bao.token("bob", &["base", "bob-tenants"], "2h");
-    b.run_fed(
-        &["team", "login", "--name", "firm", "--token-stdin"],
-        &format!("{bob}\n"),
-    )
-    .expect_ok("team login");
+    let login = |token: &str| {
+        b.run_fed(
+            &["team", "login", "--name", "firm", "--token-stdin"],
+            &format!("{token}\n"),
+        )
+        .expect_ok("team login");
+    };
+    login(&bao.token("bob", &["base", "bob-tenants"], "4s"));
+    b.token();
+    std::thread::sleep(Duration::from_secs(5));
+    b.run(&["token", TARGET])
+        .fails(5, "log in again: grantkeeper team login");
+    login(&bao.token("bob", &["base", "bob-tenants"], "2h"));
     b.token();
 
     a.run(&["revoke", TARGET]).expect_ok("revoke");

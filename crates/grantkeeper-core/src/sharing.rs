@@ -171,12 +171,6 @@ impl Vault {
         Ok(out)
     }
 
-    /// Which team a tenant is shared through, if it is.
-    pub fn tenant_team(&self, tenant: &TenantId) -> Result<Option<String>> {
-        let config = self.teams.get();
-        Ok(config.tenants.get(tenant.as_str()).map(|s| s.team.clone()))
-    }
-
     fn login_of<'c>(&self, config: &'c TeamConfig, team: &str) -> Result<&'c TeamLogin> {
         config.teams.get(team).ok_or_else(|| {
             Error::Invalid(format!("this vault is not logged in to a team named '{team}': run grantkeeper team connect first"))

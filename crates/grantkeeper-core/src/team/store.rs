@@ -212,12 +212,16 @@ impl<'v> TeamStore<'v> {
             .read(&grant_path(self.tenant(), id))?
             .map_or(0, |v| v.version);
         self.write_grant(&self.bao, id, &record, version)?;
-        self.keychain.delete(&EntryName::refresh_token(
+        self.forget_local_refresh_token(id)
+    }
+
+    /// Deletes the local keychain's copy of a grant's refresh token (the team vault holds it).
+    pub(super) fn forget_local_refresh_token(&self, id: &ConnectionId) -> Result<()> {
+        Ok(self.keychain.delete(&EntryName::refresh_token(
             &self.vault_id,
             self.tenant().as_str(),
             id.as_str(),
-        ))?;
-        Ok(())
+        ))?)
     }
 
     /// Publishes a provider app (its client secret sealed for the team).

@@ -53,6 +53,21 @@ impl Drop for LeaseGuard {
 }
 
 impl TeamStore<'_> {
+    /// Writes the grant's new refresh token with check-and-set on the version of this member's
+    /// lease.
+    fn write_refresh_token(&self, id: &ConnectionId, token: &RefreshToken) -> Result<()> {
+        let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+        let held = leases.get_mut(id.as_str()).ok_or_else(|| {
+            Error::Invalid("a rotated refresh token arrived without this member's refresh lease; nothing was stored".into())
+        })?;
+        let mut record = held.record.clone();
+        record.refresh_token = Some(self.sealer.seal("refresh_token", id, token.expose()));
+        let path = super::record::grant_path(self.tenant(), id);
+        held.version = self.bao.write_cas(&path, &record.to_data(), held.version)?;
+        held.record = record;
+        Ok(())
+    }
+
     /// Looks at the grant in the team vault unless this process did within the sync interval;
     /// an unreachable team vault leaves the local cache in use.
     fn sync(&self, id: &ConnectionId) -> Result<()> {
@@ -145,6 +160,14 @@ impl TokenStore for TeamStore<'_> {
     }
 
     fn refresh_token(&self, id: &ConnectionId) -> Result<Option<RefreshToken>> {
+        // A rotated refresh token that never reached the team vault (see `keep_refresh_token`)
+        // is the grant's current one: it goes to the team vault first.
+        if let Some(pending) = self.local.refresh_token(id)? {
+            self.write_refresh_token(id, &pending)?;
+            self.forget_local_refresh_token(id)?;
+            tracing::info!(connection = %id, "moved a kept refresh token to the team vault");
+            return Ok(Some(pending));
+        }
         let sealed = match self
             .leases
             .lock()
@@ -164,16 +187,23 @@ impl TokenStore for TeamStore<'_> {
     }
 
     fn keep_refresh_token(&self, id: &ConnectionId, token: &RefreshToken) -> Result<()> {
-        let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
-        let held = leases.get_mut(id.as_str()).ok_or_else(|| {
-            Error::Invalid("a rotated refresh token arrived without this member's refresh lease; nothing was stored".into())
-        })?;
-        let mut record = held.record.clone();
-        record.refresh_token = Some(self.sealer.seal("refresh_token", id, token.expose()));
-        let path = super::record::grant_path(self.tenant(), id);
-        held.version = self.bao.write_cas(&path, &record.to_data(), held.version)?;
-        held.record = record;
-        Ok(())
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.write_refresh_token(id, token) {
+                Ok(()) => return Ok(()),
+                Err(Error::Team(BaoError::Unreachable { .. })) if tries < 3 => {
+                    std::thread::sleep(Duration::from_millis(250 * tries));
+                }
+                Err(e) => {
+                    // The provider has rotated: the new refresh token is never dropped. It is
+                    // kept here (the local journal, then the keychain) and this member's next
+                    // refresh of the grant moves it to the team vault before anything else.
+                    self.local.keep_refresh_token(id, token)?;
+                    return Err(e);
+                }
+            }
+        }
     }
 
     fn save_refreshed(
