@@ -370,7 +370,7 @@ fn a_shared_grant_is_refreshed_once_for_the_whole_team() {
     );
     assert!(!tokens.contains(&first_access), "a new one");
     let stats = idp.stats();
-    eprintln!("200 callers across 2 members: {wall:?}; IdP: {stats}");
+    eprintln!("{CALLERS} callers across 2 members: {wall:?}; IdP: {stats}");
     assert_eq!(
         stats["token_requests"]["refresh_token"], 1,
         "exactly one refresh at the IdP: {stats}"

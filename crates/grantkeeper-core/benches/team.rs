@@ -75,13 +75,13 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-fn join_team(vault: &Vault, bao: &bao::Bao) {
+fn join_team(vault: &Vault, bao: &bao::Bao, member: &str) {
     vault
         .team_login(
             "firm",
             Some((&bao.url, bao::MOUNT)),
             Login::Token(SecretText::new(&bao.root)),
-            Some("bench"),
+            Some(member),
         )
         .unwrap();
 }
@@ -102,7 +102,7 @@ fn main() {
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
     let (local, local_id) = connected_vault(dirs[0].path(), &idp);
     let (shared, shared_id) = connected_vault(dirs[1].path(), &idp);
-    join_team(&shared, &bao);
+    join_team(&shared, &bao, "bench");
     let acme = shared.find_tenant("acme").unwrap().id;
     shared.share_tenant(&acme, "firm", &actor()).unwrap();
     let lt = local
@@ -154,7 +154,7 @@ fn main() {
     // 3. 1,000 shared connections (a vault on a memory keychain, to seed quickly).
     let dir = tempfile::tempdir().unwrap();
     let many = Vault::open(dir.path(), Arc::new(SeedKeychain::default())).unwrap();
-    join_team(&many, &bao);
+    join_team(&many, &bao, "reviewer");
     let big = many
         .create_tenant("Big", Some("big"), "", &actor())
         .unwrap();

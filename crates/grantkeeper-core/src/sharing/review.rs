@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::Vault;
 
 /// Requests to the team vault in flight at once during a review.
-const PARALLEL: usize = 8;
+const PARALLEL: usize = 16;
 
 /// One shared grant as the team vault describes it.
 #[derive(Debug, Clone, Serialize)]
