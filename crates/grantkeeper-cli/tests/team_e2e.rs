@@ -85,11 +85,17 @@ impl Member {
     }
 }
 
-/// The policy of a member's tenants: KV v2 data and metadata under each tenant's folder.
-fn tenants_policy(tenants: &[&str]) -> String {
+/// The policy of a member's tenants: KV v2 data and metadata under each tenant's folder (and,
+/// with `detailed`, OpenBao's one-request listing of a folder's metadata).
+fn tenants_policy(tenants: &[&str], detailed: bool) -> String {
     let mut hcl = String::new();
+    let kinds: &[&str] = if detailed {
+        &["data", "metadata", "detailed-metadata"]
+    } else {
+        &["data", "metadata"]
+    };
     for t in tenants {
-        for kind in ["data", "metadata"] {
+        for kind in kinds {
             hcl.push_str(&format!(
                 "path \"{MOUNT}/{kind}/tenants/{t}/*\" {{ capabilities = [\"create\", \"read\", \"update\", \"delete\", \"list\"] }}\n"
             ));
@@ -248,8 +254,8 @@ fn a_shared_grant_is_refreshed_once_for_the_whole_team() {
 
     // The team: a policy per tenant path; each member's token carries theirs.
     bao.policy("base", BASE_POLICY);
-    bao.policy("alice-tenants", &tenants_policy(&[&tenant]));
-    bao.policy("bob-tenants", &tenants_policy(&[&tenant]));
+    bao.policy("alice-tenants", &tenants_policy(&[&tenant], true));
+    bao.policy("bob-tenants", &tenants_policy(&[&tenant], false));
     let alice = bao.token("alice", &["base", "alice-tenants"], "2h");
     let bob = bao.token("bob", &["base", "bob-tenants"], "2h");
     assert_eq!(a.connect_team(&bao, &alice)["member"], "alice");
@@ -503,6 +509,8 @@ fn a_shared_grant_is_refreshed_once_for_the_whole_team() {
             "nothing twice"
         );
     }
+    // A's policy lists a folder's metadata in one request (OpenBao's detailed-metadata), B's
+    // reads each grant's: both see the same.
     let review = a
         .run(&["team", "review", "--name", "firm", "--json"])
         .expect_ok("team review")
@@ -513,6 +521,11 @@ fn a_shared_grant_is_refreshed_once_for_the_whole_team() {
         ["alice", "bob"].contains(&review[0]["metadata"]["refreshed_by"].as_str().unwrap()),
         "{review}"
     );
+    let by_b = b
+        .run(&["team", "review", "--name", "firm", "--json"])
+        .expect_ok("team review")
+        .json();
+    assert_eq!(by_b, review, "the same review without detailed-metadata");
 
     offline_then_back(&a, &b, &mut bao, &idp);
     access_ends(&a, &b, &bao, &tenant, &bob);
@@ -624,7 +637,7 @@ fn stall(idp: &Idp, ms: u64) {
 
 /// Policy removal, an ended login, and a revocation reach the teammate at their next call.
 fn access_ends(a: &Member, b: &Member, bao: &Bao, tenant: &str, bob: &str) {
-    bao.policy("bob-tenants", &tenants_policy(&[]));
+    bao.policy("bob-tenants", &tenants_policy(&[], false));
     let refused = b.run(&["token", TARGET]);
     refused.fails(5, "not shared with you");
     assert!(
@@ -634,7 +647,7 @@ fn access_ends(a: &Member, b: &Member, bao: &Bao, tenant: &str, bob: &str) {
     );
 
     // B's login is revoked by an admin, then a short one expires: a clear re-login message.
-    bao.policy("bob-tenants", &tenants_policy(&[tenant]));
+    bao.policy("bob-tenants", &tenants_policy(&[tenant], false));
     bao.cli(&["token", "revoke", bob], None);
     b.run(&["token", TARGET])
         .fails(5, "log in again: grantkeeper team login");

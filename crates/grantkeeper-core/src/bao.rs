@@ -255,6 +255,27 @@ impl BaoClient {
             .unwrap_or_default())
     }
 
+    /// Every key under a folder with its custom metadata, in one request (OpenBao's
+    /// `detailed-metadata` list; empty where the server has no such endpoint or nothing there).
+    pub fn list_detailed(&self, folder: &str) -> Result<Map<String, Value>, BaoError> {
+        let path = format!("{}?list=true", self.kv("detailed-metadata", folder));
+        let Some(v) = self.call_opt("GET", &path, None)? else {
+            return Ok(Map::new());
+        };
+        let Some(Value::Object(info)) = v.pointer("/data/key_info") else {
+            return Ok(Map::new());
+        };
+        Ok(info
+            .iter()
+            .map(|(k, i)| {
+                (
+                    k.clone(),
+                    i.get("custom_metadata").cloned().unwrap_or_default(),
+                )
+            })
+            .collect())
+    }
+
     /// Deletes a secret with all its versions and metadata.
     pub fn delete(&self, path: &str) -> Result<(), BaoError> {
         self.call_opt("DELETE", &self.kv("metadata", path), Some(&json!({})))?;

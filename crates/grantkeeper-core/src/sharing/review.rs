@@ -39,16 +39,37 @@ impl Vault {
                 name: team.to_owned(),
             })?;
         let client = login.client(self.http.clone())?;
-        let mut paths = Vec::new();
+        let mut listed = Vec::new();
+        let mut missing = Vec::new();
         for folder in client.list("tenants/")? {
             let tenant = folder.trim_end_matches('/').to_owned();
-            match client.list(&format!("tenants/{tenant}/grants/")) {
-                Ok(keys) => paths.extend(keys.into_iter().map(|k| (tenant.clone(), k))),
+            let grants = format!("tenants/{tenant}/grants/");
+            let keys = match client.list(&grants) {
+                Ok(keys) => keys,
                 Err(BaoError::NotShared { .. }) => continue,
                 Err(e) => return Err(e.into()),
+            };
+            // One request for the whole folder where the server offers it (OpenBao), else one
+            // metadata read per grant (HashiCorp Vault, or a policy without the path).
+            let mut detailed = match client.list_detailed(&grants) {
+                Ok(found) => found,
+                Err(BaoError::NotShared { .. } | BaoError::Refused(_)) => Map::new(),
+                Err(e) => return Err(e.into()),
+            };
+            for key in keys {
+                match detailed.remove(&key) {
+                    Some(Value::Object(metadata)) => listed.push(SharedGrant {
+                        tenant: tenant.clone(),
+                        connection: key,
+                        metadata,
+                    }),
+                    _ => missing.push((tenant.clone(), key)),
+                }
             }
         }
-        read_all(&client, &paths)
+        listed.extend(read_all(&client, &missing)?);
+        listed.sort_by(|a, b| (&a.tenant, &a.connection).cmp(&(&b.tenant, &b.connection)));
+        Ok(listed)
     }
 }
 
