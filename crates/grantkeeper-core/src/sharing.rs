@@ -171,6 +171,14 @@ impl Vault {
         Ok(out)
     }
 
+    /// The OpenBao policy that gives a member a tenant shared through `team` (see
+    /// [`crate::team::tenant_policy`]).
+    pub fn team_policy(&self, team: &str, tenant: &TenantId) -> Result<String> {
+        let config = self.teams.get();
+        let login = self.login_of(&config, team)?;
+        Ok(crate::team::tenant_policy(&login.mount, tenant))
+    }
+
     fn login_of<'c>(&self, config: &'c TeamConfig, team: &str) -> Result<&'c TeamLogin> {
         config.teams.get(team).ok_or_else(|| {
             Error::Invalid(format!("this vault is not logged in to a team named '{team}': run grantkeeper team connect first"))

@@ -35,6 +35,14 @@ pub enum TeamCommand {
     },
     /// The team vaults this vault is connected to, whether they answer, and what is shared.
     Status,
+    /// Print the OpenBao policy (HCL) that gives a member one tenant of the team.
+    Policy {
+        /// The tenant (slug or id).
+        tenant: String,
+        /// The team's name here.
+        #[arg(long)]
+        name: String,
+    },
     /// Bring shared tenants up to their team vaults (grants teammates added) and append this
     /// member's new events to the teams' histories.
     Sync,
@@ -116,6 +124,10 @@ pub fn run(cmd: &TeamCommand, out: &Output) -> Result<(), Failure> {
             out.value(&s, || {
                 format!("logged in to team {} as {}", s.name, s.member)
             })
+        }
+        TeamCommand::Policy { tenant, name } => {
+            let t = vault.find_tenant(tenant)?;
+            crate::output::emit(&vault.team_policy(name, &t.id)?)
         }
         TeamCommand::Sync => {
             let s = vault.team_sync(&Actor::new(ActorKind::Cli))?;

@@ -32,6 +32,20 @@ use crate::keychain::Keychain;
 use crate::model::TenantId;
 use crate::store::TenantStore;
 
+/// The OpenBao policy that gives a member one shared tenant: its records (data), their review
+/// metadata, and the one-request listing of a folder's metadata (`detailed-metadata`, OpenBao).
+/// A member's policy is the base one (their key, the list of tenants) plus one of these per
+/// tenant they are assigned to.
+pub fn tenant_policy(mount: &str, tenant: &TenantId) -> String {
+    let mut hcl = format!("# Grantkeeper: shared tenant {tenant}\n");
+    for kind in ["data", "metadata", "detailed-metadata"] {
+        hcl.push_str(&format!(
+            "path \"{mount}/{kind}/tenants/{tenant}/*\" {{\n  capabilities = [\"create\", \"read\", \"update\", \"delete\", \"list\"]\n}}\n"
+        ));
+    }
+    hcl
+}
+
 /// The store of a tenant: a [`TeamStore`] over `local` when the tenant is shared, else `local`.
 pub fn store_for<'v>(
     local: Box<dyn TenantStore + 'v>,
