@@ -95,6 +95,9 @@ enum Command {
     /// The hand-out agent: serves tokens to local programs from memory (`agent run`).
     #[command(subcommand)]
     Agent(commands::agent::AgentCommand),
+    /// Team vaults (OpenBao or HashiCorp Vault): connect, log in again, status.
+    #[command(subcommand)]
+    Team(commands::team::TeamCommand),
     /// Check the usage history.
     #[command(subcommand)]
     Audit(commands::audit::AuditCommand),
@@ -174,6 +177,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::GitCredential(args) => commands::git_credential::git_credential(args),
         Command::Agent(cmd) => commands::agent::run(cmd, &out),
         Command::Audit(cmd) => commands::audit::run(cmd, &out),
+        Command::Team(cmd) => commands::team::run(cmd, &out),
         Command::Completions { shell } => {
             let mut script = Vec::new();
             clap_complete::generate(*shell, &mut Cli::command(), "grantkeeper", &mut script);

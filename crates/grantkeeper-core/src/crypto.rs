@@ -134,6 +134,9 @@ pub struct VaultKeys {
     /// Tenants whose move to their key is not finished (their database record may still be
     /// wrapped by the master key).
     pub adopting: std::collections::BTreeSet<String>,
+    /// The vault's team logins and shared tenants (see `crate::team`), kept here so that one
+    /// keychain read still opens everything; opaque to this module.
+    pub teams: Option<SecretText>,
 }
 
 impl VaultKeys {
@@ -151,6 +154,9 @@ impl VaultKeys {
                 key.to_keychain_text().expose()
             ));
         }
+        if let Some(teams) = &self.teams {
+            text.push_str(&format!("\nteams {}", B64.encode(teams.expose())));
+        }
         let out = SecretText::new(text.as_str());
         text.zeroize();
         out
@@ -163,9 +169,16 @@ impl VaultKeys {
             MasterKey::from_keychain_text(&SecretText::new(lines.next().unwrap_or_default()))?;
         let mut tenants = std::collections::BTreeMap::new();
         let mut adopting = std::collections::BTreeSet::new();
+        let mut teams = None;
         for line in lines.filter(|l| !l.trim().is_empty()) {
             let mut parts = line.split(' ');
             match (parts.next(), parts.next(), parts.next(), parts.next()) {
+                (Some("teams"), Some(encoded), None, None) => {
+                    let mut bytes = B64.decode(encoded).map_err(|_| CryptoError::BadKey)?;
+                    let text = String::from_utf8(bytes.clone()).map_err(|_| CryptoError::BadKey);
+                    bytes.zeroize();
+                    teams = Some(SecretText::new(text?));
+                }
                 (Some(kind @ ("tenant" | "adopting")), Some(id), Some(key), None) => {
                     tenants.insert(
                         id.to_owned(),
@@ -182,6 +195,7 @@ impl VaultKeys {
             master,
             tenants,
             adopting,
+            teams,
         })
     }
 }

@@ -64,6 +64,9 @@ pub enum Error {
         /// The name.
         name: String,
     },
+    /// The team vault (OpenBao) refused, could not be reached, or wants a new login.
+    #[error(transparent)]
+    Team(#[from] crate::bao::BaoError),
     /// The caller's input is not acceptable.
     #[error("{0}")]
     Invalid(String),
@@ -145,6 +148,13 @@ impl Error {
                 O::TimedOut { .. } => ErrorKind::TimedOut,
                 O::Cancelled => ErrorKind::Cancelled,
                 O::Config(_) | O::Listener(_) | O::Browser(_) => ErrorKind::Invalid,
+                _ => ErrorKind::Refused,
+            },
+            Self::Team(t) => match t {
+                crate::bao::BaoError::Unreachable { .. } | crate::bao::BaoError::Malformed(_) => {
+                    ErrorKind::Network
+                }
+                crate::bao::BaoError::Conflict => ErrorKind::Other,
                 _ => ErrorKind::Refused,
             },
             Self::Database(_) | Self::Crypto(_) | Self::Io { .. } => ErrorKind::Other,

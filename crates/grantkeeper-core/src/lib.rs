@@ -10,6 +10,7 @@
 pub mod agent;
 pub mod anomaly;
 pub mod audit;
+pub mod bao;
 pub mod catalog;
 pub mod connect;
 pub mod crypto;
@@ -29,7 +30,9 @@ pub mod private;
 pub mod provider_app;
 pub mod report;
 pub mod secret;
+pub mod sharing;
 pub mod store;
+pub mod team;
 #[cfg(test)]
 mod test_support;
 pub mod testing;

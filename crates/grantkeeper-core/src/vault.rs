@@ -32,6 +32,7 @@ pub(crate) use local::Sealed;
 use keys::TenantKeys;
 use provider_apps::{row_to_provider_app, PROVIDER_APP_COLUMNS};
 use tenants::validate_name;
+pub(crate) use tenants::validate_slug;
 
 const DB_FILE: &str = "vault.db";
 const LOCK_FILE: &str = "vault.lock";
@@ -61,6 +62,8 @@ pub struct Vault {
     /// The usage history's MAC key and its checkpoint schedule (see [`audit`]).
     history: audit::HistoryKey,
     anchorer: audit::Anchorer,
+    /// The team logins and shared tenants, as this process read them (see [`crate::team`]).
+    pub(crate) teams: crate::team::ConfigCache,
 }
 
 impl Drop for Vault {

@@ -17,6 +17,7 @@ pub mod proxy;
 pub mod refresh;
 pub mod revoke;
 pub mod show;
+pub mod team;
 pub mod tenant;
 pub mod token;
 

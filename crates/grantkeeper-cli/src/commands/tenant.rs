@@ -28,6 +28,22 @@ pub enum TenantCommand {
         /// New display name.
         name: String,
     },
+    /// Share a tenant with a team: its grants move to the team vault, sealed for its members.
+    Share {
+        /// Slug or id.
+        tenant: String,
+        /// The team (see `grantkeeper team connect`).
+        #[arg(long)]
+        team: String,
+    },
+    /// Join a tenant a teammate shared: its grants become usable here without consenting.
+    Join {
+        /// The shared tenant's slug or id.
+        tenant: String,
+        /// The team it is shared through.
+        #[arg(long)]
+        team: String,
+    },
     /// Delete a tenant: its grants are revoked at their providers, then its connections,
     /// keychain entries and data key are deleted.
     Delete {
@@ -66,6 +82,25 @@ pub fn run(cmd: &TenantCommand, out: &Output) -> Result<(), Failure> {
             let t = vault.find_tenant(tenant)?;
             vault.rename_tenant(&t.id, name, &actor)?;
             out.message(&format!("renamed tenant {}", t.slug))?;
+        }
+        TenantCommand::Share { tenant, team } => {
+            let t = vault.find_tenant(tenant)?;
+            let s = vault.share_tenant(&t.id, team, &actor)?;
+            out.value(&s, || {
+                format!(
+                    "shared tenant {} with team {team}: {} provider apps, {} connections, key wrapped for {}",
+                    t.slug,
+                    s.apps,
+                    s.connections,
+                    s.members.join(", ")
+                )
+            })?;
+        }
+        TenantCommand::Join { tenant, team } => {
+            let t = vault.join_tenant(tenant, team, &actor)?;
+            out.value(&t, || {
+                format!("joined tenant {} ({}) from team {team}", t.slug, t.name)
+            })?;
         }
         TenantCommand::Delete { tenant, yes } => {
             let t = vault.find_tenant(tenant)?;

@@ -9,10 +9,12 @@
 // Each test binary uses a part of these.
 #![allow(dead_code, unused_imports)]
 
+mod bao;
 mod cli;
 mod idp;
 mod process;
 
+pub use bao::{Bao, MOUNT};
 pub use cli::{closed_port, keychain_secrets, Cli};
 pub use idp::{enc, http, http_with_headers, Idp};
 pub use process::{line_reader, vm_rss_kb, Gk, Kid};

@@ -52,8 +52,30 @@ impl Vault {
             }
             .into());
         }
+        self.teams.load(keys.teams.as_ref())?;
         *self.tenant_keys.lock().unwrap_or_else(|p| p.into_inner()) = (keys.tenants, keys.adopting);
         Ok(())
+    }
+
+    /// Changes the team logins and shared tenants (kept with the vault's keys), re-read first.
+    pub(crate) fn change_teams(
+        &self,
+        change: impl FnOnce(&mut crate::team::TeamConfig) -> Result<()>,
+    ) -> Result<()> {
+        let _keys_lock = self.keys_lock()?;
+        let mut outcome = Ok(());
+        self.change_tenant_keys(|keys| {
+            match crate::team::TeamConfig::parse(keys.teams.as_ref()) {
+                Ok(mut config) => {
+                    outcome = change(&mut config);
+                    if outcome.is_ok() {
+                        keys.teams = Some(config.to_text());
+                    }
+                }
+                Err(e) => outcome = Err(e),
+            }
+        })?;
+        outcome
     }
 
     /// A tenant's wrapping key and whether its adoption is unfinished: from memory, else from

@@ -77,11 +77,13 @@ impl Vault {
             master,
             tenants,
             adopting,
+            teams,
         } = VaultKeys::from_keychain_text(&text)?;
         db::migrate(&mut conn)?;
         audit::ensure_keyed(&mut conn, &master.history_key(), &*keychain, &id)?;
         let vault = Self::with_connection(home, id, conn, keychain, master);
         *vault.tenant_keys.lock().unwrap_or_else(|p| p.into_inner()) = (tenants, adopting);
+        vault.teams.load(teams.as_ref())?;
         Ok(vault)
     }
 
@@ -116,6 +118,7 @@ impl Vault {
             anchorer,
             http: crate::http::HttpClient::default(),
             refresh_gates: Mutex::default(),
+            teams: crate::team::ConfigCache::default(),
             data_keys: Mutex::default(),
             tenant_keys: Mutex::default(),
             home: home.to_owned(),

@@ -20,6 +20,18 @@ impl Vault {
         notes: &str,
         actor: &Actor,
     ) -> Result<Tenant> {
+        self.create_tenant_as(TenantId::generate(), name, slug, notes, actor)
+    }
+
+    /// [`Self::create_tenant`] with a given id (a tenant a teammate shared).
+    pub(crate) fn create_tenant_as(
+        &self,
+        id: TenantId,
+        name: &str,
+        slug: Option<&str>,
+        notes: &str,
+        actor: &Actor,
+    ) -> Result<Tenant> {
         let name = name.trim();
         if name.is_empty() {
             return Err(Error::Invalid("a tenant needs a name".into()));
@@ -29,7 +41,7 @@ impl Vault {
             None => validate_slug(&slugify(name))?,
         };
         let tenant = Tenant {
-            id: TenantId::generate(),
+            id,
             slug,
             name: name.to_owned(),
             notes: notes.to_owned(),
@@ -195,11 +207,20 @@ impl Vault {
 
     /// Opens a tenant's scope: the only way to reach its secrets.
     pub fn tenant(&self, id: &TenantId) -> Result<TenantVault<'_>> {
-        let store = self.local_store(id)?;
+        let local = self.local_store(id)?;
+        let tenant = local.tenant.clone();
+        let store = crate::team::store_for(
+            Box::new(local),
+            &tenant.id,
+            &self.teams,
+            &self.keychain,
+            &self.id,
+            &self.http,
+        )?;
         Ok(TenantVault {
             vault: self,
-            tenant: store.tenant.clone(),
-            store: Box::new(store),
+            tenant,
+            store,
         })
     }
 
@@ -247,7 +268,7 @@ pub(super) fn slugify(name: &str) -> String {
     out.trim_end_matches('-').to_owned()
 }
 
-pub(super) fn validate_slug(slug: &str) -> Result<String> {
+pub(crate) fn validate_slug(slug: &str) -> Result<String> {
     let ok = !slug.is_empty()
         && slug.len() <= 64
         && slug
