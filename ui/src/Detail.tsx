@@ -107,6 +107,7 @@ export function Detail({ target, summary, detail, loadError, onClose, onReload, 
 
   /** What the header shows: the list's row until the detail arrives. */
   const shown = detail?.connection ?? summary;
+  const steps = detail?.status_steps ?? summary?.status_steps ?? null;
   const c = detail?.connection;
   const revoked = shown?.status === "revoked";
   const tenantSlug = detail?.tenant ?? tenants.find((t) => t.tenant.id === target.tenant)?.tenant.slug ?? "";
@@ -198,7 +199,7 @@ export function Detail({ target, summary, detail, loadError, onClose, onReload, 
             <span class="muted">{tenantSlug}/</span>
             {shown?.name ?? "…"}
           </h2>
-          {shown && <StatusBadge b={badge(shown, Date.now())} />}
+          {steps && <StatusBadge b={badge({ status_steps: steps }, Date.now())} />}
         </div>
         <button type="button" class="icon-btn x close" data-action="close" aria-label="Close detail (Esc)" title="Close (Esc)" onClick={onClose} />
       </header>
@@ -286,7 +287,7 @@ export function Detail({ target, summary, detail, loadError, onClose, onReload, 
             </dd>
             <dt>Status</dt>
             <dd>
-              <StatusBadge b={badge(c, Date.now())} />
+              <StatusBadge b={badge(detail, Date.now())} />
               {c.status_detail && <span class="status-detail"> {c.status_detail}</span>}
             </dd>
             <dt>Access token</dt>

@@ -26,6 +26,7 @@ import { useBackendEvent, useLiveReload } from "./useLive";
 import { useNet } from "./useNet";
 import { useNotes } from "./useNotes";
 import { useSearch } from "./useSearch";
+import { VaultScreen } from "./VaultScreen";
 import { useCatalog, useConnections, useProviderApps, useTenants } from "./useVaultData";
 import { WelcomeAndAbout } from "./WelcomeAndAbout";
 import { Wizard } from "./Wizard";
@@ -72,22 +73,34 @@ export function App() {
   // The shell's first render is in the DOM: mark when it is painted.
   useLayoutEffect(() => afterPaint(() => perfMark("first-paint", performance.now())), []);
 
-  // Start: vault status, then tenants and connections.
+  // Start (and Try again): vault status, then tenants and connections.
+  const [checking, setChecking] = useState(true);
+  const checkVault = useCallback(async () => {
+    setChecking(true);
+    setFatal(null);
+    let s: VaultStatus;
+    try {
+      s = await api.vaultStatus();
+    } catch (e) {
+      setFatal(errorMessage(e));
+      setChecking(false);
+      return;
+    }
+    setStatus(s);
+    setChecking(false);
+    if (s.error !== null) return;
+    void loadConnections(latest.current.tenant, true);
+    loadTenants();
+  }, [loadConnections, loadTenants]);
+  useEffect(() => void checkVault(), []);
+
+  // A tenant's attention count changes with time alone (a grant expires): list them again then.
   useEffect(() => {
-    (async () => {
-      let s: VaultStatus;
-      try {
-        s = await api.vaultStatus();
-      } catch (e) {
-        setFatal(errorMessage(e));
-        return;
-      }
-      setStatus(s);
-      if (s.error !== null) return;
-      void loadConnections(null, true);
-      loadTenants();
-    })();
-  }, []);
+    const next = Math.min(...tenants.map((t) => t.recount_at ?? Infinity));
+    if (!Number.isFinite(next)) return;
+    const timer = setTimeout(loadTenants, Math.min(Math.max(next - Date.now(), 0) + 250, 2 ** 31 - 1));
+    return () => clearTimeout(timer);
+  }, [tenants, loadTenants]);
 
   // Live: any vault change reloads what is shown, in place.
   useLiveReload(() => {
@@ -126,7 +139,7 @@ export function App() {
     const slug = tenants.find((t) => t.tenant.id === c.tenant_id)?.tenant.slug ?? "";
     showNote(`Connected ${slug ? `${slug}/` : ""}${c.name}.`);
     selectTenant(c.tenant_id);
-    openConnection(c, c);
+    openConnection(c, null);
     revealRow(c.id);
     loadTenants();
   };
@@ -179,7 +192,6 @@ export function App() {
   );
 
   const ok = status !== null && status.error === null;
-  const vaultError = fatal ?? status?.error ?? null;
   const title = tenant === null ? "All connections" : (tenants.find((t) => t.tenant.id === tenant)?.tenant.name ?? "");
 
   return (
@@ -198,21 +210,8 @@ export function App() {
           onSearch={() => search.setOpen(true)}
         />
         <main>
-          {!ok && (
-            <header class="view-head">
-              <h1>{vaultError === null ? "All connections" : "Vault unavailable"}</h1>
-            </header>
-          )}
+          {!ok && <VaultScreen status={status} fatal={fatal} checking={checking} onRetry={() => void checkVault()} />}
           <div class="banners">
-            {vaultError !== null && (
-              <div class="alert vault-error" role="alert">
-                <div class="alert-body">
-                  <strong>Grantkeeper cannot open the vault.</strong>
-                  <p>{vaultError}</p>
-                  {status && <p class="muted small">Vault folder: {status.home}</p>}
-                </div>
-              </div>
-            )}
             {ok && offline && (
               <div class="offline-banner" data-offline>
                 <span class="dot" aria-hidden="true" />

@@ -14,6 +14,7 @@ pub mod connect;
 pub mod crypto;
 pub mod db;
 pub mod deadline;
+pub mod diagnosis;
 pub mod error;
 pub mod fuzzing;
 mod gate;
@@ -28,6 +29,7 @@ pub mod private;
 pub mod provider_app;
 pub mod report;
 pub mod secret;
+pub mod status;
 pub mod store;
 #[cfg(test)]
 mod test_support;

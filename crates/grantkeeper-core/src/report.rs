@@ -89,6 +89,8 @@ pub struct GrantReportRow {
     pub status: ConnectionStatus,
     /// Why it is not active.
     pub status_detail: Option<String>,
+    /// The status computed from the facts, from the report's time on (see [`crate::status`]).
+    pub status_steps: Vec<crate::status::StatusStep>,
     /// Requested scopes in request order, then scopes granted without being asked for.
     pub scopes: Vec<ReportScope>,
     /// The highest known risk among the granted scopes.
@@ -191,6 +193,7 @@ impl Vault {
                 .collect::<rusqlite::Result<_>>()?;
             (tenants, apps)
         };
+        let now = crate::model::now_ms();
         Ok(connections
             .into_iter()
             .map(|c| {
@@ -204,6 +207,7 @@ impl Vault {
                     .unwrap_or_default();
                 let preset_info = Catalog::preset_named(preset.as_deref()).ok().flatten();
                 let scopes = scope_views(&c, preset_info);
+                let status_steps = crate::status::StatusFacts::from(&c).steps(now);
                 let highest_risk = scopes
                     .iter()
                     .filter(|s| s.granted)
@@ -218,6 +222,7 @@ impl Vault {
                     preset,
                     account: c.account.username.or(c.account.subject),
                     account_org: c.account.org_id,
+                    status_steps,
                     status: c.status,
                     status_detail: c.status_detail,
                     scopes,
@@ -433,6 +438,8 @@ pub struct ConnectionDetail {
     pub daily: Vec<crate::audit::DailyCount>,
     /// Decoded JWT claims of the cached tokens (offline).
     pub inspection: crate::grants::TokenInspection,
+    /// The status computed from the facts, from now on (see [`crate::status`]).
+    pub status_steps: Vec<crate::status::StatusStep>,
 }
 
 impl Vault {
@@ -458,6 +465,8 @@ impl Vault {
             history: self.connection_history(id, None, history)?,
             daily: self.daily_counts(id, since)?,
             inspection: scope.inspect(id)?,
+            status_steps: crate::status::StatusFacts::from(&connection)
+                .steps(crate::model::now_ms()),
             connection,
         })
     }

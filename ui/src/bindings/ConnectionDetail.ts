@@ -2,6 +2,7 @@
 import type { Connection } from "./Connection";
 import type { DailyCount } from "./DailyCount";
 import type { ReportScope } from "./ReportScope";
+import type { StatusStep } from "./StatusStep";
 import type { TokenInspection } from "./TokenInspection";
 import type { UsageEvent } from "./UsageEvent";
 
@@ -44,4 +45,8 @@ daily: Array<DailyCount>,
 /**
  * Decoded JWT claims of the cached tokens (offline).
  */
-inspection: TokenInspection, };
+inspection: TokenInspection, 
+/**
+ * The status computed from the facts, from now on (see [`crate::status`]).
+ */
+status_steps: Array<StatusStep>, };
