@@ -4,7 +4,9 @@
 
 mod actions;
 mod demo;
+mod export;
 mod flows;
+mod instance;
 mod memory;
 mod operations;
 mod state;
@@ -38,23 +40,27 @@ fn start_agent() -> CancelToken {
 fn main() -> ExitCode {
     memory::tune();
     webkit::configure();
-    let state = if std::env::args().any(|a| a == "--demo") {
-        match demo::start() {
-            Ok(vault) => state::AppState::with_vault(vault),
-            Err(e) => {
-                eprintln!("grantkeeper: the demo cannot start: {e}");
-                return ExitCode::FAILURE;
-            }
-        }
-    } else {
-        state::AppState::default()
-    };
+    let demo = std::env::args().any(|a| a == "--demo");
+    if demo {
+        demo::enable();
+        demo::use_demo_home();
+    }
     if let Some(home) = paths::default_home() {
         grantkeeper_core::logging::init(&home);
     }
     let agent = start_agent();
-    tauri::Builder::default()
-        .manage(state)
+    let mut builder = tauri::Builder::default();
+    // First: a second start hands over to the running window and exits before anything else
+    // (the demo provider's port, the vault) is touched. It needs a session bus; without one the
+    // window starts and its error screen says what is missing.
+    if instance::session_bus_known() {
+        builder = builder.plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
+            instance::focus(app, &argv);
+        }));
+    }
+    let built = builder
+        .plugin(tauri_plugin_dialog::init())
+        .manage(state::AppState::default())
         .manage(flows::Flows::default())
         .manage(operations::Operations::default())
         .setup(|app| {
@@ -79,7 +85,7 @@ fn main() -> ExitCode {
             actions::delete_connection,
             actions::introspect_connection,
             actions::add_provider_app,
-            actions::export_review,
+            export::export_review,
             actions::open_provider_link,
             flows::start_connect,
             flows::start_reconsent,
@@ -89,13 +95,20 @@ fn main() -> ExitCode {
             welcome::create_tenant,
             welcome::add_demo_provider,
         ])
-        .build(tauri::generate_context!())
-        .expect("Grantkeeper's window failed to start")
-        .run(|app, event| {
-            if let tauri::RunEvent::Exit = event {
-                state::anchor_history(app);
-            }
-        });
+        .build(tauri::generate_context!());
+    let app = match built {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("grantkeeper: the window cannot start: {e}");
+            agent.cancel();
+            return ExitCode::FAILURE;
+        }
+    };
+    app.run(|app, event| {
+        if let tauri::RunEvent::Exit = event {
+            state::anchor_history(app);
+        }
+    });
     agent.cancel();
     ExitCode::SUCCESS
 }

@@ -15,20 +15,11 @@ use ts_rs::TS;
 /// Shared by all commands.
 #[derive(Default)]
 pub struct AppState {
-    // Set at start when demo mode opened the vault already, else on the first use that succeeds:
-    // a failure is not kept, so Try again (or any later command) opens it afresh.
+    // Set on the first use that succeeds (demo mode: with the demo provider started): a failure
+    // is not kept, so Try again (or any later command) opens it afresh.
     vault: Mutex<Option<Arc<Vault>>>,
     /// The clipboard, kept open: on X11 the owner must live to serve a copied value.
     pub clipboard: Mutex<Option<arboard::Clipboard>>,
-}
-
-impl AppState {
-    /// State whose vault is already open.
-    pub fn with_vault(vault: Vault) -> Self {
-        let state = Self::default();
-        *state.vault.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(vault));
-        state
-    }
 }
 
 /// A command's failure, in plain words.
@@ -130,9 +121,17 @@ pub fn open_or_diagnose(app: &AppHandle) -> Result<Arc<Vault>, VaultProblem> {
         fix: "Set GRANTKEEPER_HOME to a folder you own and can write, then try again.".into(),
         detail: String::new(),
     })?;
-    let vault = open_vault(&home)
-        .map(Arc::new)
-        .map_err(|e| VaultProblem::of(&e, &home))?;
+    let vault = if crate::demo::enabled() {
+        crate::demo::start().map_err(|detail| VaultProblem {
+            cause: VaultCause::Other,
+            title: "The demo cannot start".into(),
+            fix: "Quit whatever else uses the demo provider's port (another Grantkeeper demo started from another session?), then try again.".into(),
+            detail,
+        })?
+    } else {
+        open_vault(&home).map_err(|e| VaultProblem::of(&e, &home))?
+    };
+    let vault = Arc::new(vault);
     *slot = Some(vault.clone());
     Ok(vault)
 }

@@ -375,6 +375,9 @@ class Row extends Component<RowProps, { now: number }> {
         <td class="col-name">
           <span class="conn-name">{c.name}</span>
           {tenantLabel && <span class="sub"> {tenantLabel}</span>}
+          <span class="conn-account" title={m.account}>
+            {m.account}
+          </span>
         </td>
         <td class="col-provider" title={provider ? `${app} (${provider})` : (app ?? c.provider_app_id)}>
           {app === null ? (

@@ -215,10 +215,10 @@ export function Detail({ target, summary, detail, loadError, onClose, onReload, 
         <div class="detail-body">
           <div class="actions" role="toolbar" aria-label="Actions">
             <BusyButton busy={busy === "refresh"} action="refresh" onClick={refresh} disabled={revoked} title={revoked ? REVOKED : c.has_refresh_token ? "Get a new access token now" : "There is no refresh token: re-consent instead"}>
-              Refresh now
+              Refresh
             </BusyButton>
             <BusyButton busy={busy === "copy"} action="copy" onClick={copy} disabled={revoked} title={revoked ? REVOKED : "Put the access token on the clipboard for 30 s"}>
-              Copy access token
+              Copy token
             </BusyButton>
             <BusyButton busy={busy === "reveal"} action="reveal" onClick={reveal} disabled={revoked} title={revoked ? REVOKED : "Show the access token for 30 s"}>
               Reveal
@@ -226,8 +226,8 @@ export function Detail({ target, summary, detail, loadError, onClose, onReload, 
             <BusyButton busy={busy === "reconsent"} action="reconsent" onClick={reconsent} title="Sign in again to renew the grant">
               Re-consent
             </BusyButton>
-            <BusyButton busy={busy === "revoke"} action="revoke" class="danger-outline" onClick={() => setConfirm("revoke")} disabled={revoked} title={revoked ? "Already revoked: its tokens are forgotten here" : undefined}>
-              Revoke at provider
+            <BusyButton busy={busy === "revoke"} action="revoke" class="danger-outline" onClick={() => setConfirm("revoke")} disabled={revoked} title={revoked ? "Already revoked: its tokens are forgotten here" : "Revoke the grant at the provider"}>
+              Revoke
             </BusyButton>
             <BusyButton busy={busy === "delete"} action="delete" class="danger-outline" onClick={() => { setAlsoRevoke(true); setConfirm("delete"); }}>
               Delete

@@ -167,6 +167,7 @@ vi.mock("./api", async (importOriginal) => {
       state.refreshedLate.push(f);
       return () => {};
     }),
+    onSecondInstance: vi.fn(async () => () => {}),
   };
   return { ...real, api, events };
 });
@@ -231,7 +232,7 @@ afterEach(() => {
 describe("shell", () => {
   it("lists tenants, the title, where secrets live, and rows", async () => {
     expect((await el('[data-tenant="acme-corp"]')).textContent).toMatch(/Acme Corp/);
-    expect(text('[data-tenant="acme-corp"] .attention')).toBe("!");
+    expect(text('[data-tenant="acme-corp"] .attention')).toBe("1");
     expect(text('[data-tenant="globex"]')).toMatch(/Globex/);
     expect(text("main h1")).toBe("All connections");
     expect(text(".where")).toMatch(/Secrets in the Secret Service \(D-Bus\)/);
@@ -813,7 +814,7 @@ describe("grant review", () => {
     expect(text('[data-result="acme-corp/crm"]')).toMatch(/revoked at the provider/);
 
     click($('[data-action="export-csv"]')!);
-    await waitFor(() => text('[role="status"]').includes("Exported 2 grants to /home/u/Downloads/review.csv"));
+    await waitFor(() => text('[role="status"]').includes("Saved 2 grants to /home/u/Downloads/review.csv"));
     expect((api.exportReview as ReturnType<typeof vi.fn>).mock.calls[0][1]).toBe("csv");
     click($('[data-action="export-json"]')!);
     await waitFor(() => text('[role="status"]').includes("review.json"));

@@ -19,6 +19,7 @@ import { deleteNote } from "./revoke";
 import { Search } from "./Search";
 import type { SearchItem } from "./search";
 import { Sidebar, type View } from "./Sidebar";
+import { Splitter } from "./Splitter";
 import { Alert } from "./ui";
 import { type Reconsent, useFinishFeed } from "./useConnectFlow";
 import { useDetail } from "./useDetail";
@@ -117,6 +118,18 @@ export function App() {
   // A refresh the user cancelled that the provider answered after all: say so, wherever the
   // user is now (what the window said at the cancel no longer holds).
   useBackendEvent(() => events.onRefreshedLate((e) => showNote(e.message, "warn")), [showNote]);
+
+  // Started again: this window was brought to the front; say so, and say when the second start
+  // asked for the other mode (one window per session: quit this one first).
+  useBackendEvent(
+    () =>
+      events.onSecondInstance((e) => {
+        const demo = latest.current.status?.demo ?? false;
+        if (e.demo === demo) showNote("Grantkeeper is already open: this is its window.");
+        else showNote(`Grantkeeper is already open${demo ? " in demo mode" : " with your vault"}: quit it first to open ${e.demo ? "the demo" : "your vault"}.`, "warn");
+      }),
+    [showNote],
+  );
 
   const selectTenant = useCallback(
     (t: TenantId | null) => {
@@ -238,6 +251,7 @@ export function App() {
                   onConnect={openWizard}
                 />
               </div>
+              {open && <Splitter />}
               {open && (
                 <Detail
                   key={open.target.connection}

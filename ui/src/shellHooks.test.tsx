@@ -42,6 +42,7 @@ vi.mock("./api", async (importOriginal) => {
       return () => backend.connectFinished.splice(backend.connectFinished.indexOf(f), 1);
     }),
     onRefreshedLate: vi.fn(async () => () => {}),
+    onSecondInstance: vi.fn(async () => () => {}),
   };
   return { ...real, api, events };
 });

@@ -265,6 +265,26 @@ impl Vault {
         Ok(rows)
     }
 
+    /// Writes the review to `path` (the file the user chose) in `format`, recorded like
+    /// [`Vault::export_review`]; returns the number of grants written. Nothing is recorded when
+    /// the review cannot be read; a file that cannot be written is named in the error.
+    pub fn save_review(
+        &self,
+        filter: &ReviewFilter,
+        format: ReportFormat,
+        path: &std::path::Path,
+        actor: &Actor,
+    ) -> Result<usize> {
+        let rows = self.export_review(filter, format, actor)?;
+        let text = match format {
+            ReportFormat::Csv => to_csv(&rows),
+            ReportFormat::Json => serde_json::to_string_pretty(&rows)
+                .map_err(|e| crate::Error::Invalid(format!("the report cannot be written: {e}")))?,
+        };
+        std::fs::write(path, text).map_err(|e| crate::Error::io(path, e))?;
+        Ok(rows.len())
+    }
+
     /// The grant report, for export: the `exported` event (format, row count, the tenant when
     /// filtered) is written first, and no report is returned when it cannot be.
     pub fn export_grant_report(
