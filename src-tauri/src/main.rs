@@ -22,8 +22,7 @@ use grantkeeper_core::oauth::loopback::CancelToken;
 use grantkeeper_core::{agent, paths};
 
 /// Runs the hand-out agent while the window is open, unless one already serves this vault.
-fn start_agent() -> CancelToken {
-    let stop = CancelToken::default();
+fn start_agent(stop: &CancelToken) {
     if let Some(home) = paths::default_home() {
         let token = stop.clone();
         std::thread::spawn(move || {
@@ -34,7 +33,6 @@ fn start_agent() -> CancelToken {
             }
         });
     }
-    stop
 }
 
 fn main() -> ExitCode {
@@ -48,7 +46,9 @@ fn main() -> ExitCode {
     if let Some(home) = paths::default_home() {
         grantkeeper_core::logging::init(&home);
     }
-    let agent = start_agent();
+    // Started once this is the only instance (in setup, after the single-instance check).
+    let agent = CancelToken::default();
+    let agent_stop = agent.clone();
     let mut builder = tauri::Builder::default();
     // First: a second start hands over to the running window and exits before anything else
     // (the demo provider's port, the vault) is touched. It needs a session bus; without one the
@@ -63,7 +63,8 @@ fn main() -> ExitCode {
         .manage(state::AppState::default())
         .manage(flows::Flows::default())
         .manage(operations::Operations::default())
-        .setup(|app| {
+        .setup(move |app| {
+            start_agent(&agent_stop);
             watch::start(app.handle().clone());
             Ok(())
         })
