@@ -394,6 +394,9 @@ class Row extends Component<RowProps, { now: number }> {
         </td>
         <td class="col-status" title={c.status_detail ?? undefined}>
           <StatusBadge b={b} />
+          <span class="status-access">
+            <CountdownText at={c.access_expires_at} now={now} />
+          </span>
         </td>
         <td class="col-access">
           <CountdownText at={c.access_expires_at} now={now} />
