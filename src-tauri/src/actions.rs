@@ -13,7 +13,6 @@ use grantkeeper_core::grants::{Disclosure, RevokeOutcome};
 use grantkeeper_core::model::{Connection, ConnectionId, ProviderApp, TenantId};
 use grantkeeper_core::oauth::browser;
 use grantkeeper_core::provider_app::ProviderAppSpec;
-use grantkeeper_core::report::{to_csv, ReportFormat, ReviewFilter};
 use grantkeeper_core::secret::AccessToken;
 use grantkeeper_core::Vault;
 use serde::{Deserialize, Serialize};
@@ -26,7 +25,7 @@ use crate::state::{with_vault, AppState, CmdResult, CommandError};
 /// How long a copied token stays on the clipboard.
 const CLIPBOARD_CLEAR_AFTER: Duration = Duration::from_secs(30);
 
-fn app_actor(hint: &str) -> Actor {
+pub(crate) fn app_actor(hint: &str) -> Actor {
     Actor::new(ActorKind::App).with_hint(Some(hint.to_owned()))
 }
 
@@ -305,55 +304,6 @@ pub async fn add_provider_app(
     with_vault(app, move |v| {
         Ok(v.tenant(&tenant)?
             .register_provider_app(spec, &app_actor("connect wizard"))?)
-    })
-    .await
-}
-
-/// Where an export was written.
-#[derive(Debug, Clone, Serialize, TS)]
-#[ts(export)]
-pub struct ExportResult {
-    /// The file.
-    pub path: String,
-    /// Grants in it.
-    pub rows: u32,
-}
-
-/// Writes the review (no secrets) as CSV or JSON into the Downloads folder (else the home
-/// folder); the export is recorded in the usage history first.
-#[tauri::command]
-pub async fn export_review(
-    app: AppHandle,
-    filter: ReviewFilter,
-    format: ReportFormat,
-) -> CmdResult<ExportResult> {
-    with_vault(app, move |v| {
-        let rows = v.export_review(&filter, format, &app_actor("grant review export"))?;
-        let text = match format {
-            ReportFormat::Csv => to_csv(&rows),
-            ReportFormat::Json => serde_json::to_string_pretty(&rows)
-                .map_err(|e| CommandError::new(format!("internal error: {e}")))?,
-        };
-        let dir = dirs::download_dir()
-            .or_else(dirs::home_dir)
-            .ok_or_else(|| CommandError::new("no Downloads or home folder to write to"))?;
-        let stamp = grantkeeper_core::timefmt::format_rfc3339(grantkeeper_core::model::now_ms())
-            .replace([':', '-'], "")
-            .replace('T', "-");
-        let ext = match format {
-            ReportFormat::Csv => "csv",
-            ReportFormat::Json => "json",
-        };
-        let path = dir.join(format!(
-            "grantkeeper-review-{}.{ext}",
-            &stamp[..15.min(stamp.len())]
-        ));
-        std::fs::write(&path, text)
-            .map_err(|e| CommandError::new(format!("cannot write {}: {e}", path.display())))?;
-        Ok(ExportResult {
-            path: path.display().to_string(),
-            rows: u32::try_from(rows.len()).unwrap_or(u32::MAX),
-        })
     })
     .await
 }

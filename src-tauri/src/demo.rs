@@ -19,21 +19,29 @@ static IDP: OnceLock<DemoIdp> = OnceLock::new();
 const TENANT: (&str, &str) = ("demo-client", "Demo Client");
 const APP: &str = "demo";
 
-/// Whether the app runs in demo mode.
+/// Whether the app runs in demo mode (asked for with `--demo`).
 pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
 
-/// Starts the demo provider and makes sure the demo tenant and provider app exist; returns the
-/// opened vault for the window to use. Call before any other thread starts (it may set
-/// `GRANTKEEPER_HOME`).
-pub fn start() -> Result<Vault, String> {
+/// Asks for demo mode: the vault is then opened by [`start`].
+pub fn enable() {
+    ENABLED.store(true, Ordering::Relaxed);
+}
+
+/// Points `GRANTKEEPER_HOME` at the demo's own vault unless it is set. Call before any other
+/// thread starts.
+pub fn use_demo_home() {
     if std::env::var_os(paths::HOME_ENV).is_none_or(|h| h.is_empty()) {
-        let home = dirs::data_dir()
-            .ok_or("cannot find a data folder: set GRANTKEEPER_HOME")?
-            .join("grantkeeper-demo");
-        std::env::set_var(paths::HOME_ENV, home);
+        if let Some(data) = dirs::data_dir() {
+            std::env::set_var(paths::HOME_ENV, data.join("grantkeeper-demo"));
+        }
     }
+}
+
+/// Starts the demo provider and makes sure the demo tenant and provider app exist; returns the
+/// opened vault for the window to use (after [`use_demo_home`]).
+pub fn start() -> Result<Vault, String> {
     start_idp()?;
     let home = paths::default_home().ok_or("cannot find a data folder")?;
     let vault = crate::state::open_vault(&home).map_err(|e| e.to_string())?;
@@ -46,7 +54,6 @@ pub fn start() -> Result<Vault, String> {
         Err(e) => return Err(e.to_string()),
     };
     ensure_app(&vault, &tenant.id, &actor).map_err(|e| e.to_string())?;
-    ENABLED.store(true, Ordering::Relaxed);
     Ok(vault)
 }
 

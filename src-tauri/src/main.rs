@@ -4,7 +4,9 @@
 
 mod actions;
 mod demo;
+mod export;
 mod flows;
+mod instance;
 mod memory;
 mod operations;
 mod settings;
@@ -21,8 +23,7 @@ use grantkeeper_core::oauth::loopback::CancelToken;
 use grantkeeper_core::{agent, paths};
 
 /// Runs the hand-out agent while the window is open, unless one already serves this vault.
-fn start_agent() -> CancelToken {
-    let stop = CancelToken::default();
+fn start_agent(stop: &CancelToken) {
     if let Some(home) = paths::default_home() {
         let token = stop.clone();
         std::thread::spawn(move || {
@@ -33,32 +34,38 @@ fn start_agent() -> CancelToken {
             }
         });
     }
-    stop
 }
 
 fn main() -> ExitCode {
     memory::tune();
     webkit::configure();
-    let state = if std::env::args().any(|a| a == "--demo") {
-        match demo::start() {
-            Ok(vault) => state::AppState::with_vault(vault),
-            Err(e) => {
-                eprintln!("grantkeeper: the demo cannot start: {e}");
-                return ExitCode::FAILURE;
-            }
-        }
-    } else {
-        state::AppState::default()
-    };
+    let demo = std::env::args().any(|a| a == "--demo");
+    if demo {
+        demo::enable();
+        demo::use_demo_home();
+    }
     if let Some(home) = paths::default_home() {
         grantkeeper_core::logging::init(&home);
     }
-    let agent = start_agent();
-    tauri::Builder::default()
-        .manage(state)
+    // Started once this is the only instance (in setup, after the single-instance check).
+    let agent = CancelToken::default();
+    let agent_stop = agent.clone();
+    let mut builder = tauri::Builder::default();
+    // First: a second start hands over to the running window and exits before anything else
+    // (the demo provider's port, the vault) is touched. It needs a session bus; without one the
+    // window starts and its error screen says what is missing.
+    if instance::session_bus_known() {
+        builder = builder.plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
+            instance::focus(app, &argv);
+        }));
+    }
+    let built = builder
+        .plugin(tauri_plugin_dialog::init())
+        .manage(state::AppState::default())
         .manage(flows::Flows::default())
         .manage(operations::Operations::default())
-        .setup(|app| {
+        .setup(move |app| {
+            start_agent(&agent_stop);
             watch::start(app.handle().clone());
             Ok(())
         })
@@ -80,7 +87,7 @@ fn main() -> ExitCode {
             actions::delete_connection,
             actions::introspect_connection,
             actions::add_provider_app,
-            actions::export_review,
+            export::export_review,
             actions::open_provider_link,
             flows::start_connect,
             flows::start_reconsent,
@@ -95,13 +102,20 @@ fn main() -> ExitCode {
             settings::rename_tenant,
             settings::delete_tenant,
         ])
-        .build(tauri::generate_context!())
-        .expect("Grantkeeper's window failed to start")
-        .run(|app, event| {
-            if let tauri::RunEvent::Exit = event {
-                state::anchor_history(app);
-            }
-        });
+        .build(tauri::generate_context!());
+    let app = match built {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("grantkeeper: the window cannot start: {e}");
+            agent.cancel();
+            return ExitCode::FAILURE;
+        }
+    };
+    app.run(|app, event| {
+        if let tauri::RunEvent::Exit = event {
+            state::anchor_history(app);
+        }
+    });
     agent.cancel();
     ExitCode::SUCCESS
 }

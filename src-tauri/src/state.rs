@@ -2,8 +2,9 @@
 //! the clipboard; and the error type every command returns.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
+use grantkeeper_core::diagnosis::{VaultCause, VaultProblem};
 use grantkeeper_core::keychain::OsKeychain;
 use grantkeeper_core::oauth::OAuthError;
 use grantkeeper_core::{paths, Vault};
@@ -14,19 +15,11 @@ use ts_rs::TS;
 /// Shared by all commands.
 #[derive(Default)]
 pub struct AppState {
-    // Set at start when demo mode opened the vault already, else on first use.
-    vault: OnceLock<Result<Arc<Vault>, String>>,
+    // Set on the first use that succeeds (demo mode: with the demo provider started): a failure
+    // is not kept, so Try again (or any later command) opens it afresh.
+    vault: Mutex<Option<Arc<Vault>>>,
     /// The clipboard, kept open: on X11 the owner must live to serve a copied value.
     pub clipboard: Mutex<Option<arboard::Clipboard>>,
-}
-
-impl AppState {
-    /// State whose vault is already open.
-    pub fn with_vault(vault: Vault) -> Self {
-        let state = Self::default();
-        let _ = state.vault.set(Ok(Arc::new(vault)));
-        state
-    }
 }
 
 /// A command's failure, in plain words.
@@ -92,7 +85,7 @@ pub fn open_vault(home: &std::path::Path) -> Result<Vault, grantkeeper_core::Err
 /// Anchors the usage history in the keychain as the app quits, if the vault was opened (see
 /// `grantkeeper_core::audit::anchor`).
 pub fn anchor_history(app: &AppHandle) {
-    if let Some(Ok(vault)) = app.state::<AppState>().vault.get() {
+    if let Some(vault) = vault_if_open(app) {
         if let Err(e) = vault.anchor_history() {
             eprintln!("grantkeeper: the usage history could not be anchored: {e}");
         }
@@ -101,14 +94,46 @@ pub fn anchor_history(app: &AppHandle) {
 
 /// The vault, opened on first use (opening may wait for the keychain's unlock prompt).
 pub fn vault(app: &AppHandle) -> CmdResult<Arc<Vault>> {
+    open_or_diagnose(app).map_err(|p| CommandError::new(p.one_line()))
+}
+
+/// The vault if it is open already; never opens it (for pollers, which must not touch the
+/// keychain again and again while it is unusable).
+pub fn vault_if_open(app: &AppHandle) -> Option<Arc<Vault>> {
     app.state::<AppState>()
         .vault
-        .get_or_init(|| {
-            let home = home().map_err(|e| e.message)?;
-            open_vault(&home).map(Arc::new).map_err(|e| e.to_string())
-        })
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
         .clone()
-        .map_err(CommandError::new)
+}
+
+/// The vault, opened now if it is not yet; else why it cannot be, with the fix. One opening at
+/// a time: callers meanwhile wait for its outcome.
+pub fn open_or_diagnose(app: &AppHandle) -> Result<Arc<Vault>, VaultProblem> {
+    let state = app.state::<AppState>();
+    let mut slot = state.vault.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(v) = &*slot {
+        return Ok(v.clone());
+    }
+    let home = paths::default_home().ok_or_else(|| VaultProblem {
+        cause: VaultCause::BadHome,
+        title: "No data folder is known for this user".into(),
+        fix: "Set GRANTKEEPER_HOME to a folder you own and can write, then try again.".into(),
+        detail: String::new(),
+    })?;
+    let vault = if crate::demo::enabled() {
+        crate::demo::start().map_err(|detail| VaultProblem {
+            cause: VaultCause::Other,
+            title: "The demo cannot start".into(),
+            fix: "Quit whatever else uses the demo provider's port (another Grantkeeper demo started from another session?), then try again.".into(),
+            detail,
+        })?
+    } else {
+        open_vault(&home).map_err(|e| VaultProblem::of(&e, &home))?
+    };
+    let vault = Arc::new(vault);
+    *slot = Some(vault.clone());
+    Ok(vault)
 }
 
 /// Runs `f` with the vault on the blocking pool (never on the window's main thread); the heap

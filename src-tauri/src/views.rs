@@ -2,6 +2,7 @@
 
 use grantkeeper_core::audit::{EventKind, HistoryFilter, UsageEvent};
 use grantkeeper_core::catalog::{Catalog, Preset};
+use grantkeeper_core::diagnosis::VaultProblem;
 use grantkeeper_core::keychain::{Keychain, OsKeychain};
 use grantkeeper_core::model::{ConnectionId, ProviderApp, TenantId, TenantSummary};
 use grantkeeper_core::report::{ConnectionDetail, ConnectionRow, GrantReportRow, ReviewFilter};
@@ -10,7 +11,7 @@ use serde::Serialize;
 use tauri::AppHandle;
 use ts_rs::TS;
 
-use crate::state::{home, vault, with_vault, CmdResult, CommandError};
+use crate::state::{home, open_or_diagnose, with_vault, CmdResult, CommandError};
 
 /// Whether the vault opened, and where it lives.
 #[derive(Debug, Clone, Serialize, TS)]
@@ -20,28 +21,33 @@ pub struct VaultStatus {
     pub home: String,
     /// Where secrets live ("the Secret Service (D-Bus)").
     pub keychain: String,
-    /// Why the vault could not be opened, with what to do about it.
+    /// Why the vault could not be opened, with what to do about it (one line).
     pub error: Option<String>,
+    /// The same, sorted by cause, for the error screen.
+    pub problem: Option<VaultProblem>,
     /// The app runs with the embedded demo provider.
     pub demo: bool,
 }
 
-/// Opens the vault if needed and reports its state.
+/// Opens the vault if needed (again after a failure: the window's Try again) and reports its
+/// state.
 #[tauri::command]
 pub async fn vault_status(app: AppHandle) -> CmdResult<VaultStatus> {
     let home = home()?.display().to_string();
     let demo = crate::demo::enabled();
-    tauri::async_runtime::spawn_blocking(move || match vault(&app) {
+    tauri::async_runtime::spawn_blocking(move || match open_or_diagnose(&app) {
         Ok(v) => VaultStatus {
             home,
             keychain: v.keychain_backend().to_owned(),
             error: None,
+            problem: None,
             demo,
         },
-        Err(e) => VaultStatus {
+        Err(p) => VaultStatus {
             home,
             keychain: OsKeychain::from_env().describe().to_owned(),
-            error: Some(e.message),
+            error: Some(p.one_line()),
+            problem: Some(p),
             demo,
         },
     })

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tauri::{AppHandle, Emitter};
 
-use crate::state::vault;
+use crate::state::vault_if_open;
 
 /// How often the watcher looks.
 const EVERY: Duration = Duration::from_millis(700);
@@ -18,8 +18,7 @@ pub fn start(app: AppHandle) {
     std::thread::spawn(move || {
         let mut last = None;
         loop {
-            if let Some(seq) = vault(&app)
-                .ok()
+            if let Some(seq) = vault_if_open(&app)
                 .and_then(|v| v.recent_events(1).ok())
                 .map(|newest| newest.first().map_or(0, |e| e.seq))
             {

@@ -57,7 +57,8 @@ test("connect, use, review and revoke grants from the window", { timeout: 420_00
       BROWSER: testBrowser,
       GK_TEST_BROWSER_ACTION_FILE: actionFile,
       GK_TEST_BROWSER_TIMEOUT_MS: "20000",
-      HOME: work, // exports go to the home folder (no Downloads folder configured)
+      HOME: work,
+      GK_TEST_SAVE_DIALOG_DIR: work, // the save dialog's answer (a GTK dialog cannot be clicked here)
       XDG_CONFIG_HOME: join(work, "config"),
     });
     await app.waitText('[data-tenant="acme-corp"]');
@@ -164,7 +165,7 @@ test("connect, use, review and revoke grants from the window", { timeout: 420_00
     await waitFor("all grants again", async () => (await grants()).length === 4);
 
     await app.clickOn('[data-action="export-csv"]');
-    const note = await app.waitMatch('[role="status"]', /Exported 4 grants? to /);
+    const note = await app.waitMatch('[role="status"]', /Saved 4 grants? to /);
     const csvPath = note.match(/to (\S+\.csv)/)[1];
     assert.ok(existsSync(csvPath), csvPath);
     const csv = readFileSync(csvPath, "utf8");

@@ -58,6 +58,15 @@ export async function waitFor(what, fn, ms = 20_000) {
 
 const ELEMENT = "element-6066-11e4-a52e-4f735466cecf";
 
+/** The environment that starts the window in a light or dark scheme: WebKitGTK's
+ * `prefers-color-scheme` follows the GTK theme. */
+export function colorSchemeEnv(scheme) {
+  return { GTK_THEME: scheme === "dark" ? "Adwaita:dark" : "Adwaita" };
+}
+
+/** The window sizes every screen is checked and photographed at. */
+export const SIZES = [[960, 600], [1440, 900]];
+
 /** tauri-driver (with WebKitWebDriver) driving the real app binary. */
 export class AppSession {
   /** Starts `application` (the app by default) under tauri-driver. */
@@ -180,6 +189,21 @@ export class AppSession {
   /** The page's HTML as the webview holds it now. */
   async source() {
     return (await this.req("GET", `/session/${this.id}/source`)).value;
+  }
+
+  /** Sets the window's size (its web view's, with no window manager around it under Xvfb) and
+   * waits until the page has it. */
+  async setSize(width, height) {
+    await this.req("POST", `/session/${this.id}/window/rect`, { width, height });
+    await waitFor(`a ${width}x${height} window`, async () => {
+      const [w, h] = await this.exec("return [window.innerWidth, window.innerHeight];");
+      return w === width && h === height;
+    }, 10_000);
+  }
+
+  /** The colour scheme the page sees ("light" or "dark"). */
+  async colorScheme() {
+    return this.exec("return matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light';");
   }
 
   async screenshot(name) {

@@ -44,9 +44,10 @@ test("the window explains a vault it cannot open", { timeout: 120_000 }, async (
     GRANTKEEPER_KEYCHAIN_TIMEOUT_SECS: "5",
   });
   try {
-    const msg = await app.waitText('[role="alert"]');
-    assert.match(msg, /cannot open the vault/);
-    assert.match(msg, /D-Bus/);
+    const msg = await app.waitText('[data-vault-screen="no_session_bus"]');
+    assert.match(msg, /No D-Bus session bus/);
+    assert.match(msg, /dbus-run-session/);
+    assert.match(msg, /Try again/);
     await app.screenshot("window-keychain-error");
   } finally {
     await app.stop();

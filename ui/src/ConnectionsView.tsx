@@ -375,6 +375,9 @@ class Row extends Component<RowProps, { now: number }> {
         <td class="col-name">
           <span class="conn-name">{c.name}</span>
           {tenantLabel && <span class="sub"> {tenantLabel}</span>}
+          <span class="conn-account" title={m.account}>
+            {m.account}
+          </span>
         </td>
         <td class="col-provider" title={provider ? `${app} (${provider})` : (app ?? c.provider_app_id)}>
           {app === null ? (
@@ -391,6 +394,9 @@ class Row extends Component<RowProps, { now: number }> {
         </td>
         <td class="col-status" title={c.status_detail ?? undefined}>
           <StatusBadge b={b} />
+          <span class="status-access">
+            <CountdownText at={c.access_expires_at} now={now} />
+          </span>
         </td>
         <td class="col-access">
           <CountdownText at={c.access_expires_at} now={now} />

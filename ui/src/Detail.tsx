@@ -108,6 +108,7 @@ export function Detail({ target, summary, detail, loadError, onClose, onReload, 
 
   /** What the header shows: the list's row until the detail arrives. */
   const shown = detail?.connection ?? summary;
+  const steps = detail?.status_steps ?? summary?.status_steps ?? null;
   const c = detail?.connection;
   const revoked = shown?.status === "revoked";
   const tenantSlug = detail?.tenant ?? tenants.find((t) => t.tenant.id === target.tenant)?.tenant.slug ?? "";
@@ -199,7 +200,7 @@ export function Detail({ target, summary, detail, loadError, onClose, onReload, 
             <span class="muted">{tenantSlug}/</span>
             {shown?.name ?? "…"}
           </h2>
-          {shown && <StatusBadge b={badge(shown, Date.now())} />}
+          {steps && <StatusBadge b={badge({ status_steps: steps }, Date.now())} />}
         </div>
         <button type="button" class="icon-btn x close" data-action="close" aria-label="Close detail (Esc)" title="Close (Esc)" onClick={onClose} />
       </header>
@@ -215,10 +216,10 @@ export function Detail({ target, summary, detail, loadError, onClose, onReload, 
         <div class="detail-body">
           <div class="actions" role="toolbar" aria-label="Actions">
             <BusyButton busy={busy === "refresh"} action="refresh" onClick={refresh} disabled={revoked} title={revoked ? REVOKED : c.has_refresh_token ? "Get a new access token now" : "There is no refresh token: re-consent instead"}>
-              Refresh now
+              Refresh
             </BusyButton>
             <BusyButton busy={busy === "copy"} action="copy" onClick={copy} disabled={revoked} title={revoked ? REVOKED : "Put the access token on the clipboard for 30 s"}>
-              Copy access token
+              Copy token
             </BusyButton>
             <BusyButton busy={busy === "reveal"} action="reveal" onClick={reveal} disabled={revoked} title={revoked ? REVOKED : "Show the access token for 30 s"}>
               Reveal
@@ -226,8 +227,8 @@ export function Detail({ target, summary, detail, loadError, onClose, onReload, 
             <BusyButton busy={busy === "reconsent"} action="reconsent" onClick={reconsent} title="Sign in again to renew the grant">
               Re-consent
             </BusyButton>
-            <BusyButton busy={busy === "revoke"} action="revoke" class="danger-outline" onClick={() => setConfirm("revoke")} disabled={revoked} title={revoked ? "Already revoked: its tokens are forgotten here" : undefined}>
-              Revoke at provider
+            <BusyButton busy={busy === "revoke"} action="revoke" class="danger-outline" onClick={() => setConfirm("revoke")} disabled={revoked} title={revoked ? "Already revoked: its tokens are forgotten here" : "Revoke the grant at the provider"}>
+              Revoke
             </BusyButton>
             <BusyButton busy={busy === "delete"} action="delete" class="danger-outline" onClick={() => { setAlsoRevoke(true); setConfirm("delete"); }}>
               Delete
@@ -289,7 +290,7 @@ export function Detail({ target, summary, detail, loadError, onClose, onReload, 
             </dd>
             <dt>Status</dt>
             <dd>
-              <StatusBadge b={badge(c, Date.now())} />
+              <StatusBadge b={badge(detail, Date.now())} />
               {c.status_detail && <span class="status-detail"> {c.status_detail}</span>}
             </dd>
             <dt>Access token</dt>

@@ -13,6 +13,7 @@ import { badge, exactTime, plural, refreshExpiryText, relativeTime } from "./for
 import { useBusy, useDebounced, useNow } from "./hooks";
 import { withHint } from "./online";
 import { bulkLine, bulkState, bulkSummary } from "./revoke";
+import { type ReviewKey, type ReviewSort, nextReviewSort, searchReview, sortReview } from "./reviewSort";
 import { slowTicker } from "./ticker";
 import { Alert, BusyButton, ConfirmDialog, RiskBadge, Spinner, StatusBadge, onText } from "./ui";
 
@@ -51,6 +52,8 @@ export function Review({ onOpen }: Props) {
   const [confirm, setConfirm] = useState(false);
   const [results, setResults] = useState<BulkResult[] | null>(null);
   const [busy, run] = useBusy();
+  const [query, setQuery] = useState("");
+  const [sort, setSort] = useState<ReviewSort>(null);
   useNow(slowTicker);
   const now = Date.now();
 
@@ -95,7 +98,7 @@ export function Review({ onOpen }: Props) {
 
   useEffect(() => setLimit(PAGE), [filter]);
 
-  const list = rows ?? [];
+  const list = useMemo(() => sortReview(searchReview(rows ?? [], query), sort, Date.now()), [rows, query, sort]);
   const allSelected = list.length > 0 && list.every((r) => selected.has(grantKey(r)));
   const someSelected = selected.size > 0 && !allSelected;
   const selectAll = useRef<HTMLInputElement>(null);
@@ -147,12 +150,27 @@ export function Review({ onOpen }: Props) {
     setError(null);
     try {
       await run(`export-${format}`, async () => {
+        // The native save dialog asks where; null: the user cancelled it.
         const r = await api.exportReview(filter, format);
-        note(`Exported ${plural(r.rows, "grant")} to ${r.path}`);
+        if (r !== null) note(`Saved ${plural(r.rows, "grant")} to ${r.path}`);
       });
     } catch (e) {
       setError(errorMessage(e));
     }
+  };
+
+  const header = (key: ReviewKey, label: string, cls: string) => {
+    const s = sort?.key !== key ? "none" : sort.dir === "asc" ? "ascending" : "descending";
+    return (
+      <th scope="col" class={cls} data-sort={key} aria-sort={s}>
+        <button type="button" class="sort" onClick={() => setSort(nextReviewSort(sort, key))}>
+          <span>{label}</span>
+          <span class={`sort-ind ${s}`} aria-hidden="true">
+            {s === "ascending" ? "▲" : s === "descending" ? "▼" : "↕"}
+          </span>
+        </button>
+      </th>
+    );
   };
 
   return (
@@ -202,6 +220,15 @@ export function Review({ onOpen }: Props) {
       </div>
 
       <div class="toolbar bulk-bar">
+        <input
+          type="search"
+          class="review-search"
+          data-review-search
+          placeholder="Search grants, accounts, scopes"
+          aria-label="Search the grants"
+          value={query}
+          {...onText(setQuery)}
+        />
         <span class="muted" aria-live="polite">
           {rows === null ? "Loading grants…" : `${plural(list.length, "grant")}${selected.size > 0 ? ` · ${selected.size} selected` : ""}`}
         </span>
@@ -235,14 +262,16 @@ export function Review({ onOpen }: Props) {
                   onChange={(e) => setSelected(e.currentTarget.checked ? new Set(list.map(grantKey)) : new Set())}
                 />
               </th>
-              <th scope="col">Grant</th>
-              <th scope="col">Account</th>
-              <th scope="col">Status</th>
-              <th scope="col">Risk</th>
-              <th scope="col">Scopes</th>
-              <th scope="col">Consented</th>
-              <th scope="col">Last used</th>
-              <th scope="col">Refresh</th>
+              {header("grant", "Grant", "col-grant")}
+              {header("account", "Account", "col-account")}
+              {header("status", "Status", "col-status")}
+              {header("risk", "Risk", "col-risk")}
+              <th scope="col" class="col-scopes">
+                Scopes
+              </th>
+              {header("consented", "Consented", "col-consented")}
+              {header("last_used", "Last used", "col-last")}
+              {header("refresh", "Refresh", "col-refresh")}
             </tr>
           </thead>
           <tbody>
@@ -254,7 +283,7 @@ export function Review({ onOpen }: Props) {
                   <td class="sel">
                     <input type="checkbox" data-select aria-label={`Select ${key}`} checked={selected.has(key)} onChange={(e) => toggle(key, e.currentTarget.checked)} />
                   </td>
-                  <td>
+                  <td class="col-grant">
                     <button type="button" class="link" title="Open the connection" onClick={() => onOpen(tenantId(r.tenant), r.connection_id)}>
                       {r.connection}
                     </button>
@@ -262,11 +291,11 @@ export function Review({ onOpen }: Props) {
                       {r.tenant_name} · {r.provider_app}
                     </span>
                   </td>
-                  <td>
+                  <td class="col-account">
                     {r.account ?? "—"}
                     {r.account_org && <span class="sub">org {r.account_org}</span>}
                   </td>
-                  <td title={r.status_detail ?? undefined}>
+                  <td class="col-status" title={r.status_detail ?? undefined}>
                     <StatusBadge b={badge(r, now)} />
                     {unconfirmed.has(key) && (
                       <span class="flag warn row-note" data-unconfirmed>
@@ -274,10 +303,10 @@ export function Review({ onOpen }: Props) {
                       </span>
                     )}
                   </td>
-                  <td>
+                  <td class="col-risk">
                     <RiskBadge risk={r.highest_risk} />
                   </td>
-                  <td class="scope-cell">
+                  <td class="scope-cell col-scopes">
                     {granted.map((s) => (
                       <span key={s.scope} class={`chip ${s.risk ?? "unknown"}`} title={`${s.meaning ?? "not in the catalog"} (risk: ${s.risk ?? "unknown"})`}>
                         {s.scope}
@@ -286,12 +315,12 @@ export function Review({ onOpen }: Props) {
                     ))}
                     {!r.scopes_granted_reported && <span class="sub">assumed as requested</span>}
                   </td>
-                  <td class="nowrap" title={exactTime(r.consented_at)}>
+                  <td class="col-consented" title={exactTime(r.consented_at)}>
                     {relativeTime(r.consented_at, now)}
                     {r.consented_by && <span class="sub">by {r.consented_by}</span>}
                   </td>
-                  <td class="nowrap" title={exactTime(r.last_used_at)}>{r.last_used_at === null ? "never" : relativeTime(r.last_used_at, now)}</td>
-                  <td>{refreshExpiryText(r, now)}</td>
+                  <td class="col-last" title={exactTime(r.last_used_at)}>{r.last_used_at === null ? "never" : relativeTime(r.last_used_at, now)}</td>
+                  <td class="col-refresh">{refreshExpiryText(r, now)}</td>
                 </tr>
               );
             })}

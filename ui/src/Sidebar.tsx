@@ -75,8 +75,8 @@ export function Sidebar({ status, view, tenant, onTenant, onView, onConnect, onS
               <span class="tenant-name">All tenants</span>
               <span class="count">
                 {attention > 0 && (
-                  <span class="attention" title={`${plural(attention, "connection")} need attention`} aria-label={`${attention} need attention`}>
-                    !
+                  <span class="attention" data-attention={attention} title={`${plural(attention, "connection")} need attention`} aria-label={`${attention} need attention`}>
+                    {attention}
                   </span>
                 )}
                 {total}
@@ -99,10 +99,11 @@ export function Sidebar({ status, view, tenant, onTenant, onView, onConnect, onS
                     {t.needs_attention > 0 && (
                       <span
                         class="attention"
-                        title={`${plural(t.needs_attention, "connection")} need attention (re-consent or error)`}
-                        aria-label={`${t.needs_attention} need attention`}
+                        data-attention={t.needs_attention}
+                        title={`Needs attention: ${t.attention_label}`}
+                        aria-label={`${t.needs_attention} need attention: ${t.attention_label}`}
                       >
-                        !
+                        {t.needs_attention}
                       </span>
                     )}
                     <span aria-label={plural(t.connections, "connection")}>{t.connections}</span>

@@ -19,6 +19,7 @@ import type { Preset } from "./bindings/Preset";
 import type { ProviderApp } from "./bindings/ProviderApp";
 import type { ProviderAppSpec } from "./bindings/ProviderAppSpec";
 import type { RefreshedLate } from "./bindings/RefreshedLate";
+import type { SecondInstance } from "./bindings/SecondInstance";
 import type { ReportFormat } from "./bindings/ReportFormat";
 import type { RevealedToken } from "./bindings/RevealedToken";
 import type { ReviewFilter } from "./bindings/ReviewFilter";
@@ -43,7 +44,7 @@ export const api = {
   providerApps: (tenant: TenantId) => invoke<ProviderApp[]>("provider_apps", { tenant }),
   grantReview: (filter: ReviewFilter) => invoke<GrantReportRow[]>("grant_review", { filter }),
   exportReview: (filter: ReviewFilter, format: ReportFormat) =>
-    invoke<ExportResult>("export_review", { filter, format }),
+    invoke<ExportResult | null>("export_review", { filter, format }),
   // Copy and reveal are recorded in the usage history; copy never sends the token to the window.
   // They refresh first when the token is about to expire: `operation` names them for Cancel.
   copyAccessToken: (t: Target, operation: string) => invoke<Copied>("copy_access_token", { ...t, operation }),
@@ -69,7 +70,8 @@ export const api = {
 
 /** Backend events: `vault-changed` after any change (window, CLI, agent, background refresh);
  * `connect-finished` when a sign-in ends; `refresh-late` when a refresh the user cancelled was
- * answered after all (its new tokens were stored). */
+ * answered after all (its new tokens were stored); `second-instance` when Grantkeeper was started
+ * again. */
 export const events = {
   onVaultChanged: (f: (seq: number) => void): Promise<UnlistenFn> =>
     listen<number>("vault-changed", (e) => f(e.payload)),
@@ -77,6 +79,9 @@ export const events = {
     listen<ConnectFinished>("connect-finished", (e) => f(e.payload)),
   onRefreshedLate: (f: (e: RefreshedLate) => void): Promise<UnlistenFn> =>
     listen<RefreshedLate>("refresh-late", (e) => f(e.payload)),
+  /** Grantkeeper was started again: this window was brought to the front instead. */
+  onSecondInstance: (f: (e: SecondInstance) => void): Promise<UnlistenFn> =>
+    listen<SecondInstance>("second-instance", (e) => f(e.payload)),
 };
 
 /** A fresh id for an operation the user may cancel (128 random bits, hex). */

@@ -12,12 +12,12 @@ import type { RefreshedLate } from "./bindings/RefreshedLate";
 import type { ProviderApp } from "./bindings/ProviderApp";
 import type { TenantSummary } from "./bindings/TenantSummary";
 import type { VaultStatus } from "./bindings/VaultStatus";
-import { conn, rowOf } from "./testdata";
+import { conn, rowOf, steps } from "./testdata";
 
 const now = Date.now();
 const tenants: TenantSummary[] = [
-  { tenant: { id: "t-acme", slug: "acme-corp", name: "Acme Corp", notes: "", created_at: 0 }, connections: 2, needs_attention: 1 },
-  { tenant: { id: "t-globex", slug: "globex", name: "Globex", notes: "", created_at: 0 }, connections: 0, needs_attention: 0 },
+  { tenant: { id: "t-acme", slug: "acme-corp", name: "Acme Corp", notes: "", created_at: 0 }, connections: 2, needs_attention: 1, attention_label: "1 need re-consent", recount_at: null },
+  { tenant: { id: "t-globex", slug: "globex", name: "Globex", notes: "", created_at: 0 }, connections: 0, needs_attention: 0, attention_label: "", recount_at: null },
 ];
 const crm = conn({
   id: "c-crm",
@@ -34,6 +34,7 @@ const old = conn({ id: "c-old", tenant_id: "t-acme", provider_app_id: "app-idp",
 function detailOf(c: Connection): ConnectionDetail {
   return {
     connection: c,
+    status_steps: steps(c),
     tenant: "acme-corp",
     provider_app: "idp",
     preset: "generic-oidc",
@@ -97,6 +98,7 @@ function reviewRow(c: Connection, over: Partial<GrantReportRow> = {}): GrantRepo
     tenant_name: "Acme Corp",
     connection: c.name,
     connection_id: c.id,
+    status_steps: steps(c),
     provider_app: "idp",
     preset: "generic-oidc",
     account: c.account.username,
@@ -148,7 +150,7 @@ vi.mock("./api", async (importOriginal) => {
   const api = {
     vaultStatus: vi.fn(async () => state.status),
     listTenants: vi.fn(async () => tenants),
-    listConnections: vi.fn(async (t: string | null) => state.connections.filter((c) => t === null || c.tenant_id === t).map(rowOf)),
+    listConnections: vi.fn(async (t: string | null) => state.connections.filter((c) => t === null || c.tenant_id === t).map((c) => rowOf(c))),
     connectionDetail: vi.fn(async (t: { tenant: string; connection: string }) => detailOf(state.connections.find((c) => c.id === t.connection)!)),
     connectionHistory: vi.fn(async () => []),
     catalog: vi.fn(async () => presets),
@@ -185,6 +187,7 @@ vi.mock("./api", async (importOriginal) => {
       state.refreshedLate.push(f);
       return () => {};
     }),
+    onSecondInstance: vi.fn(async () => () => {}),
   };
   return { ...real, api, events };
 });
@@ -227,7 +230,7 @@ function key(target: EventTarget, k: string, mods: KeyboardEventInit = {}) {
 }
 
 beforeEach(() => {
-  state.status = { home: "/home/u/.grantkeeper", keychain: "the Secret Service (D-Bus)", error: null, demo: false };
+  state.status = { home: "/home/u/.grantkeeper", keychain: "the Secret Service (D-Bus)", error: null, problem: null, demo: false };
   state.connections = [crm, old];
   state.vaultChanged = [];
   state.connectFinished = [];
@@ -249,7 +252,7 @@ afterEach(() => {
 describe("shell", () => {
   it("lists tenants, the title, where secrets live, and rows", async () => {
     expect((await el('[data-tenant="acme-corp"]')).textContent).toMatch(/Acme Corp/);
-    expect(text('[data-tenant="acme-corp"] .attention')).toBe("!");
+    expect(text('[data-tenant="acme-corp"] .attention')).toBe("1");
     expect(text('[data-tenant="globex"]')).toMatch(/Globex/);
     expect(text("main h1")).toBe("All connections");
     expect(text(".where")).toMatch(/Secrets in the Secret Service \(D-Bus\)/);
@@ -278,14 +281,25 @@ describe("shell", () => {
     for (const m of window.__gkPerf.marks) expect(m.ms).toBeGreaterThanOrEqual(0);
   });
 
-  it("explains a vault it cannot open", async () => {
+  it("explains a vault it cannot open, and opens it on Try again once the cause is fixed", async () => {
     render(null, root);
-    state.status = { ...state.status, error: "The Secret Service (D-Bus) did not answer." };
+    const ok = state.status;
+    state.status = {
+      ...ok,
+      error: "No Secret Service is running. Start a keyring daemon",
+      problem: { cause: "no_secret_service", title: "No Secret Service is running", fix: "Start a keyring daemon: gnome-keyring, then try again.", detail: "ServiceUnknown" },
+    };
     render(<App />, root);
     const alert = await el('[role="alert"]');
-    expect(alert.textContent).toMatch(/cannot open the vault/);
-    expect(alert.textContent).toMatch(/D-Bus/);
+    expect(alert.getAttribute("data-vault-screen")).toBe("no_secret_service");
+    expect(alert.textContent).toMatch(/No Secret Service is running/);
+    expect(alert.textContent).toMatch(/gnome-keyring/);
     expect($("[data-tenant]")).toBeNull();
+    expect(text("main h1")).not.toMatch(/All connections/);
+    state.status = ok;
+    click((await el('[data-action="retry"]')) as HTMLElement);
+    await el('[data-tenant="acme-corp"]');
+    expect($("[data-vault-screen]")).toBeNull();
   });
 
   it("shows the demo banner in demo mode", async () => {
@@ -832,7 +846,7 @@ describe("grant review", () => {
     expect(text('[data-result="acme-corp/crm"]')).toMatch(/revoked at the provider/);
 
     click($('[data-action="export-csv"]')!);
-    await waitFor(() => text('[role="status"]').includes("Exported 2 grants to /home/u/Downloads/review.csv"));
+    await waitFor(() => text('[role="status"]').includes("Saved 2 grants to /home/u/Downloads/review.csv"));
     expect((api.exportReview as ReturnType<typeof vi.fn>).mock.calls[0][1]).toBe("csv");
     click($('[data-action="export-json"]')!);
     await waitFor(() => text('[role="status"]').includes("review.json"));

@@ -20,6 +20,7 @@ import { Search } from "./Search";
 import type { SearchItem } from "./search";
 import { Sidebar, type View } from "./Sidebar";
 import { NewTenantDialog, TenantSettings } from "./TenantSettings";
+import { Splitter } from "./Splitter";
 import { Alert } from "./ui";
 import { type Reconsent, useFinishFeed } from "./useConnectFlow";
 import { useDetail } from "./useDetail";
@@ -27,6 +28,7 @@ import { useBackendEvent, useLiveReload } from "./useLive";
 import { useNet } from "./useNet";
 import { useNotes } from "./useNotes";
 import { useSearch } from "./useSearch";
+import { VaultScreen } from "./VaultScreen";
 import { useCatalog, useConnections, useProviderApps, useTenants } from "./useVaultData";
 import { WelcomeAndAbout } from "./WelcomeAndAbout";
 import { Wizard } from "./Wizard";
@@ -74,22 +76,34 @@ export function App() {
   // The shell's first render is in the DOM: mark when it is painted.
   useLayoutEffect(() => afterPaint(() => perfMark("first-paint", performance.now())), []);
 
-  // Start: vault status, then tenants and connections.
+  // Start (and Try again): vault status, then tenants and connections.
+  const [checking, setChecking] = useState(true);
+  const checkVault = useCallback(async () => {
+    setChecking(true);
+    setFatal(null);
+    let s: VaultStatus;
+    try {
+      s = await api.vaultStatus();
+    } catch (e) {
+      setFatal(errorMessage(e));
+      setChecking(false);
+      return;
+    }
+    setStatus(s);
+    setChecking(false);
+    if (s.error !== null) return;
+    void loadConnections(latest.current.tenant, true);
+    loadTenants();
+  }, [loadConnections, loadTenants]);
+  useEffect(() => void checkVault(), []);
+
+  // A tenant's attention count changes with time alone (a grant expires): list them again then.
   useEffect(() => {
-    (async () => {
-      let s: VaultStatus;
-      try {
-        s = await api.vaultStatus();
-      } catch (e) {
-        setFatal(errorMessage(e));
-        return;
-      }
-      setStatus(s);
-      if (s.error !== null) return;
-      void loadConnections(null, true);
-      loadTenants();
-    })();
-  }, []);
+    const next = Math.min(...tenants.map((t) => t.recount_at ?? Infinity));
+    if (!Number.isFinite(next)) return;
+    const timer = setTimeout(loadTenants, Math.min(Math.max(next - Date.now(), 0) + 250, 2 ** 31 - 1));
+    return () => clearTimeout(timer);
+  }, [tenants, loadTenants]);
 
   // Live: any vault change reloads what is shown, in place.
   useLiveReload(() => {
@@ -106,6 +120,18 @@ export function App() {
   // A refresh the user cancelled that the provider answered after all: say so, wherever the
   // user is now (what the window said at the cancel no longer holds).
   useBackendEvent(() => events.onRefreshedLate((e) => showNote(e.message, "warn")), [showNote]);
+
+  // Started again: this window was brought to the front; say so, and say when the second start
+  // asked for the other mode (one window per session: quit this one first).
+  useBackendEvent(
+    () =>
+      events.onSecondInstance((e) => {
+        const demo = latest.current.status?.demo ?? false;
+        if (e.demo === demo) showNote("Grantkeeper is already open: this is its window.");
+        else showNote(`Grantkeeper is already open${demo ? " in demo mode" : " with your vault"}: quit it first to open ${e.demo ? "the demo" : "your vault"}.`, "warn");
+      }),
+    [showNote],
+  );
 
   const selectTenant = useCallback(
     (t: TenantId | null) => {
@@ -128,7 +154,7 @@ export function App() {
     const slug = tenants.find((t) => t.tenant.id === c.tenant_id)?.tenant.slug ?? "";
     showNote(`Connected ${slug ? `${slug}/` : ""}${c.name}.`);
     selectTenant(c.tenant_id);
-    openConnection(c, c);
+    openConnection(c, null);
     revealRow(c.id);
     loadTenants();
   };
@@ -181,7 +207,6 @@ export function App() {
   );
 
   const ok = status !== null && status.error === null;
-  const vaultError = fatal ?? status?.error ?? null;
   const title = tenant === null ? "All connections" : (tenants.find((t) => t.tenant.id === tenant)?.tenant.name ?? "");
 
   return (
@@ -201,21 +226,8 @@ export function App() {
           onNewTenant={() => setTenantDialog("new")}
         />
         <main>
-          {!ok && (
-            <header class="view-head">
-              <h1>{vaultError === null ? "All connections" : "Vault unavailable"}</h1>
-            </header>
-          )}
+          {!ok && <VaultScreen status={status} fatal={fatal} checking={checking} onRetry={() => void checkVault()} />}
           <div class="banners">
-            {vaultError !== null && (
-              <div class="alert vault-error" role="alert">
-                <div class="alert-body">
-                  <strong>Grantkeeper cannot open the vault.</strong>
-                  <p>{vaultError}</p>
-                  {status && <p class="muted small">Vault folder: {status.home}</p>}
-                </div>
-              </div>
-            )}
             {ok && offline && (
               <div class="offline-banner" data-offline>
                 <span class="dot" aria-hidden="true" />
@@ -247,6 +259,7 @@ export function App() {
                   onConnect={openWizard}
                 />
               </div>
+              {open && <Splitter />}
               {open && (
                 <Detail
                   key={open.target.connection}

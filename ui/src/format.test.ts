@@ -2,6 +2,8 @@ import { describe, expect, it } from "vitest";
 import {
   accountText,
   badge,
+  badgeWhy,
+  stepAt,
   claimText,
   clock,
   countdown,
@@ -16,7 +18,7 @@ import {
   refreshExpiryText,
   relativeTime,
 } from "./format";
-import { NOW as now, conn } from "./testdata";
+import { NOW as now, conn, steps } from "./testdata";
 
 describe("relativeTime", () => {
   it("formats future and past", () => {
@@ -65,19 +67,23 @@ describe("countdown", () => {
 });
 
 describe("badge", () => {
-  it("flags tokens about to expire", () => {
-    expect(badge(conn({ access_expires_at: now + 60_000 }), now)).toBe("expiring");
-    expect(badge(conn({ access_expires_at: now + 3_600_000 }), now)).toBe("active");
-    expect(badge(conn({ access_expires_at: null }), now)).toBe("active");
+  // The core's steps for a token that expires in an hour, with no refresh token.
+  const row = { status_steps: steps(conn(), [now + 3_300_000, "expiring"], [now + 3_600_000, "expired", true]) };
+  it("picks the step in force, never an earlier one once a later one starts", () => {
+    expect(badge(row, now)).toBe("active");
+    expect(badge(row, now + 3_300_000)).toBe("expiring");
+    expect(badge(row, now + 3_600_000)).toBe("expired");
+    expect(badge(row, now + 99_000_000)).toBe("expired");
+    expect(stepAt(row.status_steps, now + 3_600_000).attention).toBe(true);
   });
-  it("treats an expired token without refresh token as expired", () => {
-    expect(badge(conn({ access_expires_at: now - 1, has_refresh_token: false }), now)).toBe("expired");
-    expect(badge(conn({ access_expires_at: now - 1 }), now)).toBe("active");
+  it("explains an expired badge by whether the next use renews it", () => {
+    expect(badgeWhy({ ...row, has_refresh_token: false }, now + 3_600_000)).toMatch(/connect again/);
+    const renewable = { status_steps: steps(conn(), [now, "expired", false]), has_refresh_token: true };
+    expect(badgeWhy(renewable, now)).toMatch(/next use/);
   });
-  it("passes other states through", () => {
-    expect(badge(conn({ status: "needs_reconsent" }), now)).toBe("needs_reconsent");
-    expect(badge(conn({ status: "revoked" }), now)).toBe("revoked");
-    expect(badge(conn({ status: "error", access_expires_at: now + 1000 }), now)).toBe("error");
+  it("passes stored states through", () => {
+    expect(badge({ status_steps: steps(conn({ status: "revoked" })) }, now)).toBe("revoked");
+    expect(badge({ status_steps: steps(conn({ status: "error" })) }, now)).toBe("error");
   });
 });
 

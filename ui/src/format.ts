@@ -3,6 +3,8 @@ import type { ActorKind } from "./bindings/ActorKind";
 import type { Connection } from "./bindings/Connection";
 import type { EventKind } from "./bindings/EventKind";
 import type { ExpirySource } from "./bindings/ExpirySource";
+import type { GrantState } from "./bindings/GrantState";
+import type { StatusStep } from "./bindings/StatusStep";
 import type { UsageEvent } from "./bindings/UsageEvent";
 
 const DAY = 86_400_000;
@@ -65,16 +67,33 @@ export function exactTime(at: number | null): string {
 }
 let exactFormat: Intl.DateTimeFormat | undefined;
 
-export type Badge = "active" | "expiring" | "expired" | "needs_reconsent" | "revoked" | "error";
+export type Badge = GrantState;
 
-/** The status badge of a connection, with "expiring" when its access token ends within 5 minutes. */
-export function badge(c: Pick<Connection, "status" | "access_expires_at" | "has_refresh_token">, now: number): Badge {
-  if (c.status !== "active") return c.status;
-  if (c.access_expires_at !== null) {
-    if (c.access_expires_at <= now) return c.has_refresh_token ? "active" : "expired";
-    if (c.access_expires_at - now < 5 * 60_000) return "expiring";
+/**
+ * The step of a grant's status in force at `now`. The core computes the steps from the facts
+ * (`grantkeeper_core::status`, the same function the CLI uses); this only picks the current one.
+ */
+export function stepAt(steps: StatusStep[], now: number): StatusStep {
+  let found = steps[0] ?? { from: 0, state: "active", attention: false };
+  for (const s of steps) if (s.from <= now) found = s;
+  return found;
+}
+
+/** The status badge of a connection at `now`, from its computed status steps. */
+export function badge(c: { status_steps: StatusStep[] }, now: number): Badge {
+  return stepAt(c.status_steps, now).state;
+}
+
+/** Why a badge shows what it shows, for its tooltip. */
+export function badgeWhy(c: { status_steps: StatusStep[]; has_refresh_token: boolean }, now: number): string {
+  const s = stepAt(c.status_steps, now);
+  if (s.state === "expired") {
+    return s.attention
+      ? "The access token expired and no refresh token can renew it: connect again."
+      : "The access token expired; the next use gets a new one with the refresh token.";
   }
-  return "active";
+  if (s.state === "expiring") return "The access token (or the grant itself) ends soon.";
+  return s.attention ? "Needs attention." : "";
 }
 
 export const badgeLabel: Record<Badge, string> = {

@@ -42,6 +42,7 @@ vi.mock("./api", async (importOriginal) => {
       return () => backend.connectFinished.splice(backend.connectFinished.indexOf(f), 1);
     }),
     onRefreshedLate: vi.fn(async () => () => {}),
+    onSecondInstance: vi.fn(async () => () => {}),
   };
   return { ...real, api, events };
 });
@@ -259,7 +260,7 @@ describe("useProviderApps", () => {
 describe("searchIndex", () => {
   it("indexes actions, tenants and connections by their words", () => {
     const tenants: TenantSummary[] = [
-      { tenant: { id: "t1", slug: "acme", name: "Acme Corp", notes: "key client", created_at: 0 }, connections: 1, needs_attention: 0 },
+      { tenant: { id: "t1", slug: "acme", name: "Acme Corp", notes: "key client", created_at: 0 }, connections: 1, needs_attention: 0, attention_label: "", recount_at: null },
     ];
     const rows: ConnectionRow[] = [
       rowOf(conn({ id: "c1", tenant_id: "t1", provider_app_id: "p1", name: "crm", account: { username: "ann@acme.io", subject: "sub-77", org_id: "org-9" } })),

@@ -1,11 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { ariaSort, filterRows, nextSort, sortRows, toRowModel } from "./sort";
-import { NOW, conn } from "./testdata";
+import { NOW, conn, rowOf } from "./testdata";
 
+const beta = conn({ id: "1", name: "Beta", account: { username: "zed@x.io", subject: null, org_id: null }, last_used_at: NOW - 5000, access_expires_at: NOW + 50_000 });
 const rows = [
-  toRowModel(conn({ id: "1", name: "Beta", account: { username: "zed@x.io", subject: null, org_id: null }, last_used_at: NOW - 5000, access_expires_at: NOW + 50_000 }), ["acme"]),
-  toRowModel(conn({ id: "2", name: "alpha", status: "needs_reconsent", last_used_at: null, access_expires_at: null, refresh_expires_at: NOW + 10 }), ["globex"]),
-  toRowModel(conn({ id: "3", name: "gamma", account: { username: "amy@x.io", subject: null, org_id: "org-7" }, last_used_at: NOW - 1000, access_expires_at: NOW + 9_000_000, has_refresh_token: false }), ["acme", "Salesforce"]),
+  // Expiring within 5 minutes, as the core's steps say.
+  toRowModel(rowOf(beta, [{ from: NOW - 250_000, state: "expiring", attention: false }]), ["acme"]),
+  toRowModel(rowOf(conn({ id: "2", name: "alpha", status: "needs_reconsent", last_used_at: null, access_expires_at: null, refresh_expires_at: NOW + 10 })), ["globex"]),
+  toRowModel(rowOf(conn({ id: "3", name: "gamma", account: { username: "amy@x.io", subject: null, org_id: "org-7" }, last_used_at: NOW - 1000, access_expires_at: NOW + 9_000_000, has_refresh_token: false })), ["acme", "Salesforce"]),
 ];
 const ids = (r: { c: { id: string } }[]) => r.map((x) => x.c.id);
 
@@ -44,13 +46,13 @@ describe("sortRows", () => {
   });
   it("does not mutate its input and is stable", () => {
     const before = ids(rows);
-    const same = [0, 1, 2, 3].map((i) => toRowModel(conn({ id: `s${i}`, name: "same" })));
+    const same = [0, 1, 2, 3].map((i) => toRowModel(rowOf(conn({ id: `s${i}`, name: "same" }))));
     expect(ids(sortRows(same, { key: "name", dir: "desc" }, NOW))).toEqual(["s0", "s1", "s2", "s3"]);
     expect(ids(rows)).toEqual(before);
   });
   it("sorts 10,000 rows quickly", () => {
     const many = Array.from({ length: 10_000 }, (_, i) =>
-      toRowModel(conn({ id: `id${i}`, name: `conn-${(i * 7919) % 10_000}`, last_used_at: i % 3 ? NOW - i : null })),
+      toRowModel(rowOf(conn({ id: `id${i}`, name: `conn-${(i * 7919) % 10_000}`, last_used_at: i % 3 ? NOW - i : null }))),
     );
     const t0 = performance.now();
     const out = sortRows(many, { key: "name", dir: "asc" }, NOW);

@@ -1,6 +1,8 @@
 // Fixtures shared by the unit tests.
 import type { Connection } from "./bindings/Connection";
 import type { ConnectionRow } from "./bindings/ConnectionRow";
+import type { GrantState } from "./bindings/GrantState";
+import type { StatusStep } from "./bindings/StatusStep";
 
 export const NOW = 1_800_000_000_000;
 
@@ -31,9 +33,19 @@ export function conn(over: Partial<Connection> = {}): Connection {
   };
 }
 
+/**
+ * Status steps for a fixture: by default the stored state from always on (the core computes the
+ * real ones from the expiry times; tests that need expiring or expired give them explicitly).
+ */
+export function steps(c: Pick<Connection, "status">, ...later: [number, GrantState, boolean?][]): StatusStep[] {
+  const first: StatusStep = { from: 0, state: c.status, attention: c.status === "needs_reconsent" || c.status === "error" };
+  return [first, ...later.map(([from, state, attention]) => ({ from, state, attention: attention ?? false }))];
+}
+
 /** A connection's row in the connections list, as the core's `ConnectionRow::from` makes it. */
-export function rowOf(c: Connection): ConnectionRow {
+export function rowOf(c: Connection, status_steps: StatusStep[] = steps(c)): ConnectionRow {
   return {
+    status_steps,
     id: c.id,
     tenant_id: c.tenant_id,
     provider_app_id: c.provider_app_id,

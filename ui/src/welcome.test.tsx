@@ -28,6 +28,7 @@ const status = (over: Partial<VaultStatus> = {}): VaultStatus => ({
   home: "/home/u/.local/share/grantkeeper",
   keychain: "the Secret Service (D-Bus)",
   error: null,
+  problem: null,
   demo: false,
   ...over,
 });
@@ -75,7 +76,7 @@ describe("welcome", () => {
   });
 
   it("does not show with tenants, in demo mode, before the status or when the vault failed", async () => {
-    state.tenants = [{ tenant: { id: "t", slug: "t", name: "T", notes: "", created_at: 0 }, connections: 0, needs_attention: 0 }];
+    state.tenants = [{ tenant: { id: "t", slug: "t", name: "T", notes: "", created_at: 0 }, connections: 0, needs_attention: 0, attention_label: "", recount_at: null }];
     show(status());
     await waitFor(() => vi.mocked(api.listTenants).mock.calls.length > 0);
     await tick();

@@ -218,5 +218,8 @@ fn usage_error(e: clap::Error) -> u8 {
 pub fn open_vault() -> Result<Vault, Failure> {
     let home = paths::default_home()
         .ok_or_else(|| Failure::other("cannot find a data folder: set GRANTKEEPER_HOME"))?;
-    Ok(Vault::open(&home, Arc::new(OsKeychain::from_env()))?)
+    Vault::open(&home, Arc::new(OsKeychain::from_env())).map_err(|e| {
+        let problem = grantkeeper_core::diagnosis::VaultProblem::of(&e, &home);
+        Failure::new(exit::code(e.kind()), problem.one_line())
+    })
 }

@@ -577,9 +577,19 @@ fn failures_are_one_line_with_the_documented_exit_code() {
     // No keychain: 4, and nothing written.
     let bus = [("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")];
     cli.run_with(&["list"], &bus, None)
-        .fails(4, "no D-Bus session bus");
+        .fails(4, "No D-Bus session bus");
     cli.run_with(&["tenant", "add", "Other"], &bus, None)
         .fails(4, "D-Bus");
+
+    // A vault folder that is a file: which variable, what is wrong, what to do; the same
+    // lines as the window's error screen.
+    let file = cli.home().with_extension("file");
+    std::fs::write(&file, "").unwrap();
+    let file_home = [("GRANTKEEPER_HOME", file.to_str().unwrap())];
+    cli.run_with(&["list"], &file_home, None).fails(
+        1,
+        &format!("GRANTKEEPER_HOME={} is not a folder", file.display()),
+    );
 
     // No network: 6. Nothing listens on these ports; nothing is stored.
     let port = closed_port();

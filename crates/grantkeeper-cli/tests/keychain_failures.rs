@@ -211,14 +211,14 @@ fn no_dbus_session_bus() {
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("vault");
     let out = grantkeeper(&home, None, false, &["tenant", "add", "Acme"]);
-    assert_keychain_failure(&out, "no D-Bus session bus");
+    assert_keychain_failure(&out, "No D-Bus session bus");
     let out = grantkeeper(
         &home,
         Some("unix:path=/nonexistent/bus"),
         false,
         &["tenant", "add", "Acme"],
     );
-    assert_keychain_failure(&out, "no D-Bus session bus");
+    assert_keychain_failure(&out, "No D-Bus session bus");
     assert!(!home.exists(), "nothing written");
 }
 
@@ -228,7 +228,7 @@ fn no_secret_service_on_the_bus() {
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("vault");
     let out = grantkeeper(&home, Some(&bus.address), false, &["tenant", "add", "Acme"]);
-    assert_keychain_failure(&out, "no Secret Service");
+    assert_keychain_failure(&out, "No Secret Service");
     assert!(!home.exists(), "nothing written");
 }
 
@@ -253,7 +253,7 @@ fn locked_keyring_with_the_prompt_dismissed() {
     let before = snapshot(&home);
     for args in [&["tenant", "add", "Other"][..], &["tenant", "list"][..]] {
         let out = grantkeeper(&home, Some(&bus.address), false, args);
-        assert_keychain_failure(&out, "keychain is locked");
+        assert_keychain_failure(&out, "The keychain is locked");
     }
     assert_unchanged(&before, &snapshot(&home));
 }

@@ -16,6 +16,7 @@ pub mod connect;
 pub mod crypto;
 pub mod db;
 pub mod deadline;
+pub mod diagnosis;
 pub mod error;
 pub mod fuzzing;
 mod gate;
@@ -31,6 +32,7 @@ pub mod provider_app;
 pub mod report;
 pub mod secret;
 pub mod sharing;
+pub mod status;
 pub mod store;
 pub mod team;
 #[cfg(test)]

@@ -89,8 +89,13 @@ pub struct TenantSummary {
     pub tenant: Tenant,
     /// Number of connections.
     pub connections: u32,
-    /// Connections that need attention (re-consent or error).
+    /// Connections someone must act on now (see [`crate::status::StatusStep::attention`]).
     pub needs_attention: u32,
+    /// Which states those are, with counts ("1 expired, 2 need re-consent"); empty when none.
+    pub attention_label: String,
+    /// When, with the facts unchanged, the count changes next: list the tenants again then.
+    #[ts(type = "number | null")]
+    pub recount_at: Option<UnixMillis>,
 }
 
 /// How the authorization response reaches Grantkeeper.

@@ -89,6 +89,8 @@ pub struct GrantReportRow {
     pub status: ConnectionStatus,
     /// Why it is not active.
     pub status_detail: Option<String>,
+    /// The status computed from the facts, from the report's time on (see [`crate::status`]).
+    pub status_steps: Vec<crate::status::StatusStep>,
     /// Requested scopes in request order, then scopes granted without being asked for.
     pub scopes: Vec<ReportScope>,
     /// The highest known risk among the granted scopes.
@@ -191,6 +193,7 @@ impl Vault {
                 .collect::<rusqlite::Result<_>>()?;
             (tenants, apps)
         };
+        let now = crate::model::now_ms();
         Ok(connections
             .into_iter()
             .map(|c| {
@@ -204,6 +207,7 @@ impl Vault {
                     .unwrap_or_default();
                 let preset_info = Catalog::preset_named(preset.as_deref()).ok().flatten();
                 let scopes = scope_views(&c, preset_info);
+                let status_steps = crate::status::StatusFacts::from(&c).steps(now);
                 let highest_risk = scopes
                     .iter()
                     .filter(|s| s.granted)
@@ -218,6 +222,7 @@ impl Vault {
                     preset,
                     account: c.account.username.or(c.account.subject),
                     account_org: c.account.org_id,
+                    status_steps,
                     status: c.status,
                     status_detail: c.status_detail,
                     scopes,
@@ -258,6 +263,26 @@ impl Vault {
         let detail = json!({ "what": "grant_review", "filter": filter });
         self.record_export(detail, format, &rows, filter.tenant.as_ref(), actor)?;
         Ok(rows)
+    }
+
+    /// Writes the review to `path` (the file the user chose) in `format`, recorded like
+    /// [`Vault::export_review`]; returns the number of grants written. Nothing is recorded when
+    /// the review cannot be read; a file that cannot be written is named in the error.
+    pub fn save_review(
+        &self,
+        filter: &ReviewFilter,
+        format: ReportFormat,
+        path: &std::path::Path,
+        actor: &Actor,
+    ) -> Result<usize> {
+        let rows = self.export_review(filter, format, actor)?;
+        let text = match format {
+            ReportFormat::Csv => to_csv(&rows),
+            ReportFormat::Json => serde_json::to_string_pretty(&rows)
+                .map_err(|e| crate::Error::Invalid(format!("the report cannot be written: {e}")))?,
+        };
+        std::fs::write(path, text).map_err(|e| crate::Error::io(path, e))?;
+        Ok(rows.len())
     }
 
     /// The grant report, for export: the `exported` event (format, row count, the tenant when
@@ -437,6 +462,8 @@ pub struct ConnectionDetail {
     pub anomalies: Vec<crate::anomaly::Anomaly>,
     /// What its tokens are bound to (a DPoP key of this device), if anything.
     pub binding: Option<crate::model::TokenBinding>,
+    /// The status computed from the facts, from now on (see [`crate::status`]).
+    pub status_steps: Vec<crate::status::StatusStep>,
 }
 
 impl Vault {
@@ -464,6 +491,8 @@ impl Vault {
             inspection: scope.inspect(id)?,
             anomalies: self.connection_anomalies(tenant, id)?,
             binding: connection.binding(),
+            status_steps: crate::status::StatusFacts::from(&connection)
+                .steps(crate::model::now_ms()),
             connection,
         })
     }

@@ -3,6 +3,7 @@ import type { Anomaly } from "./Anomaly";
 import type { Connection } from "./Connection";
 import type { DailyCount } from "./DailyCount";
 import type { ReportScope } from "./ReportScope";
+import type { StatusStep } from "./StatusStep";
 import type { TokenBinding } from "./TokenBinding";
 import type { TokenInspection } from "./TokenInspection";
 import type { UsageEvent } from "./UsageEvent";
@@ -54,4 +55,8 @@ anomalies: Array<Anomaly>,
 /**
  * What its tokens are bound to (a DPoP key of this device), if anything.
  */
-binding: TokenBinding | null, };
+binding: TokenBinding | null, 
+/**
+ * The status computed from the facts, from now on (see [`crate::status`]).
+ */
+status_steps: Array<StatusStep>, };

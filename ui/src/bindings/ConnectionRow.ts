@@ -3,6 +3,7 @@ import type { AccountIdentity } from "./AccountIdentity";
 import type { ConnectionId } from "./ConnectionId";
 import type { ConnectionStatus } from "./ConnectionStatus";
 import type { ProviderAppId } from "./ProviderAppId";
+import type { StatusStep } from "./StatusStep";
 import type { TenantId } from "./TenantId";
 
 /**
@@ -37,6 +38,10 @@ status: ConnectionStatus,
  * Why it is not active, in plain words.
  */
 status_detail: string | null, 
+/**
+ * The status computed from the facts, from now on (see [`crate::status`]).
+ */
+status_steps: Array<StatusStep>, 
 /**
  * When the cached access token expires.
  */

@@ -3,6 +3,7 @@ import type { ConnectionId } from "./ConnectionId";
 import type { ConnectionStatus } from "./ConnectionStatus";
 import type { ReportScope } from "./ReportScope";
 import type { Risk } from "./Risk";
+import type { StatusStep } from "./StatusStep";
 
 /**
  * One grant in the report.
@@ -48,6 +49,10 @@ status: ConnectionStatus,
  * Why it is not active.
  */
 status_detail: string | null, 
+/**
+ * The status computed from the facts, from the report's time on (see [`crate::status`]).
+ */
+status_steps: Array<StatusStep>, 
 /**
  * Requested scopes in request order, then scopes granted without being asked for.
  */

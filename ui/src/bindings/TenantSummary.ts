@@ -14,6 +14,14 @@ tenant: Tenant,
  */
 connections: number, 
 /**
- * Connections that need attention (re-consent or error).
+ * Connections someone must act on now (see [`crate::status::StatusStep::attention`]).
  */
-needs_attention: number, };
+needs_attention: number, 
+/**
+ * Which states those are, with counts ("1 expired, 2 need re-consent"); empty when none.
+ */
+attention_label: string, 
+/**
+ * When, with the facts unchanged, the count changes next: list the tenants again then.
+ */
+recount_at: number | null, };

@@ -12,6 +12,7 @@ use grantkeeper_core::model::{now_ms, Connection, RedirectMode};
 use grantkeeper_core::oauth::flow::parse_pasted_redirect;
 use grantkeeper_core::oauth::loopback::CancelToken;
 use grantkeeper_core::oauth::{browser, OAuthError};
+use grantkeeper_core::status::{GrantState, StatusFacts};
 use grantkeeper_core::ConnectionFilter;
 
 use super::provider::Redirect;
@@ -236,9 +237,21 @@ pub struct ListArgs {
     /// Only this tenant's connections.
     #[arg(long)]
     tenant: Option<String>,
-    /// Only connections in this state (active, needs_reconsent, revoked, error).
+    /// Only connections in this state, computed now (active, expiring, expired,
+    /// needs_reconsent, revoked, error).
     #[arg(long)]
     status: Option<String>,
+}
+
+/// A connection as `list --json` prints it: the record and its status computed now.
+#[derive(serde::Serialize)]
+struct Listed {
+    #[serde(flatten)]
+    connection: Connection,
+    /// The status computed from the facts (what the STATUS column shows).
+    state: GrantState,
+    /// Someone must act on it.
+    needs_attention: bool,
 }
 
 pub fn list(args: &ListArgs, out: &Output) -> Result<(), Failure> {
@@ -252,17 +265,38 @@ pub fn list(args: &ListArgs, out: &Output) -> Result<(), Failure> {
         Some(t) => Some(vault.find_tenant(t)?.id),
         None => None,
     };
-    let status = args
+    let wanted = args
         .status
         .as_deref()
-        .map(super::parse_status)
+        .map(|s| {
+            GrantState::parse(s).ok_or_else(|| {
+                let names: Vec<_> = GrantState::ALL.iter().map(|s| s.as_str()).collect();
+                Failure::invalid(format!("'{s}' is not a status: use {}", names.join(", ")))
+            })
+        })
         .transpose()?;
-    let rows = vault.connections(&ConnectionFilter { tenant, status })?;
     let now = now_ms();
+    let rows: Vec<Listed> = vault
+        .connections(&ConnectionFilter {
+            tenant,
+            status: None,
+        })?
+        .into_iter()
+        .map(|c| {
+            let step = StatusFacts::from(&c).at(now);
+            Listed {
+                connection: c,
+                state: step.state,
+                needs_attention: step.attention,
+            }
+        })
+        .filter(|l| wanted.is_none_or(|w| w == l.state))
+        .collect();
     out.table(
         &rows,
         &["CONNECTION", "ACCOUNT", "STATUS", "EXPIRES", "LAST USE"],
-        |c| {
+        |l| {
+            let c = &l.connection;
             vec![
                 format!(
                     "{}/{}",
@@ -274,7 +308,7 @@ pub fn list(args: &ListArgs, out: &Output) -> Result<(), Failure> {
                     .clone()
                     .or_else(|| c.account.subject.clone())
                     .unwrap_or_default(),
-                c.status.as_str().to_owned(),
+                l.state.as_str().to_owned(),
                 relative(c.access_expires_at, now),
                 relative(c.last_used_at, now),
             ]

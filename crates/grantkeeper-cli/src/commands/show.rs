@@ -1,6 +1,7 @@
 //! `grantkeeper show`: a connection with its scopes, expiries and metadata; never a secret.
 
 use grantkeeper_core::model::now_ms;
+use grantkeeper_core::status::step_at;
 
 use super::args::{resolve, TargetArgs};
 use crate::exit::Failure;
@@ -15,12 +16,19 @@ pub fn show(args: &TargetArgs, out: &Output) -> Result<(), Failure> {
     let (c, scopes) = (&view.connection, &view.scopes);
     out.value(&view, || {
         let now = now_ms();
+        // The status as computed from the facts (the same steps the window shows).
+        let step = step_at(&view.status_steps, now).copied();
         let mut lines = vec![
             format!(
-                "{}  ({}, {})",
+                "{}  ({}, {}{})",
                 args.target,
                 view.provider_app,
-                c.status.as_str()
+                step.map_or(c.status.as_str(), |s| s.state.as_str()),
+                if step.is_some_and(|s| s.attention) {
+                    ", needs attention"
+                } else {
+                    ""
+                }
             ),
             format!(
                 "  account:        {}",

@@ -176,9 +176,15 @@ impl TenantVault<'_> {
                 "this connection holds no token: connect again"
             }));
         };
-        let ctx = self.grant_context(id)?;
+        // A refresh that cannot be sent (no token endpoint, discovery failed) failed too.
+        let ctx = match self.grant_context(id).and_then(|ctx| {
+            crate::oauth::flow::require(&ctx.app.endpoints, "token").map_err(Error::OAuth)?;
+            Ok(ctx)
+        }) {
+            Ok(ctx) => ctx,
+            Err(e) => return Err(self.record_unsent(id, e, actor)),
+        };
         let http = self.vault.http.bounded_by(deadline.instant());
-        crate::oauth::flow::require(&ctx.app.endpoints, "token").map_err(Error::OAuth)?;
         let response = match self.request_refresh(&ctx.protocol(&http), &rt, deadline) {
             Ok(r) => r,
             Err(e) => {

@@ -99,6 +99,24 @@ impl TenantVault<'_> {
         }
     }
 
+    /// Records a refresh that could not even be sent (the provider app has no token endpoint,
+    /// discovery failed, its settings were changed outside Grantkeeper) as a failed refresh; the
+    /// connection's state stays. Returns `e`, or the failure to write the event.
+    pub(super) fn record_unsent(&self, id: &ConnectionId, e: Error, actor: &Actor) -> Error {
+        let class = if e.provider_unreachable() {
+            FailureClass::Transient
+        } else {
+            FailureClass::Configuration
+        };
+        let event = self
+            .event(EventKind::RefreshFailed, id, actor)
+            .detail(json!({ "class": class, "error": e.to_string(), "sent": false }));
+        match self.store.record_failure(id, None, event) {
+            Ok(()) => e,
+            Err(w) => w,
+        }
+    }
+
     /// The connection's provider app, checked, as requests need it, with the connection's
     /// DPoP key when its tokens are bound to one.
     pub(super) fn grant_context(&self, id: &ConnectionId) -> Result<AppContext> {

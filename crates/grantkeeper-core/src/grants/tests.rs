@@ -925,3 +925,97 @@ fn a_refresh_keeps_the_hard_expiry_the_provider_reports() {
         k.eq_ignore_ascii_case("x-include-refresh-token-hard-expires-in") && v == "true"
     })));
 }
+
+/// Every failed refresh is an event, also one that could not be sent (here: the provider app
+/// has no token endpoint), so the History chart's refreshes include it; the state stays.
+#[test]
+fn a_refresh_that_cannot_be_sent_is_recorded_as_failed() {
+    let (_dir, _kc, vault) = temp_vault();
+    let t = vault
+        .create_tenant("Acme", Some("acme"), "", &cli())
+        .unwrap();
+    let scope = vault.tenant(&t.id).unwrap();
+    let app = scope
+        .add_provider_app(public_app("no-token", Endpoints::default()), &cli())
+        .unwrap();
+    let id = store_grant(&scope, &app.id, "c", true);
+    for _ in 0..2 {
+        let err = scope
+            .refresh(&id, &Deadline::default(), &cli())
+            .unwrap_err();
+        assert!(err.to_string().contains("token endpoint"), "{err}");
+    }
+    let failed: Vec<_> = vault
+        .connection_history(&id, None, 10)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == EventKind::RefreshFailed)
+        .collect();
+    assert_eq!(failed.len(), 2, "one event per failed refresh");
+    let detail = failed[0].detail.as_ref().unwrap();
+    assert_eq!(detail["class"], "configuration");
+    assert_eq!(detail["sent"], false);
+    let daily = vault.daily_counts(&id, 0).unwrap();
+    assert_eq!(
+        daily
+            .iter()
+            .filter(|d| d.kind == EventKind::RefreshFailed)
+            .map(|d| d.count)
+            .sum::<u64>(),
+        2
+    );
+    assert_eq!(
+        scope.connection(&id).unwrap().status,
+        ConnectionStatus::Active
+    );
+}
+
+/// A tenant is marked when one of its grants is past its expiry with nothing left to renew it:
+/// counted, named in the label, and the next change of the count is announced.
+#[test]
+fn tenants_count_grants_that_need_someone_from_their_computed_status() {
+    let (_dir, _kc, vault) = temp_vault();
+    let t = vault
+        .create_tenant("Acme", Some("acme"), "", &cli())
+        .unwrap();
+    vault
+        .create_tenant("Quiet", Some("quiet"), "", &cli())
+        .unwrap();
+    let scope = vault.tenant(&t.id).unwrap();
+    let app = scope
+        .add_provider_app(public_app("idp", Endpoints::default()), &cli())
+        .unwrap();
+    let now = now_ms();
+    let grant = |name: &str, access: i64, hard: Option<i64>| {
+        let c = NewConnection {
+            access_expiry: Some((access, ExpirySource::Response)),
+            refresh_hard_expires_at: hard,
+            ..new_connection(&app.id, name)
+        };
+        scope.store_connection(c, tokens("0"), &cli()).unwrap().id
+    };
+    // Expired with a dead refresh token: someone must connect again.
+    let dead = grant("dead", now - 60_000, Some(now - 1_000));
+    // Expired, but the next use renews it: no mark.
+    grant("renewable", now - 60_000, None);
+    // Live now, dead in an hour: the count changes then.
+    grant("later", now + 600_000, Some(now + 3_600_000));
+    let tenants = vault.list_tenants().unwrap();
+    let acme = tenants.iter().find(|s| s.tenant.slug == "acme").unwrap();
+    assert_eq!(acme.needs_attention, 1);
+    assert_eq!(acme.attention_label, "1 expired");
+    assert_eq!(acme.recount_at, Some(now + 3_600_000));
+    let quiet = tenants.iter().find(|s| s.tenant.slug == "quiet").unwrap();
+    assert_eq!((quiet.needs_attention, quiet.recount_at), (0, None));
+    // The connection rows carry the same computed status.
+    let rows = vault
+        .connection_rows(&crate::ConnectionFilter::default())
+        .unwrap();
+    let row = rows.iter().find(|r| r.id == dead).unwrap();
+    assert_eq!(row.status, ConnectionStatus::Active, "the stored state");
+    assert_eq!(
+        row.status_steps[0].state,
+        crate::status::GrantState::Expired
+    );
+    assert!(row.status_steps[0].attention);
+}

@@ -7,9 +7,10 @@ use ts_rs::TS;
 
 use crate::error::Result;
 use crate::model::{
-    AccountIdentity, Connection, ConnectionId, ConnectionStatus, ProviderAppId, TenantId,
+    now_ms, AccountIdentity, Connection, ConnectionId, ConnectionStatus, ProviderAppId, TenantId,
     UnixMillis,
 };
+use crate::status::{StatusFacts, StatusStep};
 use crate::{ConnectionFilter, Vault};
 
 /// One connection in the connections list.
@@ -30,6 +31,8 @@ pub struct ConnectionRow {
     pub status: ConnectionStatus,
     /// Why it is not active, in plain words.
     pub status_detail: Option<String>,
+    /// The status computed from the facts, from now on (see [`crate::status`]).
+    pub status_steps: Vec<StatusStep>,
     /// When the cached access token expires.
     #[ts(type = "number | null")]
     pub access_expires_at: Option<UnixMillis>,
@@ -48,12 +51,14 @@ pub struct ConnectionRow {
 
 impl From<Connection> for ConnectionRow {
     fn from(c: Connection) -> Self {
+        let status_steps = StatusFacts::from(&c).steps(now_ms());
         Self {
             id: c.id,
             tenant_id: c.tenant_id,
             provider_app_id: c.provider_app_id,
             name: c.name,
             account: c.account,
+            status_steps,
             status: c.status,
             status_detail: c.status_detail,
             access_expires_at: c.access_expires_at,

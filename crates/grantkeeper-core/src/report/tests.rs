@@ -20,6 +20,7 @@ fn review_row(risk: Option<Risk>, status: ConnectionStatus) -> GrantReportRow {
         account_org: None,
         status,
         status_detail: None,
+        status_steps: vec![],
         scopes: vec![],
         highest_risk: risk,
         scopes_granted_reported: true,

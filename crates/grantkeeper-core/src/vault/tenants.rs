@@ -8,6 +8,8 @@ use crate::crypto::{Aad, DataKey, TenantKey};
 use crate::error::{Error, Result};
 use crate::keychain::EntryName;
 use crate::model::*;
+use crate::status::{GrantState, StatusFacts, StatusStep};
+use std::collections::HashMap;
 
 use super::{unless_taken, LocalStore, TenantVault, Vault};
 
@@ -81,26 +83,57 @@ impl Vault {
         Ok(tenant)
     }
 
-    /// All tenants with their connection counts, by name.
+    /// All tenants with their connection counts and attention marks (from each connection's
+    /// status computed now, see [`crate::status`]), by name.
     pub fn list_tenants(&self) -> Result<Vec<TenantSummary>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT t.id, t.slug, t.name, t.notes, t.created_at,
-                    COUNT(c.id), COALESCE(SUM(c.status IN (?1, ?2)), 0)
+            "SELECT t.id, t.slug, t.name, t.notes, t.created_at, COUNT(c.id)
              FROM tenants t LEFT JOIN connections c ON c.tenant_id = t.id
              GROUP BY t.id ORDER BY t.name COLLATE NOCASE",
         )?;
-        let rows = stmt.query_map(
-            params![ConnectionStatus::NeedsReconsent, ConnectionStatus::Error],
-            |r| {
+        let mut tenants = stmt
+            .query_map([], |r| {
                 Ok(TenantSummary {
                     tenant: row_to_tenant(r)?,
                     connections: r.get(5)?,
-                    needs_attention: r.get(6)?,
+                    needs_attention: 0,
+                    attention_label: String::new(),
+                    recount_at: None,
                 })
-            },
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut stmt = conn.prepare(
+            "SELECT tenant_id, status, access_expires_at, has_refresh_token, refresh_expires_at,
+                    refresh_hard_expires_at
+             FROM connections",
         )?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        let facts = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                StatusFacts {
+                    status: r.get(1)?,
+                    access_expires_at: r.get(2)?,
+                    has_refresh_token: r.get(3)?,
+                    refresh_expires_at: r.get(4)?,
+                    refresh_hard_expires_at: r.get(5)?,
+                },
+            ))
+        })?;
+        let now = crate::model::now_ms();
+        let mut marks: HashMap<String, AttentionCount> = HashMap::new();
+        for row in facts {
+            let (tenant, facts) = row?;
+            marks.entry(tenant).or_default().add(&facts.steps(now));
+        }
+        for t in &mut tenants {
+            if let Some(m) = marks.remove(t.tenant.id.as_str()) {
+                t.needs_attention = m.total();
+                t.attention_label = m.label();
+                t.recount_at = m.recount_at;
+            }
+        }
+        Ok(tenants)
     }
 
     /// Finds a tenant by slug or id.
@@ -296,5 +329,49 @@ pub(super) fn validate_name(what: &str, name: &str) -> Result<()> {
         Err(Error::Invalid(format!(
             "'{name}' is not a valid {what} name: use letters, digits, '-', '_' and '.'"
         )))
+    }
+}
+
+/// A tenant's connections needing attention now, by state, and when that changes next.
+#[derive(Default)]
+struct AttentionCount {
+    by_state: std::collections::BTreeMap<&'static str, u32>,
+    recount_at: Option<crate::model::UnixMillis>,
+}
+
+impl AttentionCount {
+    fn add(&mut self, steps: &[StatusStep]) {
+        let now = &steps[0];
+        if now.attention {
+            *self.by_state.entry(state_words(now.state)).or_default() += 1;
+        }
+        if let Some(next) = steps.iter().skip(1).find(|s| s.attention != now.attention) {
+            self.recount_at = Some(self.recount_at.map_or(next.from, |r| r.min(next.from)));
+        }
+    }
+
+    fn total(&self) -> u32 {
+        self.by_state.values().sum()
+    }
+
+    fn label(&self) -> String {
+        let parts: Vec<String> = self
+            .by_state
+            .iter()
+            .map(|(words, n)| format!("{n} {words}"))
+            .collect();
+        parts.join(", ")
+    }
+}
+
+/// A state as the attention label names it.
+fn state_words(state: GrantState) -> &'static str {
+    match state {
+        GrantState::Expired => "expired",
+        GrantState::NeedsReconsent => "need re-consent",
+        GrantState::Error => "failed to refresh",
+        GrantState::Revoked => "revoked",
+        GrantState::Expiring => "expiring",
+        GrantState::Active => "active",
     }
 }
