@@ -64,6 +64,42 @@ function treeRss(pid) {
   return { total, pss, uss, parts };
 }
 
+/**
+ * Where the PSS of `pid`'s tree lies (GK_BENCH_BREAKDOWN=1): per process, the anonymous memory
+ * (heap, JIT, unnamed mappings) and the file or shared mappings with the most PSS, kB summed per
+ * path. Lines to read, not figures with targets.
+ */
+function breakdown(pid) {
+  const out = [];
+  const stack = [pid];
+  while (stack.length) {
+    const p = stack.pop();
+    try {
+      const name = /Name:\s+(\S+)/.exec(readFileSync(`/proc/${p}/status`, "utf8"))[1];
+      const byPath = new Map();
+      let path = "";
+      for (const line of readFileSync(`/proc/${p}/smaps`, "utf8").split("\n")) {
+        const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+        if (head) {
+          path = head[1] || "[anon]";
+          continue;
+        }
+        const pss = /^Pss:\s+(\d+)/.exec(line);
+        if (pss) byPath.set(path, (byPath.get(path) ?? 0) + Number(pss[1]));
+      }
+      const entries = [...byPath].sort((a, b) => b[1] - a[1]);
+      const sum = entries.reduce((t, [, kb]) => t + kb, 0);
+      const libs = entries.filter(([k]) => k.includes(".so")).reduce((t, [, kb]) => t + kb, 0);
+      out.push(`  ${name} (pid ${p}): PSS ${mb(sum)} MB, of which shared libraries ${mb(libs)} MB`);
+      for (const [k, kb] of entries.slice(0, 12)) out.push(`    ${(kb / 1024).toFixed(1).padStart(6)} MB  ${k}`);
+      stack.push(...children(p));
+    } catch {
+      // Gone.
+    }
+  }
+  return out;
+}
+
 /** The newest process whose program path is `path`. */
 function newestPid(path) {
   const pids = readdirSync("/proc").filter((d) => /^\d+$/.test(d)).map(Number);
@@ -126,6 +162,7 @@ try {
   console.log(`idle memory, RSS of the app's process tree: ${rss.toFixed(0)} MB (target <= 150 MB)`);
   for (const p of tree.parts) console.log(`  ${p}`);
   console.log(`  shared libraries counted once (PSS): ${(tree.pss / 1024).toFixed(0)} MB; private to the app (USS): ${(tree.uss / 1024).toFixed(0)} MB`);
+  if (process.env.GK_BENCH_BREAKDOWN) for (const l of breakdown(pid)) console.log(l);
   await Promise.race([app.screenshot("bench-many-connections"), sleep(30_000)]);
 } finally {
   await app.stop();
@@ -141,6 +178,7 @@ if (blankBin) {
     const floor = treeRss(pid);
     console.log(`blank window (same Tauri, WebKitGTK, window and environment), idle: RSS ${mb(floor.total)} MB, PSS ${mb(floor.pss)} MB`);
     for (const p of floor.parts) console.log(`  ${p}`);
+    if (process.env.GK_BENCH_BREAKDOWN) for (const l of breakdown(pid)) console.log(l);
     console.log(`Grantkeeper's PSS / the blank window's PSS: ${mb(appPss)} / ${mb(floor.pss)} MB = ${(appPss / floor.pss).toFixed(2)}x (target <= 1.3x)`);
   } finally {
     await blank.stop();
