@@ -9,8 +9,10 @@ use std::time::Duration;
 
 use grantkeeper_core::Vault;
 
-/// How long the commands must be quiet before freed memory is handed back.
-const QUIET: Duration = Duration::from_secs(1);
+/// How long the commands must be quiet before freed memory is handed back: longer than the
+/// pauses between a user's clicks through lists and histories, so their database pages stay
+/// cached while the user works.
+const QUIET: Duration = Duration::from_secs(3);
 
 /// Tunes the allocator. Call first thing in `main`, before any other thread starts.
 pub fn tune() {
@@ -28,7 +30,7 @@ pub fn tune() {
 }
 
 /// Asks for `vault`'s page cache and the heap's free pages to go back to the system once the
-/// commands have been quiet for a second (after a large read, whose rows are freed only after
+/// commands have been quiet for a few seconds (after a large read, whose rows are freed only after
 /// they were sent). The page cache holds up to `state::APP_DB_CACHE_KIB` after a list of
 /// 10,000 connections or a page of a long history; the next read fills it again from the file.
 pub fn trim_soon(vault: Arc<Vault>) {
@@ -36,7 +38,7 @@ pub fn trim_soon(vault: Arc<Vault>) {
     let sender = TRIMMER.get_or_init(|| {
         let (tx, rx) = mpsc::channel::<Arc<Vault>>();
         std::thread::spawn(move || {
-            // Wait for a request, then for a quiet second, then trim.
+            // Wait for a request, then for a quiet period, then trim.
             while let Ok(mut vault) = rx.recv() {
                 loop {
                     match rx.recv_timeout(QUIET) {
