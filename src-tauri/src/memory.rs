@@ -1,13 +1,18 @@
 //! The app's own heap: glibc's allocator tuned for a long-running process that handles bursts
 //! of large, short-lived data (a 10,000-connection list, a page of history), and the pages such
-//! a burst freed handed back to the system once the commands go quiet.
+//! a burst used (the database's page cache included) handed back to the system once the
+//! commands go quiet.
 
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-/// How long the commands must be quiet before freed memory is handed back.
-const QUIET: Duration = Duration::from_secs(1);
+use grantkeeper_core::Vault;
+
+/// How long the commands must be quiet before freed memory is handed back: longer than the
+/// pauses between a user's clicks through lists and histories, so their database pages stay
+/// cached while the user works.
+const QUIET: Duration = Duration::from_secs(3);
 
 /// Tunes the allocator. Call first thing in `main`, before any other thread starts.
 pub fn tune() {
@@ -24,28 +29,34 @@ pub fn tune() {
     }
 }
 
-/// Asks for the heap's free pages to go back to the system once the commands have been quiet
-/// for a second (after a large read, whose rows are freed only after they were sent).
-pub fn trim_soon() {
-    static TRIMMER: OnceLock<Sender<()>> = OnceLock::new();
+/// Asks for `vault`'s page cache and the heap's free pages to go back to the system once the
+/// commands have been quiet for a few seconds (after a large read, whose rows are freed only after
+/// they were sent). The page cache holds up to `state::APP_DB_CACHE_KIB` after a list of
+/// 10,000 connections or a page of a long history; the next read fills it again from the file.
+pub fn trim_soon(vault: Arc<Vault>) {
+    static TRIMMER: OnceLock<Sender<Arc<Vault>>> = OnceLock::new();
     let sender = TRIMMER.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<()>();
+        let (tx, rx) = mpsc::channel::<Arc<Vault>>();
         std::thread::spawn(move || {
-            // Wait for a request, then for a quiet second, then trim.
-            while rx.recv().is_ok() {
+            // Wait for a request, then for a quiet period, then trim.
+            while let Ok(mut vault) = rx.recv() {
                 loop {
                     match rx.recv_timeout(QUIET) {
-                        Ok(()) => continue,
+                        Ok(newer) => vault = newer,
                         Err(RecvTimeoutError::Timeout) => break,
                         Err(RecvTimeoutError::Disconnected) => return,
                     }
                 }
+                if let Err(e) = vault.release_memory() {
+                    eprintln!("grantkeeper: the database's cache could not be freed: {e}");
+                }
+                drop(vault);
                 trim();
             }
         });
         tx
     });
-    let _ = sender.send(());
+    let _ = sender.send(vault);
 }
 
 fn trim() {

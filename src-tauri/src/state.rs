@@ -71,8 +71,9 @@ pub fn home() -> CmdResult<PathBuf> {
         .ok_or_else(|| CommandError::new("cannot find a data folder: set GRANTKEEPER_HOME"))
 }
 
-/// SQLite page cache of the app's vault connections, in KiB.
-const APP_DB_CACHE_KIB: u32 = 8 * 1024;
+/// SQLite page cache of the app's vault connections, in KiB (freed when the commands are quiet,
+/// see `memory::trim_soon`).
+pub const APP_DB_CACHE_KIB: u32 = 8 * 1024;
 
 /// Opens the vault for this long-running process: a smaller page cache and no memory-mapped
 /// reads than the short-lived CLI uses.
@@ -142,9 +143,12 @@ pub async fn with_vault<T: Send + 'static>(
     app: AppHandle,
     f: impl FnOnce(&Vault) -> CmdResult<T> + Send + 'static,
 ) -> CmdResult<T> {
-    let result = tauri::async_runtime::spawn_blocking(move || f(&*vault(&app)?))
-        .await
-        .map_err(|e| CommandError::new(format!("internal error: {e}")))?;
-    crate::memory::trim_soon();
-    result
+    tauri::async_runtime::spawn_blocking(move || {
+        let vault = vault(&app)?;
+        let result = f(&vault);
+        crate::memory::trim_soon(vault);
+        result
+    })
+    .await
+    .map_err(|e| CommandError::new(format!("internal error: {e}")))?
 }

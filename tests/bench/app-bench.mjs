@@ -3,7 +3,7 @@
 // measures itself (window.__gkPerf marks: list load → rows painted, detail load → history
 // painted, first paint); this script drives it and prints medians, the cold start (process start
 // → first paint) and the idle memory of the whole process tree.
-import { readFileSync, readdirSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readSync, readdirSync } from "node:fs";
 import { AppSession, appBin, sleep, waitFor } from "../e2e/lib.mjs";
 
 const home = process.env.GRANTKEEPER_HOME;
@@ -38,10 +38,15 @@ function children(pid) {
   return out;
 }
 
-/** RSS of `pid` and its descendants: total and per process (name, anonymous, file-backed), kB. */
+/**
+ * RSS of `pid` and its descendants: total and per process (name, anonymous, file-backed), kB;
+ * their PSS, also split into anonymous memory (the processes' own) and file-backed memory
+ * (mostly shared libraries, whose PSS also depends on what else runs on the machine).
+ */
 function treeRss(pid) {
   let total = 0;
   let pss = 0;
+  let pssAnon = 0;
   let uss = 0;
   const parts = [];
   const stack = [pid];
@@ -54,6 +59,7 @@ function treeRss(pid) {
       const rollup = readFileSync(`/proc/${p}/smaps_rollup`, "utf8");
       const rk = (k) => Number(new RegExp(`^${k}:\\s+(\\d+)`, "m").exec(rollup)?.[1] ?? 0);
       pss += rk("Pss");
+      pssAnon += rk("Pss_Anon");
       uss += rk("Private_Clean") + rk("Private_Dirty");
       parts.push(`${/Name:\s+(\S+)/.exec(status)[1]} ${Math.round(kb("VmRSS") / 1024)} MB (anon ${Math.round(kb("RssAnon") / 1024)}, file ${Math.round(kb("RssFile") / 1024)}, shmem ${Math.round(kb("RssShmem") / 1024)})`);
       stack.push(...children(p));
@@ -61,7 +67,91 @@ function treeRss(pid) {
       // Gone.
     }
   }
-  return { total, pss, uss, parts };
+  return { total, pss, pssAnon, uss, parts };
+}
+
+/**
+ * The physical pages `pid`'s tree maps, each counted once, kB: the tree's PSS were nothing else
+ * on the machine mapping the same library pages. PSS divides a shared page among every process
+ * mapping it, so the PSS of two windows measured one after the other also moves with whatever
+ * else runs (other WebKit processes on a shared machine); this figure does not. Needs the page
+ * frame numbers of /proc/PID/pagemap (root); null without them.
+ */
+function footprint(pid) {
+  const pages = new Set();
+  const stack = [pid];
+  const buf = Buffer.alloc(1 << 20);
+  let seen = false;
+  while (stack.length) {
+    const p = stack.pop();
+    let fd;
+    try {
+      const ranges = [];
+      let cur = null;
+      for (const line of readFileSync(`/proc/${p}/smaps`, "utf8").split("\n")) {
+        const head = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
+        if (head) cur = [parseInt(head[1], 16), parseInt(head[2], 16)];
+        else if (cur && /^Rss:\s+[1-9]/.test(line)) ranges.push(cur);
+      }
+      fd = openSync(`/proc/${p}/pagemap`, "r");
+      for (const [start, end] of ranges) {
+        for (let page = start / 4096; page < end / 4096; ) {
+          const n = Math.min(end / 4096 - page, buf.length / 8);
+          const got = readSync(fd, buf, 0, n * 8, page * 8);
+          for (let o = 0; o + 8 <= got; o += 8) {
+            const hi = buf.readUInt32LE(o + 4);
+            if (!(hi & 0x80000000)) continue; // not present
+            const pfn = (hi & 0x7fffff) * 2 ** 32 + buf.readUInt32LE(o);
+            if (pfn !== 0) seen = true;
+            pages.add(pfn);
+          }
+          page += n;
+        }
+      }
+      stack.push(...children(p));
+    } catch {
+      // Gone.
+    } finally {
+      if (fd !== undefined) closeSync(fd);
+    }
+  }
+  return seen ? pages.size * 4 : null;
+}
+
+/**
+ * Where the PSS of `pid`'s tree lies (GK_BENCH_BREAKDOWN=1): per process, the anonymous memory
+ * (heap, JIT, unnamed mappings) and the file or shared mappings with the most PSS, kB summed per
+ * path. Lines to read, not figures with targets.
+ */
+function breakdown(pid) {
+  const out = [];
+  const stack = [pid];
+  while (stack.length) {
+    const p = stack.pop();
+    try {
+      const name = /Name:\s+(\S+)/.exec(readFileSync(`/proc/${p}/status`, "utf8"))[1];
+      const byPath = new Map();
+      let path = "";
+      for (const line of readFileSync(`/proc/${p}/smaps`, "utf8").split("\n")) {
+        const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+        if (head) {
+          path = head[1] || "[anon]";
+          continue;
+        }
+        const pss = /^Pss:\s+(\d+)/.exec(line);
+        if (pss) byPath.set(path, (byPath.get(path) ?? 0) + Number(pss[1]));
+      }
+      const entries = [...byPath].sort((a, b) => b[1] - a[1]);
+      const sum = entries.reduce((t, [, kb]) => t + kb, 0);
+      const libs = entries.filter(([k]) => k.includes(".so")).reduce((t, [, kb]) => t + kb, 0);
+      out.push(`  ${name} (pid ${p}): PSS ${mb(sum)} MB, of which shared libraries ${mb(libs)} MB`);
+      for (const [k, kb] of entries.slice(0, 12)) out.push(`    ${(kb / 1024).toFixed(1).padStart(6)} MB  ${k}`);
+      stack.push(...children(p));
+    } catch {
+      // Gone.
+    }
+  }
+  return out;
 }
 
 /** The newest process whose program path is `path`. */
@@ -82,6 +172,8 @@ const marks = async (app, name) =>
 
 const mb = (kb) => (kb / 1024).toFixed(0);
 let appPss = 0;
+let appPssAnon = 0;
+let appFootprint = null;
 const app = await AppSession.start({ GRANTKEEPER_HOME: home });
 try {
   const pid = newestPid(appBin);
@@ -117,6 +209,8 @@ try {
   const tree = treeRss(pid);
   const rss = tree.total / 1024;
   appPss = tree.pss;
+  appPssAnon = tree.pssAnon;
+  appFootprint = footprint(pid);
 
   const f = (v) => `${v.toFixed(0)} ms`;
   console.log(`rendered rows in the first view: ${rows} (virtualized), sidebar total ${total}`);
@@ -125,7 +219,8 @@ try {
   console.log(`cold start, process start -> first paint: ${f(coldStart)} (target <= 1500 ms)`);
   console.log(`idle memory, RSS of the app's process tree: ${rss.toFixed(0)} MB (target <= 150 MB)`);
   for (const p of tree.parts) console.log(`  ${p}`);
-  console.log(`  shared libraries counted once (PSS): ${(tree.pss / 1024).toFixed(0)} MB; private to the app (USS): ${(tree.uss / 1024).toFixed(0)} MB`);
+  console.log(`  shared libraries counted once (PSS): ${mb(tree.pss)} MB (anonymous ${mb(tree.pssAnon)} MB); private to the app (USS): ${mb(tree.uss)} MB`);
+  if (process.env.GK_BENCH_BREAKDOWN) for (const l of breakdown(pid)) console.log(l);
   await Promise.race([app.screenshot("bench-many-connections"), sleep(30_000)]);
 } finally {
   await app.stop();
@@ -139,9 +234,17 @@ if (blankBin) {
     const pid = newestPid(blankBin);
     await sleep(IDLE_MS);
     const floor = treeRss(pid);
-    console.log(`blank window (same Tauri, WebKitGTK, window and environment), idle: RSS ${mb(floor.total)} MB, PSS ${mb(floor.pss)} MB`);
+    console.log(`blank window (same Tauri, WebKitGTK, window and environment), idle: RSS ${mb(floor.total)} MB, PSS ${mb(floor.pss)} MB (anonymous ${mb(floor.pssAnon)} MB)`);
     for (const p of floor.parts) console.log(`  ${p}`);
+    if (process.env.GK_BENCH_BREAKDOWN) for (const l of breakdown(pid)) console.log(l);
     console.log(`Grantkeeper's PSS / the blank window's PSS: ${mb(appPss)} / ${mb(floor.pss)} MB = ${(appPss / floor.pss).toFixed(2)}x (target <= 1.3x)`);
+    console.log(`  of which anonymous: ${mb(appPssAnon)} / ${mb(floor.pssAnon)} MB; file-backed: ${mb(appPss - appPssAnon)} / ${mb(floor.pss - floor.pssAnon)} MB`);
+    const floorFootprint = footprint(pid);
+    if (appFootprint !== null && floorFootprint !== null) {
+      console.log(
+        `the same without other processes' share of the libraries (pages mapped, each counted once): ${mb(appFootprint)} / ${mb(floorFootprint)} MB = ${(appFootprint / floorFootprint).toFixed(2)}x`,
+      );
+    }
   } finally {
     await blank.stop();
   }

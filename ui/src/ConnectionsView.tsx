@@ -8,7 +8,7 @@ import { providerLabel, useShell } from "./ctx";
 import { type Badge, badge, badgeLabel, badgeOrder, exactTime, plural, refreshExpiryAt, refreshExpiryText, relativeTime } from "./format";
 import { useNow } from "./hooks";
 import { moveIndex } from "./keys";
-import { type RowModel, type SortKey, type SortState, ariaSort, filterRows, nextSort, sortRows, toRowModel } from "./sort";
+import { type ExtraWords, type RowModel, type SortKey, type SortState, ariaSort, filterRows, nextSort, sortRows, toRowModel } from "./sort";
 import { secondTicker, slowTicker } from "./ticker";
 import { CountdownText, ProviderMark, StatusBadge, onText } from "./ui";
 import { pageSize, scrollToReveal, visibleRange } from "./virtual";
@@ -48,14 +48,16 @@ export function ConnectionsView({ connections, tenant, openId, onOpen, reveal, o
     return m;
   }, [tenants]);
 
-  // Precomputed once per load: lowercased keys, account text, refresh expiry, search haystack.
+  // Precomputed once per load: lowercased keys, account text, refresh expiry (the text filter's
+  // haystack once a filter is typed).
   const models = useMemo(() => {
     if (!connections) return [];
-    return connections.map((c) => {
+    const words: ExtraWords = (c) => {
       const t = tenantInfo.get(c.tenant_id);
       const p = providerLabel(c.provider_app_id, apps, presetNames);
-      return toRowModel(c, [t?.slug ?? "", t?.name ?? "", p.app, p.provider ?? ""]);
-    });
+      return [t?.slug ?? null, t?.name ?? null, p.app, p.provider];
+    };
+    return connections.map((c) => toRowModel(c, words));
   }, [connections, tenantInfo, apps, presetNames]);
 
   // `now` only matters for status sorting/filtering ("expiring soon"): re-evaluated every 30 s.

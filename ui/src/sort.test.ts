@@ -1,13 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { ariaSort, filterRows, nextSort, sortRows, toRowModel } from "./sort";
+import { ariaSort, filterRows, haystack, nextSort, sortRows, toRowModel } from "./sort";
 import { NOW, conn, rowOf } from "./testdata";
 
 const beta = conn({ id: "1", name: "Beta", account: { username: "zed@x.io", subject: null, org_id: null }, last_used_at: NOW - 5000, access_expires_at: NOW + 50_000 });
 const rows = [
   // Expiring within 5 minutes, as the core's steps say.
-  toRowModel(rowOf(beta, [{ from: NOW - 250_000, state: "expiring", attention: false }]), ["acme"]),
-  toRowModel(rowOf(conn({ id: "2", name: "alpha", status: "needs_reconsent", last_used_at: null, access_expires_at: null, refresh_expires_at: NOW + 10 })), ["globex"]),
-  toRowModel(rowOf(conn({ id: "3", name: "gamma", account: { username: "amy@x.io", subject: null, org_id: "org-7" }, last_used_at: NOW - 1000, access_expires_at: NOW + 9_000_000, has_refresh_token: false })), ["acme", "Salesforce"]),
+  toRowModel(rowOf(beta, [{ from: NOW - 250_000, state: "expiring", attention: false }]), () => ["acme"]),
+  toRowModel(rowOf(conn({ id: "2", name: "alpha", status: "needs_reconsent", last_used_at: null, access_expires_at: null, refresh_expires_at: NOW + 10 })), () => ["globex"]),
+  toRowModel(rowOf(conn({ id: "3", name: "gamma", account: { username: "amy@x.io", subject: null, org_id: "org-7" }, last_used_at: NOW - 1000, access_expires_at: NOW + 9_000_000, has_refresh_token: false })), () => ["acme", "Salesforce", null]),
 ];
 const ids = (r: { c: { id: string } }[]) => r.map((x) => x.c.id);
 
@@ -16,8 +16,10 @@ describe("toRowModel", () => {
     expect(rows[0].name).toBe("beta");
     expect(rows[0].account).toBe("zed@x.io");
     expect(rows[1].accountKey).toBe("");
-    expect(rows[2].search).toContain("salesforce");
-    expect(rows[2].search).toContain("org-7");
+    expect(rows[2].hay).toBeNull();
+    expect(haystack(rows[2])).toContain("salesforce");
+    expect(haystack(rows[2])).toContain("org-7");
+    expect(rows[2].hay).toBe(haystack(rows[2]));
     expect(rows[1].refreshAt).toBe(NOW + 10);
   });
 });

@@ -122,6 +122,13 @@ impl Vault {
         Ok(())
     }
 
+    /// Frees the database's page cache (a long-running process calls it once it is idle); the
+    /// next read fills it again from the file.
+    pub fn release_memory(&self) -> Result<()> {
+        self.conn().release_memory()?;
+        Ok(())
+    }
+
     /// The vault's folder.
     pub fn home(&self) -> &Path {
         &self.home
