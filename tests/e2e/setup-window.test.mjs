@@ -3,7 +3,8 @@
 // first start and from the sidebar), renamed and deleted; the wizard showing what to register at
 // the provider before the browser opens, its errors in view at 960×600, Esc asking before it
 // throws a sign-in away; provider apps edited and deleted; an HTTPS-only (Intuit/Slack-style)
-// provider connected through the relay page, for a new app and for an existing one.
+// provider connected through the relay page, for a new app and for an existing one. The tests
+// with screenshots run in the light and the dark scheme.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync, mkdtempSync } from "node:fs";
@@ -12,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { startIdp, testBrowser } from "./idp.mjs";
-import { AppSession, cli, cliBin, freePort, freshHome, root, waitFor } from "./lib.mjs";
+import { AppSession, cli, cliBin, colorSchemeEnv, freePort, freshHome, root, waitFor } from "./lib.mjs";
 
 const json = (home, args) => JSON.parse(cli(home, [...args, "--json"]));
 
@@ -25,11 +26,14 @@ async function resize(app, width, height) {
   }, 10_000);
 }
 
+/** The colour scheme the running test started the window in (light or dark). */
+let scheme = "light";
+
 /** Screenshots of the current screen at 960×600 and 1440×900 (back to 960×600 after). */
 async function shots(app, name) {
-  await app.screenshot(`${name}-960x600`);
+  await app.screenshot(`${name}-${scheme}-960x600`);
   await resize(app, 1440, 900);
-  await app.screenshot(`${name}-1440x900`);
+  await app.screenshot(`${name}-${scheme}-1440x900`);
   await resize(app, 960, 600);
 }
 
@@ -95,9 +99,10 @@ async function serveRelay() {
   return { url: `http://127.0.0.1:${server.address().port}/relay/index.html`, stop: () => new Promise((r) => server.close(r)) };
 }
 
-test("tenants: created at the first start and from the sidebar, renamed, deleted with revocation", { timeout: 300_000 }, async () => {
+for (const s of ["light", "dark"]) test(`tenants: created at the first start and from the sidebar, renamed, deleted with revocation (${s})`, { timeout: 300_000 }, async () => {
+  scheme = s;
   const home = freshHome();
-  const app = await AppSession.start({ GRANTKEEPER_HOME: home, BROWSER: testBrowser, GK_TEST_BROWSER_ACTION: "approve" });
+  const app = await AppSession.start({ GRANTKEEPER_HOME: home, BROWSER: testBrowser, GK_TEST_BROWSER_ACTION: "approve", ...colorSchemeEnv(scheme) });
   try {
     await app.waitText("[data-welcome-keychain]", 60_000);
     await resize(app, 960, 600);
@@ -158,7 +163,8 @@ test("tenants: created at the first start and from the sidebar, renamed, deleted
   }
 });
 
-test("the wizard shows what to register first; errors in view; Esc asks; apps edited and deleted", { timeout: 400_000 }, async () => {
+for (const s of ["light", "dark"]) test(`the wizard shows what to register first; errors in view; Esc asks; apps edited and deleted (${s})`, { timeout: 400_000 }, async () => {
+  scheme = s;
   const idp = await startIdp();
   const home = freshHome();
   const work = mkdtempSync(join(tmpdir(), "gk-setup-e2e-"));
@@ -167,6 +173,7 @@ test("the wizard shows what to register first; errors in view; Esc asks; apps ed
   cli(home, ["tenant", "add", "Acme Corp"]);
   const app = await AppSession.start({
     GRANTKEEPER_HOME: home,
+    ...colorSchemeEnv(scheme),
     BROWSER: testBrowser,
     GK_TEST_BROWSER_ACTION_FILE: actionFile,
     GK_TEST_BROWSER_TIMEOUT_MS: "20000",
@@ -194,7 +201,7 @@ test("the wizard shows what to register first; errors in view; Esc asks; apps ed
     assert.match(await app.waitText('[data-field-error="client_id"]'), /client id/);
     await assertInView(app, '[data-field-error="client_id"]');
     assert.equal(await app.exec("return document.activeElement?.name;"), "client_id");
-    await app.screenshot("wizard-error-in-view-960x600");
+    await app.screenshot(`wizard-error-in-view-${scheme}-960x600`);
 
     // A standard server by its issuer: the redirect URI on any port, with its path.
     await app.clickOn('[data-wizard] [data-source="issuer"]');
@@ -290,7 +297,8 @@ test("the wizard shows what to register first; errors in view; Esc asks; apps ed
   }
 });
 
-test("an HTTPS-only provider connects through the relay page from the window", { timeout: 300_000 }, async () => {
+for (const s of ["light", "dark"]) test(`an HTTPS-only provider connects through the relay page from the window (${s})`, { timeout: 300_000 }, async () => {
+  scheme = s;
   const relay = await serveRelay();
   // A client whose only registered redirect is the relay page (as at Intuit or Slack).
   const idp = await startIdp({
@@ -310,7 +318,7 @@ test("an HTTPS-only provider connects through the relay page from the window", {
   // An existing app of the same kind, added without a relay page (the dead end of before).
   execCli(home, ["provider", "add", "acme-corp/qb-old", "--preset", "quickbooks", "--issuer", idp.issuer,
     "--client-id", "grantkeeper-relay", "--client-secret", "--scopes", "com.intuit.quickbooks.accounting openid offline_access"], "relay-test-secret\n");
-  const app = await AppSession.start({ GRANTKEEPER_HOME: home, BROWSER: testBrowser, GK_TEST_BROWSER_ACTION: "approve" });
+  const app = await AppSession.start({ GRANTKEEPER_HOME: home, BROWSER: testBrowser, GK_TEST_BROWSER_ACTION: "approve", ...colorSchemeEnv(scheme) });
   try {
     await app.waitContent('[data-tenant="acme-corp"]', /Acme Corp/, 60_000);
     await resize(app, 960, 600);
