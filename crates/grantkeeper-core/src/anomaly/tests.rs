@@ -361,6 +361,16 @@ fn profiles_fold_only_new_events_and_go_with_their_tenant() {
             .unwrap();
         assert_eq!(programs, 2);
     }
+    // Without the record of how far they were folded, the profiles are rebuilt, not doubled.
+    let before = crate::audit::rollup::profiles(&s.vault.conn(), None).unwrap();
+    s.vault
+        .conn()
+        .execute("DELETE FROM meta WHERE key = 'usage_through'", [])
+        .unwrap();
+    assert_eq!(
+        crate::audit::rollup::profiles(&s.vault.conn(), None).unwrap(),
+        before
+    );
     s.vault.delete_tenant(&s.tenant, &cli()).unwrap();
     let conn = s.vault.conn();
     for table in ["usage_profiles", "usage_programs"] {

@@ -4,8 +4,9 @@
 //!
 //! Derived data only: [`catch_up`] folds the events after the newest one already folded (the
 //! checkpoint thread calls it after each checkpoint, readers before they read), a tenant's rows
-//! go with its events' content ([`forget_tenant`]), and a missing profile is rebuilt from the
-//! history. Hour-of-day counts use the local time zone at the time an event is folded.
+//! go with its events' content ([`forget_tenant`]), and all of them are rebuilt from the history
+//! when the record of how far they were folded is missing. Hour-of-day counts use the local time
+//! zone at the time an event is folded.
 
 use std::collections::HashMap;
 
@@ -227,20 +228,28 @@ pub struct ProgramUse {
 }
 
 /// Folds the events written since the last call into the profiles; returns how many events it
-/// read.
+/// read. A plain read decides whether anything is new, so readers take the write lock only when
+/// there is something to fold. Without the record of how far they were folded, the profiles are
+/// rebuilt from the whole history rather than counting events twice.
 pub fn catch_up(conn: &Connection) -> rusqlite::Result<u64> {
+    let (through, newest) = progress(conn)?;
+    if through.is_some_and(|t| newest <= t) {
+        return Ok(0);
+    }
     let mut read = 0;
     loop {
         let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
-        let through: i64 = tx
-            .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
-            .query_row([META_THROUGH], |r| r.get::<_, String>(0))
-            .optional()?
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let newest: i64 =
-            tx.query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))?;
+        // Read again under the write lock: another process may have folded meanwhile.
+        let (through, newest) = progress(&tx)?;
+        let through = match through {
+            Some(t) => t,
+            None => {
+                tx.execute_batch("DELETE FROM usage_profiles; DELETE FROM usage_programs;")?;
+                0
+            }
+        };
         if newest <= through {
+            tx.commit()?;
             return Ok(read);
         }
         let upto = newest.min(through + CHUNK);
@@ -252,6 +261,19 @@ pub fn catch_up(conn: &Connection) -> rusqlite::Result<u64> {
         )?;
         tx.commit()?;
     }
+}
+
+/// The last event folded (`None` when unrecorded) and the newest event.
+fn progress(conn: &Connection) -> rusqlite::Result<(Option<i64>, i64)> {
+    let through = conn
+        .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+        .query_row([META_THROUGH], |r| r.get::<_, String>(0))
+        .optional()?
+        .and_then(|v| v.parse().ok());
+    let newest = conn
+        .prepare_cached("SELECT coalesce(max(seq), 0) FROM events")?
+        .query_row([], |r| r.get(0))?;
+    Ok((through, newest))
 }
 
 type ProgramKey = (String, String);
