@@ -7,8 +7,6 @@
 
 mod support;
 
-use std::time::Duration;
-
 use serde_json::json;
 use support::*;
 
@@ -34,13 +32,7 @@ fn failing_refreshes_raise_a_flag_that_consenting_again_clears() {
         "openid offline_access api:read",
     ])
     .expect_ok("provider add");
-    let mut connect = gk.command(&["connect", TARGET, "--provider", "idp", "--timeout", "90"]);
-    connect
-        .env("BROWSER", test_browser())
-        .env("GK_TEST_BROWSER_ACTION", "approve")
-        .env("GK_TEST_BROWSER_TIMEOUT_MS", "30000");
-    gk.run_with(connect, Duration::from_secs(120))
-        .expect_ok("connect");
+    gk.connect_in_browser(TARGET, "idp");
 
     let quiet = gk.run(&["anomalies"]).expect_ok("anomalies");
     assert_eq!(
@@ -124,13 +116,7 @@ fn failing_refreshes_raise_a_flag_that_consenting_again_clears() {
             && why.contains("(last: the provider refused the grant)"),
         "{why}"
     );
-    let mut reconsent = gk.command(&["reconsent", TARGET, "--timeout", "90"]);
-    reconsent
-        .env("BROWSER", test_browser())
-        .env("GK_TEST_BROWSER_ACTION", "approve")
-        .env("GK_TEST_BROWSER_TIMEOUT_MS", "30000");
-    gk.run_with(reconsent, Duration::from_secs(120))
-        .expect_ok("reconsent");
+    gk.reconsent_in_browser(TARGET);
     assert_eq!(
         gk.run(&["anomalies", "--json"])
             .expect_ok("anomalies")

@@ -61,13 +61,7 @@ fn setup(idp_config: Value) -> Setup {
         "openid offline_access api:read",
     ])
     .expect_ok("provider add");
-    let mut connect = gk.command(&["connect", TARGET, "--provider", "idp", "--timeout", "90"]);
-    connect
-        .env("BROWSER", test_browser())
-        .env("GK_TEST_BROWSER_ACTION", "approve")
-        .env("GK_TEST_BROWSER_TIMEOUT_MS", "30000");
-    gk.run_with(connect, Duration::from_secs(120))
-        .expect_ok("connect");
+    gk.connect_in_browser(TARGET, "idp");
     assert!(
         gk.keychain_refresh_token("main").is_some(),
         "the connection has a refresh token in the keychain"

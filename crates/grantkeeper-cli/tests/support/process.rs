@@ -139,14 +139,21 @@ impl Gk {
     /// `connect target --provider provider`, consented by the test user's browser (headless
     /// Chromium approving), bounded to two minutes.
     pub fn connect_in_browser(&self, target: &str, provider: &str) {
-        let mut connect =
-            self.command(&["connect", target, "--provider", provider, "--timeout", "90"]);
-        connect
-            .env("BROWSER", test_browser())
+        self.consent_in_browser(&["connect", target, "--provider", provider]);
+    }
+
+    /// `reconsent target`, consented the same way.
+    pub fn reconsent_in_browser(&self, target: &str) {
+        self.consent_in_browser(&["reconsent", target]);
+    }
+
+    fn consent_in_browser(&self, args: &[&str]) {
+        let mut cmd = self.command(&[args, &["--timeout", "90"]].concat());
+        cmd.env("BROWSER", test_browser())
             .env("GK_TEST_BROWSER_ACTION", "approve")
             .env("GK_TEST_BROWSER_TIMEOUT_MS", "30000");
-        self.run_with(connect, Duration::from_secs(120))
-            .expect_ok("connect");
+        self.run_with(cmd, Duration::from_secs(120))
+            .expect_ok(args[0]);
     }
 
     /// The vault's SQLite file, opened for test setup and checks.
