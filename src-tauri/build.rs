@@ -33,6 +33,7 @@ fn main() {
             "delete_provider_app",
             "rename_tenant",
             "delete_tenant",
+            "tenant_sharing",
         ]),
     ))
     .expect("tauri build script");

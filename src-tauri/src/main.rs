@@ -101,6 +101,7 @@ fn main() -> ExitCode {
             settings::delete_provider_app,
             settings::rename_tenant,
             settings::delete_tenant,
+            views::tenant_sharing,
         ])
         .build(tauri::generate_context!());
     let app = match built {

@@ -6,6 +6,7 @@ use grantkeeper_core::diagnosis::VaultProblem;
 use grantkeeper_core::keychain::{Keychain, OsKeychain};
 use grantkeeper_core::model::{ConnectionId, ProviderApp, TenantId, TenantSummary};
 use grantkeeper_core::report::{ConnectionDetail, ConnectionRow, GrantReportRow, ReviewFilter};
+use grantkeeper_core::sharing::TenantSharing;
 use grantkeeper_core::ConnectionFilter;
 use serde::Serialize;
 use tauri::AppHandle;
@@ -128,4 +129,11 @@ pub async fn provider_apps(app: AppHandle, tenant: TenantId) -> CmdResult<Vec<Pr
 #[tauri::command]
 pub async fn grant_review(app: AppHandle, filter: ReviewFilter) -> CmdResult<Vec<GrantReportRow>> {
     with_vault(app, move |v| Ok(v.grant_review(&filter)?)).await
+}
+
+/// Which tenants are shared, with which team and members, and whether the team vault answers
+/// (computed by the core; each team vault asked within a few seconds).
+#[tauri::command]
+pub async fn tenant_sharing(app: AppHandle) -> CmdResult<Vec<TenantSharing>> {
+    with_vault(app, |v| Ok(v.tenant_sharing()?)).await
 }

@@ -1,7 +1,9 @@
 import type { TenantId } from "./bindings/TenantId";
+import type { TenantSharing } from "./bindings/TenantSharing";
 import type { VaultStatus } from "./bindings/VaultStatus";
 import { useShell } from "./ctx";
 import { plural } from "./format";
+import { SharedBadge } from "./Sharing";
 
 export type View = "connections" | "review";
 
@@ -15,9 +17,11 @@ type Props = {
   onSearch: () => void;
   /** Opens the new-tenant dialog. */
   onNewTenant?: () => void;
+  /** Shared tenants by id (see Sharing.tsx). */
+  sharing?: Map<string, TenantSharing>;
 };
 
-export function Sidebar({ status, view, tenant, onTenant, onView, onConnect, onSearch, onNewTenant }: Props) {
+export function Sidebar({ status, view, tenant, onTenant, onView, onConnect, onSearch, onNewTenant, sharing }: Props) {
   const { tenants } = useShell();
   const ok = status !== null && status.error === null;
   const total = tenants.reduce((n, t) => n + t.connections, 0);
@@ -96,6 +100,7 @@ export function Sidebar({ status, view, tenant, onTenant, onView, onConnect, onS
                 >
                   <span class="tenant-name">{t.tenant.name}</span>
                   <span class="count">
+                    {sharing?.has(t.tenant.id) && <SharedBadge sharing={sharing.get(t.tenant.id)!} />}
                     {t.needs_attention > 0 && (
                       <span
                         class="attention"

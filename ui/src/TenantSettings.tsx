@@ -6,10 +6,12 @@ import { api, errorMessage } from "./api";
 import type { ConnectionRow } from "./bindings/ConnectionRow";
 import type { ProviderApp } from "./bindings/ProviderApp";
 import type { Tenant } from "./bindings/Tenant";
+import type { TenantSharing } from "./bindings/TenantSharing";
 import type { TenantSummary } from "./bindings/TenantSummary";
 import { useShell } from "./ctx";
 import { plural } from "./format";
 import { ProviderAppEditor } from "./ProviderAppEditor";
+import { SharingSection } from "./Sharing";
 import { deletedSummary, settingsApi } from "./settingsApi";
 import { Alert, BusyButton, ConfirmDialog, Dialog, onText } from "./ui";
 import { welcomeApi } from "./welcomeApi";
@@ -24,9 +26,11 @@ type Props = {
   onDeleted: () => void;
   /** Connections were deleted (with their provider app): a detail showing one closes. */
   onConnectionsDeleted: () => void;
+  /** How the tenant is shared, when it is. */
+  sharing?: TenantSharing;
 };
 
-export function TenantSettings({ summary, onClose, onChanged, onDeleted, onConnectionsDeleted }: Props) {
+export function TenantSettings({ summary, onClose, onChanged, onDeleted, onConnectionsDeleted, sharing }: Props) {
   const { note, presetNames } = useShell();
   const tenant = summary.tenant;
   const [name, setName] = useState(tenant.name);
@@ -114,6 +118,8 @@ export function TenantSettings({ summary, onClose, onChanged, onDeleted, onConne
             </label>
             {errorAt("rename")}
           </form>
+
+          {sharing && <SharingSection sharing={sharing} />}
 
           <section class="settings-section" aria-labelledby="apps-heading">
             <h3 id="apps-heading">Provider apps</h3>

@@ -25,6 +25,7 @@ import type { RevealedToken } from "./bindings/RevealedToken";
 import type { ReviewFilter } from "./bindings/ReviewFilter";
 import type { RevokeOutcome } from "./bindings/RevokeOutcome";
 import type { TenantId } from "./bindings/TenantId";
+import type { TenantSharing } from "./bindings/TenantSharing";
 import type { TenantSummary } from "./bindings/TenantSummary";
 import type { UsageEvent } from "./bindings/UsageEvent";
 import type { VaultStatus } from "./bindings/VaultStatus";
@@ -66,6 +67,8 @@ export const api = {
   startReconsent: (t: Target) => invoke<ConnectStarted>("start_reconsent", t),
   cancelConnect: (flow: string) => invoke<void>("cancel_connect", { flow }),
   pasteRedirect: (flow: string, url: string) => invoke<void>("paste_redirect", { flow, url }),
+  /** Shared tenants: team, members, whether the team vault answers (the core asks it). */
+  tenantSharing: () => invoke<TenantSharing[]>("tenant_sharing"),
 };
 
 /** Backend events: `vault-changed` after any change (window, CLI, agent, background refresh);

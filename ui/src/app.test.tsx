@@ -150,6 +150,7 @@ vi.mock("./api", async (importOriginal) => {
   const api = {
     vaultStatus: vi.fn(async () => state.status),
     listTenants: vi.fn(async () => tenants),
+    tenantSharing: vi.fn(async () => []),
     listConnections: vi.fn(async (t: string | null) => state.connections.filter((c) => t === null || c.tenant_id === t).map((c) => rowOf(c))),
     connectionDetail: vi.fn(async (t: { tenant: string; connection: string }) => detailOf(state.connections.find((c) => c.id === t.connection)!)),
     connectionHistory: vi.fn(async () => []),

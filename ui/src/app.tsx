@@ -29,6 +29,7 @@ import { useNet } from "./useNet";
 import { useNotes } from "./useNotes";
 import { useSearch } from "./useSearch";
 import { VaultScreen } from "./VaultScreen";
+import { useSharing } from "./Sharing";
 import { useCatalog, useConnections, useProviderApps, useTenants } from "./useVaultData";
 import { WelcomeAndAbout } from "./WelcomeAndAbout";
 import { Wizard } from "./Wizard";
@@ -46,6 +47,7 @@ export function App() {
   const { errors, addError, dismissError, note, showNote, dismissNote } = useNotes();
   const { net, offline } = useNet();
   const { tenants, loadTenants } = useTenants(addError);
+  const sharing = useSharing(tenants);
   const { catalog, presetNames, ensureCatalog } = useCatalog();
   const { apps, ensureApps, addApp } = useProviderApps();
   const { open, detail, detailError, loadDetail, openConnection, closeDetail, current: currentOpen } = useDetail();
@@ -224,6 +226,7 @@ export function App() {
           onConnect={openWizard}
           onSearch={() => search.setOpen(true)}
           onNewTenant={() => setTenantDialog("new")}
+          sharing={sharing}
         />
         <main>
           {!ok && <VaultScreen status={status} fatal={fatal} checking={checking} onRetry={() => void checkVault()} />}
@@ -323,6 +326,7 @@ export function App() {
       {tenantDialog === "settings" && tenant !== null && tenants.some((t) => t.tenant.id === tenant) && (
         <TenantSettings
           summary={tenants.find((t) => t.tenant.id === tenant)!}
+          sharing={sharing.get(tenant)}
           onClose={() => setTenantDialog(null)}
           onChanged={() => {
             loadTenants();

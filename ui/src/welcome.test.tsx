@@ -10,7 +10,7 @@ const state = vi.hoisted(() => ({ tenants: [] as TenantSummary[] }));
 
 vi.mock("./api", async (importOriginal) => {
   const real = await importOriginal<typeof import("./api")>();
-  return { ...real, api: { listTenants: vi.fn(async () => state.tenants) } };
+  return { ...real, api: { listTenants: vi.fn(async () => state.tenants), tenantSharing: vi.fn(async () => []) } };
 });
 vi.mock("./welcomeApi", () => ({
   welcomeApi: {

@@ -135,9 +135,11 @@ fn expire_in_team_vault(bao: &Bao, tenant: &str, connection: &str) {
     );
 }
 
-/// `(seq, kind)` of every event a member appended to the team's history of a tenant.
-fn team_history(bao: &Bao, tenant: &str, member: &str) -> BTreeSet<(i64, String)> {
-    bao.dump()
+/// `(seq, kind)` of every event a member appended to the team's history of a tenant, in
+/// order; fails on an event pushed twice.
+fn team_history(bao: &Bao, tenant: &str, member: &str) -> Vec<(i64, String)> {
+    let mut events: Vec<(i64, String)> = bao
+        .dump()
         .into_iter()
         .filter(|(p, _)| {
             p.starts_with(&format!("tenants/{tenant}/history/{member}/")) && !p.ends_with("/head")
@@ -160,7 +162,34 @@ fn team_history(bao: &Bao, tenant: &str, member: &str) -> BTreeSet<(i64, String)
                 })
                 .collect::<Vec<_>>()
         })
-        .collect()
+        .collect();
+    events.sort();
+    let mut unique = events.clone();
+    unique.dedup();
+    assert_eq!(
+        events.len(),
+        unique.len(),
+        "an event pushed twice: {events:?}"
+    );
+    events
+}
+
+/// Every hand-out in a member's own history is in the team's history, once.
+fn hand_outs_all_in_team(bao: &Bao, m: &Member, tenant: &str, name: &str) -> usize {
+    let in_team = team_history(bao, tenant, name);
+    let mine: Vec<i64> =
+        m.gk.history(TARGET)
+            .iter()
+            .filter(|e| e["kind"] == "handed_out")
+            .map(|e| e["seq"].as_i64().unwrap())
+            .collect();
+    for seq in &mine {
+        assert!(
+            in_team.contains(&(*seq, "handed_out".to_owned())),
+            "{name}'s hand-out {seq} is in the team history"
+        );
+    }
+    mine.len()
 }
 
 /// The first file under `dir` whose bytes contain `needle`.
@@ -297,6 +326,15 @@ fn a_shared_grant_is_refreshed_once_for_the_whole_team() {
         .json();
     assert_eq!(status[0]["reachable"], true, "{status}");
     assert_eq!(status[0]["tenants"], json!(["acme"]), "{status}");
+    // What the window shows for the tenant: shared through firm with whom, the vault answering.
+    let sharing = &status[0]["shared"][0];
+    assert_eq!(sharing["tenant_id"], tenant.as_str(), "{status}");
+    assert_eq!(sharing["members"], json!(["alice", "bob"]), "{status}");
+    assert_eq!(sharing["member"], "bob", "{status}");
+    assert_eq!(sharing["reachable"], true, "{status}");
+
+    late_joiner(&a, &b, &bao, &tenant);
+    oidc_member(&a, &bao, &idp, &tenant);
 
     // Expired everywhere: in both members' caches and in the team vault.
     a.gk.expire_access_tokens();
@@ -483,29 +521,11 @@ fn a_shared_grant_is_refreshed_once_for_the_whole_team() {
     );
     assert_eq!(meta["data"]["custom_metadata"]["name"], "crm", "{meta}");
 
-    // The team's history holds every hand-out of both members; the review needs no secret.
+    // The team's history holds every hand-out of both members (pushed on their own as the
+    // commands ended, the rest by team sync); the review needs no secret.
     for (m, name) in [(&a, "alice"), (&b, "bob")] {
-        let synced = m
-            .run(&["team", "sync", "--json"])
-            .expect_ok("team sync")
-            .json();
-        assert!(
-            synced["history_events_appended"].as_u64().unwrap() > 0,
-            "{synced}"
-        );
-        let in_team = team_history(&bao, &tenant, name);
-        let mine: Vec<i64> =
-            m.gk.history(TARGET)
-                .iter()
-                .filter(|e| e["kind"] == "handed_out")
-                .map(|e| e["seq"].as_i64().unwrap())
-                .collect();
-        for seq in &mine {
-            assert!(
-                in_team.contains(&(*seq, "handed_out".to_owned())),
-                "{name}'s hand-out {seq} is in the team history"
-            );
-        }
+        m.run(&["team", "sync", "--json"]).expect_ok("team sync");
+        assert!(hand_outs_all_in_team(&bao, m, &tenant, name) > 0);
         assert_eq!(
             m.run(&["team", "sync", "--json"])
                 .expect_ok("team sync")
@@ -533,6 +553,7 @@ fn a_shared_grant_is_refreshed_once_for_the_whole_team() {
     assert_eq!(by_b, review, "the same review without detailed-metadata");
 
     offline_then_back(&a, &b, &mut bao, &idp);
+    history_catches_up(&a, &b, &bao, &tenant);
     access_ends(&a, &b, &bao, &tenant, &bob);
 
     // A stopped server (connection refused) is reported as unreachable, not as an error of ours.
@@ -542,6 +563,16 @@ fn a_shared_grant_is_refreshed_once_for_the_whole_team() {
         .expect_ok("team status")
         .json();
     assert_eq!(status[0]["reachable"], false, "{status}");
+    let sharing = &status[0]["shared"][0];
+    assert_eq!(sharing["reachable"], false, "{status}");
+    assert_eq!(sharing["members"], json!([]), "{status}");
+    assert!(
+        sharing["problem"]
+            .as_str()
+            .unwrap()
+            .contains("the team vault is unreachable"),
+        "{status}"
+    );
     assert!(
         status[0]["problem"]
             .as_str()
@@ -620,6 +651,148 @@ fn offline_then_back(a: &Member, b: &Member, bao: &mut Bao, idp: &Idp) {
     assert_eq!(stats["refresh_reuse_detected"], 0, "{stats}");
     assert_eq!(stats["token_errors"]["refresh_token"], 0, "{stats}");
     assert_eq!(b.token(), a.token(), "B uses A's result");
+}
+
+/// A member who connects after the tenant was shared is given its key by a teammate who holds
+/// it, without sharing it again; then joins and uses the grant.
+fn late_joiner(a: &Member, b: &Member, bao: &Bao, tenant: &str) {
+    let c = Member::new();
+    bao.policy("carol-tenants", &tenants_policy(&[tenant]));
+    let carol = bao.token("carol", &["base", "carol-tenants"], "2h");
+    assert_eq!(c.connect_team(bao, &carol)["member"], "carol");
+    c.run(&["tenant", "join", "acme", "--team", "firm"]).fails(
+        2,
+        "ask a teammate who uses it to run grantkeeper tenant share acme --member carol",
+    );
+    a.run(&["tenant", "share", "acme", "--member", "dave"])
+        .fails(2, "the team has no member 'dave' yet");
+    // B (who joined) can give it as well as A (who shared): either holds the key.
+    let given = b
+        .run(&["tenant", "share", "acme", "--member", "carol", "--json"])
+        .expect_ok("tenant share --member")
+        .json();
+    assert_eq!(
+        given["members"],
+        json!(["alice", "bob", "carol"]),
+        "{given}"
+    );
+    c.run(&["tenant", "join", "acme", "--team", "firm"])
+        .expect_ok("tenant join after being given the key");
+    assert_eq!(
+        c.token(),
+        a.token(),
+        "C is handed the grant's current token"
+    );
+}
+
+/// A member logs in to the team vault in the browser: OpenBao's OIDC auth method against the
+/// test IdP (its confidential client; the role allows the loopback redirect on any port).
+fn oidc_member(a: &Member, bao: &Bao, idp: &Idp, tenant: &str) {
+    bao.cli(&["auth", "enable", "oidc"], None);
+    bao.cli(
+        &[
+            "write",
+            "auth/oidc/config",
+            &format!("oidc_discovery_url={}", idp.issuer),
+            "oidc_client_id=grantkeeper-confidential",
+            "oidc_client_secret=confidential-test-secret",
+            "default_role=member",
+        ],
+        None,
+    );
+    bao.policy("erin-tenants", &tenants_policy(&[tenant]));
+    bao.cli(
+        &[
+            "write",
+            "auth/oidc/role/member",
+            "role_type=oidc",
+            "user_claim=sub",
+            "allowed_redirect_uris=http://127.0.0.1/callback",
+            "token_policies=base,erin-tenants",
+            "token_ttl=1h",
+        ],
+        None,
+    );
+    let e = Member::new();
+    let mut cmd = e.gk.command(&[
+        "team",
+        "connect",
+        &bao.url,
+        "--mount",
+        MOUNT,
+        "--name",
+        "firm",
+        "--oidc",
+        "--member",
+        "erin",
+        "--timeout",
+        "90",
+        "--json",
+    ]);
+    cmd.env("BROWSER", support::test_browser())
+        .env("GK_TEST_BROWSER_ACTION", "approve")
+        .env("GK_TEST_BROWSER_TIMEOUT_MS", "30000");
+    let connected =
+        e.gk.run_with(cmd, Duration::from_secs(120))
+            .expect_ok("team connect --oidc")
+            .json();
+    assert_eq!(connected["member"], "erin", "{connected}");
+    assert_eq!(connected["reachable"], true, "{connected}");
+    assert!(
+        connected["login_ttl_secs"].as_u64().unwrap() > 3000,
+        "{connected}"
+    );
+    // The token works: Erin is given the tenant's key, joins, and is handed the grant's token.
+    a.run(&["tenant", "share", "acme", "--member", "erin"])
+        .expect_ok("tenant share --member erin");
+    e.run(&["tenant", "join", "acme", "--team", "firm"])
+        .expect_ok("tenant join with the OIDC login");
+    assert_eq!(e.token(), a.token());
+    // Kept in the keychain and renewed like the other logins.
+    let synced = e
+        .run(&["team", "sync", "--json"])
+        .expect_ok("team sync")
+        .json();
+    assert_eq!(synced["logins_renewed"], 1, "{synced}");
+}
+
+/// Without `team sync`: hand-outs made while the team vault is away reach the team history
+/// once it is back, each once, pushed in a batch as a later command ends.
+fn history_catches_up(a: &Member, b: &Member, bao: &Bao, tenant: &str) {
+    bao.seal();
+    let since = [a.last_seq(), b.last_seq()];
+    for _ in 0..3 {
+        a.token();
+        b.token();
+    }
+    bao.unseal();
+    let unpushed = |m: &Member, name: &str, since: i64| -> Vec<i64> {
+        let in_team = team_history(bao, tenant, name);
+        m.gk.history(TARGET)
+            .iter()
+            .filter(|e| e["kind"] == "handed_out" && e["seq"].as_i64().unwrap() > since)
+            .map(|e| e["seq"].as_i64().unwrap())
+            .filter(|seq| !in_team.contains(&(*seq, "handed_out".to_owned())))
+            .collect()
+    };
+    assert_eq!(
+        unpushed(a, "alice", since[0]).len(),
+        3,
+        "not pushed while sealed"
+    );
+    assert_eq!(
+        unpushed(b, "bob", since[1]).len(),
+        3,
+        "not pushed while sealed"
+    );
+    // Past the push interval (5 s since the last attempt), the next command pushes them.
+    std::thread::sleep(Duration::from_millis(5_100));
+    a.token();
+    b.token();
+    for (m, name, since) in [(a, "alice", since[0]), (b, "bob", since[1])] {
+        assert_eq!(unpushed(m, name, since), Vec::<i64>::new(), "{name}");
+        hand_outs_all_in_team(bao, m, tenant, name);
+    }
 }
 
 /// Holds every token request at the IdP for `ms` (0: no more).

@@ -46,7 +46,9 @@ pub use event::{
     VerifyReport,
 };
 pub use migrate::{ensure_keyed, Keyed};
-pub use query::{connection_history, daily_counts, events, recent, HistoryFilter};
+pub use query::{
+    connection_history, daily_counts, events, recent, tenant_events_after, HistoryFilter,
+};
 pub use verify::verify;
 
 /// How long events written by a running agent or app wait at most for a checkpoint; a command

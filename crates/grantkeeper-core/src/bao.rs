@@ -96,16 +96,7 @@ impl BaoClient {
                 "'{url}' is not a team vault's address: give scheme, host and port only"
             )));
         }
-        let mount = mount.trim_matches('/');
-        if mount.is_empty()
-            || !mount
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
-        {
-            return Err(BaoError::Refused(format!(
-                "'{mount}' is not a mount name: use letters, digits, - and _"
-            )));
-        }
+        let mount = mount_name(mount)?;
         Ok(Self {
             http,
             base,
@@ -132,6 +123,85 @@ impl BaoClient {
         Ok(Self {
             token: SecretText::new(token),
             ..anonymous
+        })
+    }
+
+    /// Asks the OIDC auth method mounted at `auth_mount` for the sign-in URL of its provider
+    /// (`auth/<auth_mount>/oidc/auth_url`), sending the member's browser back to `redirect_uri`
+    /// (the role's `allowed_redirect_uris` must allow it; a loopback one on any port). Returns
+    /// the URL and the `state` its redirect carries back.
+    pub fn oidc_auth_url(
+        &self,
+        auth_mount: &str,
+        role: Option<&str>,
+        redirect_uri: &str,
+    ) -> Result<(String, String), BaoError> {
+        let auth_mount = mount_name(auth_mount)?;
+        let mut body = json!({ "redirect_uri": redirect_uri });
+        if let Some(role) = role {
+            body["role"] = json!(role);
+        }
+        let v = self.call(
+            "POST",
+            &format!("auth/{auth_mount}/oidc/auth_url"),
+            Some(&body),
+            false,
+        )?;
+        let url = v
+            .pointer("/data/auth_url")
+            .and_then(Value::as_str)
+            .filter(|u| !u.is_empty())
+            .ok_or_else(|| {
+                BaoError::Refused(format!(
+                    "the OIDC role gave no sign-in URL: ask a team admin to allow {redirect_uri} in its allowed_redirect_uris"
+                ))
+            })?;
+        let state = url::Url::parse(url)
+            .ok()
+            .and_then(|u| {
+                u.query_pairs()
+                    .find(|(k, _)| k == "state")
+                    .map(|(_, v)| v.into_owned())
+            })
+            .ok_or_else(|| BaoError::Malformed("an OIDC sign-in URL without a state".into()))?;
+        Ok((url.to_owned(), state))
+    }
+
+    /// Finishes an OIDC login with the redirect's `state` and `code`
+    /// (`auth/<auth_mount>/oidc/callback`); returns a client holding the new token.
+    pub fn oidc_callback(
+        &self,
+        auth_mount: &str,
+        state: &str,
+        code: &SecretText,
+    ) -> Result<Self, BaoError> {
+        let auth_mount = mount_name(auth_mount)?;
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("state", state)
+            .append_pair("code", code.expose())
+            .finish();
+        let answer = self
+            .call(
+                "GET",
+                &format!("auth/{auth_mount}/oidc/callback?{query}"),
+                None,
+                false,
+            )
+            .map_err(|e| match e {
+                // The path carries the code: never repeat it.
+                BaoError::Refused(m) => BaoError::Refused(format!(
+                    "the OIDC login was refused: {}",
+                    m.split('?').next().unwrap_or_default()
+                )),
+                other => other,
+            })?;
+        let token = answer
+            .pointer("/auth/client_token")
+            .and_then(Value::as_str)
+            .ok_or_else(|| BaoError::Malformed("an OIDC login without a client token".into()))?;
+        Ok(Self {
+            token: SecretText::new(token),
+            ..self.clone()
         })
     }
 
@@ -343,6 +413,21 @@ impl BaoClient {
             s => Err(BaoError::Refused(format!("{s} {errors}"))),
         }
     }
+}
+
+/// A mount's name, checked: letters, digits, `-` and `_`.
+fn mount_name(mount: &str) -> Result<&str, BaoError> {
+    let mount = mount.trim_matches('/');
+    if mount.is_empty()
+        || !mount
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+    {
+        return Err(BaoError::Refused(format!(
+            "'{mount}' is not a mount name: use letters, digits, - and _"
+        )));
+    }
+    Ok(mount)
 }
 
 fn unreachable(e: HttpError) -> BaoError {

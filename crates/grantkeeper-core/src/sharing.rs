@@ -1,10 +1,15 @@
 //! Team membership and shared tenants: logging in to a team vault, its status, sharing a tenant
 //! with the team and joining a tenant a teammate shared (see [`crate::team`]).
 
+mod members;
+mod oidc;
 mod review;
+mod status;
 mod sync;
 
+pub use oidc::{PendingTeamLogin, DEFAULT_OIDC_MOUNT};
 pub use review::SharedGrant;
+pub use status::TenantSharing;
 pub use sync::Synced;
 
 use std::collections::BTreeMap;
@@ -58,6 +63,8 @@ pub struct TeamStatus {
     pub login_ttl_secs: Option<u64>,
     /// The tenants shared through it (slugs).
     pub tenants: Vec<String>,
+    /// The tenants shared through it, with their members.
+    pub shared: Vec<TenantSharing>,
 }
 
 /// What sharing a tenant did.
@@ -148,6 +155,7 @@ impl Vault {
     /// Every team vault this vault is logged in to, asked whether it is reachable.
     pub fn team_status(&self) -> Result<Vec<TeamStatus>> {
         let config = self.teams.get();
+        let sharing = self.tenant_sharing()?;
         let mut out = Vec::new();
         for (name, login) in &config.teams {
             let looked = self.team_client(login).and_then(|c| Ok(c.lookup_self()?));
@@ -166,6 +174,11 @@ impl Vault {
                 problem: looked.as_ref().err().map(ToString::to_string),
                 login_ttl_secs: looked.ok().map(|i| i.ttl_secs),
                 tenants,
+                shared: sharing
+                    .iter()
+                    .filter(|s| &s.team == name)
+                    .cloned()
+                    .collect(),
             });
         }
         Ok(out)
@@ -346,8 +359,9 @@ impl Vault {
             .unwrap_or_default();
         let wrapped = keys.get(&login.member).and_then(Value::as_str).ok_or_else(|| {
             Error::Invalid(format!(
-                "the tenant's key was not wrapped for '{}': ask the teammate who shared it to share it again after your team login",
-                login.member
+                "the tenant's key was not wrapped for '{0}' yet: ask a teammate who uses it to run grantkeeper tenant share {1} --member {0}",
+                login.member,
+                about_slug(&about, slug_or_id)
             ))
         })?;
         let key = login
@@ -513,6 +527,11 @@ impl Vault {
             Ok(())
         })
     }
+}
+
+/// The slug a shared tenant's `tenant` record gives, else what the member asked for.
+fn about_slug<'a>(about: &'a Map<String, Value>, asked: &'a str) -> &'a str {
+    about.get("slug").and_then(Value::as_str).unwrap_or(asked)
 }
 
 fn local_tenant(store: &TeamStore<'_>) -> TenantId {

@@ -64,12 +64,16 @@ pub struct Vault {
     anchorer: audit::Anchorer,
     /// The team logins and shared tenants, as this process read them (see [`crate::team`]).
     pub(crate) teams: crate::team::ConfigCache,
+    /// Pushes this vault's events on shared tenants to the team history, in batches.
+    team_history: crate::team::history::HistoryPusher,
 }
 
 impl Drop for Vault {
     /// A command that wrote events anchors them as it ends (see the history's anchorer in [`crate::audit`]).
     fn drop(&mut self) {
-        self.anchorer.close(&self.conn());
+        let conn = self.conn();
+        self.anchorer.close(&conn);
+        self.team_history.close(&conn, &self.http);
     }
 }
 
@@ -165,6 +169,7 @@ impl Vault {
         let (appended, notable) = tx.commit_noting()?;
         if appended > 0 {
             self.anchorer.appended(notable);
+            self.team_history.appended(self.teams.get(), &self.http);
         }
         Ok(out)
     }

@@ -1,11 +1,17 @@
 //! `grantkeeper team …`: logins to team vaults (OpenBao or HashiCorp Vault).
 
-use std::io::BufRead;
+use std::io::{BufRead, IsTerminal};
+use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use grantkeeper_core::audit::{Actor, ActorKind};
+use grantkeeper_core::oauth::browser;
+use grantkeeper_core::oauth::loopback::CancelToken;
 use grantkeeper_core::secret::SecretText;
-use grantkeeper_core::sharing::{Login, TeamStatus};
+use grantkeeper_core::sharing::{Login, TeamStatus, DEFAULT_OIDC_MOUNT};
+use grantkeeper_core::Vault;
+
+use crate::output::note;
 
 use crate::exit::Failure;
 use crate::output::Output;
@@ -58,8 +64,20 @@ pub enum TeamCommand {
 #[derive(Debug, Args)]
 pub struct LoginArgs {
     /// Read an OpenBao token from the first line of stdin.
-    #[arg(long, conflicts_with = "approle")]
+    #[arg(long, conflicts_with_all = ["approle", "oidc"])]
     token_stdin: bool,
+    /// Log in in the browser through the team vault's OIDC auth method.
+    #[arg(long, conflicts_with = "approle")]
+    oidc: bool,
+    /// The OIDC role (default: the auth method's default role).
+    #[arg(long, requires = "oidc")]
+    role: Option<String>,
+    /// Where the OIDC auth method is mounted.
+    #[arg(long, requires = "oidc", default_value = DEFAULT_OIDC_MOUNT)]
+    oidc_mount: String,
+    /// How long to wait for the browser, in seconds.
+    #[arg(long, requires = "oidc", default_value_t = 300)]
+    timeout: u64,
     /// Log in with AppRole (for CI machines): the role id here, the secret id on stdin.
     #[arg(long, value_name = "ROLE_ID", requires = "secret_id_stdin")]
     approle: Option<String>,
@@ -72,7 +90,16 @@ pub struct LoginArgs {
 }
 
 impl LoginArgs {
-    fn login(&self) -> Result<Login, Failure> {
+    /// The login asked for; in the browser (OIDC) for team `name` at `place`.
+    fn login(
+        &self,
+        vault: &Vault,
+        name: &str,
+        place: Option<(&str, &str)>,
+    ) -> Result<Login, Failure> {
+        if self.oidc {
+            return self.oidc_login(vault, name, place);
+        }
         match (&self.approle, self.token_stdin) {
             (Some(role), false) => Ok(Login::AppRole {
                 role_id: role.clone(),
@@ -80,9 +107,32 @@ impl LoginArgs {
             }),
             (None, true) => Ok(Login::Token(stdin_line("token")?)),
             _ => Err(Failure::invalid(
-                "say how to log in: --token-stdin, or --approle ROLE_ID --secret-id-stdin",
+                "say how to log in: --oidc, --token-stdin, or --approle ROLE_ID --secret-id-stdin",
             )),
         }
+    }
+
+    /// Opens the browser at the team vault's OIDC sign-in and waits for its redirect.
+    fn oidc_login(
+        &self,
+        vault: &Vault,
+        name: &str,
+        place: Option<(&str, &str)>,
+    ) -> Result<Login, Failure> {
+        let pending = vault.begin_team_oidc(name, place, &self.oidc_mount, self.role.as_deref())?;
+        let interactive = std::io::stderr().is_terminal();
+        match browser::open(&pending.url) {
+            Ok(()) if interactive => note(&format!(
+                "Opened your browser to log in to the team vault. If it did not open, visit:\n  {}",
+                pending.url
+            )),
+            Ok(()) => {}
+            Err(e) => note(&format!(
+                "Could not start a browser ({e}). Log in at:\n  {}",
+                pending.url
+            )),
+        }
+        Ok(pending.wait(Duration::from_secs(self.timeout), &CancelToken::default())?)
     }
 }
 
@@ -109,10 +159,11 @@ pub fn run(cmd: &TeamCommand, out: &Output) -> Result<(), Failure> {
             login,
         } => {
             let name = name.clone().unwrap_or_else(|| mount.clone());
+            let place = Some((url.as_str(), mount.as_str()));
             let s = vault.team_login(
                 &name,
-                Some((url, mount)),
-                login.login()?,
+                place,
+                login.login(&vault, &name, place)?,
                 login.member.as_deref(),
             )?;
             out.value(&s, || {
@@ -120,7 +171,12 @@ pub fn run(cmd: &TeamCommand, out: &Output) -> Result<(), Failure> {
             })
         }
         TeamCommand::Login { name, login } => {
-            let s = vault.team_login(name, None, login.login()?, login.member.as_deref())?;
+            let s = vault.team_login(
+                name,
+                None,
+                login.login(&vault, name, None)?,
+                login.member.as_deref(),
+            )?;
             out.value(&s, || {
                 format!("logged in to team {} as {}", s.name, s.member)
             })

@@ -29,12 +29,16 @@ pub enum TenantCommand {
         name: String,
     },
     /// Share a tenant with a team: its grants move to the team vault, sealed for its members.
+    /// With --member, give a teammate who connected later the tenant's key (then they can join).
     Share {
         /// Slug or id.
         tenant: String,
         /// The team (see `grantkeeper team connect`).
+        #[arg(long, required_unless_present = "member", conflicts_with = "member")]
+        team: Option<String>,
+        /// A member who connected to the team after the tenant was shared.
         #[arg(long)]
-        team: String,
+        member: Option<String>,
     },
     /// Join a tenant a teammate shared: its grants become usable here without consenting.
     Join {
@@ -83,7 +87,27 @@ pub fn run(cmd: &TenantCommand, out: &Output) -> Result<(), Failure> {
             vault.rename_tenant(&t.id, name, &actor)?;
             out.message(&format!("renamed tenant {}", t.slug))?;
         }
-        TenantCommand::Share { tenant, team } => {
+        TenantCommand::Share {
+            tenant,
+            member: Some(member),
+            ..
+        } => {
+            let t = vault.find_tenant(tenant)?;
+            let s = vault.share_with_member(&t.id, member, &actor)?;
+            out.value(&s, || {
+                format!(
+                    "tenant {}'s key is wrapped for {member}: they can join it now (grantkeeper tenant join {}); key wrapped for {}",
+                    t.slug,
+                    t.slug,
+                    s.members.join(", ")
+                )
+            })?;
+        }
+        TenantCommand::Share {
+            tenant,
+            team: Some(team),
+            ..
+        } => {
             let t = vault.find_tenant(tenant)?;
             let s = vault.share_tenant(&t.id, team, &actor)?;
             out.value(&s, || {
@@ -95,6 +119,11 @@ pub fn run(cmd: &TenantCommand, out: &Output) -> Result<(), Failure> {
                     s.members.join(", ")
                 )
             })?;
+        }
+        TenantCommand::Share { .. } => {
+            return Err(Failure::invalid(
+                "say whom to share with: --team NAME or --member NAME",
+            ));
         }
         TenantCommand::Join { tenant, team } => {
             let t = vault.join_tenant(tenant, team, &actor)?;

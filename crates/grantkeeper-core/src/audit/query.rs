@@ -110,6 +110,21 @@ pub fn events(conn: &Connection, filter: &HistoryFilter) -> rusqlite::Result<Vec
     }
 }
 
+/// A tenant's events after `seq`, oldest first, at most `limit` (the team history's batches).
+pub fn tenant_events_after(
+    conn: &Connection,
+    tenant: &TenantId,
+    seq: i64,
+    limit: u32,
+) -> rusqlite::Result<Vec<UsageEvent>> {
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE tenant_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![tenant.as_str(), seq, limit], row_to_event)?;
+    rows.collect()
+}
+
 /// Per-day, per-kind event counts of one connection since `since` (UTC days).
 pub fn daily_counts(
     conn: &Connection,

@@ -3,6 +3,7 @@
 //!
 //! - [`config`]: the team logins and shared tenants, in the keychain with the vault's keys;
 //! - [`keys`]: each shared tenant's team data key, wrapped per member;
+//! - [`history`]: each member's events on shared tenants, pushed in batches to the team vault;
 //! - [`record`]: what the team vault holds for a shared grant (sealed secrets, state, lease);
 //! - [`store`] and `tokens`: [`TeamStore`], a shared tenant behind the storage seam.
 //!
@@ -16,6 +17,7 @@
 //! custom metadata). A policy per tenant path decides who may use which tenant.
 
 pub mod config;
+pub mod history;
 pub mod keys;
 pub mod record;
 pub mod store;

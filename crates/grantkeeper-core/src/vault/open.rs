@@ -119,6 +119,7 @@ impl Vault {
             http: crate::http::HttpClient::default(),
             refresh_gates: Mutex::default(),
             teams: crate::team::ConfigCache::default(),
+            team_history: crate::team::history::HistoryPusher::new(home.join(DB_FILE)),
             data_keys: Mutex::default(),
             tenant_keys: Mutex::default(),
             home: home.to_owned(),
