@@ -5,7 +5,7 @@ use grantkeeper_core::catalog::{Catalog, Preset};
 use grantkeeper_core::diagnosis::VaultProblem;
 use grantkeeper_core::keychain::{Keychain, OsKeychain};
 use grantkeeper_core::model::{ConnectionId, ProviderApp, TenantId, TenantSummary};
-use grantkeeper_core::report::{ConnectionDetail, ConnectionRow, GrantReportRow, ReviewFilter};
+use grantkeeper_core::report::{ConnectionColumns, ConnectionDetail, GrantReportRow, ReviewFilter};
 use grantkeeper_core::sharing::TenantSharing;
 use grantkeeper_core::ConnectionFilter;
 use serde::Serialize;
@@ -62,17 +62,19 @@ pub async fn list_tenants(app: AppHandle) -> CmdResult<Vec<TenantSummary>> {
     with_vault(app, |v| Ok(v.list_tenants()?)).await
 }
 
-/// The connections list, of one tenant or of all: compact rows (the detail view loads the rest).
+/// The connections list, of one tenant or of all: compact rows in column form (the detail view
+/// loads the rest).
 #[tauri::command]
 pub async fn list_connections(
     app: AppHandle,
     tenant: Option<TenantId>,
-) -> CmdResult<Vec<ConnectionRow>> {
+) -> CmdResult<ConnectionColumns> {
     with_vault(app, move |v| {
         Ok(v.connection_rows(&ConnectionFilter {
             tenant,
             status: None,
-        })?)
+        })?
+        .into())
     })
     .await
 }

@@ -4,11 +4,12 @@ import { Component } from "preact";
 import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
 import type { ConnectionRow } from "./bindings/ConnectionRow";
 import type { TenantId } from "./bindings/TenantId";
+import { ConnectionTable } from "./connectionTable";
 import { providerLabel, useShell } from "./ctx";
 import { type Badge, badge, badgeLabel, badgeOrder, exactTime, plural, refreshExpiryAt, refreshExpiryText, relativeTime } from "./format";
 import { useNow } from "./hooks";
 import { moveIndex } from "./keys";
-import { type ExtraWords, type RowModel, type SortKey, type SortState, ariaSort, filterRows, nextSort, sortRows, toRowModel } from "./sort";
+import { type ExtraWords, ListKeys, type SortKey, type SortState, ariaSort, filterRows, nextSort, sortRows } from "./sort";
 import { secondTicker, slowTicker } from "./ticker";
 import { CountdownText, ProviderMark, StatusBadge, onText } from "./ui";
 import { pageSize, scrollToReveal, visibleRange } from "./virtual";
@@ -17,9 +18,11 @@ import { pageSize, scrollToReveal, visibleRange } from "./virtual";
 const ROW_HEIGHT = 40;
 const OVERSCAN = 8;
 const COLUMNS = 7;
+/** The table of a list not loaded yet. */
+const EMPTY = ConnectionTable.of([]);
 
 type Props = {
-  connections: ConnectionRow[] | null;
+  connections: ConnectionTable | null;
   tenant: TenantId | null;
   openId: string | null;
   onOpen: (c: ConnectionRow) => void;
@@ -48,28 +51,30 @@ export function ConnectionsView({ connections, tenant, openId, onOpen, reveal, o
     return m;
   }, [tenants]);
 
-  // Precomputed once per load: lowercased keys, account text, refresh expiry (the text filter's
-  // haystack once a filter is typed).
-  const models = useMemo(() => {
-    if (!connections) return [];
-    const words: ExtraWords = (c) => {
-      const t = tenantInfo.get(c.tenant_id);
-      const p = providerLabel(c.provider_app_id, apps, presetNames);
-      return [t?.slug ?? null, t?.name ?? null, p.app, p.provider];
+  // The sort and filter keys of this load, each built on first use (lowercased names, accounts;
+  // the text filter's haystacks once a filter is typed).
+  const keys = useMemo(() => {
+    const table = connections ?? EMPTY;
+    const words: ExtraWords = (t, i) => {
+      const ti = tenantInfo.get(t.tenantId(i));
+      const p = providerLabel(t.appId(i), apps, presetNames);
+      return [ti?.slug ?? null, ti?.name ?? null, p.app, p.provider];
     };
-    return connections.map((c) => toRowModel(c, words));
+    return new ListKeys(table, words);
   }, [connections, tenantInfo, apps, presetNames]);
+  const table = keys.table;
 
-  // `now` only matters for status sorting/filtering ("expiring soon"): re-evaluated every 30 s.
+  // Row indexes in the order shown. `now` only matters for status sorting/filtering ("expiring
+  // soon"): re-evaluated every 30 s.
   const sortNow = sort?.key === "status" ? slowNow : 0;
-  const sorted = useMemo(() => sortRows(models, sort, sortNow), [models, sort, sortNow]);
+  const sorted = useMemo(() => sortRows(keys, keys.order(), sort, sortNow), [keys, sort, sortNow]);
   const filterNow = status !== "" ? slowNow : 0;
-  const filtered = useMemo(() => filterRows(sorted, text, status, filterNow), [sorted, text, status, filterNow]);
-  const indexById = useMemo(() => {
-    const m = new Map<string, number>();
-    filtered.forEach((r, i) => m.set(r.c.id, i));
-    return m;
-  }, [filtered]);
+  const filtered = useMemo(() => filterRows(keys, sorted, text, status, filterNow), [keys, sorted, text, status, filterNow]);
+  /** The position in the shown order of the connection with id `id`, or -1. */
+  const positionOf = (id: string) => {
+    const i = table.indexOf(id);
+    return i < 0 ? -1 : filtered.indexOf(i);
+  };
 
   // Viewport size and header height.
   useLayoutEffect(() => {
@@ -122,9 +127,9 @@ export function ConnectionsView({ connections, tenant, openId, onOpen, reveal, o
   const lastReveal = useRef(0);
   useEffect(() => {
     if (!reveal || reveal.seq === lastReveal.current) return;
-    const i = indexById.get(reveal.id);
-    if (i === undefined) {
-      if (models.some((m) => m.c.id === reveal.id) && (text !== "" || status !== "")) {
+    const i = positionOf(reveal.id);
+    if (i < 0) {
+      if (table.indexOf(reveal.id) >= 0 && (text !== "" || status !== "")) {
         setText("");
         setStatus("");
       }
@@ -133,7 +138,7 @@ export function ConnectionsView({ connections, tenant, openId, onOpen, reveal, o
     lastReveal.current = reveal.seq;
     setActiveId(reveal.id);
     scrollTo(i, true);
-  }, [reveal, indexById]);
+  }, [reveal, filtered]);
 
   // Move DOM focus to the row the keyboard moved to, once it is rendered.
   useLayoutEffect(() => {
@@ -146,7 +151,7 @@ export function ConnectionsView({ connections, tenant, openId, onOpen, reveal, o
   });
 
   const range = visibleRange(scrollTop, viewport || 600, ROW_HEIGHT, filtered.length, OVERSCAN);
-  const activeIndex = activeId === null ? -1 : (indexById.get(activeId) ?? -1);
+  const activeIndex = activeId === null ? -1 : positionOf(activeId);
   // Roving tabindex: the active row, else the first rendered one, takes Tab.
   const tabIndexRow = activeIndex >= range.start && activeIndex < range.end ? activeIndex : range.start;
 
@@ -159,14 +164,14 @@ export function ConnectionsView({ connections, tenant, openId, onOpen, reveal, o
     if (e.key === "Enter") {
       e.preventDefault();
       const r = filtered[current];
-      if (r) onOpen(r.c);
+      if (r !== undefined) onOpen(table.row(r));
       return;
     }
     const vp = scrollRef.current?.clientHeight || viewport;
     const next = moveIndex(e.key, current, filtered.length, pageSize(vp, ROW_HEIGHT, header));
     if (next === null) return;
     e.preventDefault();
-    setActiveId(filtered[next].c.id);
+    setActiveId(table.id(filtered[next]));
     scrollTo(next);
     // Rendered already (within the overscan)? Focus it now; else once it is rendered.
     const row = scrollRef.current?.querySelector<HTMLElement>(`tr[data-index="${next}"]`);
@@ -175,17 +180,19 @@ export function ConnectionsView({ connections, tenant, openId, onOpen, reveal, o
   };
 
   // Stable row callbacks (rows compare props shallowly).
-  const latest = useRef({ filtered, onOpen });
-  latest.current = { filtered, onOpen };
+  const latest = useRef({ filtered, table, onOpen });
+  latest.current = { filtered, table, onOpen };
   const onRowClick = useCallback((index: number) => {
-    const r = latest.current.filtered[index];
-    if (!r) return;
-    setActiveId(r.c.id);
-    latest.current.onOpen(r.c);
+    const { filtered, table, onOpen } = latest.current;
+    const r = filtered[index];
+    if (r === undefined) return;
+    setActiveId(table.id(r));
+    onOpen(table.row(r));
   }, []);
   const onRowFocus = useCallback((index: number) => {
-    const r = latest.current.filtered[index];
-    if (r) setActiveId(r.c.id);
+    const { filtered, table } = latest.current;
+    const r = filtered[index];
+    if (r !== undefined) setActiveId(table.id(r));
   }, []);
 
   const sortHeader = (key: SortKey, label: string, cls: string, title?: string) => {
@@ -204,17 +211,18 @@ export function ConnectionsView({ connections, tenant, openId, onOpen, reveal, o
 
   const rows: preact.JSX.Element[] = [];
   for (let i = range.start; i < range.end; i++) {
-    const m = filtered[i];
-    const t = tenant === null ? tenantInfo.get(m.c.tenant_id) : undefined;
-    const p = providerLabel(m.c.provider_app_id, apps, presetNames);
+    const c = table.row(filtered[i]);
+    const t = tenant === null ? tenantInfo.get(c.tenant_id) : undefined;
+    const p = providerLabel(c.provider_app_id, apps, presetNames);
     rows.push(
       <Row
-        key={m.c.id}
-        m={m}
+        key={c.id}
+        c={c}
+        account={table.account(filtered[i])}
         index={i}
         tabbable={i === tabIndexRow}
         active={i === activeIndex}
-        open={m.c.id === openId}
+        open={c.id === openId}
         tenantLabel={t ? t.slug : null}
         app={p.known ? p.app : null}
         provider={p.provider}
@@ -319,7 +327,9 @@ export function ConnectionsView({ connections, tenant, openId, onOpen, reveal, o
 }
 
 type RowProps = {
-  m: RowModel;
+  c: ConnectionRow;
+  /** The account as shown. */
+  account: string;
   index: number;
   tabbable: boolean;
   active: boolean;
@@ -356,9 +366,8 @@ class Row extends Component<RowProps, { now: number }> {
   }
 
   render() {
-    const { m, index, tabbable, active, open, tenantLabel, app, provider, onClick, onFocus } = this.props;
+    const { c, account, index, tabbable, active, open, tenantLabel, app, provider, onClick, onFocus } = this.props;
     const { now } = this.state;
-    const c = m.c;
     const b = badge(c, now);
     const cls = `row${active ? " active" : ""}${open ? " selected" : ""}`;
     return (
@@ -377,8 +386,8 @@ class Row extends Component<RowProps, { now: number }> {
         <td class="col-name">
           <span class="conn-name">{c.name}</span>
           {tenantLabel && <span class="sub"> {tenantLabel}</span>}
-          <span class="conn-account" title={m.account}>
-            {m.account}
+          <span class="conn-account" title={account}>
+            {account}
           </span>
         </td>
         <td class="col-provider" title={provider ? `${app} (${provider})` : (app ?? c.provider_app_id)}>
@@ -391,8 +400,8 @@ class Row extends Component<RowProps, { now: number }> {
             </>
           )}
         </td>
-        <td class="col-account" title={m.account}>
-          {m.account}
+        <td class="col-account" title={account}>
+          {account}
         </td>
         <td class="col-status" title={c.status_detail ?? undefined}>
           <StatusBadge b={b} />

@@ -44,7 +44,7 @@ export function TenantSettings({ summary, onClose, onChanged, onDeleted, onConne
 
   const load = () => {
     api.providerApps(tenant.id).then(setApps, (e) => setError({ where: "apps", message: errorMessage(e) }));
-    api.listConnections(tenant.id).then(setConnections, () => {});
+    api.listConnections(tenant.id).then((t) => setConnections(t.rows()), () => {});
   };
   useEffect(load, [tenant.id]);
 

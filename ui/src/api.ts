@@ -5,7 +5,7 @@ import type { BulkRevokeResult } from "./bindings/BulkRevokeResult";
 import type { CommandError } from "./bindings/CommandError";
 import type { Connection } from "./bindings/Connection";
 import type { ConnectionDetail } from "./bindings/ConnectionDetail";
-import type { ConnectionRow } from "./bindings/ConnectionRow";
+import type { ConnectionColumns } from "./bindings/ConnectionColumns";
 import type { ConnectionId } from "./bindings/ConnectionId";
 import type { ConnectFinished } from "./bindings/ConnectFinished";
 import type { ConnectForm } from "./bindings/ConnectForm";
@@ -29,6 +29,7 @@ import type { TenantSharing } from "./bindings/TenantSharing";
 import type { TenantSummary } from "./bindings/TenantSummary";
 import type { UsageEvent } from "./bindings/UsageEvent";
 import type { VaultStatus } from "./bindings/VaultStatus";
+import { ConnectionTable } from "./connectionTable";
 
 type Target = { tenant: TenantId; connection: ConnectionId };
 
@@ -36,8 +37,9 @@ export const api = {
   // Offline: reads only, no secret.
   vaultStatus: () => invoke<VaultStatus>("vault_status"),
   listTenants: () => invoke<TenantSummary[]>("list_tenants"),
-  /** The connections list: compact rows; `connectionDetail` has the rest of a connection. */
-  listConnections: (tenant: TenantId | null) => invoke<ConnectionRow[]>("list_connections", { tenant }),
+  /** The connections list: compact rows in column form; `connectionDetail` has the rest. */
+  listConnections: (tenant: TenantId | null) =>
+    invoke<ConnectionColumns>("list_connections", { tenant }).then((cols) => new ConnectionTable(cols)),
   connectionDetail: (t: Target) => invoke<ConnectionDetail>("connection_detail", t),
   connectionHistory: (t: Target, kind: EventKind | null, since: number | null, limit: number) =>
     invoke<UsageEvent[]>("connection_history", { ...t, kind, since, limit }),

@@ -12,6 +12,7 @@ import type { RefreshedLate } from "./bindings/RefreshedLate";
 import type { ProviderApp } from "./bindings/ProviderApp";
 import type { TenantSummary } from "./bindings/TenantSummary";
 import type { VaultStatus } from "./bindings/VaultStatus";
+import { ConnectionTable } from "./connectionTable";
 import { conn, rowOf, steps } from "./testdata";
 
 const now = Date.now();
@@ -151,7 +152,9 @@ vi.mock("./api", async (importOriginal) => {
     vaultStatus: vi.fn(async () => state.status),
     listTenants: vi.fn(async () => tenants),
     tenantSharing: vi.fn(async () => []),
-    listConnections: vi.fn(async (t: string | null) => state.connections.filter((c) => t === null || c.tenant_id === t).map((c) => rowOf(c))),
+    listConnections: vi.fn(async (t: string | null) =>
+      ConnectionTable.of(state.connections.filter((c) => t === null || c.tenant_id === t).map((c) => rowOf(c))),
+    ),
     connectionDetail: vi.fn(async (t: { tenant: string; connection: string }) => detailOf(state.connections.find((c) => c.id === t.connection)!)),
     connectionHistory: vi.fn(async () => []),
     catalog: vi.fn(async () => presets),

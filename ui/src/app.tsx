@@ -5,7 +5,7 @@ import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } fr
 import { api, errorMessage, events } from "./api";
 import type { Connection } from "./bindings/Connection";
 import type { ConnectStarted } from "./bindings/ConnectStarted";
-import type { ConnectionRow } from "./bindings/ConnectionRow";
+import type { ConnectionTable } from "./connectionTable";
 import type { TenantId } from "./bindings/TenantId";
 import type { VaultStatus } from "./bindings/VaultStatus";
 import { ConnectionsView } from "./ConnectionsView";
@@ -54,14 +54,14 @@ export function App() {
   const finish = useFinishFeed();
 
   const onLoaded = useCallback(
-    (list: ConnectionRow[], t: TenantId | null) => {
+    (list: ConnectionTable, t: TenantId | null) => {
       afterPaint(() => {
         ensureApps(list);
         ensureCatalog();
       });
       // The open connection is gone (deleted elsewhere): close its detail.
       const o = currentOpen();
-      if (o && (t === null || t === o.target.tenant) && !list.some((c) => c.id === o.target.connection)) {
+      if (o && (t === null || t === o.target.tenant) && list.indexOf(o.target.connection) < 0) {
         closeDetail();
         showNote("The connection shown was deleted.");
       }
@@ -195,7 +195,7 @@ export function App() {
       const t = tenants.find((x) => `tenant:${x.tenant.slug}` === item.id);
       if (t) selectTenant(t.tenant.id);
     } else {
-      const c = search.index.conns.get(item.id);
+      const c = search.index.connection(item.id);
       if (!c) return;
       if (view !== "connections" || (tenant !== null && tenant !== c.tenant_id)) selectTenant(tenant === null ? null : c.tenant_id);
       openConnection(c, c);

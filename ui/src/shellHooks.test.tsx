@@ -9,6 +9,7 @@ import type { ConnectFinished } from "./bindings/ConnectFinished";
 import type { ConnectStarted } from "./bindings/ConnectStarted";
 import type { ConnectionRow } from "./bindings/ConnectionRow";
 import type { TenantSummary } from "./bindings/TenantSummary";
+import { ConnectionTable } from "./connectionTable";
 import { ShellContext, type Shell } from "./ctx";
 import { conn, rowOf } from "./testdata";
 
@@ -191,6 +192,9 @@ describe("useLiveReload", () => {
 describe("useConnections", () => {
   const a = rowOf(conn({ id: "a", tenant_id: "t1", name: "a" }));
   const b = rowOf(conn({ id: "b", tenant_id: "t2", name: "b" }));
+  const onlyA = ConnectionTable.of([a]);
+  const onlyB = ConnectionTable.of([b]);
+  const both = ConnectionTable.of([a, b]);
 
   it("keeps only the newest load's answer, and marks the first list painted", async () => {
     const loaded = vi.fn();
@@ -202,13 +206,13 @@ describe("useConnections", () => {
     act(() => result.current.select("t2"));
     expect(backend.lists.map((l) => l.tenant)).toEqual(["t1", "t2"]);
     // The newer answer first, then the older one: the older is dropped.
-    backend.lists[1].resolve([b]);
+    backend.lists[1].resolve(onlyB);
     await settle();
-    backend.lists[0].resolve([a]);
+    backend.lists[0].resolve(onlyA);
     await settle();
-    expect(result.current.connections).toEqual([b]);
+    expect(result.current.connections).toBe(onlyB);
     expect(loaded).toHaveBeenCalledTimes(1);
-    expect(loaded).toHaveBeenCalledWith([b], "t2");
+    expect(loaded).toHaveBeenCalledWith(onlyB, "t2");
     await act(() => new Promise((r) => setTimeout(r, 50)));
     expect(window.__gkPerf.marks.filter((m) => m.name === "connections")).toHaveLength(1);
     // An older load's failure says nothing; the newest one's does.
@@ -219,16 +223,16 @@ describe("useConnections", () => {
     await settle();
     expect(onError).toHaveBeenCalledTimes(1);
     expect(onError).toHaveBeenCalledWith("new failure");
-    expect(result.current.connections).toEqual([b]);
+    expect(result.current.connections).toBe(onlyB);
   });
 
   it("keeps the list while the same tenant loads again", async () => {
     const { result } = renderHook(() => useConnections({ onError: () => {}, onLoaded: () => {} }));
     act(() => result.current.select(null));
-    backend.lists[0].resolve([a, b]);
+    backend.lists[0].resolve(both);
     await settle();
     act(() => result.current.select(null));
-    expect(result.current.connections).toEqual([a, b]);
+    expect(result.current.connections).toBe(both);
     act(() => result.current.select(null, true));
     expect(result.current.connections).toBeNull();
   });
@@ -242,7 +246,7 @@ describe("useProviderApps", () => {
       maps.add(r.apps);
       return r;
     });
-    const rows = ["t1", "t2", "t2", "t-bad", "t3"].map((t, i) => rowOf(conn({ id: `c${i}`, tenant_id: t, provider_app_id: `app-${t}` })));
+    const rows = ConnectionTable.of(["t1", "t2", "t2", "t-bad", "t3"].map((t, i) => rowOf(conn({ id: `c${i}`, tenant_id: t, provider_app_id: `app-${t}` }))));
     act(() => result.current.ensureApps(rows));
     // Asked again while loading: nothing more is asked.
     act(() => result.current.ensureApps(rows));
@@ -265,14 +269,16 @@ describe("searchIndex", () => {
     const rows: ConnectionRow[] = [
       rowOf(conn({ id: "c1", tenant_id: "t1", provider_app_id: "p1", name: "crm", account: { username: "ann@acme.io", subject: "sub-77", org_id: "org-9" } })),
     ];
+    const table = ConnectionTable.of(rows);
     const apps = new Map([["p1", { id: "p1", name: "sf-app", preset: "salesforce" } as never]]);
-    const { items, conns } = searchIndex(tenants, rows, apps, new Map([["salesforce", "Salesforce"]]));
+    const { items, connection } = searchIndex(tenants, table, apps, new Map([["salesforce", "Salesforce"]]));
     expect(items.map((i) => i.id)).toEqual(["action:review", "action:connect", "action:all", "tenant:acme", "connection:acme/crm"]);
     const c = items.find((i) => i.kind === "connection")!;
     expect(c.sub).toBe("acme · ann@acme.io · sf-app");
     for (const word of ["sub-77", "org-9", "salesforce", "acme corp", "p1"]) expect(c.key).toContain(word);
     expect(items.find((i) => i.kind === "tenant")!.key).toContain("key client");
-    expect(conns.get("connection:acme/crm")).toBe(rows[0]);
+    expect(connection("connection:acme/crm")).toEqual(rows[0]);
+    expect(connection("connection:acme/none")).toBeUndefined();
   });
 });
 

@@ -1,7 +1,7 @@
 // Sorting and text/status filtering of the connection list (UI only), on precomputed keys so
 // 10,000 rows sort and filter in a few milliseconds.
-import type { ConnectionRow } from "./bindings/ConnectionRow";
-import { type Badge, accountText, badge, refreshExpiryAt } from "./format";
+import type { ConnectionTable } from "./connectionTable";
+import { type Badge, refreshExpiryAt } from "./format";
 import { matchesTokens, tokenize } from "./search";
 
 export type SortKey = "name" | "account" | "status" | "access" | "refresh" | "last_used";
@@ -12,45 +12,70 @@ export type SortState = { key: SortKey; dir: SortDir } | null;
  * More searchable words of a row than its own (tenant slug and name, provider app): one
  * function for a whole list, asked only once the text filter needs a row's haystack.
  */
-export type ExtraWords = (c: ConnectionRow) => (string | null)[];
+export type ExtraWords = (table: ConnectionTable, i: number) => (string | null)[];
 
 const noWords: ExtraWords = () => [];
 
-/** A connection with everything sorting and filtering need, computed once per load. */
-export type RowModel = {
-  c: ConnectionRow;
-  /** Lowercased name. */
-  name: string;
-  /** The account as shown. */
-  account: string;
-  /** Lowercased account. */
-  accountKey: string;
-  /** Earlier of the refresh-token expiries (null when unknown or none). */
-  refreshAt: number | null;
-  /** The list's extra words (shared by every row of a load). */
-  extra: ExtraWords;
-  /** The text filter's haystack, built on first use (see `haystack`). */
-  hay: string | null;
-};
-
-/** Builds the row model; `extra` gives more searchable words (tenant slug, provider app name). */
-export function toRowModel(c: ConnectionRow, extra: ExtraWords = noWords): RowModel {
-  const account = accountText(c);
-  const name = c.name.toLowerCase();
-  const accountKey = account === "—" ? "" : account.toLowerCase();
-  return { c, name, account, accountKey, refreshAt: refreshExpiryAt(c), extra, hay: null };
-}
-
 /**
- * Lowercased haystack for the text filter: name, account, org, provider app id and the extra
- * words. Built the first time a filter asks, not for every row of every load: at 10,000 rows
- * these strings are megabytes the window would otherwise hold without a filter typed.
+ * What sorting and filtering a list need, by row index: lowercased names, accounts, the text
+ * filter's haystacks. Each is built for the whole list the first time a sort or filter asks for
+ * it, not for every load: at 10,000 rows these strings are megabytes the window would otherwise
+ * hold without a sort or a filter chosen.
  */
-export function haystack(r: RowModel): string {
-  r.hay ??= [r.name, r.accountKey, r.c.account.org_id ?? "", r.c.provider_app_id, ...r.extra(r.c).map((w) => w ?? "")]
-    .join("\u0000")
-    .toLowerCase();
-  return r.hay;
+export class ListKeys {
+  private names: string[] | null = null;
+  private accounts: string[] | null = null;
+  private hays: string[] | null = null;
+
+  constructor(
+    readonly table: ConnectionTable,
+    private readonly extra: ExtraWords = noWords,
+  ) {}
+
+  /** Every row's index, in the list's order. */
+  order(): number[] {
+    return Array.from({ length: this.table.length }, (_, i) => i);
+  }
+
+  /** Lowercased name. */
+  name(i: number): string {
+    this.names ??= this.table.cols.name.map((n) => n.toLowerCase());
+    return this.names[i];
+  }
+
+  /** Lowercased account ("" when none is known). */
+  accountKey(i: number): string {
+    this.accounts ??= Array.from({ length: this.table.length }, (_, j) => {
+      const a = this.table.account(j);
+      return a === "—" ? "" : a.toLowerCase();
+    });
+    return this.accounts[i];
+  }
+
+  /** Earlier of the refresh-token expiries (null when unknown or none). */
+  refreshAt(i: number): number | null {
+    const c = this.table.cols;
+    return refreshExpiryAt({
+      has_refresh_token: c.has_refresh_token[i],
+      refresh_expires_at: c.refresh_expires_at[i],
+      refresh_hard_expires_at: c.refresh_hard_expires_at[i],
+    });
+  }
+
+  /** The status badge at `now`. */
+  badge(i: number, now: number): Badge {
+    return this.table.stateAt(i, now);
+  }
+
+  /** Lowercased haystack for the text filter: name, account, org, provider app id, extra words. */
+  haystack(i: number): string {
+    this.hays ??= Array.from({ length: this.table.length }, (_, j) =>
+      [this.name(j), this.accountKey(j), this.table.cols.org_id[j] ?? "", this.table.appId(j), ...this.extra(this.table, j).map((w) => w ?? "")]
+        .join("\u0000")
+        .toLowerCase(),
+    );
+    return this.hays[i];
+  }
 }
 
 /** Severity order for sorting by status: the ones needing attention first when ascending. */
@@ -67,12 +92,12 @@ function cmpStr(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** Sorts rows (stable; null values last in both directions); `null` keeps the given order. */
-export function sortRows(rows: RowModel[], sort: SortState, now: number): RowModel[] {
-  if (sort === null) return rows;
+/** Sorts row indexes (stable; null values last in both directions); `null` keeps the order. */
+export function sortRows(keys: ListKeys, order: number[], sort: SortState, now: number): number[] {
+  if (sort === null) return order;
   const sign = sort.dir === "asc" ? 1 : -1;
   // Decorate once, so the comparator does no work per comparison.
-  const dec = rows.map((r, i) => ({ r, i, k: sortValue(r, sort.key, now) }));
+  const dec = order.map((r, i) => ({ r, i, k: sortValue(keys, r, sort.key, now) }));
   dec.sort((x, y) => {
     const a = x.k;
     const b = y.k;
@@ -83,27 +108,30 @@ export function sortRows(rows: RowModel[], sort: SortState, now: number): RowMod
     const c = typeof a === "number" ? a - (b as number) : cmpStr(a, b as string);
     if (c !== 0) return sign * c;
     // Ties: by name, then by the original order.
-    const n = cmpStr(x.r.name, y.r.name);
+    const n = cmpStr(keys.name(x.r), keys.name(y.r));
     return n !== 0 ? n : x.i - y.i;
   });
   return dec.map((d) => d.r);
 }
 
-function sortValue(r: RowModel, key: SortKey, now: number): string | number | null {
+function sortValue(keys: ListKeys, i: number, key: SortKey, now: number): string | number | null {
+  const c = keys.table.cols;
   switch (key) {
     case "name":
-      return r.name;
-    case "account":
-      return r.accountKey === "" ? null : r.accountKey;
+      return keys.name(i);
+    case "account": {
+      const a = keys.accountKey(i);
+      return a === "" ? null : a;
+    }
     case "status":
-      return badgeRank[badge(r.c, now)];
+      return badgeRank[keys.badge(i, now)];
     case "access":
-      return r.c.access_expires_at;
+      return c.access_expires_at[i];
     case "refresh":
       // No refresh token sorts after an unknown expiry, which sorts after known ones.
-      return r.refreshAt ?? (r.c.has_refresh_token ? Number.MAX_SAFE_INTEGER : null);
+      return keys.refreshAt(i) ?? (c.has_refresh_token[i] ? Number.MAX_SAFE_INTEGER : null);
     case "last_used":
-      return r.c.last_used_at;
+      return c.last_used_at[i];
   }
 }
 
@@ -119,11 +147,11 @@ export function ariaSort(current: SortState, key: SortKey): "ascending" | "desce
   return current.dir === "asc" ? "ascending" : "descending";
 }
 
-/** Keeps rows matching every word of `text` and the status badge (`""` = any). Order is kept. */
-export function filterRows(rows: RowModel[], text: string, status: Badge | "", now: number): RowModel[] {
+/** Keeps the rows of `order` matching every word of `text` and the status badge (`""` = any). */
+export function filterRows(keys: ListKeys, order: number[], text: string, status: Badge | "", now: number): number[] {
   const tokens = tokenize(text);
-  if (tokens.length === 0 && status === "") return rows;
-  return rows.filter(
-    (r) => (status === "" || badge(r.c, now) === status) && (tokens.length === 0 || matchesTokens(haystack(r), tokens)),
+  if (tokens.length === 0 && status === "") return order;
+  return order.filter(
+    (i) => (status === "" || keys.badge(i, now) === status) && (tokens.length === 0 || matchesTokens(keys.haystack(i), tokens)),
   );
 }

@@ -7,16 +7,17 @@ import type { ConnectionRow } from "./bindings/ConnectionRow";
 import type { ProviderApp } from "./bindings/ProviderApp";
 import type { TenantId } from "./bindings/TenantId";
 import type { TenantSummary } from "./bindings/TenantSummary";
+import { ConnectionTable } from "./connectionTable";
 import { providerLabel } from "./ctx";
-import { accountText } from "./format";
 import { type SearchItem, makeItem } from "./search";
 
-export type SearchIndex = { items: SearchItem[]; conns: Map<string, ConnectionRow> };
+/** The search's items, and the connection behind a `connection:` item's id. */
+export type SearchIndex = { items: SearchItem[]; connection: (itemId: string) => ConnectionRow | undefined };
 
 /** The search's items: the actions, every tenant, every connection (`connection:slug/name`). */
 export function searchIndex(
   tenants: TenantSummary[],
-  connections: ConnectionRow[],
+  connections: ConnectionTable,
   apps: Map<string, ProviderApp>,
   presetNames: Map<string, string>,
 ): SearchIndex {
@@ -32,31 +33,38 @@ export function searchIndex(
     names.set(t.tenant.id, t.tenant.name);
     items.push(makeItem(`tenant:${t.tenant.slug}`, "tenant", t.tenant.name, `${t.tenant.slug} · ${t.connections} connections`, [t.tenant.notes]));
   }
-  const conns = new Map<string, ConnectionRow>();
-  for (const c of connections) {
-    const slug = slugs.get(c.tenant_id) ?? "";
-    const id = `connection:${slug}/${c.name}`;
-    const p = providerLabel(c.provider_app_id, apps, presetNames);
-    const account = accountText(c);
-    conns.set(id, c);
+  const conns = new Map<string, number>();
+  const cols = connections.cols;
+  for (let i = 0; i < connections.length; i++) {
+    const tenantId = connections.tenantId(i);
+    const appId = connections.appId(i);
+    const slug = slugs.get(tenantId) ?? "";
+    const id = `connection:${slug}/${cols.name[i]}`;
+    const p = providerLabel(appId, apps, presetNames);
+    const account = connections.account(i);
+    conns.set(id, i);
     items.push(
-      makeItem(id, "connection", c.name, [slug, account === "—" ? "" : account, p.app].filter((x) => x !== "").join(" · "), [
-        c.provider_app_id,
-        names.get(c.tenant_id) ?? null,
+      makeItem(id, "connection", cols.name[i], [slug, account === "—" ? "" : account, p.app].filter((x) => x !== "").join(" · "), [
+        appId,
+        names.get(tenantId) ?? null,
         p.provider,
-        c.account.subject,
-        c.account.username,
-        c.account.org_id,
+        cols.subject[i],
+        cols.username[i],
+        cols.org_id[i],
       ]),
     );
   }
-  return { items, conns };
+  const connection = (itemId: string) => {
+    const i = conns.get(itemId);
+    return i === undefined ? undefined : connections.row(i);
+  };
+  return { items, connection };
 }
 
 type Options = {
   /** The list shown and whose it is (null: all tenants, then the search reuses it). */
   tenant: TenantId | null;
-  connections: ConnectionRow[] | null;
+  connections: ConnectionTable | null;
   tenants: TenantSummary[];
   apps: Map<string, ProviderApp>;
   presetNames: Map<string, string>;
@@ -65,7 +73,7 @@ type Options = {
 
 export function useSearch({ tenant, connections, tenants, apps, presetNames, onError }: Options) {
   const [open, setOpen] = useState(false);
-  const [all, setAll] = useState<ConnectionRow[] | null>(null);
+  const [all, setAll] = useState<ConnectionTable | null>(null);
 
   useEffect(() => {
     if (!open || all) return;
@@ -84,7 +92,7 @@ export function useSearch({ tenant, connections, tenants, apps, presetNames, onE
   }, [open, all, tenant, connections]);
 
   const index = useMemo(
-    () => (open ? searchIndex(tenants, all ?? [], apps, presetNames) : { items: [], conns: new Map<string, ConnectionRow>() }),
+    () => (open ? searchIndex(tenants, all ?? ConnectionTable.of([]), apps, presetNames) : { items: [], connection: () => undefined }),
     [open, tenants, all, apps, presetNames],
   );
 

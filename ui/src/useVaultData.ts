@@ -2,11 +2,11 @@
 // newest load wins), provider apps (by tenant, as the list needs them) and the catalog.
 import { useCallback, useMemo, useRef, useState } from "preact/hooks";
 import { api, errorMessage } from "./api";
-import type { ConnectionRow } from "./bindings/ConnectionRow";
 import type { Preset } from "./bindings/Preset";
 import type { ProviderApp } from "./bindings/ProviderApp";
 import type { TenantId } from "./bindings/TenantId";
 import type { TenantSummary } from "./bindings/TenantSummary";
+import type { ConnectionTable } from "./connectionTable";
 import { markAfterPaint } from "./perf";
 
 export function useTenants(onError: (message: string) => void) {
@@ -20,7 +20,7 @@ export function useTenants(onError: (message: string) => void) {
 type ListOptions = {
   onError: (message: string) => void;
   /** A list arrived and is set (`tenant`: whose list it is, null for all). */
-  onLoaded: (list: ConnectionRow[], tenant: TenantId | null) => void;
+  onLoaded: (list: ConnectionTable, tenant: TenantId | null) => void;
 };
 
 /**
@@ -30,7 +30,7 @@ type ListOptions = {
  */
 export function useConnections({ onError, onLoaded }: ListOptions) {
   const [tenant, setTenant] = useState<TenantId | null>(null);
-  const [connections, setConnections] = useState<ConnectionRow[] | null>(null);
+  const [connections, setConnections] = useState<ConnectionTable | null>(null);
   const seq = useRef(0);
   const markFrom = useRef<number | null>(null);
   const tenantRef = useRef(tenant);
@@ -81,9 +81,12 @@ export function useProviderApps() {
   appsRef.current = apps;
   const loading = useRef(new Set<TenantId>());
 
-  const ensureApps = useCallback((list: ConnectionRow[]) => {
+  const ensureApps = useCallback((list: ConnectionTable) => {
     const missing = new Set<TenantId>();
-    for (const c of list) if (!appsRef.current.has(c.provider_app_id) && !loading.current.has(c.tenant_id)) missing.add(c.tenant_id);
+    for (let i = 0; i < list.length; i++) {
+      const t = list.tenantId(i);
+      if (!appsRef.current.has(list.appId(i)) && !loading.current.has(t)) missing.add(t);
+    }
     if (missing.size === 0) return;
     for (const t of missing) loading.current.add(t);
     void Promise.allSettled([...missing].map((t) => api.providerApps(t))).then((results) => {

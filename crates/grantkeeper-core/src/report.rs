@@ -4,8 +4,8 @@
 //!
 //! [`Vault::grant_report`] builds it; [`Vault::export_grant_report`] builds it and records an
 //! `exported` event first, so every export is in the usage history. [`to_csv`] renders it.
-//! The views' read models live here too: [`ConnectionRow`] (the connections list) and
-//! [`ConnectionDetail`] (one connection).
+//! The views' read models live here too: [`ConnectionRow`] (the connections list, sent to the
+//! window as [`ConnectionColumns`]) and [`ConnectionDetail`] (one connection).
 
 use std::collections::HashMap;
 
@@ -20,7 +20,9 @@ use crate::model::{ConnectionId, ConnectionStatus, TenantId, UnixMillis};
 use crate::timefmt::format_rfc3339;
 use crate::{ConnectionFilter, Vault};
 
+mod columns;
 mod rows;
+pub use columns::ConnectionColumns;
 pub use rows::ConnectionRow;
 
 /// One scope of a grant.

@@ -4,8 +4,9 @@ use std::sync::Arc;
 use super::*;
 use crate::audit::ActorKind;
 use crate::keychain::MemoryKeychain;
-use crate::model::{AccountIdentity, Endpoints, ExpirySource};
+use crate::model::{AccountIdentity, Endpoints, ExpirySource, ProviderAppId};
 use crate::secret::{AccessToken, RefreshToken, TokenSet};
+use crate::status::{GrantState, StatusStep};
 use crate::{NewConnection, NewProviderApp};
 
 fn review_row(risk: Option<Risk>, status: ConnectionStatus) -> GrantReportRow {
@@ -283,4 +284,71 @@ fn connection_rows_hold_what_the_list_shows_and_nothing_more() {
     ] {
         assert!(!json.contains(absent), "{absent} in {json}");
     }
+
+    // In column form (as the window gets it): every row reads back the same, each tenant and
+    // provider app id sent once, and nothing more than the rows held.
+    let columns = ConnectionColumns::from(rows.clone());
+    assert_eq!(columns.len(), rows.len());
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(columns.row(i).as_ref(), Some(r));
+    }
+    assert_eq!(columns.row(rows.len()), None);
+    assert_eq!(columns.row(rows.len() + 5), None);
+    assert_eq!(columns.tenants.len(), 2);
+    assert_eq!(columns.apps.len(), 2);
+    assert_eq!(columns.step_start.len(), rows.len() + 1);
+    let sent = serde_json::to_string(&columns).unwrap();
+    for absent in [
+        "scopes",
+        "metadata",
+        "consented",
+        "instance_url",
+        "secret-value",
+    ] {
+        assert!(!sent.contains(absent), "{absent} in {sent}");
+    }
+    assert!(ConnectionColumns::from(Vec::new()).is_empty());
+}
+
+#[test]
+fn connection_columns_keep_each_rows_status_steps_and_ids() {
+    let row = |tenant: &TenantId, app: &ProviderAppId, steps: Vec<StatusStep>| ConnectionRow {
+        id: ConnectionId::generate(),
+        tenant_id: tenant.clone(),
+        provider_app_id: app.clone(),
+        name: format!("c{}", steps.len()),
+        account: AccountIdentity::default(),
+        status: ConnectionStatus::Active,
+        status_detail: None,
+        status_steps: steps,
+        access_expires_at: Some(5),
+        has_refresh_token: false,
+        refresh_expires_at: None,
+        refresh_hard_expires_at: Some(9),
+        last_used_at: None,
+    };
+    let step = |from, state| StatusStep {
+        from,
+        state,
+        attention: state == GrantState::NeedsReconsent,
+    };
+    let (t1, t2) = (TenantId::generate(), TenantId::generate());
+    let (a1, a2) = (ProviderAppId::generate(), ProviderAppId::generate());
+    let rows = vec![
+        row(
+            &t1,
+            &a1,
+            vec![step(0, GrantState::Active), step(7, GrantState::Expiring)],
+        ),
+        row(&t2, &a2, vec![]),
+        row(&t1, &a2, vec![step(3, GrantState::NeedsReconsent)]),
+    ];
+    let columns = ConnectionColumns::from(rows.clone());
+    assert_eq!(columns.tenants, [t1, t2]);
+    assert_eq!(columns.apps, [a1, a2]);
+    assert_eq!(columns.tenant, [0, 1, 0]);
+    assert_eq!(columns.app, [0, 1, 1]);
+    assert_eq!(columns.step_start, [0, 2, 2, 3]);
+    let back: Vec<_> = (0..rows.len()).map(|i| columns.row(i).unwrap()).collect();
+    assert_eq!(back, rows);
 }
