@@ -66,6 +66,8 @@ export const api = {
   startReconsent: (t: Target) => invoke<ConnectStarted>("start_reconsent", t),
   cancelConnect: (flow: string) => invoke<void>("cancel_connect", { flow }),
   pasteRedirect: (flow: string, url: string) => invoke<void>("paste_redirect", { flow, url }),
+  /** Lets the window and the agent open the vault from the keychain again. */
+  unlockVault: () => invoke<void>("unlock_vault"),
 };
 
 /** Backend events: `vault-changed` after any change (window, CLI, agent, background refresh);
@@ -82,6 +84,8 @@ export const events = {
   /** Grantkeeper was started again: this window was brought to the front instead. */
   onSecondInstance: (f: (e: SecondInstance) => void): Promise<UnlistenFn> =>
     listen<SecondInstance>("second-instance", (e) => f(e.payload)),
+  /** "Lock now" (tray or window): the vault was closed until the user unlocks it. */
+  onVaultLocked: (f: () => void): Promise<UnlistenFn> => listen<null>("vault-locked", () => f()),
 };
 
 /** A fresh id for an operation the user may cancel (128 random bits, hex). */
