@@ -34,6 +34,7 @@ fn main() {
             "rename_tenant",
             "delete_tenant",
             "tenant_sharing",
+            "unlock_vault",
         ]),
     ))
     .expect("tauri build script");

@@ -11,6 +11,7 @@ mod memory;
 mod operations;
 mod settings;
 mod state;
+mod tray;
 mod views;
 mod watch;
 mod webkit;
@@ -67,6 +68,10 @@ fn main() -> ExitCode {
         .setup(move |app| {
             start_agent(&agent_stop);
             watch::start(app.handle().clone());
+            // The tray loads libayatana-appindicator3 (a dependency of the package) at run time.
+            if let Err(e) = tray::start(app.handle()) {
+                eprintln!("grantkeeper: no tray icon: {e}");
+            }
             Ok(())
         })
         .invoke_handler(tauri::generate_handler![
@@ -102,6 +107,7 @@ fn main() -> ExitCode {
             settings::rename_tenant,
             settings::delete_tenant,
             views::tenant_sharing,
+            tray::unlock_vault,
         ])
         .build(tauri::generate_context!());
     let app = match built {

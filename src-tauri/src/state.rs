@@ -2,6 +2,7 @@
 //! the clipboard; and the error type every command returns.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use grantkeeper_core::diagnosis::{VaultCause, VaultProblem};
@@ -18,6 +19,8 @@ pub struct AppState {
     // Set on the first use that succeeds (demo mode: with the demo provider started): a failure
     // is not kept, so Try again (or any later command) opens it afresh.
     vault: Mutex<Option<Arc<Vault>>>,
+    /// Locked with "Lock now": the vault stays closed until the user unlocks it.
+    locked: AtomicBool,
     /// The clipboard, kept open: on X11 the owner must live to serve a copied value.
     pub clipboard: Mutex<Option<arboard::Clipboard>>,
 }
@@ -93,6 +96,31 @@ pub fn anchor_history(app: &AppHandle) {
     }
 }
 
+/// Closes the vault (its keys go once the commands using it end) until [`unlock`]; the history
+/// is anchored first.
+pub fn lock(app: &AppHandle) {
+    let state = app.state::<AppState>();
+    state.locked.store(true, Ordering::Release);
+    let closing = state.vault.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(vault) = closing {
+        if let Err(e) = vault.anchor_history() {
+            eprintln!("grantkeeper: the usage history could not be anchored: {e}");
+        }
+    }
+}
+
+/// Lets the next command open the vault again.
+pub fn unlock(app: &AppHandle) {
+    app.state::<AppState>()
+        .locked
+        .store(false, Ordering::Release);
+}
+
+/// Whether "Lock now" closed the vault.
+pub fn is_locked(app: &AppHandle) -> bool {
+    app.state::<AppState>().locked.load(Ordering::Acquire)
+}
+
 /// The vault, opened on first use (opening may wait for the keychain's unlock prompt).
 pub fn vault(app: &AppHandle) -> CmdResult<Arc<Vault>> {
     open_or_diagnose(app).map_err(|p| CommandError::new(p.one_line()))
@@ -115,6 +143,14 @@ pub fn open_or_diagnose(app: &AppHandle) -> Result<Arc<Vault>, VaultProblem> {
     let mut slot = state.vault.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(v) = &*slot {
         return Ok(v.clone());
+    }
+    if state.locked.load(Ordering::Acquire) {
+        return Err(VaultProblem {
+            cause: VaultCause::Locked,
+            title: "Grantkeeper is locked".into(),
+            fix: "Select Unlock to open the vault from the keychain again.".into(),
+            detail: String::new(),
+        });
     }
     let home = paths::default_home().ok_or_else(|| VaultProblem {
         cause: VaultCause::BadHome,

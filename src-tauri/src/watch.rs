@@ -25,6 +25,9 @@ pub fn start(app: AppHandle) {
                 if last.is_some_and(|l| l != seq) {
                     let _ = app.emit("vault-changed", seq);
                 }
+                if last != Some(seq) {
+                    crate::tray::refresh(&app);
+                }
                 last = Some(seq);
             }
             std::thread::sleep(EVERY);

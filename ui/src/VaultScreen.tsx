@@ -42,16 +42,17 @@ export function VaultScreen({ status, fatal, checking, onRetry }: Props) {
   const problem = status?.problem ?? null;
   const title = problem?.title ?? "Grantkeeper cannot open the vault";
   const fix = problem?.fix ?? fatal ?? status?.error ?? "";
+  const locked = problem?.cause === "locked";
   return (
     <section class="vault-screen" data-vault-screen={problem?.cause ?? "other"} role="alert" aria-labelledby="vault-problem">
-      <p class="eyebrow">Vault unavailable</p>
+      <p class="eyebrow">{locked ? "Vault locked" : "Vault unavailable"}</p>
       <h1 id="vault-problem">{title}</h1>
       <p class="fix" data-fix>
         {fix}
       </p>
       <div class="actions">
         <BusyButton class="primary" action="retry" busy={checking} onClick={onRetry}>
-          Try again
+          {locked ? "Unlock" : "Try again"}
         </BusyButton>
       </div>
       {problem?.detail && (

@@ -71,6 +71,8 @@ export const api = {
   pasteRedirect: (flow: string, url: string) => invoke<void>("paste_redirect", { flow, url }),
   /** Shared tenants: team, members, whether the team vault answers (the core asks it). */
   tenantSharing: () => invoke<TenantSharing[]>("tenant_sharing"),
+  /** Lets the window and the agent open the vault from the keychain again. */
+  unlockVault: () => invoke<void>("unlock_vault"),
 };
 
 /** Backend events: `vault-changed` after any change (window, CLI, agent, background refresh);
@@ -87,6 +89,8 @@ export const events = {
   /** Grantkeeper was started again: this window was brought to the front instead. */
   onSecondInstance: (f: (e: SecondInstance) => void): Promise<UnlistenFn> =>
     listen<SecondInstance>("second-instance", (e) => f(e.payload)),
+  /** "Lock now" (tray or window): the vault was closed until the user unlocks it. */
+  onVaultLocked: (f: () => void): Promise<UnlistenFn> => listen<null>("vault-locked", () => f()),
 };
 
 /** A fresh id for an operation the user may cancel (128 random bits, hex). */

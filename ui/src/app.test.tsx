@@ -128,6 +128,8 @@ const state = vi.hoisted(() => ({
   vaultChanged: [] as ((seq: number) => void)[],
   connectFinished: [] as ((e: ConnectFinished) => void)[],
   refreshedLate: [] as ((e: RefreshedLate) => void)[],
+  vaultLocked: [] as (() => void)[],
+  unlocked: null as VaultStatus | null,
 }));
 
 // The core computes what to register; here every form can sign in.
@@ -177,6 +179,9 @@ vi.mock("./api", async (importOriginal) => {
     startReconsent: vi.fn(async () => ({ flow: "flow-2", url: "https://idp.example/authorize?x=2", redirect_uri: "http://127.0.0.1:5555/callback", redirect: "loopback", timeout_secs: 300, browser_error: null })),
     cancelConnect: vi.fn(async () => {}),
     pasteRedirect: vi.fn(async () => {}),
+    unlockVault: vi.fn(async () => {
+      state.status = state.unlocked ?? state.status;
+    }),
   };
   const events = {
     onVaultChanged: vi.fn(async (f: (seq: number) => void) => {
@@ -192,6 +197,10 @@ vi.mock("./api", async (importOriginal) => {
       return () => {};
     }),
     onSecondInstance: vi.fn(async () => () => {}),
+    onVaultLocked: vi.fn(async (f: () => void) => {
+      state.vaultLocked.push(f);
+      return () => {};
+    }),
   };
   return { ...real, api, events };
 });
@@ -239,6 +248,8 @@ beforeEach(() => {
   state.vaultChanged = [];
   state.connectFinished = [];
   state.refreshedLate = [];
+  state.vaultLocked = [];
+  state.unlocked = null;
   vi.clearAllMocks();
   initPerf();
   window.__gkPerf.marks = [];
@@ -303,6 +314,32 @@ describe("shell", () => {
     state.status = ok;
     click((await el('[data-action="retry"]')) as HTMLElement);
     await el('[data-tenant="acme-corp"]');
+    expect($("[data-vault-screen]")).toBeNull();
+  });
+
+  it("shows the locked screen after Lock now, and unlocks (agent and window) on Unlock", async () => {
+    const { api } = await import("./api");
+    const ok = state.status;
+    render(null, root);
+    render(<App />, root);
+    await el('[data-tenant="acme-corp"]');
+    // The tray's "Lock now": the backend closed the vault and says so.
+    state.unlocked = ok;
+    state.status = {
+      ...ok,
+      error: "Grantkeeper is locked",
+      problem: { cause: "locked", title: "Grantkeeper is locked", fix: "Select Unlock to open the vault from the keychain again.", detail: "" },
+    };
+    for (const f of state.vaultLocked) f();
+    const alert = await el('[data-vault-screen="locked"]');
+    expect(alert.textContent).toMatch(/Vault locked/);
+    expect(alert.textContent).toMatch(/Grantkeeper is locked/);
+    expect($("[data-tenant]")).toBeNull();
+    const button = (await el('[data-action="retry"]')) as HTMLElement;
+    expect(button.textContent).toMatch(/Unlock/);
+    click(button);
+    await el('[data-tenant="acme-corp"]');
+    expect(api.unlockVault).toHaveBeenCalledTimes(1);
     expect($("[data-vault-screen]")).toBeNull();
   });
 

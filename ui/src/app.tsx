@@ -98,6 +98,18 @@ export function App() {
     loadTenants();
   }, [loadConnections, loadTenants]);
   useEffect(() => void checkVault(), []);
+  // Locked ("Lock now"): the vault screen says so; its button unlocks, then opens the vault.
+  useBackendEvent(() => events.onVaultLocked(() => void checkVault()), [checkVault]);
+  const retryVault = useCallback(async () => {
+    if (latest.current.status?.problem?.cause === "locked") {
+      try {
+        await api.unlockVault();
+      } catch (e) {
+        addError(errorMessage(e));
+      }
+    }
+    await checkVault();
+  }, [checkVault, addError]);
 
   // A tenant's attention count changes with time alone (a grant expires): list them again then.
   useEffect(() => {
@@ -229,7 +241,7 @@ export function App() {
           sharing={sharing}
         />
         <main>
-          {!ok && <VaultScreen status={status} fatal={fatal} checking={checking} onRetry={() => void checkVault()} />}
+          {!ok && <VaultScreen status={status} fatal={fatal} checking={checking} onRetry={() => void retryVault()} />}
           <div class="banners">
             {ok && offline && (
               <div class="offline-banner" data-offline>

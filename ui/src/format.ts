@@ -150,6 +150,7 @@ export const eventKindLabel: Record<EventKind, string> = {
   tenant_created: "tenant created",
   tenant_deleted: "tenant deleted",
   proxied: "proxied",
+  locked: "agent locked",
 };
 
 export const eventKinds = Object.keys(eventKindLabel) as EventKind[];

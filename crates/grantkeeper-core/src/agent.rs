@@ -8,6 +8,8 @@
 //! - The caller's pid and executable path go into the `handed_out` event, so the history says
 //!   which program used which token.
 //! - `lock` drops the vault (and with it the keys); `unlock` opens it again from the keychain.
+//!   The agent also locks itself after an idle time and when the keychain or the desktop
+//!   session locks (see [`LockPolicy`]); each lock is a `locked` event with its reason.
 //!
 //! Protocol: one JSON object per line each way (see [`Request`] and [`Response`]).
 
@@ -60,6 +62,9 @@ pub struct Response {
     /// Whether the vault is locked (status requests).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub locked: Option<bool>,
+    /// Why the agent is locked (status and lock requests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locked_by: Option<LockReason>,
     /// The failure kind.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<ErrorKind>,
@@ -75,6 +80,7 @@ impl Response {
             token: None,
             expires_at: None,
             locked: None,
+            locked_by: None,
             kind: None,
             error: None,
         }
@@ -209,10 +215,14 @@ impl Request {
 }
 
 mod client;
+#[cfg(target_os = "linux")]
+mod desktop;
+mod lock;
 mod server;
 
 pub use client::AgentClient;
-pub use server::serve;
+pub use lock::{LockPolicy, LockReason, DEFAULT_IDLE_LOCK};
+pub use server::{serve, serve_with};
 
 #[cfg(test)]
 mod tests;

@@ -29,6 +29,8 @@ pub enum VaultCause {
     BadHome,
     /// Anything else.
     Other,
+    /// Locked on request ("Lock now"): unlocking opens it again from the keychain.
+    Locked,
 }
 
 /// A vault that did not open: what is wrong, what to do, and the error behind it.

@@ -3,4 +3,4 @@
 /**
  * What keeps the vault closed.
  */
-export type VaultCause = "no_session_bus" | "no_secret_service" | "keychain_locked" | "keychain_timed_out" | "master_key_missing" | "bad_home" | "other";
+export type VaultCause = "no_session_bus" | "no_secret_service" | "keychain_locked" | "keychain_timed_out" | "master_key_missing" | "bad_home" | "other" | "locked";

@@ -15,14 +15,35 @@ use crate::output::Output;
 
 #[derive(Debug, Subcommand)]
 pub enum AgentCommand {
-    /// Serve hand-outs in the foreground until interrupted.
-    Run,
+    /// Serve hand-outs in the foreground until interrupted. The agent locks itself after the
+    /// idle time and when the keychain or the desktop session locks.
+    Run {
+        /// Lock after this long without a hand-out (90s, 15m, 1h; `off` never).
+        #[arg(long, value_parser = parse_idle_lock, default_value = "15m")]
+        idle_lock: IdleLock,
+    },
     /// Whether an agent runs for this vault, and whether it is locked.
     Status,
     /// Make the running agent drop its keys.
     Lock,
     /// Make the running agent open the vault again from the keychain.
     Unlock,
+}
+
+/// `--idle-lock`: a duration, or `off`.
+#[derive(Debug, Clone, Copy)]
+pub struct IdleLock(Option<Duration>);
+
+fn parse_idle_lock(s: &str) -> Result<IdleLock, String> {
+    if s.trim() == "off" {
+        return Ok(IdleLock(None));
+    }
+    match super::args::parse_duration(s)? {
+        d if d.is_zero() => {
+            Err("an idle lock of 0 would lock at once: use `off` or a duration".into())
+        }
+        d => Ok(IdleLock(Some(d))),
+    }
 }
 
 fn home() -> Result<std::path::PathBuf, Failure> {
@@ -33,7 +54,7 @@ fn home() -> Result<std::path::PathBuf, Failure> {
 pub fn run(cmd: &AgentCommand, out: &Output) -> Result<(), Failure> {
     let home = home()?;
     match cmd {
-        AgentCommand::Run => {
+        AgentCommand::Run { idle_lock } => {
             let opener_home = home.clone();
             let opener: Arc<agent::Opener> =
                 Arc::new(move || Vault::open(&opener_home, Arc::new(OsKeychain::from_env())));
@@ -42,7 +63,11 @@ pub fn run(cmd: &AgentCommand, out: &Output) -> Result<(), Failure> {
                 home.display(),
                 agent::socket_path(&home).display()
             );
-            agent::serve(&home, opener, &CancelToken::default())?;
+            let locks = agent::LockPolicy {
+                idle: idle_lock.0,
+                ..agent::LockPolicy::default()
+            };
+            agent::serve_with(&home, opener, &CancelToken::default(), &locks)?;
             Ok(())
         }
         AgentCommand::Status | AgentCommand::Lock | AgentCommand::Unlock => {
@@ -63,13 +88,13 @@ pub fn run(cmd: &AgentCommand, out: &Output) -> Result<(), Failure> {
                 .map_err(|e| Failure::other(format!("the agent did not answer: {e}")))?;
             let resp = checked(resp)?;
             let locked = resp.locked.unwrap_or(false);
+            let reason = resp.locked_by.filter(|_| locked);
             out.value(
-                &serde_json::json!({ "running": true, "locked": locked }),
-                || {
-                    format!(
-                        "agent running, {}",
-                        if locked { "locked" } else { "unlocked" }
-                    )
+                &serde_json::json!({ "running": true, "locked": locked, "locked_by": reason }),
+                || match reason {
+                    Some(r) => format!("agent running, locked ({})", r.describe()),
+                    None if locked => "agent running, locked".into(),
+                    None => "agent running, unlocked".into(),
                 },
             )?;
             Ok(())

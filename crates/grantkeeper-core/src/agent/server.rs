@@ -15,14 +15,25 @@ use crate::oauth::loopback::{CancelToken, Slot};
 use crate::Vault;
 
 use super::client::peer;
+use super::lock::{spawn_idle_lock, Held, LockPolicy, LockReason};
 use super::{
     checked_socket_path, decode_request, next_line, LineError, Opener, Request, Response,
     MAX_CONNECTIONS, MAX_LINE, READ_TIMEOUT,
 };
 
-/// Serves hand-outs until `stop` is cancelled. Refuses to start when another agent answers on
-/// the socket.
+/// Serves hand-outs until `stop` is cancelled, locking by the default [`LockPolicy`]. Refuses
+/// to start when another agent answers on the socket.
 pub fn serve(home: &Path, open: Arc<Opener>, stop: &CancelToken) -> Result<()> {
+    serve_with(home, open, stop, &LockPolicy::default())
+}
+
+/// [`serve`], locking by `locks`.
+pub fn serve_with(
+    home: &Path,
+    open: Arc<Opener>,
+    stop: &CancelToken,
+    locks: &LockPolicy,
+) -> Result<()> {
     let path = checked_socket_path(home)?;
     if UnixStream::connect(&path).is_ok() {
         return Err(Error::Invalid(format!(
@@ -31,13 +42,20 @@ pub fn serve(home: &Path, open: Arc<Opener>, stop: &CancelToken) -> Result<()> {
         )));
     }
     // Open the vault first: an agent that cannot open it must not take the socket.
-    let state = Arc::new(Mutex::new(Some(Arc::new(open()?))));
+    let state = Arc::new(Held::open(open()?));
     let _ = std::fs::remove_file(&path);
     let listener = UnixListener::bind(&path).map_err(|e| Error::io(&path, e))?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| Error::io(&path, e))?;
     tracing::info!(socket = %path.display(), "agent listening");
-    let maintenance = spawn_maintenance(state.clone(), stop.clone());
+    let mut helpers = vec![spawn_maintenance(state.clone(), stop.clone())];
+    if let Some(idle) = locks.idle {
+        helpers.push(spawn_idle_lock(state.clone(), idle, stop.clone()));
+    }
+    #[cfg(target_os = "linux")]
+    if locks.desktop {
+        helpers.extend(super::desktop::spawn_watchers(state.clone(), stop));
+    }
     // Accept blocks (no polling delay on the hand-out path); a watcher wakes it to stop.
     let waker = {
         let (stop, path) = (stop.clone(), path.clone());
@@ -64,17 +82,18 @@ pub fn serve(home: &Path, open: Arc<Opener>, stop: &CancelToken) -> Result<()> {
         }
     }
     let _ = waker.join();
-    let _ = maintenance.join();
+    for helper in helpers {
+        let _ = helper.join();
+    }
     let _ = std::fs::remove_file(&path);
-    let closing = state.lock().unwrap_or_else(|p| p.into_inner()).take();
-    if let Some(vault) = closing {
+    if let Some(vault) = state.close() {
         anchor_history(&vault);
     }
     Ok(())
 }
 
 /// Anchors the usage history as the agent locks or stops (see [`crate::audit::anchor`]).
-fn anchor_history(vault: &Vault) {
+pub(super) fn anchor_history(vault: &Vault) {
     match vault.anchor_history() {
         Ok(crate::audit::AnchorOutcome::Refused(why)) => {
             tracing::warn!(%why, "the usage history was not anchored: run `grantkeeper audit verify`")
@@ -96,14 +115,14 @@ struct Workers {
     idle: Arc<std::sync::atomic::AtomicUsize>,
     /// Connections being served or waiting for a worker.
     busy: Arc<std::sync::atomic::AtomicUsize>,
-    state: Arc<Mutex<Option<Arc<Vault>>>>,
+    state: Arc<Held>,
     open: Arc<Opener>,
 }
 
 impl Workers {
     const MAX_IDLE: usize = 8;
 
-    fn new(state: Arc<Mutex<Option<Arc<Vault>>>>, open: Arc<Opener>) -> Self {
+    fn new(state: Arc<Held>, open: Arc<Opener>) -> Self {
         let (queue, inbox) = std::sync::mpsc::channel();
         Self {
             queue,
@@ -164,17 +183,13 @@ const MAINTENANCE_EVERY: Duration = Duration::from_secs(3600);
 /// Runs [`Vault::maintain`] at start and then hourly while the agent is unlocked: refresh
 /// tokens that die from inactivity within 7 days are refreshed, and those expiring within 14
 /// days are logged as warnings.
-fn spawn_maintenance(
-    state: Arc<Mutex<Option<Arc<Vault>>>>,
-    stop: CancelToken,
-) -> std::thread::JoinHandle<()> {
+fn spawn_maintenance(state: Arc<Held>, stop: CancelToken) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut next = std::time::Instant::now();
         while !stop.is_cancelled() {
             if std::time::Instant::now() >= next {
                 next += MAINTENANCE_EVERY;
-                let vault = state.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                if let Some(vault) = vault {
+                if let Some(vault) = state.current() {
                     match vault.maintain(
                         Duration::from_secs(7 * 86_400),
                         Duration::from_secs(14 * 86_400),
@@ -221,12 +236,7 @@ pub(super) fn read_request_line(
     }
 }
 
-fn serve_client(
-    stream: UnixStream,
-    state: &Mutex<Option<Arc<Vault>>>,
-    open: &Opener,
-    timeout: Duration,
-) {
+fn serve_client(stream: UnixStream, state: &Held, open: &Opener, timeout: Duration) {
     // SAFETY: getuid has no preconditions.
     let me = unsafe { libc::getuid() };
     let Some((uid, pid)) = peer(&stream) else {
@@ -265,31 +275,32 @@ fn serve_client(
     }
 }
 
-fn handle(
-    req: Request,
-    state: &Mutex<Option<Arc<Vault>>>,
-    open: &Opener,
-    caller: &str,
-) -> Response {
-    let current = state.lock().unwrap_or_else(|p| p.into_inner()).clone();
+fn handle(req: Request, state: &Held, open: &Opener, caller: &str) -> Response {
     match req {
-        Request::Status => Response {
-            locked: Some(current.is_none()),
-            ..Response::ok()
-        },
-        Request::Lock => {
-            let closing = state.lock().unwrap_or_else(|p| p.into_inner()).take();
-            if let Some(vault) = closing {
-                anchor_history(&vault);
+        Request::Status => {
+            let locked_by = state.locked_by();
+            Response {
+                locked: Some(locked_by.is_some()),
+                locked_by,
+                ..Response::ok()
             }
+        }
+        Request::Lock => {
+            let actor = Actor {
+                kind: ActorKind::Agent,
+                app_hint: None,
+                caller: Some(caller.to_owned()),
+            };
+            state.lock(LockReason::User, &actor);
             Response {
                 locked: Some(true),
+                locked_by: state.locked_by(),
                 ..Response::ok()
             }
         }
         Request::Unlock => match open() {
             Ok(v) => {
-                *state.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(v));
+                state.unlock(v);
                 Response {
                     locked: Some(false),
                     ..Response::ok()
@@ -306,11 +317,17 @@ fn handle(
         } => {
             let deadline =
                 Deadline::within(timeout_ms.map_or(DEFAULT_TIMEOUT, Duration::from_millis));
-            let Some(vault) = current else {
-                return Response::fail(
-                    ErrorKind::Locked,
-                    "the agent is locked: run `grantkeeper agent unlock`".into(),
-                );
+            let vault = match state.use_vault() {
+                Ok(vault) => vault,
+                Err(reason) => {
+                    return Response::fail(
+                        ErrorKind::Locked,
+                        format!(
+                            "the agent is locked ({}): run `grantkeeper agent unlock` to open the vault again from the keychain",
+                            reason.describe()
+                        ),
+                    )
+                }
             };
             let actor = Actor {
                 kind: ActorKind::Agent,

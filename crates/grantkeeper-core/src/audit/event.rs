@@ -35,6 +35,8 @@ pub enum EventKind {
     /// A request went through the authenticating proxy (method, host, path without query,
     /// status, bytes, duration; never bodies or query strings).
     Proxied,
+    /// The hand-out agent locked (its `reason`: idle, keychain_locked, session_locked, user).
+    Locked,
 }
 
 impl EventKind {
@@ -53,6 +55,7 @@ impl EventKind {
             Self::TenantCreated => "tenant_created",
             Self::TenantDeleted => "tenant_deleted",
             Self::Proxied => "proxied",
+            Self::Locked => "locked",
         }
     }
 
@@ -71,6 +74,7 @@ impl EventKind {
             Self::TenantCreated,
             Self::TenantDeleted,
             Self::Proxied,
+            Self::Locked,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
