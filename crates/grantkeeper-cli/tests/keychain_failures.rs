@@ -1,7 +1,11 @@
 //! The CLI against a keychain that cannot be used: no D-Bus, no Secret Service, a locked keyring
 //! (with the unlock prompt failing, and with it waiting on the X display). Each gives one clear
 //! line on stderr, exit code 4, and writes nothing. Needs `dbus-daemon`, `gnome-keyring-daemon`
-//! and `gdbus`; the prompt case needs the Xvfb display of `scripts/with-test-session`.
+//! and `gdbus`; the prompt case needs the Xvfb display of `scripts/with-test-session`. The
+//! agent's own locks (idle, keychain, desktop session) are tested here too, on such buses.
+
+#[path = "keychain_failures/agent_locks.rs"]
+mod agent_locks;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};

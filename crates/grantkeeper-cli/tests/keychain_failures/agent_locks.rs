@@ -24,7 +24,11 @@ fn vault_with_agent(idle: &str) -> (Bus, tempfile::TempDir, PathBuf, Agent) {
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path().join("vault");
     let out = grantkeeper(&home, Some(&bus.address), false, &["tenant", "add", "Acme"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let child = Command::new(BIN)
         .args(["agent", "run", "--idle-lock", idle])
         .env("GRANTKEEPER_HOME", &home)
@@ -46,8 +50,17 @@ fn vault_with_agent(idle: &str) -> (Bus, tempfile::TempDir, PathBuf, Agent) {
 }
 
 fn status(home: &Path, bus: &Bus) -> Value {
-    let out = grantkeeper(home, Some(&bus.address), false, &["agent", "status", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = grantkeeper(
+        home,
+        Some(&bus.address),
+        false,
+        &["agent", "status", "--json"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -77,7 +90,11 @@ fn assert_hand_out_refused(home: &Path, bus: &Bus, why: &str) {
 
 fn unlock(home: &Path, bus: &Bus) {
     let out = grantkeeper(home, Some(&bus.address), false, &["agent", "unlock"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(status(home, bus)["locked"], false);
 }
 
@@ -89,7 +106,11 @@ fn lock_reasons(home: &Path, bus: &Bus) -> Vec<String> {
         false,
         &["history", "--kind", "locked", "--json"],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let events: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     let mut reasons: Vec<String> = events
         .iter()
@@ -111,10 +132,19 @@ fn the_agent_locks_when_idle() {
     while started.elapsed() < Duration::from_millis(4000) {
         let out = grantkeeper(&home, Some(&bus.address), false, &["token", "acme/nope"]);
         last_use = Instant::now();
-        assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         std::thread::sleep(Duration::from_millis(250));
     }
-    assert_eq!(status(&home, &bus)["locked"], false, "status is not use, hand-outs are");
+    assert_eq!(
+        status(&home, &bus)["locked"],
+        false,
+        "status is not use, hand-outs are"
+    );
     let s = wait_locked(&home, &bus, Duration::from_secs(8));
     let after = last_use.elapsed();
     assert_eq!(s["locked_by"], "idle");
@@ -130,7 +160,10 @@ fn the_agent_locks_when_idle() {
     assert_eq!(status(&home, &bus)["locked_by"], "user");
     assert_hand_out_refused(&home, &bus, "locked on request");
     unlock(&home, &bus);
-    assert_eq!(wait_locked(&home, &bus, Duration::from_secs(8))["locked_by"], "idle");
+    assert_eq!(
+        wait_locked(&home, &bus, Duration::from_secs(8))["locked_by"],
+        "idle"
+    );
     unlock(&home, &bus);
     assert_eq!(lock_reasons(&home, &bus), ["idle", "user", "idle"]);
 }
@@ -171,20 +204,38 @@ fn the_agent_locks_with_the_desktop_session() {
             .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     // The screen saver ending does not lock.
-    emit("org.freedesktop.ScreenSaver", "/org/freedesktop/ScreenSaver", "false");
+    emit(
+        "org.freedesktop.ScreenSaver",
+        "/org/freedesktop/ScreenSaver",
+        "false",
+    );
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(status(&home, &bus)["locked"], false);
-    emit("org.freedesktop.ScreenSaver", "/org/freedesktop/ScreenSaver", "true");
+    emit(
+        "org.freedesktop.ScreenSaver",
+        "/org/freedesktop/ScreenSaver",
+        "true",
+    );
     let s = wait_locked(&home, &bus, Duration::from_secs(5));
     assert_eq!(s["locked_by"], "session_locked");
     assert_hand_out_refused(&home, &bus, "the desktop session was locked");
     unlock(&home, &bus);
     // GNOME's own name for it.
     emit("org.gnome.ScreenSaver", "/org/gnome/ScreenSaver", "true");
-    assert_eq!(wait_locked(&home, &bus, Duration::from_secs(5))["locked_by"], "session_locked");
+    assert_eq!(
+        wait_locked(&home, &bus, Duration::from_secs(5))["locked_by"],
+        "session_locked"
+    );
     unlock(&home, &bus);
-    assert_eq!(lock_reasons(&home, &bus), ["session_locked", "session_locked"]);
+    assert_eq!(
+        lock_reasons(&home, &bus),
+        ["session_locked", "session_locked"]
+    );
 }
