@@ -150,6 +150,8 @@ export const eventKindLabel: Record<EventKind, string> = {
   tenant_created: "tenant created",
   tenant_deleted: "tenant deleted",
   proxied: "proxied",
+  policy_changed: "hand-out policy changed",
+  hand_out_refused: "hand-out refused",
 };
 
 export const eventKinds = Object.keys(eventKindLabel) as EventKind[];

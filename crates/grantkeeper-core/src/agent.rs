@@ -211,6 +211,7 @@ impl Request {
 mod client;
 mod server;
 
+pub(crate) use client::peer;
 pub use client::AgentClient;
 pub use server::serve;
 

@@ -35,6 +35,10 @@ pub enum EventKind {
     /// A request went through the authenticating proxy (method, host, path without query,
     /// status, bytes, duration; never bodies or query strings).
     Proxied,
+    /// A hand-out policy was set or changed (see [`crate::policy`]).
+    PolicyChanged,
+    /// The hand-out policy refused a program (its path and pid are the event's caller).
+    HandOutRefused,
 }
 
 impl EventKind {
@@ -53,6 +57,8 @@ impl EventKind {
             Self::TenantCreated => "tenant_created",
             Self::TenantDeleted => "tenant_deleted",
             Self::Proxied => "proxied",
+            Self::PolicyChanged => "policy_changed",
+            Self::HandOutRefused => "hand_out_refused",
         }
     }
 
@@ -71,6 +77,8 @@ impl EventKind {
             Self::TenantCreated,
             Self::TenantDeleted,
             Self::Proxied,
+            Self::PolicyChanged,
+            Self::HandOutRefused,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
