@@ -9,6 +9,7 @@ export const flagLabel: Record<AnomalyKind, string> = {
   unused: "Unused",
   scopes_added: "Scopes added",
   refresh_failures: "Refreshes failing",
+  refused_hand_outs: "Hand-outs refused",
 };
 
 /** A connection's anomaly flags, each with the core's one-sentence explanation. */

@@ -151,6 +151,8 @@ export const eventKindLabel: Record<EventKind, string> = {
   tenant_deleted: "tenant deleted",
   proxied: "proxied",
   locked: "agent locked",
+  policy_changed: "hand-out policy changed",
+  hand_out_refused: "hand-out refused",
 };
 
 export const eventKinds = Object.keys(eventKindLabel) as EventKind[];

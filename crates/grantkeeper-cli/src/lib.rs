@@ -37,6 +37,7 @@ const EXAMPLES: &str = "Examples:
   grantkeeper exec acme/gmail --hint backup -- ./backup.sh
   grantkeeper history acme/gmail --since 2d
   grantkeeper anomalies --json
+  grantkeeper policy set acme/gmail listed --allow /usr/bin/rclone
   grantkeeper export --format csv --tenant acme > grants.csv
   grantkeeper audit verify
   grantkeeper completions bash > /etc/bash_completion.d/grantkeeper
@@ -92,6 +93,9 @@ enum Command {
     /// git's credential helper: a fresh access token for GitHub- and GitLab-style remotes
     /// (`git config --global credential.helper '!grantkeeper git-credential'`).
     GitCredential(commands::git_credential::GitCredentialArgs),
+    /// Which programs may take a connection's tokens: any, listed, or ask in the window.
+    #[command(subcommand)]
+    Policy(commands::policy::PolicyCommand),
     /// The hand-out agent: serves tokens to local programs from memory (`agent run`).
     #[command(subcommand)]
     Agent(commands::agent::AgentCommand),
@@ -171,6 +175,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Inspect(args) => commands::inspect::run(args, &out),
         Command::History(args) => commands::history::history(args, &out),
         Command::Anomalies(args) => commands::anomalies::anomalies(args, &out),
+        Command::Policy(cmd) => commands::policy::run(cmd, &out),
         Command::Export(args) => commands::export::run(args, &out),
         Command::Maintain(args) => commands::maintain::maintain(args, &out),
         Command::Proxy(args) => commands::proxy::proxy(args, &out),

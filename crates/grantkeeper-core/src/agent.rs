@@ -220,6 +220,7 @@ mod desktop;
 mod lock;
 mod server;
 
+pub(crate) use client::peer;
 pub use client::AgentClient;
 pub use lock::{LockPolicy, LockReason, DEFAULT_IDLE_LOCK};
 pub use server::{serve, serve_with};

@@ -12,7 +12,9 @@
 //!   connection's earlier hand-outs (once it has [`OFF_HOURS_MIN`] of them over 7 days or more);
 //! - **unused**: an active grant not used for [`UNUSED_DAYS`] days;
 //! - **scopes added**: a re-consent in the last 30 days added scopes;
-//! - **refresh failures**: [`FAILURES_MIN`] or more refreshes failed in a row.
+//! - **refresh failures**: [`FAILURES_MIN`] or more refreshes failed in a row;
+//! - **refused hand-outs**: the hand-out policy ([`crate::policy`]) refused [`REFUSED_MIN`] or
+//!   more hand-outs in the last 24 hours.
 
 mod rules;
 
@@ -26,7 +28,9 @@ use crate::error::Result;
 use crate::model::{now_ms, ConnectionId, ConnectionStatus, TenantId, UnixMillis};
 use crate::{ConnectionFilter, Vault};
 
-pub use rules::{flags, BURST_FACTOR, BURST_MIN, FAILURES_MIN, OFF_HOURS_MIN, UNUSED_DAYS};
+pub use rules::{
+    flags, BURST_FACTOR, BURST_MIN, FAILURES_MIN, OFF_HOURS_MIN, REFUSED_MIN, UNUSED_DAYS,
+};
 
 /// What looks wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, TS)]
@@ -45,15 +49,18 @@ pub enum AnomalyKind {
     ScopesAdded,
     /// Refreshes fail again and again.
     RefreshFailures,
+    /// The hand-out policy refused hand-outs again and again.
+    RefusedHandOuts,
 }
 
 impl AnomalyKind {
     /// Every kind, in the order flags are listed.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Burst,
         Self::NewProgram,
         Self::OffHours,
         Self::RefreshFailures,
+        Self::RefusedHandOuts,
         Self::ScopesAdded,
         Self::Unused,
     ];
@@ -67,6 +74,7 @@ impl AnomalyKind {
             Self::Unused => "unused",
             Self::ScopesAdded => "scopes_added",
             Self::RefreshFailures => "refresh_failures",
+            Self::RefusedHandOuts => "refused_hand_outs",
         }
     }
 }

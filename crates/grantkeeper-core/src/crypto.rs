@@ -137,6 +137,9 @@ pub struct VaultKeys {
     /// The vault's team logins and shared tenants (see `crate::team`), kept here so that one
     /// keychain read still opens everything; opaque to this module.
     pub teams: Option<SecretText>,
+    /// Each tenant's hand-out policy version, by tenant id (see `crate::policy`): kept here so
+    /// that a policy row deleted or rolled back in the database is detected.
+    pub policies: std::collections::BTreeMap<String, u64>,
 }
 
 impl VaultKeys {
@@ -157,6 +160,9 @@ impl VaultKeys {
         if let Some(teams) = &self.teams {
             text.push_str(&format!("\nteams {}", B64.encode(teams.expose())));
         }
+        for (id, version) in &self.policies {
+            text.push_str(&format!("\npolicy {id} {version}"));
+        }
         let out = SecretText::new(text.as_str());
         text.zeroize();
         out
@@ -170,6 +176,7 @@ impl VaultKeys {
         let mut tenants = std::collections::BTreeMap::new();
         let mut adopting = std::collections::BTreeSet::new();
         let mut teams = None;
+        let mut policies = std::collections::BTreeMap::new();
         for line in lines.filter(|l| !l.trim().is_empty()) {
             let mut parts = line.split(' ');
             match (parts.next(), parts.next(), parts.next(), parts.next()) {
@@ -178,6 +185,10 @@ impl VaultKeys {
                     let text = String::from_utf8(bytes.clone()).map_err(|_| CryptoError::BadKey);
                     bytes.zeroize();
                     teams = Some(SecretText::new(text?));
+                }
+                (Some("policy"), Some(id), Some(version), None) => {
+                    let version = version.parse().map_err(|_| CryptoError::BadKey)?;
+                    policies.insert(id.to_owned(), version);
                 }
                 (Some(kind @ ("tenant" | "adopting")), Some(id), Some(key), None) => {
                     tenants.insert(
@@ -196,6 +207,7 @@ impl VaultKeys {
             tenants,
             adopting,
             teams,
+            policies,
         })
     }
 }

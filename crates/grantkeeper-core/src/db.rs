@@ -151,6 +151,17 @@ CREATE INDEX usage_programs_tenant ON usage_programs(tenant_id);
 -- offers it). Each grant's DPoP key is in the keychain.
 ALTER TABLE provider_apps ADD COLUMN dpop INTEGER;
 "#,
+    r#"
+-- Each tenant's hand-out policy (see `crate::policy`): one MAC'd row, its version also kept in
+-- the keychain; and refused hand-outs per clock hour in the usage profiles.
+CREATE TABLE hand_out_policies (
+    tenant_id TEXT PRIMARY KEY,
+    version   INTEGER NOT NULL,
+    body      TEXT NOT NULL,
+    mac       BLOB NOT NULL
+) STRICT, WITHOUT ROWID;
+ALTER TABLE usage_profiles ADD COLUMN refused BLOB NOT NULL DEFAULT x'';
+"#,
 ];
 
 /// The schema version this build writes.

@@ -94,6 +94,10 @@ pub enum Error {
         /// What happened and what to do, in plain words.
         message: String,
     },
+    /// The hand-out policy refused the calling program (see [`crate::policy`]); the message
+    /// names it, says why and what to do.
+    #[error("{0}")]
+    HandOutRefused(String),
 }
 
 /// What a failure means for the caller: the one sorting of [`Error`]s, which each front end maps
@@ -134,7 +138,7 @@ impl Error {
             Self::NotFound { .. } => ErrorKind::NotFound,
             Self::Invalid(_) | Self::AlreadyExists { .. } => ErrorKind::Invalid,
             Self::Tampered(_) => ErrorKind::Tampered,
-            Self::NotUsable { .. } => ErrorKind::Refused,
+            Self::NotUsable { .. } | Self::HandOutRefused(_) => ErrorKind::Refused,
             Self::TimedOut { .. } => ErrorKind::TimedOut,
             Self::Cancelled => ErrorKind::Cancelled,
             Self::Refresh { class, .. } => match class {

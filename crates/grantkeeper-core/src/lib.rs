@@ -27,6 +27,7 @@ pub mod logging;
 pub mod model;
 pub mod oauth;
 pub mod paths;
+pub mod policy;
 pub mod private;
 pub mod provider_app;
 pub mod report;

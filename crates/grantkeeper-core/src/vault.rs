@@ -8,6 +8,7 @@ mod history;
 mod keys;
 mod local;
 mod open;
+mod policies;
 mod provider_apps;
 mod tenants;
 
@@ -59,6 +60,8 @@ pub struct Vault {
     /// The tenants' wrapping keys (and which are still being adopted), as last read from the
     /// keychain entry of the vault's keys.
     tenant_keys: Mutex<TenantKeys>,
+    /// The newest hand-out policy version known of each tenant (see [`crate::policy`]).
+    policy_versions: policies::KnownVersions,
     /// The usage history's MAC key and its checkpoint schedule (see [`audit`]).
     history: audit::HistoryKey,
     anchorer: audit::Anchorer,

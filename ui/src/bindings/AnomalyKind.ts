@@ -3,4 +3,4 @@
 /**
  * What looks wrong.
  */
-export type AnomalyKind = "burst" | "new_program" | "off_hours" | "unused" | "scopes_added" | "refresh_failures";
+export type AnomalyKind = "burst" | "new_program" | "off_hours" | "unused" | "scopes_added" | "refresh_failures" | "refused_hand_outs";

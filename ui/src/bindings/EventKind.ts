@@ -3,4 +3,4 @@
 /**
  * What happened.
  */
-export type EventKind = "consented" | "refreshed" | "refresh_failed" | "handed_out" | "revealed" | "revoked" | "deleted" | "exported" | "config_changed" | "tenant_created" | "tenant_deleted" | "proxied" | "locked";
+export type EventKind = "consented" | "refreshed" | "refresh_failed" | "handed_out" | "revealed" | "revoked" | "deleted" | "exported" | "config_changed" | "tenant_created" | "tenant_deleted" | "proxied" | "locked" | "policy_changed" | "hand_out_refused";

@@ -13,8 +13,8 @@ pub struct AnomaliesArgs {
     /// Only this tenant's connections.
     #[arg(long)]
     tenant: Option<String>,
-    /// Only flags of this kind: burst, new_program, off_hours, refresh_failures, scopes_added,
-    /// unused.
+    /// Only flags of this kind: burst, new_program, off_hours, refresh_failures,
+    /// refused_hand_outs, scopes_added, unused.
     #[arg(long, value_parser = parse_kind)]
     kind: Option<AnomalyKind>,
 }

@@ -12,6 +12,7 @@ pub mod git_credential;
 pub mod history;
 pub mod inspect;
 pub mod maintain;
+pub mod policy;
 pub mod provider;
 pub mod proxy;
 pub mod refresh;
@@ -48,11 +49,7 @@ pub fn parse_status(s: &str) -> Result<ConnectionStatus, Failure> {
 /// The command line as the actor of the usage history, with the calling process.
 pub fn cli_actor(hint: Option<String>) -> Actor {
     let mut a = Actor::new(ActorKind::Cli).with_hint(hint);
-    let parent = std::os::unix::process::parent_id();
-    // The program that ran this command, when it can be read (anomaly flags name it).
-    a.caller = Some(match std::fs::read_link(format!("/proc/{parent}/exe")) {
-        Ok(exe) => format!("pid {parent} {}", exe.display()),
-        Err(_) => format!("pid {parent}"),
-    });
+    // The program that ran this command (anomaly flags and the hand-out policy name it).
+    a.caller = Some(grantkeeper_core::policy::Program::asking().to_caller());
     a
 }

@@ -57,7 +57,7 @@ impl AgentClient {
 }
 
 /// The peer's uid and pid (`SO_PEERCRED`).
-pub(super) fn peer(stream: &UnixStream) -> Option<(u32, i32)> {
+pub(crate) fn peer(stream: &UnixStream) -> Option<(u32, i32)> {
     let mut cred = libc::ucred {
         pid: 0,
         uid: 0,

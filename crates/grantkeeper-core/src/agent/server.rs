@@ -247,10 +247,8 @@ fn serve_client(stream: UnixStream, state: &Held, open: &Opener, timeout: Durati
         return;
     }
     let _ = stream.set_write_timeout(Some(timeout));
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|_| "?".into());
-    let caller = format!("pid {pid} {exe}");
+    // The program asking (the one that ran the command line, when the command line asks).
+    let caller = crate::policy::Program::agent_peer(pid.unsigned_abs()).to_caller();
     let mut pending = Vec::new();
     loop {
         let Some(line) = read_request_line(&stream, &mut pending, timeout) else {

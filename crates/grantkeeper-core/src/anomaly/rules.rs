@@ -17,6 +17,8 @@ pub const OFF_HOURS_MIN: u64 = 100;
 pub const UNUSED_DAYS: i64 = 30;
 /// Refreshes failed in a row before they are flagged.
 pub const FAILURES_MIN: u32 = 3;
+/// Hand-outs refused by the hand-out policy within 24 hours before they are flagged.
+pub const REFUSED_MIN: u32 = 3;
 
 const HOUR: i64 = 3_600_000;
 const DAY: i64 = 86_400_000;
@@ -71,6 +73,9 @@ pub fn flags(
                     when(since)
                 ),
             );
+        }
+        if let Some((since, text)) = refused(p, now) {
+            flag(AnomalyKind::RefusedHandOuts, since, text);
         }
         if let Some(added) = p
             .scopes_added
@@ -137,6 +142,28 @@ fn burst(p: &UsageProfile, now: UnixMillis) -> Option<(UnixMillis, String)> {
             count(recent.handouts as usize, "hand-out", "hand-outs"),
             when(start),
             busiest
+        ),
+    ))
+}
+
+/// At least [`REFUSED_MIN`] hand-outs refused by the hand-out policy in the last 24 hours.
+fn refused(p: &UsageProfile, now: UnixMillis) -> Option<(UnixMillis, String)> {
+    let hour = now.div_euclid(HOUR);
+    let recent: Vec<_> = p
+        .refused
+        .iter()
+        .filter(|h| h.hour > hour - 24 && h.hour <= hour)
+        .collect();
+    let total: u32 = recent.iter().map(|h| h.handouts).sum();
+    if total < REFUSED_MIN {
+        return None;
+    }
+    let start = recent.first()?.hour * HOUR;
+    Some((
+        start,
+        format!(
+            "The hand-out policy refused {total} hand-outs in the last 24 hours, the first in the hour from {}; the history names the programs: list them with `grantkeeper policy set` if they are yours.",
+            when(start)
         ),
     ))
 }

@@ -232,6 +232,48 @@ fn repeated_refresh_failures_are_flagged_until_one_succeeds() {
 }
 
 #[test]
+fn repeated_refused_hand_outs_are_flagged_for_24_hours() {
+    let s = Seeded::normal();
+    let refused = |days_ago, hour, m| {
+        s.event(EventKind::HandOutRefused, &program("/tmp/dropper"), local(days_ago, hour, m))
+            .detail(serde_json::json!({ "mode": "listed", "reason": "/tmp/dropper is not a listed program" }))
+    };
+    // Two refusals today and older ones are not yet a pattern.
+    s.record(vec![
+        refused(3, 10, 0),
+        refused(3, 10, 1),
+        refused(0, 14, 5),
+        refused(0, 15, 5),
+    ]);
+    assert_eq!(
+        s.kinds(),
+        vec![],
+        "two refusals within 24 hours are not yet a pattern"
+    );
+    s.record(vec![refused(0, 16, 5)]);
+    let flags = s.flags();
+    assert_eq!(flags.len(), 1, "{flags:?}");
+    assert_eq!(flags[0].kind, AnomalyKind::RefusedHandOuts);
+    assert_eq!(flags[0].since, local(0, 14, 0));
+    assert!(
+        flags[0]
+            .explanation
+            .starts_with("The hand-out policy refused 3 hand-outs in the last 24 hours, the first in the hour from "),
+        "{}",
+        flags[0].explanation
+    );
+    // A day later the flag is gone again.
+    let later = s
+        .vault
+        .anomalies_at(&ConnectionFilter::default(), None, s.now() + 2 * DAY)
+        .unwrap();
+    assert!(
+        !later.iter().any(|a| a.kind == AnomalyKind::RefusedHandOuts),
+        "{later:?}"
+    );
+}
+
+#[test]
 fn scopes_added_at_re_consent_are_flagged_for_30_days() {
     let s = Seeded::normal();
     let reconsent = |at| {

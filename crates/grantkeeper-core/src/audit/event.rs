@@ -37,6 +37,10 @@ pub enum EventKind {
     Proxied,
     /// The hand-out agent locked (its `reason`: idle, keychain_locked, session_locked, user).
     Locked,
+    /// A hand-out policy was set or changed (see [`crate::policy`]).
+    PolicyChanged,
+    /// The hand-out policy refused a program (its path and pid are the event's caller).
+    HandOutRefused,
 }
 
 impl EventKind {
@@ -56,6 +60,8 @@ impl EventKind {
             Self::TenantDeleted => "tenant_deleted",
             Self::Proxied => "proxied",
             Self::Locked => "locked",
+            Self::PolicyChanged => "policy_changed",
+            Self::HandOutRefused => "hand_out_refused",
         }
     }
 
@@ -75,6 +81,8 @@ impl EventKind {
             Self::TenantDeleted,
             Self::Proxied,
             Self::Locked,
+            Self::PolicyChanged,
+            Self::HandOutRefused,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

@@ -79,6 +79,9 @@ pub struct UsageProfile {
     pub last_failure: Option<String>,
     /// The last re-consent that added scopes.
     pub scopes_added: Option<ScopesAdded>,
+    /// Hand-outs the hand-out policy refused, per clock hour, the newest [`HOURS_KEPT`] hours
+    /// with any.
+    pub refused: Vec<HourUse>,
 }
 
 impl UsageProfile {
@@ -89,6 +92,7 @@ impl UsageProfile {
         match kind {
             EventKind::HandedOut | EventKind::Proxied => self.hand_out(ts, clock.local_hour(ts)),
             EventKind::Refreshed => self.refresh_succeeded(),
+            EventKind::HandOutRefused => self.refuse(ts),
             EventKind::RefreshFailed => {
                 self.failed_refreshes += 1;
                 self.failing_since.get_or_insert(ts);
@@ -119,6 +123,16 @@ impl UsageProfile {
         self.failed_refreshes = 0;
         self.failing_since = None;
         self.last_failure = None;
+    }
+
+    fn refuse(&mut self, ts: UnixMillis) {
+        let hour = ts.div_euclid(HOUR);
+        match self.refused.binary_search_by_key(&hour, |h| h.hour) {
+            Ok(i) => self.refused[i].handouts += 1,
+            Err(i) => self.refused.insert(i, HourUse { hour, handouts: 1 }),
+        }
+        let newest = self.refused.last().map_or(hour, |h| h.hour);
+        self.refused.retain(|h| h.hour > newest - HOURS_KEPT);
     }
 
     fn hand_out(&mut self, ts: UnixMillis, local_hour: usize) {
@@ -324,7 +338,7 @@ fn fold_range(conn: &Connection, after: i64, upto: i64) -> rusqlite::Result<u64>
     }
     let mut put = conn.prepare_cached(&format!(
         "INSERT OR REPLACE INTO usage_profiles (tenant_id, {PROFILE_COLUMNS})
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
     ))?;
     for (connection, (tenant, p)) in &profiles {
         let added = p.scopes_added.as_ref();
@@ -345,6 +359,7 @@ fn fold_range(conn: &Connection, after: i64, upto: i64) -> rusqlite::Result<u64>
             p.last_failure,
             added.map(|a| a.at),
             added.map(|a| serde_json::to_string(&a.scopes).expect("strings serialize")),
+            encode(p.refused.iter().map(|h| (Some(h.hour), h.handouts, None))),
         ])?;
     }
     let mut put = conn.prepare_cached(
@@ -362,7 +377,7 @@ fn fold_range(conn: &Connection, after: i64, upto: i64) -> rusqlite::Result<u64>
 }
 
 const PROFILE_COLUMNS: &str = "connection_id, first_ts, handouts, hour_of_day, hours, days, \
-    failed_refreshes, failing_since, last_failure, scopes_added_at, scopes_added";
+    failed_refreshes, failing_since, last_failure, scopes_added_at, scopes_added, refused";
 
 /// Packs records of an optional i64 and one or two u32 as little-endian bytes.
 fn encode(items: impl Iterator<Item = (Option<i64>, u32, Option<u32>)>) -> Vec<u8> {
@@ -404,6 +419,10 @@ fn read_profile(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, UsageProfile
         handouts: u32_at(&b[8..]),
         busiest_hour: u32_at(&b[12..]),
     });
+    let refused = r.get_ref(11)?.as_blob()?.chunks_exact(12).map(|b| HourUse {
+        hour: i64_at(b),
+        handouts: u32_at(&b[8..]),
+    });
     let scopes_added = match (
         r.get::<_, Option<i64>>(9)?,
         r.get_ref(10)?.as_str_or_null()?,
@@ -425,6 +444,7 @@ fn read_profile(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, UsageProfile
             failing_since: r.get(7)?,
             last_failure: r.get(8)?,
             scopes_added,
+            refused: refused.collect(),
         },
     ))
 }

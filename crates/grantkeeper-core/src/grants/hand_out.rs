@@ -17,7 +17,8 @@ impl TenantVault<'_> {
     /// A valid access token for the connection, refreshed if it would expire within
     /// `min_valid` (at most 10 years: [`crate::oauth::token::MAX_LIFETIME`]), or a failure by
     /// `deadline`. Every hand-out is recorded (who asked, application hint) before the token is
-    /// returned; if the record cannot be written, no token is returned.
+    /// returned; if the record cannot be written, no token is returned. The hand-out policy
+    /// ([`crate::policy`]) is checked first.
     pub fn access_token(
         &self,
         id: &ConnectionId,
@@ -26,6 +27,7 @@ impl TenantVault<'_> {
         actor: &Actor,
     ) -> Result<HandOut> {
         let min_valid = clamp_min_valid(min_valid);
+        self.check_hand_out(id, actor)?;
         if let Some(token) = self.hand_out_if_valid(id, min_valid, actor, None)? {
             return Ok(token);
         }

@@ -212,6 +212,7 @@ mod tests {
             tenants: Default::default(),
             adopting: Default::default(),
             teams: Some(config.to_text()),
+            policies: Default::default(),
         };
         let back = VaultKeys::from_keychain_text(&keys.to_keychain_text()).unwrap();
         let parsed = TeamConfig::parse(back.teams.as_ref()).unwrap();

@@ -53,6 +53,7 @@ impl Vault {
             .into());
         }
         self.teams.load(keys.teams.as_ref())?;
+        self.policy_versions.learn(&keys.policies);
         *self.tenant_keys.lock().unwrap_or_else(|p| p.into_inner()) = (keys.tenants, keys.adopting);
         Ok(())
     }

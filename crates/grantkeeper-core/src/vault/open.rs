@@ -78,11 +78,13 @@ impl Vault {
             tenants,
             adopting,
             teams,
+            policies,
         } = VaultKeys::from_keychain_text(&text)?;
         db::migrate(&mut conn)?;
         audit::ensure_keyed(&mut conn, &master.history_key(), &*keychain, &id)?;
         let vault = Self::with_connection(home, id, conn, keychain, master);
         *vault.tenant_keys.lock().unwrap_or_else(|p| p.into_inner()) = (tenants, adopting);
+        vault.policy_versions.learn(&policies);
         vault.teams.load(teams.as_ref())?;
         Ok(vault)
     }
@@ -122,6 +124,7 @@ impl Vault {
             team_history: crate::team::history::HistoryPusher::new(home.join(DB_FILE)),
             data_keys: Mutex::default(),
             tenant_keys: Mutex::default(),
+            policy_versions: Default::default(),
             home: home.to_owned(),
             fingerprints: master.fingerprint_key(),
             id,

@@ -210,6 +210,7 @@ impl Vault {
             self.change_tenant_keys(|keys| {
                 keys.tenants.remove(id.as_str());
                 keys.adopting.remove(id.as_str());
+                keys.policies.remove(id.as_str());
             })?;
         }
         self.data_keys
@@ -223,6 +224,10 @@ impl Vault {
                 [id.as_str()],
             )?;
             tx.execute("DELETE FROM tenants WHERE id = ?1", [id.as_str()])?;
+            tx.execute(
+                "DELETE FROM hand_out_policies WHERE tenant_id = ?1",
+                [id.as_str()],
+            )?;
             audit::append(
                 tx,
                 &NewEvent::new(EventKind::TenantDeleted, actor)
