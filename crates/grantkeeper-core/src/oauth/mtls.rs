@@ -190,8 +190,8 @@ impl ClientCertificate {
         Some(jwk)
     }
 
-    /// The certificate and key as ureq presents them.
-    pub(crate) fn tls_identity(&self) -> Result<ureq::tls::ClientCert, OAuthError> {
+    /// The certificate and key as the HTTP client presents them ([`crate::http::HttpClient::for_app`]).
+    pub fn tls_identity(&self) -> Result<ureq::tls::ClientCert, OAuthError> {
         use ureq::tls::{Certificate, PrivateKey};
         let chain: Vec<Certificate<'static>> = self
             .chain
