@@ -85,6 +85,8 @@ fn ensure_app(vault: &Vault, tenant: &TenantId, actor: &Actor) -> Result<Provide
                 client_auth: None,
                 dpop: None,
                 client_key_pem: None,
+                client_cert_pem: None,
+                trusted_ca_pem: None,
                 scopes: None,
                 redirect: None,
                 port: None,

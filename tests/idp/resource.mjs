@@ -1,7 +1,8 @@
 // A bearer-protected API on the test IdP, for the authenticating proxy's tests: every request
 // under /resource/ needs `Authorization: Bearer <access token>` issued by this server (checked
 // with oidc-provider's own storage: `AccessToken.find`, or `ClientCredentials.find`), else 401 with
-// `WWW-Authenticate: Bearer error="invalid_token"`.
+// `WWW-Authenticate: Bearer error="invalid_token"`. A token bound to a client certificate
+// (mutual TLS, `x5t#S256`) is accepted only over the TLS listener presenting that certificate.
 //
 //   ANY  /resource/echo[/…]      {method, path, query, headers (no authorization, cookie or
 //                                proxy-authorization), body_bytes, body_sha256, sub, scope}
@@ -46,6 +47,12 @@ export function resource(provider) {
     const value = /^Bearer\s+(\S+)$/i.exec(header)?.[1];
     const token = value ? ((await provider.AccessToken.find(value)) ?? (await provider.ClientCredentials.find(value))) : undefined;
     if (!token || token.isExpired) return null;
+    // A certificate-bound token (RFC 8705 §3) only over a TLS connection with its certificate.
+    if (token["x5t#S256"]) {
+      const peer = ctx.socket.getPeerCertificate?.();
+      const print = peer?.raw ? createHash("sha256").update(peer.raw).digest("base64url") : null;
+      if (print !== token["x5t#S256"]) return null;
+    }
     if (refused.has(token.jti)) {
       refused.delete(token.jti);
       stats.refused += 1;

@@ -34,6 +34,14 @@
 //                    says which), at the token endpoint and at the DPoP-protected resource
 //                    /dpop/api (tests/idp/dpop-resource.mjs), which the server always serves.
 //                    Default off
+//   mtls             {"port": N, "key": FILE, "cert": FILE, "ca": FILE}: mutual TLS (RFC 8705) on:
+//                    the same server also listens with TLS on 127.0.0.1:N (0 picks a free port)
+//                    with the certificate and key given (signed by the test's CA), asking each
+//                    client for its certificate (checked against `ca` for tls_client_auth; a
+//                    self-signed one is matched by the client's registered x5c); discovery
+//                    names the TLS listener's endpoints in mtls_endpoint_aliases and offers
+//                    tls_client_certificate_bound_access_tokens. The ready line then also has
+//                    "mtls": "https://127.0.0.1:N". Default off
 //
 // It also serves a bearer-protected API under /resource/ (see resource.mjs).
 // Besides the OAuth endpoints, the same server answers a small test-control surface:
@@ -50,9 +58,10 @@
 //                             a provider that refuses revocations: from now on the revocation
 //                             endpoint answers HTTP S (e.g. 503) with a JSON error and revokes
 //                             nothing. {"status": 0} restores normal revocation
-import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { X509Certificate, generateKeyPairSync, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
+import { createServer as createTlsServer } from "node:https";
 import { parseArgs } from "node:util";
 import { resource } from "./resource.mjs";
 
@@ -132,6 +141,7 @@ function newStats() {
     dpop_resource_ok: 0, // requests /dpop/api answered (token and proof checked)
     dpop_resource_refused: 0, // ... refused with 401 (no proof, a bad one, a bearer token, …)
     dpop_resource_nonce_asked: 0, // ... of those, refused to ask for a nonce (use_dpop_nonce)
+    dpop_proofs: {}, // successful requests with a DPoP header, by route (token, revocation, …)
   };
 }
 
@@ -199,6 +209,15 @@ function providerConfiguration(config, stats) {
   return {
     clients,
     clockTolerance,
+    // oidc-provider's default methods, and with mutual TLS the two certificate methods.
+    clientAuthMethods: [
+      "client_secret_basic",
+      "client_secret_jwt",
+      "client_secret_post",
+      "private_key_jwt",
+      "none",
+      ...(config.mtls ? ["tls_client_auth", "self_signed_tls_client_auth"] : []),
+    ],
     ...(config.idTokenSigningAlgValues ? { enabledJWA: { idTokenSigningAlgValues: config.idTokenSigningAlgValues } } : {}),
     // With a grace period, refresh tokens live in the storage above; else in the default one.
     ...(reuseGraceSecs > 0 ? { adapter: graceAdapter(reuseGraceSecs, clockTolerance, stats) } : {}),
@@ -258,6 +277,25 @@ function providerConfiguration(config, stats) {
       dPoP: {
         enabled: config.dpop !== undefined && config.dpop !== false,
         ...(config.dpop?.requireNonce ? { nonceSecret: randomBytes(32), requireNonce: () => true } : {}),
+      },
+      // With a TLS listener: client certificates authenticate clients and bind their tokens.
+      mTLS: {
+        enabled: config.mtls !== undefined,
+        certificateBoundAccessTokens: true,
+        tlsClientAuth: true,
+        selfSignedTlsClientAuth: true,
+        getCertificate(ctx) {
+          const peer = ctx.socket.getPeerCertificate?.();
+          return peer?.raw ? new X509Certificate(peer.raw) : undefined;
+        },
+        // Verified against the test CA by the TLS listener (rejectUnauthorized is off so that
+        // self-signed certificates reach oidc-provider, which matches them itself).
+        certificateAuthorized: (ctx) => ctx.socket.authorized === true,
+        certificateSubjectMatches(ctx, property, expected) {
+          const cert = new X509Certificate(ctx.socket.getPeerCertificate().raw);
+          if (property !== "tls_client_auth_subject_dn") return false;
+          return cert.subject.split("\n").join(",") === expected;
+        },
       },
       pushedAuthorizationRequests: {
         enabled: true,
@@ -394,9 +432,34 @@ function testSurface(stats, faults) {
   };
 }
 
+/**
+ * Koa middleware: discovery names the TLS listener at `base` for each endpoint a client
+ * authenticating with its certificate uses (RFC 8705 §5).
+ */
+function mtlsAliases(issuer, base) {
+  return async function mtlsAliasesMiddleware(ctx, next) {
+    await next();
+    if (ctx.path !== "/.well-known/openid-configuration" || !ctx.body || typeof ctx.body !== "object") return;
+    const aliases = {};
+    for (const key of [
+      "token_endpoint",
+      "revocation_endpoint",
+      "introspection_endpoint",
+      "device_authorization_endpoint",
+      "pushed_authorization_request_endpoint",
+      "userinfo_endpoint",
+    ]) {
+      const url = ctx.body[key];
+      if (typeof url === "string" && url.startsWith(issuer)) aliases[key] = base + url.slice(issuer.length);
+    }
+    ctx.body = { ...ctx.body, mtls_endpoint_aliases: aliases };
+  };
+}
+
 function count(ctx, s, ms) {
   const route = ctx.oidc?.route;
   const ok = ctx.status >= 200 && ctx.status < 300;
+  if (ok && route && ctx.get("dpop")) s.dpop_proofs[route] = (s.dpop_proofs[route] ?? 0) + 1;
   switch (route) {
     case "authorization":
       s.authorization_requests += 1;
@@ -441,6 +504,23 @@ async function main() {
   const issuer = `http://${HOST}:${actualPort}`;
 
   const provider = new Provider(issuer, providerConfiguration(config, stats));
+  // The TLS listener for client certificates: the same provider on another port.
+  let tls;
+  if (config.mtls) {
+    const file = (name) => readFileSync(config.mtls[name]);
+    tls = createTlsServer({
+      key: file("key"),
+      cert: file("cert"),
+      ca: [file("ca")],
+      requestCert: true,
+      rejectUnauthorized: false,
+    });
+    await new Promise((res, rej) => {
+      tls.once("error", rej);
+      tls.listen(config.mtls.port ?? 0, HOST, res);
+    });
+    provider.use(mtlsAliases(issuer, `https://${HOST}:${tls.address().port}`));
+  }
   provider.use(resource(provider)); // the protected API under /resource/ (see resource.mjs)
   provider.use(testSurface(stats, faults));
   provider.use(dpopResource(provider, stats, { requireNonce: config.dpop?.requireNonce === true }));
@@ -454,8 +534,11 @@ async function main() {
   });
   provider.on("server_error", (_ctx, err) => console.error("idp server_error:", err));
   server.on("request", provider.callback());
+  tls?.on("request", provider.callback());
 
   const stop = () => {
+    tls?.close();
+    tls?.closeAllConnections();
     server.close(() => process.exit(0));
     server.closeAllConnections();
     setTimeout(() => process.exit(0), 2000).unref();
@@ -463,7 +546,8 @@ async function main() {
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
 
-  process.stdout.write(`${JSON.stringify({ issuer, port: actualPort })}\n`);
+  const mtls = tls ? { mtls: `https://${HOST}:${tls.address().port}` } : {};
+  process.stdout.write(`${JSON.stringify({ issuer, port: actualPort, ...mtls })}\n`);
 }
 
 main().catch((err) => {

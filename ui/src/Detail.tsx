@@ -313,6 +313,14 @@ export function Detail({ target, summary, detail, loadError, onClose, onReload, 
                 <dd data-binding="dpop">this device's DPoP key; useless without it</dd>
               </>
             )}
+            {detail?.binding === "certificate" && (
+              <>
+                <dt>Bound to</dt>
+                <dd data-binding="certificate">
+                  the provider app's client certificate, its key in this device's keychain; useless without it
+                </dd>
+              </>
+            )}
             <dt>Refresh token</dt>
             <dd>
               {!c.has_refresh_token ? (

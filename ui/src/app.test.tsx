@@ -58,7 +58,7 @@ function detailOf(c: Connection): ConnectionDetail {
     inspection: { access_token: null, access_token_is_jwt: false, id_token: { header: { alg: "RS256" }, claims: { sub: "sub-1", exp: Math.floor(now / 1000) + 600 } } },
     anomalies: [],
     // As the core derives it from the connection's metadata.
-    binding: c.metadata.token_binding === "dpop" ? "dpop" : null,
+    binding: c.metadata.token_binding === "dpop" || c.metadata.token_binding === "certificate" ? c.metadata.token_binding : null,
   };
 }
 
@@ -441,6 +441,15 @@ describe("detail", () => {
     state.vaultChanged.forEach((f) => f(98));
     await waitFor(() => $("[data-binding]") !== null);
     expect(text('[data-binding="dpop"]')).toMatch(/this device's DPoP key; useless without it/);
+  });
+
+  it("says when the grant's tokens are bound to the app's client certificate", async () => {
+    state.connections = [{ ...crm, metadata: { ...crm.metadata, token_binding: "certificate" } }, old];
+    state.vaultChanged.forEach((f) => f(97));
+    await openCrm();
+    await waitFor(() => $("[data-binding]") !== null);
+    expect(text('[data-binding="certificate"]')).toMatch(/client certificate, its key in this device's keychain/);
+    expect($('[data-binding="dpop"]')).toBeNull();
   });
 
   it("turns the token actions off on a revoked grant", async () => {

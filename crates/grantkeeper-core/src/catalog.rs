@@ -414,6 +414,7 @@ impl Preset {
             device_authorization: fill(&e.device_authorization),
             jwks: fill(&e.jwks),
             userinfo: fill(&e.userinfo),
+            trusted_ca: None,
         })
     }
 

@@ -222,7 +222,7 @@ impl TenantVault<'_> {
         let (challenge, verifier) = oauth2::PkceCodeChallenge::new_random_sha256();
         let verifier = SecretText::new(verifier.into_secret());
         let nonce = (context.oidc() && scopes.iter().any(|s| s == "openid")).then(new_nonce);
-        let client = context.protocol(&self.vault.http);
+        let client = context.protocol(&context.http);
         let mut url = client
             .authorization_url(&redirect_uri, &scopes, &state, challenge, nonce.as_deref())
             .map_err(oauth)?;
@@ -255,7 +255,7 @@ impl TenantVault<'_> {
         let code =
             flow::check_callback(params, &pending.state, issuer, pending.context.iss_required)
                 .map_err(oauth)?;
-        let client = pending.context.protocol(&self.vault.http);
+        let client = pending.context.protocol(&pending.context.http);
         let response = client
             .exchange_code(code, &pending.redirect_uri, pending.verifier.expose())
             .map_err(oauth)?;
@@ -294,7 +294,7 @@ impl TenantVault<'_> {
     pub fn begin_device_connect(&self, request: &ConnectRequest) -> Result<DeviceAuthorization> {
         let p = self.prepare(request)?;
         p.context
-            .protocol(&self.vault.http)
+            .protocol(&p.context.http)
             .device_authorize(&p.scopes)
             .map_err(oauth)
     }
@@ -308,7 +308,7 @@ impl TenantVault<'_> {
         actor: &Actor,
     ) -> Result<Connection> {
         let p = self.prepare(request)?;
-        let client = p.context.protocol(&self.vault.http);
+        let client = p.context.protocol(&p.context.http);
         let response = client.device_poll(device, cancel).map_err(oauth)?;
         self.store_prepared(&request.name, &p, &client, response, actor)
     }
@@ -325,7 +325,7 @@ impl TenantVault<'_> {
                 "the client-credentials grant needs a client secret".into(),
             ));
         }
-        let client = p.context.protocol(&self.vault.http);
+        let client = p.context.protocol(&p.context.http);
         let response = client.client_credentials(&p.scopes).map_err(oauth)?;
         self.store_prepared(&request.name, &p, &client, response, actor)
     }
@@ -382,7 +382,7 @@ impl TenantVault<'_> {
                         jwks_uri,
                         client_secret: context.client.secret.as_ref(),
                     };
-                    id_token::validate(&self.vault.http, idt.expose(), &expect).map_err(oauth)?
+                    id_token::validate(&context.http, idt.expose(), &expect).map_err(oauth)?
                 }
                 _ => {
                     metadata.insert("id_token_verified".into(), "false".into());
@@ -414,6 +414,21 @@ impl TenantVault<'_> {
             }
             None => None,
         };
+        if let Some(cert) = &context.certificate {
+            let token = &response.tokens.access_token;
+            let has_introspection = context.app.endpoints.introspection.is_some();
+            let bound = crate::oauth::mtls::bound_to(&cert.thumbprint(), token.expose(), || {
+                has_introspection
+                    .then(|| client.introspect(token, "access_token").ok())
+                    .flatten()
+            });
+            if bound {
+                metadata.insert(
+                    TokenBinding::METADATA_KEY.into(),
+                    TokenBinding::Certificate.as_str().into(),
+                );
+            }
+        }
         // Without an ID token, the catalog may name the account from the token response
         // (metadata keys `subject` and `username`).
         if account.subject.is_none() {

@@ -93,17 +93,37 @@ impl Default for HttpClient {
 impl HttpClient {
     /// A client whose requests each get `timeout` in all.
     pub fn new(timeout: Duration) -> Self {
-        let agent: Agent = Agent::config_builder()
-            .max_redirects(0)
-            .http_status_as_error(false)
-            .timeout_global(Some(timeout))
-            .user_agent(concat!("grantkeeper/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
         Self {
-            agent,
+            agent: agent(timeout, ureq::tls::TlsConfig::default()),
             timeout,
             until: None,
+        }
+    }
+
+    /// The same client for one provider app: presenting `client_cert` to servers that ask for
+    /// one (mutual TLS, RFC 8705), and trusting the CA certificates `extra_roots` (DER) besides
+    /// the public roots. Every other rule stays; server certificates are always verified.
+    pub fn for_app(
+        &self,
+        client_cert: Option<ureq::tls::ClientCert>,
+        extra_roots: &[Vec<u8>],
+    ) -> Self {
+        use ureq::tls::{Certificate, RootCerts, TlsConfig};
+        let mut tls = TlsConfig::builder().client_cert(client_cert);
+        if !extra_roots.is_empty() {
+            let roots = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+                .iter()
+                .map(|c| Certificate::from_der(c.as_ref()))
+                .chain(
+                    extra_roots
+                        .iter()
+                        .map(|c| Certificate::from_der(c).to_owned()),
+                );
+            tls = tls.root_certs(RootCerts::Specific(std::sync::Arc::new(roots.collect())));
+        }
+        Self {
+            agent: agent(self.timeout, tls.build()),
+            ..self.clone()
         }
     }
 
@@ -202,6 +222,18 @@ impl HttpClient {
             finish(host, allowed, started, result)
         })
     }
+}
+
+/// The agent every client uses: no redirects, statuses as answers, `timeout` per request.
+fn agent(timeout: Duration, tls: ureq::tls::TlsConfig) -> Agent {
+    Agent::config_builder()
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .timeout_global(Some(timeout))
+        .user_agent(concat!("grantkeeper/", env!("CARGO_PKG_VERSION")))
+        .tls_config(tls)
+        .build()
+        .into()
 }
 
 /// The requests Grantkeeper sends: GET without a body, POST and DELETE with one.

@@ -131,6 +131,11 @@ pub struct Endpoints {
     pub jwks: Option<String>,
     /// UserInfo endpoint.
     pub userinfo: Option<String>,
+    /// PEM certificates of the CAs an enterprise's endpoints chain to, trusted for this app
+    /// besides the public roots (`provider add --ca-file`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub trusted_ca: Option<String>,
 }
 
 impl Endpoints {
@@ -166,6 +171,12 @@ pub enum ClientAuth {
     None,
     /// A JWT signed with the provider app's own key (RFC 7523; OpenID Connect `private_key_jwt`).
     PrivateKeyJwt,
+    /// A client certificate issued by a CA the provider trusts (RFC 8705 §2.1), its key in the
+    /// keychain.
+    TlsClientAuth,
+    /// A self-signed client certificate Grantkeeper generates, registered at the provider
+    /// (RFC 8705 §2.2), its key in the keychain.
+    SelfSignedTlsClientAuth,
 }
 
 impl ClientAuth {
@@ -176,7 +187,14 @@ impl ClientAuth {
             Self::ClientSecretPost => "client_secret_post",
             Self::None => "none",
             Self::PrivateKeyJwt => "private_key_jwt",
+            Self::TlsClientAuth => "tls_client_auth",
+            Self::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
         }
+    }
+
+    /// Whether the app authenticates with a client certificate (mutual TLS, RFC 8705).
+    pub fn uses_certificate(self) -> bool {
+        matches!(self, Self::TlsClientAuth | Self::SelfSignedTlsClientAuth)
     }
 }
 
@@ -365,6 +383,9 @@ pub enum TokenBinding {
     /// A DPoP key of this device (RFC 9449), in the keychain: every use needs a proof signed
     /// with it.
     Dpop,
+    /// The provider app's client certificate (RFC 8705 §3), its key in the keychain: every use
+    /// must present it.
+    Certificate,
 }
 
 impl TokenBinding {
@@ -375,6 +396,7 @@ impl TokenBinding {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Dpop => "dpop",
+            Self::Certificate => "certificate",
         }
     }
 
@@ -382,6 +404,9 @@ impl TokenBinding {
     pub fn describe(self) -> &'static str {
         match self {
             Self::Dpop => "DPoP-bound: bound to this device's key; useless without it",
+            Self::Certificate => {
+                "certificate-bound: bound to the provider app's client certificate, whose key is in this device's keychain; useless without it"
+            }
         }
     }
 }
@@ -395,6 +420,7 @@ impl Connection {
             .map(String::as_str)
         {
             Some("dpop") => Some(TokenBinding::Dpop),
+            Some("certificate") => Some(TokenBinding::Certificate),
             _ => None,
         }
     }

@@ -20,6 +20,7 @@ use crate::model::{Connection, Endpoints, ProviderApp, RedirectMode};
 use crate::oauth::assertion::ClientKey;
 use crate::oauth::dpop::DpopKey;
 use crate::oauth::flow::{Client, Quirks};
+use crate::oauth::mtls::{self, ClientCertificate};
 use crate::oauth::normalize::Wire;
 use crate::oauth::protocol::ProviderClient;
 use crate::oauth::{discovery, OAuthError};
@@ -92,6 +93,16 @@ pub struct ProviderAppSpec {
     #[serde(skip)]
     #[ts(skip)]
     pub client_key_pem: Option<SecretText>,
+    /// For `tls_client_auth`: the client certificate (and any intermediates) with its private
+    /// key, PEM. The key moves to the keychain; the command line only.
+    #[serde(skip)]
+    #[ts(skip)]
+    pub client_cert_pem: Option<SecretText>,
+    /// PEM certificates of CAs the provider's endpoints chain to, trusted besides the public
+    /// roots (an enterprise's own CA); the command line only.
+    #[serde(skip)]
+    #[ts(skip)]
+    pub trusted_ca_pem: Option<String>,
     /// Scopes asked for by default; the preset's defaults (else `openid offline_access`) when
     /// `None`.
     pub scopes: Option<Vec<String>>,
@@ -114,11 +125,17 @@ impl TenantVault<'_> {
         let preset = Catalog::preset_named(spec.preset.as_deref())?;
         let mut advertised = Vec::new();
         let invalid = |e: crate::catalog::CatalogError| Error::Invalid(e.to_string());
+        let roots = match &spec.trusted_ca_pem {
+            Some(pem) => mtls::ca_certificates(pem)?,
+            None => Default::default(),
+        };
+        let with_certificate = spec.client_auth.is_some_and(ClientAuth::uses_certificate);
         let mut endpoints = match (&spec.endpoints, preset) {
             (EndpointSource::Issuer { issuer }, _) => {
-                let meta = discovery::discover(&self.vault.http, issuer)?;
+                let http = self.vault.http.for_app(None, &roots);
+                let meta = discovery::discover(&http, issuer)?;
                 advertised = meta.token_endpoint_auth_methods_supported.clone();
-                meta.endpoints()
+                meta.endpoints_for(with_certificate)
             }
             (EndpointSource::Preset { vars }, Some(p)) => {
                 let mut e = p.resolve(vars).map_err(invalid)?;
@@ -177,7 +194,14 @@ impl TenantVault<'_> {
         let client_auth = spec
             .client_auth
             .or_else(|| default_client_auth(preset_auth, has_secret, &advertised));
-        let client_key = client_key_for(client_auth, has_secret, spec.client_key_pem.as_ref())?;
+        endpoints.trusted_ca = spec.trusted_ca_pem.clone();
+        let client_key = client_key_for(
+            client_auth,
+            has_secret,
+            spec.client_key_pem.as_ref(),
+            spec.client_cert_pem.as_ref(),
+            &spec.client_id,
+        )?;
         let settings = registration(&RegistrationDraft {
             preset: spec.preset.clone(),
             redirect: spec.redirect,
@@ -195,7 +219,7 @@ impl TenantVault<'_> {
                 client_id: spec.client_id,
                 client_secret: spec.client_secret,
                 client_auth,
-                client_key: client_key.map(|k| k.to_secret()),
+                client_key,
                 dpop: spec.dpop,
                 redirect_mode: settings.redirect,
                 redirect_port: settings.port,
@@ -235,6 +259,11 @@ pub(crate) struct AppContext {
     /// The DPoP key of the grant the requests are for: a new one for a sign-in that binds its
     /// tokens, the connection's own for a bound grant.
     pub(crate) dpop: Option<DpopKey>,
+    /// The app's client certificate, when it authenticates with one (mutual TLS).
+    pub(crate) certificate: Option<ClientCertificate>,
+    /// The client its requests go through: the vault's, presenting the app's certificate and
+    /// trusting its CA when it has them.
+    pub(crate) http: crate::http::HttpClient,
 }
 
 impl AppContext {
@@ -302,14 +331,28 @@ impl TenantVault<'_> {
         let mut par_endpoint = None;
         let mut dpop_offered = false;
         let missing = app.endpoints.token.is_none();
+        let certificate = match app.client_auth {
+            Some(auth) if auth.uses_certificate() => Some(self.app_certificate(&app)?),
+            _ => None,
+        };
+        let roots = match &app.endpoints.trusted_ca {
+            Some(pem) => mtls::ca_certificates(pem)?,
+            None => Default::default(),
+        };
+        let http = match &certificate {
+            None if roots.is_empty() => self.vault.http.clone(),
+            None => self.vault.http.for_app(None, &roots),
+            Some(c) => self.vault.http.for_app(Some(c.tls_identity()?), &roots),
+        };
         if let Some(issuer) = app.endpoints.issuer.clone() {
             if when == Discovery::AtSignIn || missing {
-                match discovery::discover(&self.vault.http, &issuer) {
+                match discovery::discover(&http, &issuer) {
                     Ok(meta) => {
+                        let mtls = certificate.is_some();
                         iss_required = meta.authorization_response_iss_parameter_supported;
-                        par_endpoint = meta.pushed_authorization_request_endpoint.clone();
+                        par_endpoint = meta.par_endpoint_for(mtls);
                         dpop_offered = meta.offers_dpop();
-                        app.endpoints.fill_missing_from(meta.endpoints());
+                        app.endpoints.fill_missing_from(meta.endpoints_for(mtls));
                     }
                     Err(e @ OAuthError::IssuerMismatch { .. }) => return Err(Error::OAuth(e)),
                     Err(e) if missing => return Err(Error::OAuth(e)),
@@ -341,6 +384,8 @@ impl TenantVault<'_> {
             par_endpoint,
             dpop_offered,
             dpop: None,
+            certificate,
+            http,
         })
     }
 }
@@ -370,10 +415,17 @@ impl TenantVault<'_> {
 }
 
 impl TenantVault<'_> {
-    /// The public key a `private_key_jwt` provider app registers at its provider, as a JWK set
-    /// (`{"keys": [...]}`); the private key never leaves the keychain.
+    /// The public key a `private_key_jwt` or `self_signed_tls_client_auth` provider app
+    /// registers at its provider, as a JWK set (`{"keys": [...]}`; for a certificate, the JWK
+    /// with the certificate in `x5c`); the private key never leaves the keychain.
     pub fn client_jwk(&self, id_or_name: &str) -> Result<serde_json::Value> {
         let app = self.provider_app(id_or_name)?;
+        if app.client_auth == Some(ClientAuth::SelfSignedTlsClientAuth) {
+            let jwk = self.app_certificate(&app)?.public_jwk().ok_or_else(|| {
+                Error::Invalid("the app's certificate key is not a P-256 key".into())
+            })?;
+            return Ok(serde_json::json!({ "keys": [jwk] }));
+        }
         if app.client_auth != Some(ClientAuth::PrivateKeyJwt) {
             return Err(Error::Invalid(format!(
                 "provider app '{}/{}' has no key of its own: only an app registered with private_key_jwt has one",
@@ -382,6 +434,32 @@ impl TenantVault<'_> {
             )));
         }
         Ok(serde_json::json!({ "keys": [self.app_key(&app)?.public_jwk()] }))
+    }
+
+    /// The client certificate (PEM, no key) of an app that authenticates with one, to register
+    /// at its provider.
+    pub fn client_certificate(&self, id_or_name: &str) -> Result<String> {
+        let app = self.provider_app(id_or_name)?;
+        if !app.client_auth.is_some_and(ClientAuth::uses_certificate) {
+            return Err(Error::Invalid(format!(
+                "provider app '{}/{}' has no client certificate: only an app registered with tls_client_auth or self_signed_tls_client_auth has one",
+                self.tenant().slug,
+                app.name
+            )));
+        }
+        Ok(self.app_certificate(&app)?.certificate_pem())
+    }
+
+    /// A certificate app's certificate and key, from the keychain.
+    fn app_certificate(&self, app: &ProviderApp) -> Result<ClientCertificate> {
+        let text = self.client_key(&app.id)?.ok_or_else(|| {
+            Error::Invalid(format!(
+                "the client certificate of provider app '{}/{}' is not in the keychain: register the app again (provider delete, then provider add)",
+                self.tenant().slug,
+                app.name
+            ))
+        })?;
+        Ok(ClientCertificate::from_secret(&text)?)
     }
 
     /// A `private_key_jwt` app's key, from the keychain.
@@ -427,36 +505,57 @@ pub(crate) fn default_client_auth(
     (!lists("none") && lists("private_key_jwt")).then_some(ClientAuth::PrivateKeyJwt)
 }
 
-/// The key pair a registration with `auth` needs: the user's `pem` when given, else generated
-/// now; `auth` checked against whether a client secret was given.
+/// The key a registration with `auth` needs, as the keychain keeps it: for `private_key_jwt`
+/// the user's `key_pem` when given, else a key pair generated now; for `tls_client_auth` the
+/// user's `cert_pem` (certificate and key); for `self_signed_tls_client_auth` a key and a
+/// certificate generated now. `auth` is checked against whether a client secret was given.
 fn client_key_for(
     auth: Option<ClientAuth>,
     has_secret: bool,
-    pem: Option<&SecretText>,
-) -> Result<Option<ClientKey>> {
-    if let Some(pem) = pem {
-        if auth != Some(ClientAuth::PrivateKeyJwt) {
-            return Err(Error::Invalid(
-                "a key file is used only with --auth private_key_jwt".into(),
-            ));
-        }
-        if has_secret {
-            return Err(Error::Invalid(
-                "none and private_key_jwt send no client secret: leave it out".into(),
-            ));
-        }
-        return Ok(Some(ClientKey::from_pem(pem)?));
+    key_pem: Option<&SecretText>,
+    cert_pem: Option<&SecretText>,
+    client_id: &str,
+) -> Result<Option<SecretText>> {
+    let uses_secret = matches!(
+        auth,
+        Some(ClientAuth::ClientSecretBasic | ClientAuth::ClientSecretPost)
+    );
+    if has_secret && auth.is_some() && !uses_secret {
+        return Err(Error::Invalid(format!(
+            "{} sends no client secret: leave it out",
+            auth.map_or("none", ClientAuth::as_str)
+        )));
     }
-    match (auth, has_secret) {
-        (Some(ClientAuth::ClientSecretBasic | ClientAuth::ClientSecretPost), false) => {
+    if key_pem.is_some() && auth != Some(ClientAuth::PrivateKeyJwt) {
+        return Err(Error::Invalid(
+            "a key file is used only with --auth private_key_jwt (or with a certificate file)"
+                .into(),
+        ));
+    }
+    if cert_pem.is_some() && auth != Some(ClientAuth::TlsClientAuth) {
+        return Err(Error::Invalid(
+            "a certificate file is used only with --auth tls_client_auth".into(),
+        ));
+    }
+    match auth {
+        Some(ClientAuth::ClientSecretBasic | ClientAuth::ClientSecretPost) if !has_secret => {
             Err(Error::Invalid(
                 "client_secret_basic and client_secret_post need the client secret".into(),
             ))
         }
-        (Some(ClientAuth::None | ClientAuth::PrivateKeyJwt), true) => Err(Error::Invalid(
-            "none and private_key_jwt send no client secret: leave it out".into(),
+        Some(ClientAuth::PrivateKeyJwt) => Ok(Some(match key_pem {
+            Some(pem) => ClientKey::from_pem(pem)?.to_secret(),
+            None => ClientKey::generate().to_secret(),
+        })),
+        Some(ClientAuth::TlsClientAuth) => match cert_pem {
+            Some(pem) => Ok(Some(ClientCertificate::from_pem(pem)?.to_secret())),
+            None => Err(Error::Invalid(
+                "tls_client_auth needs the client certificate and its key (--cert-file, PEM); for a certificate Grantkeeper makes, use self_signed_tls_client_auth".into(),
+            )),
+        },
+        Some(ClientAuth::SelfSignedTlsClientAuth) => Ok(Some(
+            ClientCertificate::generate_self_signed(client_id)?.to_secret(),
         )),
-        (Some(ClientAuth::PrivateKeyJwt), false) => Ok(Some(ClientKey::generate())),
         _ => Ok(None),
     }
 }

@@ -230,7 +230,8 @@ impl Vault {
             )));
         }
         let t = self.find_tenant(tenant.as_str())?;
-        // A DPoP-bound grant works only with this device's key: a teammate could not use it.
+        // A DPoP- or certificate-bound grant works only with this device's key: a teammate
+        // could not use it.
         let filter = crate::ConnectionFilter {
             tenant: Some(t.id.clone()),
             status: None,
@@ -241,7 +242,7 @@ impl Vault {
             .find(|c| c.binding().is_some())
         {
             return Err(Error::Invalid(format!(
-                "'{}/{}' is bound to this device's DPoP key, so a teammate could not use it: delete it (or connect it again with --dpop off on its provider app) before sharing the tenant",
+                "'{}/{}' is bound to this device's DPoP key or client certificate, so a teammate could not use it: delete it (or connect it again with --dpop off on its provider app) before sharing the tenant",
                 t.slug, bound.name
             )));
         }

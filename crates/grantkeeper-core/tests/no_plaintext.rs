@@ -57,6 +57,7 @@ fn planted_tokens_appear_nowhere_in_the_database_or_logs() {
         "PLANTED-ACCESS2-0d2c6f",
         "PLANTED-CLIENTKEY-3a7e5d",
         "PLANTED-DPOPKEY-8b1c4f",
+        "PLANTED-CERTKEY-6d2a9e",
     ];
     {
         let vault = Vault::open(dir.path(), kc.clone()).unwrap();
@@ -99,6 +100,40 @@ fn planted_tokens_appear_nowhere_in_the_database_or_logs() {
         // Not a usable key: the error (logged, as a front end would) names no part of it.
         let err = scope.client_jwk("keyed").unwrap_err();
         tracing::error!("{err} / {err:?}");
+        // A client certificate's key (mutual TLS): the same.
+        let certified = scope
+            .add_provider_app(
+                NewProviderApp {
+                    name: "certified".into(),
+                    preset: None,
+                    endpoints: Endpoints {
+                        token: Some("https://idp.example/token".into()),
+                        ..Endpoints::default()
+                    },
+                    client_id: "client-3".into(),
+                    client_secret: None,
+                    client_auth: Some(ClientAuth::SelfSignedTlsClientAuth),
+                    dpop: None,
+                    client_key: Some(SecretText::new(planted[7])),
+                    redirect_mode: RedirectMode::Loopback,
+                    redirect_port: None,
+                    relay_url: None,
+                    default_scopes: vec![],
+                },
+                &actor(),
+            )
+            .unwrap();
+        let cert_entry = EntryName::client_key(vault.id(), t.id.as_str(), certified.id.as_str());
+        assert_eq!(
+            kc.get(&cert_entry).unwrap().map(|k| k.expose().to_owned()),
+            Some(planted[7].to_owned())
+        );
+        for err in [
+            scope.client_jwk("certified").unwrap_err(),
+            scope.client_certificate("certified").unwrap_err(),
+        ] {
+            tracing::error!("{err} / {err:?}");
+        }
         tracing::info!("{keyed:?}");
         let c = scope
             .store_connection(
@@ -159,6 +194,10 @@ fn planted_tokens_appear_nowhere_in_the_database_or_logs() {
         // The key leaves the keychain with its app.
         scope.delete_provider_app("keyed", false, &actor()).unwrap();
         assert!(kc.get(&key_entry).unwrap().is_none());
+        scope
+            .delete_provider_app("certified", false, &actor())
+            .unwrap();
+        assert!(kc.get(&cert_entry).unwrap().is_none());
         // Every event carries a fingerprint, not the token.
         for e in vault.recent_events(100).unwrap() {
             assert!(!format!("{e:?}").contains("PLANTED"));

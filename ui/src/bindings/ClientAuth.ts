@@ -3,4 +3,4 @@
 /**
  * How the client authenticates at the token endpoint.
  */
-export type ClientAuth = "client_secret_basic" | "client_secret_post" | "none" | "private_key_jwt";
+export type ClientAuth = "client_secret_basic" | "client_secret_post" | "none" | "private_key_jwt" | "tls_client_auth" | "self_signed_tls_client_auth";

@@ -35,4 +35,9 @@ jwks: string | null,
 /**
  * UserInfo endpoint.
  */
-userinfo: string | null, };
+userinfo: string | null, 
+/**
+ * PEM certificates of the CAs an enterprise's endpoints chain to, trusted for this app
+ * besides the public roots (`provider add --ca-file`).
+ */
+trusted_ca?: string, };

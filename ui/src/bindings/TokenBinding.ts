@@ -3,4 +3,4 @@
 /**
  * What a connection's tokens are bound to, besides being held.
  */
-export type TokenBinding = "dpop";
+export type TokenBinding = "dpop" | "certificate";

@@ -53,7 +53,8 @@ pub fn exec(args: &ExecArgs) -> Result<(), Failure> {
         .token;
     let token_type = match c.binding() {
         Some(TokenBinding::Dpop) => "DPoP",
-        None => "Bearer",
+        // Certificate-bound tokens are bearer tokens sent over a TLS connection with the cert.
+        Some(TokenBinding::Certificate) | None => "Bearer",
     };
     let status = Process::new(&args.command[0])
         .args(&args.command[1..])

@@ -53,6 +53,14 @@ pub enum Auth {
     /// A public client: the client id alone.
     #[value(name = "none")]
     None,
+    /// A client certificate from a CA the provider trusts (RFC 8705), given with --cert-file;
+    /// its key moves into the keychain.
+    #[value(name = "tls_client_auth")]
+    TlsClientAuth,
+    /// A self-signed client certificate Grantkeeper makes (RFC 8705); register it
+    /// (`provider jwk` or `provider certificate`) at the provider.
+    #[value(name = "self_signed_tls_client_auth")]
+    SelfSignedTlsClientAuth,
 }
 
 /// A setting turned on or off.
@@ -71,6 +79,8 @@ impl From<Auth> for ClientAuth {
             Auth::ClientSecretPost => ClientAuth::ClientSecretPost,
             Auth::PrivateKeyJwt => ClientAuth::PrivateKeyJwt,
             Auth::None => ClientAuth::None,
+            Auth::TlsClientAuth => ClientAuth::TlsClientAuth,
+            Auth::SelfSignedTlsClientAuth => ClientAuth::SelfSignedTlsClientAuth,
         }
     }
 }
@@ -85,6 +95,12 @@ pub enum ProviderCommand {
     /// Print the public key (a JWK set) of a provider app registered with
     /// `--auth private_key_jwt`, to register at the provider.
     Jwk {
+        /// `<tenant>/<app-name>`.
+        target: String,
+    },
+    /// Print the client certificate (PEM, no key) of a provider app registered with
+    /// `--auth tls_client_auth` or `self_signed_tls_client_auth`, to register at the provider.
+    Certificate {
         /// `<tenant>/<app-name>`.
         target: String,
     },
@@ -187,6 +203,15 @@ pub struct AddArgs {
     /// is not needed afterwards.
     #[arg(long, value_name = "PEM", requires = "auth")]
     pub key_file: Option<std::path::PathBuf>,
+    /// With `--auth tls_client_auth`: the client certificate (and any intermediates) as PEM,
+    /// with its unencrypted private key in the same file or in --key-file. The key moves into
+    /// the keychain; the file is not needed afterwards.
+    #[arg(long, value_name = "PEM", requires = "auth")]
+    pub cert_file: Option<std::path::PathBuf>,
+    /// A PEM file of CA certificates the provider's endpoints chain to (an enterprise's own
+    /// CA), trusted for this app besides the public roots.
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<std::path::PathBuf>,
     /// Bind the app's tokens to a key of this device (DPoP, RFC 9449): `on` or `off`; by
     /// default on when the provider's discovery offers it.
     #[arg(long, value_enum)]
@@ -259,6 +284,16 @@ pub fn run(cmd: &ProviderCommand, out: &Output) -> Result<(), Failure> {
             })?;
             Ok(())
         }
+        ProviderCommand::Certificate { target } => {
+            let (tenant, name) = split_ref(target)?;
+            let vault = crate::open_vault()?;
+            let t = vault.find_tenant(tenant)?;
+            let pem = vault.tenant(&t.id)?.client_certificate(name)?;
+            out.value(&serde_json::json!({ "certificate": pem }), || {
+                pem.trim_end().to_owned()
+            })?;
+            Ok(())
+        }
         ProviderCommand::Delete {
             target,
             with_connections,
@@ -277,6 +312,8 @@ pub fn run(cmd: &ProviderCommand, out: &Output) -> Result<(), Failure> {
                 client_secret,
                 auth,
                 key_file,
+                cert_file,
+                ca_file,
                 dpop,
                 scopes,
                 redirect,
@@ -317,17 +354,31 @@ pub fn run(cmd: &ProviderCommand, out: &Output) -> Result<(), Failure> {
             } else {
                 None
             };
-            let key_pem = match key_file {
-                Some(path) => Some(SecretText::new(std::fs::read_to_string(path).map_err(
-                    |e| {
-                        Failure::invalid(format!(
-                            "cannot read the key file {}: {e}",
-                            path.display()
-                        ))
-                    },
-                )?)),
+            let read = |path: &std::path::Path, what: &str| {
+                std::fs::read_to_string(path).map_err(|e| {
+                    Failure::invalid(format!(
+                        "cannot read the {what} file {}: {e}",
+                        path.display()
+                    ))
+                })
+            };
+            let mut key_pem = key_file
+                .as_deref()
+                .map(|p| read(p, "key").map(SecretText::new))
+                .transpose()?;
+            // A certificate's key may come in its own file: both go to the core as one PEM.
+            let cert_pem = match cert_file {
+                Some(path) => {
+                    let mut text = read(path, "certificate")?;
+                    if let Some(key) = key_pem.take() {
+                        text.push('\n');
+                        text.push_str(key.expose());
+                    }
+                    Some(SecretText::new(text))
+                }
                 None => None,
             };
+            let ca_pem = ca_file.as_deref().map(|p| read(p, "CA")).transpose()?;
             let vault = crate::open_vault()?;
             let t = vault.find_tenant(tenant)?;
             let app = vault.tenant(&t.id)?.register_provider_app(
@@ -340,6 +391,8 @@ pub fn run(cmd: &ProviderCommand, out: &Output) -> Result<(), Failure> {
                     client_auth: auth.map(Into::into),
                     dpop: dpop.map(|d| d == Switch::On),
                     client_key_pem: key_pem,
+                    client_cert_pem: cert_pem,
+                    trusted_ca_pem: ca_pem,
                     scopes: scopes
                         .as_ref()
                         .map(|s| s.split_whitespace().map(str::to_owned).collect()),
@@ -364,11 +417,17 @@ pub fn run(cmd: &ProviderCommand, out: &Output) -> Result<(), Failure> {
                     register.scopes.join(" "),
                     register.client_detail
                 ));
-                if let Some(path) = key_file {
+                for path in key_file.iter().chain(cert_file.iter().filter(|_| key_file.is_none())) {
                     text.push_str(&format!(
                         "\nthe private key from {} is now in the keychain; Grantkeeper no longer needs the file: delete it (shred -u {})",
                         path.display(),
                         path.display()
+                    ));
+                }
+                if app.client_auth == Some(ClientAuth::SelfSignedTlsClientAuth) {
+                    text.push_str(&format!(
+                        "\nregister its certificate at the provider: grantkeeper provider jwk {0}/{1} (a JWK set with x5c), or grantkeeper provider certificate {0}/{1} (PEM)",
+                        t.slug, app.name
                     ));
                 }
                 if app.client_auth == Some(ClientAuth::PrivateKeyJwt) {

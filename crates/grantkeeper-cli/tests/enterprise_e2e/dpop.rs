@@ -2,7 +2,8 @@
 //! to a key of this device, used at a DPoP-protected resource (tests/idp/dpop-resource.mjs) with
 //! the headers `token --dpop-proof` prints; the same token without its proof, or as a bearer
 //! token, refused; the refresh token useless without the key; the key in the keychain only, and
-//! gone with its connection.
+//! gone with its connection. The pushed authorization request and the revocation carry proofs
+//! too.
 
 use serde_json::{json, Value};
 
@@ -111,6 +112,11 @@ fn dpop_bound_grants_are_useless_without_this_devices_key() {
     // The first code exchange was answered use_dpop_nonce, the second (with the nonce) served.
     assert_eq!(stats["token_requests"]["authorization_code"], 2, "{stats}");
     assert_eq!(stats["token_errors"]["authorization_code"], 1, "{stats}");
+    // The pushed authorization request proved the key too (RFC 9449 §10.1), with the nonce.
+    assert_eq!(
+        stats["dpop_proofs"]["pushed_authorization_request"], 1,
+        "{stats}"
+    );
     let shown = cli.run(&["show", "acme/api"]).ok().stdout.clone();
     assert!(
         shown
@@ -223,7 +229,13 @@ fn dpop_bound_grants_are_useless_without_this_devices_key() {
     let revocations = idp.stats()["revocations"].as_u64().unwrap();
     let out = cli.run(&["revoke", "acme/api"]).ok().stdout.clone();
     assert!(out.contains("the provider revoked"), "{out}");
-    assert!(idp.stats()["revocations"].as_u64().unwrap() > revocations);
+    let stats = idp.stats();
+    assert!(stats["revocations"].as_u64().unwrap() > revocations);
+    // With a proof of the key the tokens are bound to.
+    assert!(
+        stats["dpop_proofs"]["revocation"].as_u64().unwrap() >= 1,
+        "{stats}"
+    );
     assert!(!keychain_private_keys().contains(&key));
 
     // Deleted: a second bound connection's key goes with it.

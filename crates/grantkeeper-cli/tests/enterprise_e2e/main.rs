@@ -9,6 +9,7 @@ mod support;
 
 mod dpop;
 mod imported_key;
+mod mtls;
 
 use std::sync::{Mutex, MutexGuard};
 

@@ -186,7 +186,7 @@ impl TenantVault<'_> {
             Ok(ctx) => ctx,
             Err(e) => return Err(self.record_unsent(id, e, actor)),
         };
-        let http = self.vault.http.bounded_by(deadline.instant());
+        let http = ctx.http.bounded_by(deadline.instant());
         let response = match self.request_refresh(&ctx.protocol(&http), &rt, deadline) {
             Ok(r) => r,
             Err(e) => {

@@ -19,7 +19,7 @@ impl TenantVault<'_> {
             });
         };
         let ctx = self.grant_context(id)?;
-        ctx.protocol(&self.vault.http)
+        ctx.protocol(&ctx.http)
             .introspect(&at, "access_token")
             .map_err(Error::OAuth)
     }

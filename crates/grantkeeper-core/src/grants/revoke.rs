@@ -111,7 +111,7 @@ impl TenantVault<'_> {
         let method = preset
             .map(|p| p.revocation.clone())
             .unwrap_or(Revocation::Rfc7009);
-        let http = &self.vault.http;
+        let http = &ctx.http;
         let attempt = (|| -> Result<String, OAuthError> {
             if let Revocation::Manual { instructions } = &method {
                 return Err(OAuthError::Config(format!(

@@ -521,6 +521,8 @@ fn spec(
         client_auth: None,
         dpop: None,
         client_key_pem: None,
+        client_cert_pem: None,
+        trusted_ca_pem: None,
         scopes: Some(vec![]),
         redirect: None,
         port: None,
@@ -714,6 +716,8 @@ fn explicit_and_variable_revocation_urls_are_kept() {
             par_endpoint: None,
             dpop_offered: false,
             dpop: None,
+            certificate: None,
+            http: crate::http::HttpClient::default(),
         }
     };
     let slack_token = Catalog::builtin()

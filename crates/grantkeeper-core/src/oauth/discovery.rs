@@ -46,6 +46,24 @@ pub struct ServerMetadata {
     /// The DPoP proof algorithms the server accepts (RFC 9449); Grantkeeper signs with ES256.
     #[serde(default)]
     pub dpop_signing_alg_values_supported: Vec<String>,
+    /// The endpoints a client authenticating with a certificate uses instead (RFC 8705 §5).
+    #[serde(default)]
+    pub mtls_endpoint_aliases: MtlsAliases,
+}
+
+/// The endpoints of `mtls_endpoint_aliases` Grantkeeper uses.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct MtlsAliases {
+    /// Token endpoint.
+    pub token_endpoint: Option<String>,
+    /// Revocation endpoint.
+    pub revocation_endpoint: Option<String>,
+    /// Introspection endpoint.
+    pub introspection_endpoint: Option<String>,
+    /// Device authorization endpoint.
+    pub device_authorization_endpoint: Option<String>,
+    /// Pushed authorization request endpoint.
+    pub pushed_authorization_request_endpoint: Option<String>,
 }
 
 impl ServerMetadata {
@@ -58,6 +76,40 @@ impl ServerMetadata {
 }
 
 impl ServerMetadata {
+    /// The endpoints a client uses: with a client certificate (`mtls`), each one
+    /// `mtls_endpoint_aliases` names in place of the plain one.
+    pub fn endpoints_for(&self, mtls: bool) -> Endpoints {
+        let mut e = self.endpoints();
+        if mtls {
+            let a = &self.mtls_endpoint_aliases;
+            for (slot, alias) in [
+                (&mut e.token, &a.token_endpoint),
+                (&mut e.revocation, &a.revocation_endpoint),
+                (&mut e.introspection, &a.introspection_endpoint),
+                (
+                    &mut e.device_authorization,
+                    &a.device_authorization_endpoint,
+                ),
+            ] {
+                if alias.is_some() {
+                    slot.clone_from(alias);
+                }
+            }
+        }
+        e
+    }
+
+    /// Where authorization requests are pushed (RFC 9126), its mTLS alias for `mtls`.
+    pub fn par_endpoint_for(&self, mtls: bool) -> Option<String> {
+        let alias = &self
+            .mtls_endpoint_aliases
+            .pushed_authorization_request_endpoint;
+        match alias {
+            Some(a) if mtls => Some(a.clone()),
+            _ => self.pushed_authorization_request_endpoint.clone(),
+        }
+    }
+
     /// The endpoints, in the vault's form.
     pub fn endpoints(&self) -> Endpoints {
         Endpoints {
@@ -69,6 +121,7 @@ impl ServerMetadata {
             device_authorization: self.device_authorization_endpoint.clone(),
             jwks: self.jwks_uri.clone(),
             userinfo: self.userinfo_endpoint.clone(),
+            ..Endpoints::default()
         }
     }
 }
@@ -131,6 +184,13 @@ pub fn parse_document(issuer: &str, resp: &HttpResponse) -> Result<ServerMetadat
         &meta.introspection_endpoint,
         &meta.jwks_uri,
         &meta.pushed_authorization_request_endpoint,
+        &meta.mtls_endpoint_aliases.token_endpoint,
+        &meta.mtls_endpoint_aliases.revocation_endpoint,
+        &meta.mtls_endpoint_aliases.introspection_endpoint,
+        &meta.mtls_endpoint_aliases.device_authorization_endpoint,
+        &meta
+            .mtls_endpoint_aliases
+            .pushed_authorization_request_endpoint,
     ]
     .into_iter()
     .flatten()
@@ -194,6 +254,36 @@ mod tests {
                 r#"{"issuer":"https://idp.example","token_endpoint":"https://idp.example/t","scopes_supported":"x"}"#
             ),
             Err(OAuthError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn mtls_aliases_replace_endpoints_for_certificate_clients() {
+        let meta = doc(r#"{"issuer":"https://idp.example","token_endpoint":"https://idp.example/token","revocation_endpoint":"https://idp.example/revoke","pushed_authorization_request_endpoint":"https://idp.example/par","mtls_endpoint_aliases":{"token_endpoint":"https://mtls.idp.example/token","pushed_authorization_request_endpoint":"https://mtls.idp.example/par"}}"#).unwrap();
+        let plain = meta.endpoints_for(false);
+        assert_eq!(plain.token.as_deref(), Some("https://idp.example/token"));
+        let mtls = meta.endpoints_for(true);
+        assert_eq!(
+            mtls.token.as_deref(),
+            Some("https://mtls.idp.example/token")
+        );
+        assert_eq!(
+            mtls.revocation.as_deref(),
+            Some("https://idp.example/revoke")
+        );
+        assert_eq!(
+            meta.par_endpoint_for(true).as_deref(),
+            Some("https://mtls.idp.example/par")
+        );
+        assert_eq!(
+            meta.par_endpoint_for(false).as_deref(),
+            Some("https://idp.example/par")
+        );
+        assert!(matches!(
+            doc(
+                r#"{"issuer":"https://idp.example","token_endpoint":"https://idp.example/token","mtls_endpoint_aliases":{"token_endpoint":"http://idp.example/token"}}"#
+            ),
+            Err(OAuthError::Http(_))
         ));
     }
 }

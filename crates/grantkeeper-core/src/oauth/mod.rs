@@ -10,6 +10,7 @@ pub mod flow;
 pub mod id_token;
 pub mod jwt;
 pub mod loopback;
+pub mod mtls;
 pub(crate) mod normalize;
 pub(crate) mod par;
 pub mod protocol;

@@ -1,7 +1,8 @@
 //! Pushed authorization requests (RFC 9126): the authorization request's parameters go to the
 //! provider first, the client authenticated as at its token endpoint, and the browser gets a
 //! short URL naming what was pushed (`request_uri`): the parameters can be neither read nor
-//! altered on the way through the browser.
+//! altered on the way through the browser. A sign-in that binds its tokens to a DPoP key
+//! proves possession of it here too (RFC 9449 §10.1), so the code is bound to that key.
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -9,6 +10,7 @@ use serde_json::Value;
 use url::form_urlencoded::byte_serialize;
 
 use super::assertion::ClientAssertion;
+use super::dpop::{self, DpopKey};
 use super::flow::{Client, Quirks};
 use super::normalize::Wire;
 use super::token::{body_to_object, provider_error};
@@ -24,6 +26,7 @@ pub(crate) fn push(
     client: &Client,
     quirks: &Quirks,
     assertion: Option<&ClientAssertion<'_>>,
+    dpop: Option<&DpopKey>,
 ) -> Result<String, OAuthError> {
     let mut front = url::Url::parse(authorization_url)
         .map_err(|_| OAuthError::Config("the authorization URL is not a URL".into()))?;
@@ -57,7 +60,21 @@ pub(crate) fn push(
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let resp = wire.post_form(endpoint, &header_refs, &form_refs)?;
+    let send = |nonce: Option<&str>| -> Result<_, OAuthError> {
+        let proof = dpop
+            .map(|key| key.proof("POST", endpoint, nonce, None))
+            .transpose()?;
+        let mut headers = header_refs.clone();
+        if let Some(p) = &proof {
+            headers.push(("DPoP", p));
+        }
+        wire.post_form(endpoint, &headers, &form_refs)
+    };
+    let mut resp = send(None)?;
+    // A server that wants a nonce in the proof says which (RFC 9449 §8): once more with it.
+    if let Some(nonce) = dpop.and_then(|_| dpop::nonce_asked(&resp)) {
+        resp = send(Some(&nonce))?;
+    }
     let body = body_to_object(&resp)?;
     if body.contains_key("error") || !(200..300).contains(&resp.status) {
         return Err(provider_error(&body, resp.status));
@@ -104,7 +121,15 @@ mod tests {
         quirks.client_auth = auth;
         let http = HttpClient::default();
         let url = format!("{}/par", stub.base);
-        let out = push(&Wire::Http(&http), &url, FRONT, &client, &quirks, None);
+        let out = push(
+            &Wire::Http(&http),
+            &url,
+            FRONT,
+            &client,
+            &quirks,
+            None,
+            None,
+        );
         let req = stub.requests.lock().unwrap()[0].clone();
         (out, req)
     }
@@ -160,6 +185,57 @@ mod tests {
     }
 
     #[test]
+    fn a_dpop_sign_in_proves_its_key_at_the_par_endpoint_with_the_nonce_asked_for() {
+        let stub = Stub::start(|req| {
+            let proof = req
+                .headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("dpop"));
+            let nonce = proof
+                .and_then(|(_, p)| crate::oauth::jwt::DecodedJwt::decode(p))
+                .and_then(|p| p.claims.get("nonce").cloned());
+            match nonce {
+                Some(n) if n == "n-1" => StubResponse::json(
+                    201,
+                    r#"{"request_uri":"urn:ietf:params:oauth:request_uri:abc","expires_in":60}"#,
+                ),
+                _ => StubResponse::json(400, r#"{"error":"use_dpop_nonce"}"#)
+                    .with_header("DPoP-Nonce", "n-1"),
+            }
+        });
+        let client = Client {
+            id: "cid".into(),
+            secret: None,
+            key: None,
+        };
+        let quirks = Quirks::new(None, false);
+        let key = DpopKey::generate();
+        let http = HttpClient::default();
+        let url = format!("{}/par", stub.base);
+        let out = push(
+            &Wire::Http(&http),
+            &url,
+            FRONT,
+            &client,
+            &quirks,
+            None,
+            Some(&key),
+        );
+        assert!(out.unwrap().contains("request_uri="));
+        let requests = stub.requests.lock().unwrap().clone();
+        assert_eq!(requests.len(), 2, "once, then again with the nonce");
+        for req in &requests {
+            let proof = header(req, "dpop").expect("a proof on each push");
+            let claims = crate::oauth::jwt::DecodedJwt::decode(proof).unwrap().claims;
+            assert_eq!(claims["htm"], "POST");
+            assert_eq!(claims["htu"], url.as_str());
+        }
+        // Without a key, no proof.
+        let (_, plain) = pushed(ClientAuth::None, None);
+        assert!(header(&plain, "dpop").is_none());
+    }
+
+    #[test]
     fn refusals_and_answers_without_a_request_uri_fail() {
         let client = Client {
             id: "cid".into(),
@@ -180,6 +256,7 @@ mod tests {
                 FRONT,
                 &client,
                 &quirks,
+                None,
                 None,
             )
         };

@@ -146,9 +146,11 @@ impl<'a> ProviderClient<'a> {
     ) -> Self {
         let mut base = BaseClient::new(ClientId::new(client.id.clone()));
         base = match quirks.client_auth {
-            ClientAuth::ClientSecretPost | ClientAuth::PrivateKeyJwt => {
-                base.set_auth_type(AuthType::RequestBody)
-            }
+            // The client's id in the body; a certificate or assertion authenticates it.
+            ClientAuth::ClientSecretPost
+            | ClientAuth::PrivateKeyJwt
+            | ClientAuth::TlsClientAuth
+            | ClientAuth::SelfSignedTlsClientAuth => base.set_auth_type(AuthType::RequestBody),
             ClientAuth::ClientSecretBasic | ClientAuth::None => {
                 base.set_auth_type(AuthType::BasicAuth)
             }
@@ -175,10 +177,10 @@ impl<'a> ProviderClient<'a> {
         Self { dpop: key, ..self }
     }
 
-    /// oauth2's HTTP client for one request: token requests carry the DPoP proof, every request
-    /// the client assertion.
+    /// oauth2's HTTP client for one request: token, revocation and introspection requests carry
+    /// the DPoP proof, every request the client assertion.
     fn normalizer(&self, answer: Answer) -> Normalizer<'_> {
-        let dpop = self.dpop.filter(|_| answer == Answer::Token);
+        let dpop = self.dpop.filter(|_| answer != Answer::Device);
         Normalizer::new(self.wire.clone(), self.quirks, answer)
             .asserting(self.assertion())
             .proving(dpop)
@@ -261,6 +263,7 @@ impl<'a> ProviderClient<'a> {
             self.client,
             self.quirks,
             self.assertion().as_ref(),
+            self.dpop,
         )
     }
 

@@ -364,8 +364,11 @@ fn check_request(f: &Fixture, p: &Preset, requests: &[StubRequest], out: &mut Ve
                 out.push(format!("{label}: a public client sent no client_id"));
             }
         }
-        ClientAuth::PrivateKeyJwt => out.push(format!(
-            "{label}: a preset cannot name private_key_jwt: the key is the provider app's own"
+        ClientAuth::PrivateKeyJwt
+        | ClientAuth::TlsClientAuth
+        | ClientAuth::SelfSignedTlsClientAuth => out.push(format!(
+            "{label}: a preset cannot name {}: the key is the provider app's own",
+            p.client_auth.as_str()
         )),
     }
 

@@ -100,6 +100,12 @@ impl TenantVault<'_> {
                     "this provider app signs in with its key pair (private_key_jwt) and sends no client secret".into(),
                 ))
             }
+            (SecretChange::Set(_), Some(a)) if a.uses_certificate() => {
+                return Err(Error::Invalid(format!(
+                    "this provider app authenticates with its client certificate ({}) and sends no client secret",
+                    a.as_str()
+                )))
+            }
             _ => {}
         }
         if let Some(scopes) = edit.scopes.filter(|s| *s != app.default_scopes) {

@@ -244,6 +244,14 @@ fn client_kind(preset: Option<&Preset>, draft: &RegistrationDraft) -> (ClientKin
             ClientKind::KeyPair,
             "A confidential client with a key pair (private_key_jwt): register the public key Grantkeeper shows for the app (grantkeeper provider jwk).".into(),
         ),
+        (Some(ClientAuth::SelfSignedTlsClientAuth), _) => (
+            ClientKind::KeyPair,
+            "A confidential client with a self-signed client certificate (self_signed_tls_client_auth): register the certificate Grantkeeper makes for the app (grantkeeper provider jwk, or provider certificate).".into(),
+        ),
+        (Some(ClientAuth::TlsClientAuth), _) => (
+            ClientKind::KeyPair,
+            "A confidential client with a client certificate from a CA the provider trusts (tls_client_auth): register the certificate's subject at the provider.".into(),
+        ),
         (Some(ClientAuth::None), _) | (_, false) => {
             let usual = preset.is_some_and(|p| {
                 matches!(
