@@ -51,6 +51,11 @@ test("the detail shows a connection's anomaly flags", { timeout: 180_000 }, asyn
     // The CLI's review takes the same filter.
     const exported = JSON.parse(cli(home, ["export", "--format", "json", "--flag", "refresh_failures"]));
     assert.deepEqual(exported.map((r) => r.connection), ["crm"]);
+    // The notifications' expiry warning is a setting of the vault (7 days until set).
+    assert.equal(JSON.parse(cli(home, ["notifications", "--json"])).expiring_days, 7);
+    assert.equal(JSON.parse(cli(home, ["notifications", "--expiring-days", "3", "--json"])).expiring_days, 3);
+    assert.match(cli(home, ["notifications"]), /within 3 days/);
+    assert.throws(() => cli(home, ["notifications", "--expiring-days", "0"]), /not in 1\.\.=3650/);
   } finally {
     if (app) await app.stop();
     await idp.stop().catch(() => {});
