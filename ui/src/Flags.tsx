@@ -1,5 +1,6 @@
 import type { Anomaly } from "./bindings/Anomaly";
 import type { AnomalyKind } from "./bindings/AnomalyKind";
+import type { FlagFilter } from "./bindings/FlagFilter";
 
 /** What each anomaly flag is called in the window. */
 export const flagLabel: Record<AnomalyKind, string> = {
@@ -11,6 +12,16 @@ export const flagLabel: Record<AnomalyKind, string> = {
   refresh_failures: "Refreshes failing",
   refused_hand_outs: "Hand-outs refused",
 };
+
+/** The review's flag choices: "" (no flag filter), "any", or a kind. */
+export const flagChoices = ["", "any", ...(Object.keys(flagLabel) as AnomalyKind[])] as const;
+
+/** The review filter a flag choice stands for. */
+export function flagFilterOf(choice: string): FlagFilter | null {
+  if (choice === "") return null;
+  if (choice === "any") return "any";
+  return choice in flagLabel ? { kind: choice as AnomalyKind } : null;
+}
 
 /** A connection's anomaly flags, each with the core's one-sentence explanation. */
 export function Flags({ anomalies }: { anomalies: Anomaly[] }) {

@@ -1,5 +1,5 @@
 // Grant review across tenants: the backend filters (high risk, needs re-consent, unused, refresh
-// expiring); the window selects, bulk-revokes and exports.
+// expiring, anomaly flag); the window selects, bulk-revokes and exports.
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api, errorMessage, isOffline } from "./api";
 import type { BulkRevokeResult } from "./bindings/BulkRevokeResult";
@@ -9,6 +9,7 @@ import type { ReportFormat } from "./bindings/ReportFormat";
 import type { ReviewFilter } from "./bindings/ReviewFilter";
 import type { TenantId } from "./bindings/TenantId";
 import { useShell } from "./ctx";
+import { flagChoices, flagFilterOf, flagLabel } from "./Flags";
 import { badge, exactTime, plural, refreshExpiryText, relativeTime } from "./format";
 import { useBusy, useDebounced, useNow } from "./hooks";
 import { withHint } from "./online";
@@ -42,6 +43,7 @@ export function Review({ onOpen }: Props) {
   const [tenant, setTenant] = useState<TenantId | "">("");
   const [highRisk, setHighRisk] = useState(false);
   const [reconsent, setReconsent] = useState(false);
+  const [flag, setFlag] = useState("");
   const [unused, setUnused] = useState("");
   const [expiring, setExpiring] = useState("");
   const [rows, setRows] = useState<GrantReportRow[] | null>(null);
@@ -66,8 +68,9 @@ export function Review({ onOpen }: Props) {
       needs_reconsent: reconsent,
       unused_days: unusedDays,
       refresh_expiring_days: expiringDays,
+      flag: flagFilterOf(flag),
     }),
-    [tenant, highRisk, reconsent, unusedDays, expiringDays],
+    [tenant, highRisk, reconsent, unusedDays, expiringDays, flag],
   );
 
   const seq = useRef(0);
@@ -205,6 +208,16 @@ export function Review({ onOpen }: Props) {
         <label class="check">
           <input type="checkbox" data-review-filter="needs_reconsent" checked={reconsent} onChange={(e) => setReconsent(e.currentTarget.checked)} />
           Needs re-consent
+        </label>
+        <label class="field inline">
+          <span>Flag</span>
+          <select data-review-filter="flag" value={flag} onChange={(e) => setFlag(e.currentTarget.value)}>
+            {flagChoices.map((c) => (
+              <option key={c} value={c}>
+                {c === "" ? "Any or none" : c === "any" ? "Any flag" : flagLabel[c]}
+              </option>
+            ))}
+          </select>
         </label>
         <label class="field inline days">
           <span>Unused for</span>

@@ -83,6 +83,9 @@ enum Command {
     /// Where use looks wrong: bursts, new programs, unusual hours, unused grants, added scopes,
     /// failing refreshes; each flag explained in one sentence.
     Anomalies(commands::anomalies::AnomaliesArgs),
+    /// Show or set what the window's desktop notifications warn about (expiring refresh tokens:
+    /// within how many days).
+    Notifications(commands::notifications::NotificationsArgs),
     /// A report of the grants (no secrets) as CSV or JSON; recorded in the usage history.
     Export(commands::export::ExportArgs),
     /// Keep idle refresh tokens alive and warn about expiring ones (for a timer or cron).
@@ -176,6 +179,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::History(args) => commands::history::history(args, &out),
         Command::Anomalies(args) => commands::anomalies::anomalies(args, &out),
         Command::Policy(cmd) => commands::policy::run(cmd, &out),
+        Command::Notifications(args) => commands::notifications::notifications(args, &out),
         Command::Export(args) => commands::export::run(args, &out),
         Command::Maintain(args) => commands::maintain::maintain(args, &out),
         Command::Proxy(args) => commands::proxy::proxy(args, &out),

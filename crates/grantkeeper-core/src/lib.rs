@@ -25,6 +25,7 @@ pub mod http;
 pub mod keychain;
 pub mod logging;
 pub mod model;
+pub mod notice;
 pub mod oauth;
 pub mod paths;
 pub mod policy;

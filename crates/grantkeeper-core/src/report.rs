@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use ts_rs::TS;
 
+use crate::anomaly::AnomalyKind;
 use crate::audit::{self, Actor, EventKind, NewEvent};
 use crate::catalog::{Catalog, Risk};
 use crate::error::Result;
@@ -137,6 +138,30 @@ pub struct ReviewFilter {
     pub refresh_expiring_days: Option<u32>,
     /// Only grants that need re-consent.
     pub needs_reconsent: bool,
+    /// Only grants carrying this anomaly flag (or any flag).
+    #[serde(default)]
+    pub flag: Option<FlagFilter>,
+}
+
+/// Which anomaly flags a review keeps grants for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[ts(export)]
+#[serde(rename_all = "snake_case")]
+pub enum FlagFilter {
+    /// Any flag at all.
+    Any,
+    /// This kind of flag.
+    Kind(AnomalyKind),
+}
+
+impl FlagFilter {
+    /// Whether a grant with these flags is kept.
+    pub fn keeps(self, flags: &[AnomalyKind]) -> bool {
+        match self {
+            Self::Any => !flags.is_empty(),
+            Self::Kind(k) => flags.contains(&k),
+        }
+    }
 }
 
 impl ReviewFilter {
@@ -251,6 +276,17 @@ impl Vault {
             status: None,
         })?;
         rows.retain(|r| filter.matches(r, now));
+        if let Some(flag) = filter.flag {
+            let mut flagged: HashMap<ConnectionId, Vec<AnomalyKind>> = HashMap::new();
+            let all = ConnectionFilter {
+                tenant: filter.tenant.clone(),
+                status: None,
+            };
+            for a in self.anomalies(&all)? {
+                flagged.entry(a.connection_id).or_default().push(a.kind);
+            }
+            rows.retain(|r| flag.keeps(flagged.get(&r.connection_id).map_or(&[], Vec::as_slice)));
+        }
         Ok(rows)
     }
 

@@ -19,7 +19,7 @@ pub struct AnomaliesArgs {
     kind: Option<AnomalyKind>,
 }
 
-fn parse_kind(s: &str) -> Result<AnomalyKind, String> {
+pub(super) fn parse_kind(s: &str) -> Result<AnomalyKind, String> {
     AnomalyKind::ALL
         .into_iter()
         .find(|k| k.as_str() == s)

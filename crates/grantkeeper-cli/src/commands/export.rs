@@ -1,7 +1,7 @@
 //! `grantkeeper export`: the grant report, without any secret, as CSV or JSON.
 
 use clap::{Args, ValueEnum};
-use grantkeeper_core::report::{self, ReportFormat, ReviewFilter};
+use grantkeeper_core::report::{self, FlagFilter, ReportFormat, ReviewFilter};
 use grantkeeper_core::ConnectionFilter;
 
 use super::{cli_actor, parse_status};
@@ -26,7 +26,7 @@ pub struct ExportArgs {
     #[arg(long)]
     tenant: Option<String>,
     /// Only grants in this state (active, needs_reconsent, revoked, error).
-    #[arg(long, conflicts_with_all = ["high_risk", "unused_days", "refresh_expiring_days", "needs_reconsent"])]
+    #[arg(long, conflicts_with_all = ["high_risk", "unused_days", "refresh_expiring_days", "needs_reconsent", "flag"])]
     status: Option<String>,
     /// Review: only grants holding a granted scope of high risk.
     #[arg(long)]
@@ -40,6 +40,16 @@ pub struct ExportArgs {
     /// Review: only grants that need re-consent.
     #[arg(long)]
     needs_reconsent: bool,
+    /// Review: only grants with this anomaly flag (a kind as `anomalies --kind` takes, or `any`).
+    #[arg(long, value_name = "KIND", value_parser = parse_flag)]
+    flag: Option<FlagFilter>,
+}
+
+fn parse_flag(s: &str) -> Result<FlagFilter, String> {
+    if s == "any" {
+        return Ok(FlagFilter::Any);
+    }
+    super::anomalies::parse_kind(s).map(FlagFilter::Kind)
 }
 
 /// `grantkeeper export`: records the export in the usage history, then prints the report.
@@ -59,7 +69,8 @@ pub fn run(args: &ExportArgs, out: &Output) -> Result<(), Failure> {
     let reviewing = args.high_risk
         || args.unused_days.is_some()
         || args.refresh_expiring_days.is_some()
-        || args.needs_reconsent;
+        || args.needs_reconsent
+        || args.flag.is_some();
     let rows = if reviewing {
         let review = ReviewFilter {
             tenant,
@@ -67,6 +78,7 @@ pub fn run(args: &ExportArgs, out: &Output) -> Result<(), Failure> {
             unused_days: args.unused_days,
             refresh_expiring_days: args.refresh_expiring_days,
             needs_reconsent: args.needs_reconsent,
+            flag: args.flag,
         };
         vault.export_review(&review, format, &cli_actor(None))?
     } else {

@@ -12,6 +12,7 @@ pub mod git_credential;
 pub mod history;
 pub mod inspect;
 pub mod maintain;
+pub mod notifications;
 pub mod policy;
 pub mod provider;
 pub mod proxy;

@@ -445,3 +445,45 @@ fn a_program_is_named_by_its_path_else_by_front_end_and_hint() {
     assert_eq!(program(Some(ActorKind::App), None, None), "the window");
     assert_eq!(HOUR * 24, DAY);
 }
+
+#[test]
+fn the_review_filters_by_flag_kind_or_any_flag() {
+    use crate::report::{FlagFilter, ReviewFilter};
+    let (_dir, _kc, vault) = temp_vault();
+    let t = acme(&vault);
+    let app = t
+        .add_provider_app(public_app("idp", Endpoints::default()), &cli())
+        .unwrap();
+    let crm = t
+        .store_connection(new_connection(&app.id, "crm"), tokens("a"), &cli())
+        .unwrap();
+    t.store_connection(new_connection(&app.id, "erp"), tokens("b"), &cli())
+        .unwrap();
+    let now = now_ms();
+    let failures: Vec<NewEvent> = (1..=3)
+        .map(|m| {
+            NewEvent::new(EventKind::RefreshFailed, &cli())
+                .at(now - (4 - m) * 60_000)
+                .tenant(&t.tenant.id)
+                .connection(&crm.id)
+                .detail(serde_json::json!({ "class": "transient", "error": "timeout" }))
+        })
+        .collect();
+    vault.record_events(&failures).unwrap();
+    let names = |flag| {
+        let filter = ReviewFilter {
+            flag,
+            ..ReviewFilter::default()
+        };
+        let rows = vault.grant_review(&filter).unwrap();
+        rows.into_iter().map(|r| r.connection).collect::<Vec<_>>()
+    };
+    assert_eq!(names(None), vec!["crm", "erp"]);
+    assert_eq!(names(Some(FlagFilter::Any)), vec!["crm"]);
+    let failing = Some(FlagFilter::Kind(AnomalyKind::RefreshFailures));
+    assert_eq!(names(failing), vec!["crm"]);
+    assert_eq!(
+        names(Some(FlagFilter::Kind(AnomalyKind::Burst))),
+        Vec::<String>::new()
+    );
+}

@@ -85,6 +85,7 @@ fn review_filters_combine() {
         refresh_expiring_days: Some(7),
         needs_reconsent: true,
         tenant: None,
+        flag: None,
     };
     assert!(all.matches(&row, now));
     row.last_used_at = Some(now - DAY);
