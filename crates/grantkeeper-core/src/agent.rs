@@ -17,7 +17,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::Vault;
@@ -100,16 +99,7 @@ impl Response {
 /// (named after the vault folder), else inside the vault folder itself; never in a shared
 /// folder such as `/tmp`, where another user could create the folder first.
 pub fn socket_path(home: &Path) -> PathBuf {
-    match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
-        Some(runtime) => {
-            let digest = Sha256::digest(home.to_string_lossy().as_bytes());
-            let name: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-            PathBuf::from(runtime)
-                .join("grantkeeper")
-                .join(format!("agent-{name}.sock"))
-        }
-        None => home.join("agent.sock"),
-    }
+    crate::paths::socket(home, "agent")
 }
 
 /// The longest path a Unix socket address holds (`sun_path` less its terminating NUL).
@@ -216,13 +206,12 @@ impl Request {
 
 mod client;
 #[cfg(target_os = "linux")]
-mod desktop;
 mod lock;
 mod server;
 
-pub(crate) use client::peer;
+pub use crate::desktop_lock::LockReason;
 pub use client::AgentClient;
-pub use lock::{LockPolicy, LockReason, DEFAULT_IDLE_LOCK};
+pub use lock::{LockPolicy, DEFAULT_IDLE_LOCK};
 pub use server::{serve, serve_with};
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ pub mod connect;
 pub mod crypto;
 pub mod db;
 pub mod deadline;
+pub mod desktop_lock;
 pub mod diagnosis;
 pub mod error;
 pub mod fuzzing;

@@ -128,6 +128,27 @@ fn restrict(path: &Path, meta: &fs::Metadata, mode: u32) -> Result<()> {
     Ok(())
 }
 
+/// The peer's uid and pid (`SO_PEERCRED`).
+pub(crate) fn peer(stream: &std::os::unix::net::UnixStream) -> Option<(u32, i32)> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` and `len` are valid for writes of the sizes given; the fd is open.
+    let rc = unsafe {
+        libc::getsockopt(
+            std::os::unix::io::AsRawFd::as_raw_fd(stream),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0).then_some((cred.uid, cred.pid))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

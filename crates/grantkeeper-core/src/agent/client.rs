@@ -1,7 +1,6 @@
 //! The agent's client: one connection to a running agent of this user.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::io::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
@@ -30,7 +29,7 @@ impl AgentClient {
             return None;
         }
         let stream = UnixStream::connect(&path).ok()?;
-        match peer(&stream) {
+        match crate::private::peer(&stream) {
             Some((uid, _)) if uid == crate::private::euid() => Some(Self { stream }),
             other => {
                 tracing::warn!(peer = ?other, socket = %path.display(), "not using an agent socket served by another user");
@@ -54,25 +53,4 @@ impl AgentClient {
         serde_json::from_str(&answer)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
     }
-}
-
-/// The peer's uid and pid (`SO_PEERCRED`).
-pub(crate) fn peer(stream: &UnixStream) -> Option<(u32, i32)> {
-    let mut cred = libc::ucred {
-        pid: 0,
-        uid: 0,
-        gid: 0,
-    };
-    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: `cred` and `len` are valid for writes of the sizes given; the fd is open.
-    let rc = unsafe {
-        libc::getsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            (&mut cred as *mut libc::ucred).cast(),
-            &mut len,
-        )
-    };
-    (rc == 0).then_some((cred.uid, cred.pid))
 }

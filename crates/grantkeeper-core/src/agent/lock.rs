@@ -1,5 +1,5 @@
 //! What the agent holds (the open vault, or why it is locked) and when it locks itself: after an
-//! idle time, and (see [`super::desktop`]) when the keychain or the desktop session locks.
+//! idle time, and (see [`crate::desktop_lock`]) when the desktop says the user stepped away.
 //!
 //! A lock drops the agent's handle on the vault (the keys go once the last hand-out in flight
 //! ends), records a `locked` event with its reason and anchors the usage history (except when
@@ -8,51 +8,14 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
 use crate::audit::{Actor, ActorKind, EventKind, NewEvent};
+use crate::desktop_lock::LockReason;
 use crate::oauth::loopback::CancelToken;
 use crate::Vault;
 
 /// The idle time after which the agent locks itself unless told otherwise: 15 minutes without
 /// a hand-out.
 pub const DEFAULT_IDLE_LOCK: Duration = Duration::from_secs(15 * 60);
-
-/// Why the agent locked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LockReason {
-    /// No hand-out for the idle time.
-    Idle,
-    /// The keychain's default collection locked.
-    KeychainLocked,
-    /// The desktop session locked (screen saver, logind).
-    SessionLocked,
-    /// Someone asked (`grantkeeper agent lock`, the tray's "Lock now").
-    User,
-}
-
-impl LockReason {
-    /// The stored form (the `reason` of the `locked` event).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Idle => "idle",
-            Self::KeychainLocked => "keychain_locked",
-            Self::SessionLocked => "session_locked",
-            Self::User => "user",
-        }
-    }
-
-    /// Why, in plain words.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Self::Idle => "it was idle for its idle time",
-            Self::KeychainLocked => "the keychain was locked",
-            Self::SessionLocked => "the desktop session was locked",
-            Self::User => "it was locked on request",
-        }
-    }
-}
 
 /// When the agent locks itself.
 #[derive(Debug, Clone, PartialEq, Eq)]

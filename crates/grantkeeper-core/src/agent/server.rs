@@ -14,12 +14,13 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::oauth::loopback::{CancelToken, Slot};
 use crate::Vault;
 
-use super::client::peer;
-use super::lock::{spawn_idle_lock, Held, LockPolicy, LockReason};
+use super::lock::{spawn_idle_lock, Held, LockPolicy};
 use super::{
     checked_socket_path, decode_request, next_line, LineError, Opener, Request, Response,
     MAX_CONNECTIONS, MAX_LINE, READ_TIMEOUT,
 };
+use crate::desktop_lock::LockReason;
+use crate::private::peer;
 
 /// Serves hand-outs until `stop` is cancelled, locking by the default [`LockPolicy`]. Refuses
 /// to start when another agent answers on the socket.
@@ -54,7 +55,11 @@ pub fn serve_with(
     }
     #[cfg(target_os = "linux")]
     if locks.desktop {
-        helpers.extend(super::desktop::spawn_watchers(state.clone(), stop));
+        let held = state.clone();
+        let lock = Arc::new(move |reason| {
+            held.lock(reason, &Actor::new(ActorKind::Agent));
+        });
+        helpers.extend(crate::desktop_lock::spawn_watchers(lock, stop));
     }
     // Accept blocks (no polling delay on the hand-out path); a watcher wakes it to stop.
     let waker = {
@@ -317,15 +322,7 @@ fn handle(req: Request, state: &Held, open: &Opener, caller: &str) -> Response {
                 Deadline::within(timeout_ms.map_or(DEFAULT_TIMEOUT, Duration::from_millis));
             let vault = match state.use_vault() {
                 Ok(vault) => vault,
-                Err(reason) => {
-                    return Response::fail(
-                        ErrorKind::Locked,
-                        format!(
-                            "the agent is locked ({}): run `grantkeeper agent unlock` to open the vault again from the keychain",
-                            reason.describe()
-                        ),
-                    )
-                }
+                Err(reason) => return Response::fail(ErrorKind::Locked, reason.refusal()),
             };
             let actor = Actor {
                 kind: ActorKind::Agent,

@@ -46,12 +46,7 @@ pub struct Answer {
 
 /// The socket the window answers on, for the vault in `home`.
 pub fn socket_path(home: &Path) -> PathBuf {
-    let agent = crate::agent::socket_path(home);
-    let name = agent
-        .file_name()
-        .and_then(|n| n.to_str())
-        .map_or_else(|| "ask.sock".to_owned(), |n| n.replacen("agent", "ask", 1));
-    agent.with_file_name(name)
+    crate::paths::socket(home, "ask")
 }
 
 /// Asks the window; `Ok(answer)`, or `Err(why no answer came)` in words for the refusal.
@@ -60,7 +55,7 @@ pub fn ask_window(home: &Path, q: &Question, wait: Duration) -> Result<bool, Str
     let no_window =
         || "no Grantkeeper window is running to ask the user (open it and try again)".to_owned();
     let stream = UnixStream::connect(&path).map_err(|_| no_window())?;
-    match crate::agent::peer(&stream) {
+    match crate::private::peer(&stream) {
         Some((uid, _)) if uid == crate::private::euid() => {}
         _ => return Err("the process answering for the window is not this user's".into()),
     }
@@ -127,7 +122,7 @@ pub fn serve(home: &Path, answer: Arc<Answerer>, stop: &CancelToken) -> Result<(
 }
 
 fn serve_one(stream: UnixStream, answer: &Answerer) {
-    match crate::agent::peer(&stream) {
+    match crate::private::peer(&stream) {
         Some((uid, _)) if uid == crate::private::euid() => {}
         other => {
             tracing::warn!(peer = ?other, "refused a hand-out question from another user");

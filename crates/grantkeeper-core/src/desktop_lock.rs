@@ -1,4 +1,5 @@
-//! Locks the agent when the desktop says the user stepped away: the keychain's default
+//! Why a vault was locked ([`LockReason`]), and the watchers that tell when the desktop says the
+//! user stepped away: the keychain's default
 //! collection locks (Secret Service `CollectionChanged` / `PropertiesChanged`, then its `Locked`
 //! property is read), the screen saver starts (`org.freedesktop.ScreenSaver` or
 //! `org.gnome.ScreenSaver` `ActiveChanged(true)` on the session bus), or logind locks this
@@ -15,10 +16,56 @@ use dbus::blocking::stdintf::org_freedesktop_dbus::Properties;
 use dbus::blocking::Connection;
 use dbus::message::MatchRule;
 
-use crate::audit::{Actor, ActorKind};
+use serde::{Deserialize, Serialize};
+
 use crate::oauth::loopback::CancelToken;
 
-use super::lock::{Held, LockReason};
+/// Why the agent locked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LockReason {
+    /// No hand-out for the idle time.
+    Idle,
+    /// The keychain's default collection locked.
+    KeychainLocked,
+    /// The desktop session locked (screen saver, logind).
+    SessionLocked,
+    /// Someone asked (`grantkeeper agent lock`, the tray's "Lock now").
+    User,
+}
+
+impl LockReason {
+    /// The stored form (the `reason` of the `locked` event).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::KeychainLocked => "keychain_locked",
+            Self::SessionLocked => "session_locked",
+            Self::User => "user",
+        }
+    }
+
+    /// What a hand-out from the locked agent answers.
+    pub fn refusal(self) -> String {
+        format!(
+            "the agent is locked ({}): run `grantkeeper agent unlock` to open the vault again from the keychain",
+            self.describe()
+        )
+    }
+
+    /// Why, in plain words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Idle => "it was idle for its idle time",
+            Self::KeychainLocked => "the keychain was locked",
+            Self::SessionLocked => "the desktop session was locked",
+            Self::User => "it was locked on request",
+        }
+    }
+}
+
+/// What a watcher calls when the desktop locks.
+pub type Lock = Arc<dyn Fn(LockReason) + Send + Sync>;
 
 const SECRETS: &str = "org.freedesktop.secrets";
 const SECRETS_PATH: &str = "/org/freedesktop/secrets";
@@ -26,11 +73,8 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one wait for signals lasts; the watchers notice `stop` within it.
 const TICK: Duration = Duration::from_millis(200);
 
-/// Starts the session-bus and system-bus watchers.
-pub(super) fn spawn_watchers(
-    held: Arc<Held>,
-    stop: &CancelToken,
-) -> Vec<std::thread::JoinHandle<()>> {
+/// Starts the session-bus and system-bus watchers; each calls `lock` with its reason.
+pub fn spawn_watchers(held: Lock, stop: &CancelToken) -> Vec<std::thread::JoinHandle<()>> {
     let session = {
         let (held, stop) = (held.clone(), stop.clone());
         std::thread::spawn(move || {
@@ -50,11 +94,7 @@ pub(super) fn spawn_watchers(
     vec![session, system]
 }
 
-fn agent() -> Actor {
-    Actor::new(ActorKind::Agent)
-}
-
-fn watch_session(held: &Held, stop: &CancelToken) -> Result<(), dbus::Error> {
+fn watch_session(held: &Lock, stop: &CancelToken) -> Result<(), dbus::Error> {
     let conn = Connection::new_session()?;
     let screen_locked = Arc::new(AtomicBool::new(false));
     for interface in ["org.freedesktop.ScreenSaver", "org.gnome.ScreenSaver"] {
@@ -85,12 +125,12 @@ fn watch_session(held: &Held, stop: &CancelToken) -> Result<(), dbus::Error> {
     while !stop.is_cancelled() {
         conn.process(TICK)?;
         if screen_locked.swap(false, Ordering::AcqRel) {
-            held.lock(LockReason::SessionLocked, &agent());
+            held(LockReason::SessionLocked);
         }
         if keychain_changed.swap(false, Ordering::AcqRel) {
             match default_collection_locked(&conn) {
                 Ok(true) => {
-                    held.lock(LockReason::KeychainLocked, &agent());
+                    held(LockReason::KeychainLocked);
                 }
                 Ok(false) => {}
                 Err(e) => tracing::warn!(error = %e, "cannot tell whether the keychain locked"),
@@ -112,7 +152,7 @@ fn default_collection_locked(conn: &Connection) -> Result<bool, dbus::Error> {
         .get("org.freedesktop.Secret.Collection", "Locked")
 }
 
-fn watch_logind(held: &Held, stop: &CancelToken) -> Result<(), dbus::Error> {
+fn watch_logind(held: &Lock, stop: &CancelToken) -> Result<(), dbus::Error> {
     let conn = Connection::new_system()?;
     let manager = conn.with_proxy(
         "org.freedesktop.login1",
@@ -138,7 +178,7 @@ fn watch_logind(held: &Held, stop: &CancelToken) -> Result<(), dbus::Error> {
     while !stop.is_cancelled() {
         conn.process(TICK)?;
         if locked.swap(false, Ordering::AcqRel) {
-            held.lock(LockReason::SessionLocked, &agent());
+            held(LockReason::SessionLocked);
         }
     }
     Ok(())
