@@ -7,7 +7,10 @@ use std::sync::Arc;
 
 use crate::audit::{Actor, ActorKind};
 use crate::keychain::MemoryKeychain;
-use crate::model::{now_ms, AccountIdentity, Endpoints, ExpirySource, ProviderAppId, RedirectMode};
+use crate::model::{
+    now_ms, AccountIdentity, ConnectionId, Endpoints, ExpirySource, ProviderAppId, RedirectMode,
+    TenantId,
+};
 use crate::secret::{AccessToken, RefreshToken, TokenSet};
 use crate::store::{NewConnection, NewProviderApp};
 use crate::vault::{TenantVault, Vault};
@@ -78,4 +81,16 @@ pub(crate) fn tokens(tag: &str) -> TokenSet {
         refresh_token: Some(RefreshToken::new(format!("rt-{tag}"))),
         id_token: None,
     }
+}
+
+/// Tenant `acme` with the public app `idp` and its grant `crm` holding [`tokens`]`(tag)`.
+pub(crate) fn acme_crm(v: &Vault, tag: &str) -> (TenantId, ConnectionId) {
+    let t = acme(v);
+    let app = t
+        .add_provider_app(public_app("idp", Endpoints::default()), &cli())
+        .unwrap();
+    let c = t
+        .store_connection(new_connection(&app.id, "crm"), tokens(tag), &cli())
+        .unwrap();
+    (t.tenant.id.clone(), c.id)
 }

@@ -5,7 +5,7 @@ use chrono::{Duration as Days, Local, NaiveTime, TimeZone};
 use super::*;
 use crate::audit::{Actor, ActorKind, EventKind, NewEvent};
 use crate::model::Endpoints;
-use crate::test_support::{acme, cli, new_connection, public_app, temp_vault, tokens};
+use crate::test_support::{acme, acme_crm, cli, new_connection, public_app, temp_vault, tokens};
 
 const HOUR: i64 = 3_600_000;
 const DAY: i64 = 86_400_000;
@@ -39,16 +39,7 @@ impl Seeded {
     /// hour by two programs, a refresh each hour.
     fn normal() -> Self {
         let (dir, _kc, vault) = temp_vault();
-        let (tenant, conn) = {
-            let t = acme(&vault);
-            let app = t
-                .add_provider_app(public_app("idp", Endpoints::default()), &cli())
-                .unwrap();
-            let c = t
-                .store_connection(new_connection(&app.id, "crm"), tokens("a"), &cli())
-                .unwrap();
-            (t.tenant.id.clone(), c.id)
-        };
+        let (tenant, conn) = acme_crm(&vault, "a");
         let s = Self {
             _dir: dir,
             vault,

@@ -3,8 +3,7 @@
 
 use super::*;
 use crate::audit::{EventKind, NewEvent};
-use crate::model::Endpoints;
-use crate::test_support::{acme, cli, new_connection, public_app, temp_vault, tokens};
+use crate::test_support::{acme_crm, cli, temp_vault};
 
 struct One {
     _dir: tempfile::TempDir,
@@ -15,16 +14,7 @@ struct One {
 
 fn one() -> One {
     let (dir, _kc, vault) = temp_vault();
-    let (tenant, conn) = {
-        let t = acme(&vault);
-        let app = t
-            .add_provider_app(public_app("idp", Endpoints::default()), &cli())
-            .unwrap();
-        let c = t
-            .store_connection(new_connection(&app.id, "crm"), tokens("secret1"), &cli())
-            .unwrap();
-        (t.tenant.id.clone(), c.id)
-    };
+    let (tenant, conn) = acme_crm(&vault, "secret1");
     One {
         _dir: dir,
         vault,
