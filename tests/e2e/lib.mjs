@@ -67,26 +67,26 @@ export function colorSchemeEnv(scheme) {
 /** The window sizes every screen is checked and photographed at. */
 export const SIZES = [[960, 600], [1440, 900]];
 
-/** tauri-driver (with WebKitWebDriver) driving the real app binary. */
+/** WebKitGTK's WebDriver (`WebKitWebDriver`, Debian's webkit2gtk-driver) driving the real app
+ * binary, as tauri-driver does on Linux: the app is started as the "browser" named in
+ * `webkitgtk:browserOptions`, and `TAURI_WEBVIEW_AUTOMATION` lets Tauri's webview accept it. */
 export class AppSession {
-  /** Starts `application` (the app by default) under tauri-driver. */
+  /** Starts `application` (the app by default) under WebKitWebDriver. */
   static async start(env, args = [], application = appBin) {
     const port = await freePort();
-    const nativePort = await freePort();
-    // The driver, WebKitWebDriver and the app share a process group of their own, so stop()
-    // ends all of them; their output goes to a log file, so no leftover can hold the test
-    // runner's pipes open.
+    // The driver and the app share a process group of their own, so stop() ends all of them;
+    // their output goes to a log file, so no leftover can hold the test runner's pipes open.
     mkdirSync(artifacts, { recursive: true });
-    const log = openSync(join(artifacts, "tauri-driver.log"), "a");
-    const driver = spawn("tauri-driver", ["--port", String(port), "--native-port", String(nativePort)], {
-      env: { ...process.env, ...env },
+    const log = openSync(join(artifacts, "webdriver.log"), "a");
+    const driver = spawn("WebKitWebDriver", [`--port=${port}`, "--host=127.0.0.1"], {
+      env: { ...process.env, ...env, TAURI_WEBVIEW_AUTOMATION: "true" },
       stdio: ["ignore", log, log],
       detached: true,
     });
     const s = new AppSession(driver, `http://127.0.0.1:${port}`);
-    await waitFor("tauri-driver", async () => (await fetch(`${s.base}/status`)).ok);
+    await waitFor("WebKitWebDriver", async () => (await fetch(`${s.base}/status`)).ok);
     const res = await s.req("POST", "/session", {
-      capabilities: { alwaysMatch: { "tauri:options": { application, args } } },
+      capabilities: { alwaysMatch: { "webkitgtk:browserOptions": { binary: application, args } } },
     });
     s.id = res.value.sessionId;
     return s;

@@ -1,4 +1,4 @@
-// The real Tauri binary under Xvfb, driven over WebDriver (tauri-driver + WebKitWebDriver), with
+// The real Tauri binary under Xvfb, driven over WebDriver (WebKitWebDriver), with
 // the real Secret Service: the window opens and shows tenants seeded through the CLI.
 import assert from "node:assert/strict";
 import { test } from "node:test";
