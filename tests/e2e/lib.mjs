@@ -1,6 +1,5 @@
 // Shared helpers for the end-to-end tests: the built binaries, processes, WebDriver over HTTP.
 import { spawn, execFileSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, openSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -260,9 +259,10 @@ export const BAO_MOUNT = "grantkeeper";
  * custom metadata, as read with the root token just before the stop.
  */
 export async function startBao() {
+  const randomHex = () => Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("hex");
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const rootToken = `root-${randomBytes(16).toString("hex")}`;
+  const rootToken = `root-${randomHex()}`;
   const home = mkdtempSync(join(tmpdir(), "gk-bao-"));
   mkdirSync(artifacts, { recursive: true });
   const policies = new Map();
@@ -342,7 +342,7 @@ export async function startBao() {
     },
     /** A token with this display name and these policies (the same after a restart). */
     async token(displayName, policyNames, ttl = "2h") {
-      const t = { id: `gk-${randomBytes(16).toString("hex")}`, display_name: displayName, policies: policyNames, ttl };
+      const t = { id: `gk-${randomHex()}`, display_name: displayName, policies: policyNames, ttl };
       tokens.push(t);
       return (await api("POST", "auth/token/create", t)).auth.client_token;
     },
