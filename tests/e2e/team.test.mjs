@@ -93,6 +93,10 @@ test("the window shows a shared tenant's team, members and whether the team vaul
     await app.clickOn('[data-connection="crm"] td');
     await app.waitContent("section.detail", /api:read/);
     await app.waitMatch("section.detail .detail-head", /Active/);
+    // Its refresh token is in the team vault, not in this keychain.
+    const refreshToken = await app.exec(`return [...document.querySelectorAll("section.detail dt")]
+      .find((dt) => dt.textContent === "Refresh token")?.nextElementSibling?.textContent;`);
+    assert.equal(refreshToken, "held in the team vault of firm; no expiry known");
     await app.screenshot("team-unreachable-detail");
 
     // OpenBao back on the same address, same root token, re-seeded: reachable again.
