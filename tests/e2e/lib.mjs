@@ -243,3 +243,129 @@ export class AppSession {
     }
   }
 }
+
+/** The `bao` program: `$GRANTKEEPER_TEST_BAO`, else the one scripts/setup installs (as the Rust
+ * tests find it). */
+export const baoBin = process.env.GRANTKEEPER_TEST_BAO ?? join(root, ".tools", "openbao", "bin", "bao");
+
+/** The KV v2 mount the team tests use. */
+export const BAO_MOUNT = "grantkeeper";
+
+/**
+ * A real `bao server -dev` on a free loopback port with a random root token and the KV v2 mount.
+ * `stop()` kills it (its port refuses connections); `start()` starts it again on the same
+ * address with the same root token and re-seeds what the dev server kept in memory: the
+ * policies and tokens made through this helper (same token ids) and every KV secret with its
+ * custom metadata, as read with the root token just before the stop.
+ */
+export async function startBao() {
+  const randomHex = () => Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("hex");
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const rootToken = `root-${randomHex()}`;
+  const home = mkdtempSync(join(tmpdir(), "gk-bao-"));
+  mkdirSync(artifacts, { recursive: true });
+  const policies = new Map();
+  const tokens = [];
+  let saved = [];
+  let child = null;
+
+  /** One HTTP API call as root; the parsed body (null when empty). Throws on an HTTP error. */
+  async function api(method, path, body) {
+    const r = await fetch(`${url}/v1/${path}`, {
+      method,
+      headers: { "x-vault-token": rootToken, "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await r.text();
+    if (!r.ok) throw new Error(`bao ${method} ${path}: HTTP ${r.status} ${text.slice(0, 300)}`);
+    return text ? JSON.parse(text) : null;
+  }
+  // A fresh KV v2 mount is upgraded in the background: writes may fail for a moment.
+  const retried = (what, fn) => waitFor(what, async () => (await fn(), true), 15_000);
+
+  async function up() {
+    const log = openSync(join(artifacts, "bao.log"), "a");
+    child = spawn(baoBin, ["server", "-dev", "-dev-no-store-token", `-dev-listen-address=127.0.0.1:${port}`,
+      `-dev-root-token-id=${rootToken}`], {
+      env: { ...process.env, HOME: home, BAO_ADDR: "", VAULT_ADDR: "" },
+      stdio: ["ignore", log, log],
+    });
+    await waitFor("bao server -dev to answer", async () => (await fetch(`${url}/v1/sys/health`)).status === 200, 60_000);
+    await api("POST", `sys/mounts/${BAO_MOUNT}`, { type: "kv", options: { version: "2" } });
+    for (const [name, policy] of policies) await api("PUT", `sys/policies/acl/${name}`, { policy });
+    for (const t of tokens) await api("POST", "auth/token/create", t);
+    for (const { path, data, custom } of saved) {
+      await retried(`bao re-seeds ${path}`, () => api("POST", `${BAO_MOUNT}/data/${path}`, { data }));
+      if (custom) await api("POST", `${BAO_MOUNT}/metadata/${path}`, { custom_metadata: custom });
+    }
+  }
+
+  /** Every KV secret under the mount: its path, latest data and custom metadata. */
+  async function dump() {
+    const out = [];
+    const folders = [""];
+    while (folders.length > 0) {
+      const folder = folders.pop();
+      let keys;
+      try {
+        keys = (await api("LIST", `${BAO_MOUNT}/metadata/${folder}`)).data.keys;
+      } catch {
+        continue; // An empty mount lists as 404.
+      }
+      for (const key of keys) {
+        const path = `${folder}${key}`;
+        if (key.endsWith("/")) {
+          folders.push(path);
+          continue;
+        }
+        // A secret whose latest version was deleted reads as 404: nothing to keep.
+        const data = (await api("GET", `${BAO_MOUNT}/data/${path}`).catch(() => null))?.data?.data;
+        const custom = (await api("GET", `${BAO_MOUNT}/metadata/${path}`)).data.custom_metadata;
+        if (data) out.push({ path, data, custom });
+      }
+    }
+    return out;
+  }
+
+  await up();
+  return {
+    url,
+    root: rootToken,
+    mount: BAO_MOUNT,
+    api,
+    dump,
+    /** Writes an ACL policy (kept for a restart). */
+    async policy(name, policy) {
+      policies.set(name, policy);
+      await api("PUT", `sys/policies/acl/${name}`, { policy });
+    },
+    /** A token with this display name and these policies (the same after a restart). */
+    async token(displayName, policyNames, ttl = "2h") {
+      const t = { id: `gk-${randomHex()}`, display_name: displayName, policies: policyNames, ttl };
+      tokens.push(t);
+      return (await api("POST", "auth/token/create", t)).auth.client_token;
+    },
+    /** Kills the server (SIGKILL), keeping what it held for `start()`. */
+    async stop() {
+      if (!child) return;
+      saved = await dump();
+      const exited = new Promise((r) => child.once("exit", r));
+      child.kill("SIGKILL");
+      await exited;
+      child = null;
+    },
+    /** Starts it again on the same address with the same root token, re-seeded. */
+    async start() {
+      if (!child) await up();
+    },
+    /** Stops it for good. */
+    async close() {
+      if (!child) return;
+      const exited = new Promise((r) => child.once("exit", r));
+      child.kill("SIGKILL");
+      await exited;
+      child = null;
+    },
+  };
+}

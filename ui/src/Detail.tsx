@@ -77,11 +77,13 @@ type Props = {
   /** `outcome`: what the revocation before the delete achieved (null: none was asked). */
   onDeleted: (label: string, outcome: RevokeOutcome | null) => void;
   onReconsent: (started: ConnectStarted, label: string) => void;
+  /** The team the connection's tenant is shared with (its refresh token is in the team vault). */
+  sharedTeam?: string;
 };
 
 type Revealed = { token: string; expires_at: number | null; until: number };
 
-export function Detail({ target, summary, detail, loadError, onClose, onReload, onDeleted, onReconsent }: Props) {
+export function Detail({ target, summary, detail, loadError, onClose, onReload, onDeleted, onReconsent, sharedTeam }: Props) {
   const { net, note, tenants } = useShell();
   const [busy, run] = useBusy();
   const [error, setError] = useState<string | null>(null);
@@ -326,7 +328,7 @@ export function Detail({ target, summary, detail, loadError, onClose, onReload, 
               {!c.has_refresh_token ? (
                 "none"
               ) : c.refresh_expires_at === null && c.refresh_hard_expires_at === null ? (
-                "held in the keychain; no expiry known"
+                sharedTeam ? `held in the team vault of ${sharedTeam}; no expiry known` : "held in the keychain; no expiry known"
               ) : (
                 <ul class="plain">
                   {c.refresh_expires_at !== null && (

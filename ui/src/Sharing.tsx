@@ -2,22 +2,45 @@
 // answers, as the core computed it (`tenant_sharing`). A badge in the sidebar, a section in the
 // tenant's settings.
 import { useEffect, useState } from "preact/hooks";
-import { api } from "./api";
+import { api, events } from "./api";
 import type { TenantSharing } from "./bindings/TenantSharing";
+import { useBackendEvent } from "./useLive";
 
-/** Shared tenants by tenant id; empty until loaded (or when nothing is shared). Reloads when `tick` changes. */
-export function useSharing(tick: unknown): Map<string, TenantSharing> {
-  const [sharing, setSharing] = useState<Map<string, TenantSharing>>(() => new Map());
+/** A shared tenant as shown: while the team vault is unreachable, the members last seen. */
+export type SharingView = TenantSharing & {
+  /** The members are the ones last seen while the team vault answered. */
+  membersLastSeen?: boolean;
+};
+
+/** The new status by tenant id, keeping the members last seen for a tenant whose team vault no
+ * longer answers; `prev` itself when nothing changed (so nothing redraws). */
+export function mergeSharing(prev: Map<string, SharingView>, list: TenantSharing[]): Map<string, SharingView> {
+  const next = new Map<string, SharingView>();
+  for (const s of list) {
+    const before = prev.get(s.tenant_id);
+    const keep = !s.reachable && s.members.length === 0 && before !== undefined && before.members.length > 0;
+    next.set(s.tenant_id, keep ? { ...s, members: before.members, membersLastSeen: true } : s);
+  }
+  const same =
+    next.size === prev.size && [...next].every(([id, v]) => JSON.stringify(v) === JSON.stringify(prev.get(id)));
+  return same ? prev : next;
+}
+
+/** Shared tenants by tenant id; empty until loaded (or when nothing is shared). Reloads when
+ * `tick` changes, and takes each check the backend makes on its own. */
+export function useSharing(tick: unknown): Map<string, SharingView> {
+  const [sharing, setSharing] = useState<Map<string, SharingView>>(() => new Map());
   useEffect(() => {
     let live = true;
     api.tenantSharing().then(
-      (list) => live && setSharing(new Map(list.map((s) => [s.tenant_id, s]))),
+      (list) => live && setSharing((prev) => mergeSharing(prev, list)),
       () => {},
     );
     return () => {
       live = false;
     };
   }, [tick]);
+  useBackendEvent(() => events.onSharingChecked((list) => setSharing((prev) => mergeSharing(prev, list))));
   return sharing;
 }
 
@@ -48,7 +71,7 @@ export function SharedBadge({ sharing }: { sharing: TenantSharing }) {
 }
 
 /** The tenant settings' section: team, members, this member, and the team vault's state. */
-export function SharingSection({ sharing }: { sharing: TenantSharing }) {
+export function SharingSection({ sharing }: { sharing: SharingView }) {
   return (
     <section class="settings-section" data-section="sharing" aria-labelledby="sharing-heading">
       <h3 id="sharing-heading">Shared with a team</h3>
@@ -58,7 +81,13 @@ export function SharingSection({ sharing }: { sharing: TenantSharing }) {
         <dt>You</dt>
         <dd data-fact="member">{sharing.member}</dd>
         <dt>Members</dt>
-        <dd data-fact="members">{sharing.members.length > 0 ? sharing.members.join(", ") : "unknown while the team vault is unreachable"}</dd>
+        <dd data-fact="members">
+          {sharing.members.length === 0
+            ? "unknown while the team vault is unreachable"
+            : sharing.membersLastSeen
+              ? `${sharing.members.join(", ")} (as last seen; the team vault does not answer)`
+              : sharing.members.join(", ")}
+        </dd>
         <dt>Team vault</dt>
         <dd data-fact="reachable" class={sharing.reachable ? undefined : "warn"}>
           {sharing.reachable ? "reachable" : (sharing.problem ?? "does not answer")}

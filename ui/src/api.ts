@@ -91,6 +91,10 @@ export const events = {
     listen<SecondInstance>("second-instance", (e) => f(e.payload)),
   /** "Lock now" (tray or window): the vault was closed until the user unlocks it. */
   onVaultLocked: (f: () => void): Promise<UnlistenFn> => listen<null>("vault-locked", () => f()),
+  /** The shared tenants' status, checked by the backend every so often (a team vault may stop
+   * or come back with nothing changing here). */
+  onSharingChecked: (f: (list: TenantSharing[]) => void): Promise<UnlistenFn> =>
+    listen<TenantSharing[]>("sharing-checked", (e) => f(e.payload)),
 };
 
 /** A fresh id for an operation the user may cancel (128 random bits, hex). */

@@ -201,6 +201,7 @@ vi.mock("./api", async (importOriginal) => {
       state.vaultLocked.push(f);
       return () => {};
     }),
+    onSharingChecked: vi.fn(async () => () => {}),
   };
   return { ...real, api, events };
 });

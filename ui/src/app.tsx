@@ -292,6 +292,7 @@ export function App() {
                     loadTenants();
                   }}
                   onReconsent={onReconsent}
+                  sharedTeam={sharing.get(open.target.tenant)?.team}
                 />
               )}
             </div>

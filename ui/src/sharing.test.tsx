@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { TenantSharing } from "./bindings/TenantSharing";
 import type { TenantSummary } from "./bindings/TenantSummary";
 import { ShellContext, type Shell } from "./ctx";
-import { sharingLabel, SharingSection } from "./Sharing";
+import { mergeSharing, sharingLabel, SharingSection, type SharingView } from "./Sharing";
 import { Sidebar } from "./Sidebar";
 
 const summary = (id: string, slug: string, name: string): TenantSummary => ({
@@ -93,5 +93,25 @@ describe("shared tenants", () => {
     render(<SharingSection sharing={shared({ reachable: false, members: [], problem: "your team vault login has ended: log in again: grantkeeper team login" })} />, document.body);
     expect(fact("members")).toBe("unknown while the team vault is unreachable");
     expect(fact("reachable")).toBe("your team vault login has ended: log in again: grantkeeper team login");
+  });
+
+  it("keeps the members last seen while the team vault does not answer, until it answers again", () => {
+    const down = shared({ reachable: false, members: [], problem: "the team vault is unreachable" });
+    const up = new Map<string, SharingView>([["t-acme", shared()]]);
+    const offline = mergeSharing(up, [down]);
+    expect(offline.get("t-acme")).toEqual({ ...down, members: ["alice", "bob"], membersLastSeen: true });
+    // The same answer again changes nothing (no redraw).
+    expect(mergeSharing(offline, [down])).toBe(offline);
+    render(<SharingSection sharing={offline.get("t-acme")!} />, document.body);
+    expect(document.querySelector('[data-fact="members"]')!.textContent).toBe(
+      "alice, bob (as last seen; the team vault does not answer)",
+    );
+    // Back: the members it names now, nothing kept.
+    const back = mergeSharing(offline, [shared({ members: ["alice"] })]);
+    expect(back.get("t-acme")).toEqual(shared({ members: ["alice"] }));
+    // Never seen: nothing to keep.
+    expect(mergeSharing(new Map(), [down]).get("t-acme")).toEqual(down);
+    // A tenant no longer shared is gone.
+    expect(mergeSharing(back, []).size).toBe(0);
   });
 });
