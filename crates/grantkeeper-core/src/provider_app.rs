@@ -88,7 +88,7 @@ pub struct ProviderAppSpec {
     #[serde(default)]
     #[ts(optional)]
     pub dpop: Option<bool>,
-    /// For `private_key_jwt`: the user's own key pair (a PEM file's text, PKCS #8 P-256)
+    /// For `private_key_jwt`: the user's own key pair (a PEM file's text: PKCS #8 P-256, or RSA)
     /// instead of a generated one. It moves to the keychain; the command line only.
     #[serde(skip)]
     #[ts(skip)]
@@ -124,6 +124,7 @@ impl TenantVault<'_> {
     ) -> Result<ProviderApp> {
         let preset = Catalog::preset_named(spec.preset.as_deref())?;
         let mut advertised = Vec::new();
+        let mut signing_algs = Vec::new();
         let invalid = |e: crate::catalog::CatalogError| Error::Invalid(e.to_string());
         let roots = match &spec.trusted_ca_pem {
             Some(pem) => mtls::ca_certificates(pem)?,
@@ -135,6 +136,9 @@ impl TenantVault<'_> {
                 let http = self.vault.http.for_app(None, &roots);
                 let meta = discovery::discover(&http, issuer)?;
                 advertised = meta.token_endpoint_auth_methods_supported.clone();
+                signing_algs = meta
+                    .token_endpoint_auth_signing_alg_values_supported
+                    .clone();
                 meta.endpoints_for(with_certificate)
             }
             (EndpointSource::Preset { vars }, Some(p)) => {
@@ -201,6 +205,7 @@ impl TenantVault<'_> {
             spec.client_key_pem.as_ref(),
             spec.client_cert_pem.as_ref(),
             &spec.client_id,
+            &signing_algs,
         )?;
         let settings = registration(&RegistrationDraft {
             preset: spec.preset.clone(),
@@ -506,7 +511,8 @@ pub(crate) fn default_client_auth(
 }
 
 /// The key a registration with `auth` needs, as the keychain keeps it: for `private_key_jwt`
-/// the user's `key_pem` when given, else a key pair generated now; for `tls_client_auth` the
+/// the user's `key_pem` when given (an RSA key signs as the server's `signing_algs` allow), else
+/// a key pair generated now; for `tls_client_auth` the
 /// user's `cert_pem` (certificate and key); for `self_signed_tls_client_auth` a key and a
 /// certificate generated now. `auth` is checked against whether a client secret was given.
 fn client_key_for(
@@ -515,6 +521,7 @@ fn client_key_for(
     key_pem: Option<&SecretText>,
     cert_pem: Option<&SecretText>,
     client_id: &str,
+    signing_algs: &[String],
 ) -> Result<Option<SecretText>> {
     let uses_secret = matches!(
         auth,
@@ -544,7 +551,7 @@ fn client_key_for(
             ))
         }
         Some(ClientAuth::PrivateKeyJwt) => Ok(Some(match key_pem {
-            Some(pem) => ClientKey::from_pem(pem)?.to_secret(),
+            Some(pem) => ClientKey::from_pem(pem, signing_algs)?.to_secret(),
             None => ClientKey::generate().to_secret(),
         })),
         Some(ClientAuth::TlsClientAuth) => match cert_pem {
