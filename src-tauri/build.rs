@@ -35,6 +35,8 @@ fn main() {
             "delete_tenant",
             "tenant_sharing",
             "unlock_vault",
+            "client_public_material",
+            "export_client_public_material",
         ]),
     ))
     .expect("tauri build script");

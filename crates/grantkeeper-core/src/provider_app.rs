@@ -4,6 +4,7 @@
 //! refreshes, revocation and introspection alike.
 
 mod edit;
+mod keys;
 mod registration;
 #[cfg(test)]
 mod tests;
@@ -28,6 +29,7 @@ use crate::secret::{ClientSecret, SecretText};
 use crate::vault::{NewProviderApp, TenantVault};
 
 pub use edit::{ProviderAppEdit, ProviderAppEdited};
+pub use keys::{read_key_files, ClientPublicMaterial};
 pub use registration::{
     registration, ClientKind, Registration, RegistrationDraft, RegistrationField,
     RegistrationProblem, DEFAULT_FIXED_PORT,
@@ -416,67 +418,6 @@ impl TenantVault<'_> {
         self.api_spec(connection)?
             .resolve(base_override, &connection.metadata, values)
             .map_err(|e| Error::Invalid(e.to_string()))
-    }
-}
-
-impl TenantVault<'_> {
-    /// The public key a `private_key_jwt` or `self_signed_tls_client_auth` provider app
-    /// registers at its provider, as a JWK set (`{"keys": [...]}`; for a certificate, the JWK
-    /// with the certificate in `x5c`); the private key never leaves the keychain.
-    pub fn client_jwk(&self, id_or_name: &str) -> Result<serde_json::Value> {
-        let app = self.provider_app(id_or_name)?;
-        if app.client_auth == Some(ClientAuth::SelfSignedTlsClientAuth) {
-            let jwk = self.app_certificate(&app)?.public_jwk().ok_or_else(|| {
-                Error::Invalid("the app's certificate key is not a P-256 key".into())
-            })?;
-            return Ok(serde_json::json!({ "keys": [jwk] }));
-        }
-        if app.client_auth != Some(ClientAuth::PrivateKeyJwt) {
-            return Err(Error::Invalid(format!(
-                "provider app '{}/{}' has no key of its own: only an app registered with private_key_jwt has one",
-                self.tenant().slug,
-                app.name
-            )));
-        }
-        Ok(serde_json::json!({ "keys": [self.app_key(&app)?.public_jwk()] }))
-    }
-
-    /// The client certificate (PEM, no key) of an app that authenticates with one, to register
-    /// at its provider.
-    pub fn client_certificate(&self, id_or_name: &str) -> Result<String> {
-        let app = self.provider_app(id_or_name)?;
-        if !app.client_auth.is_some_and(ClientAuth::uses_certificate) {
-            return Err(Error::Invalid(format!(
-                "provider app '{}/{}' has no client certificate: only an app registered with tls_client_auth or self_signed_tls_client_auth has one",
-                self.tenant().slug,
-                app.name
-            )));
-        }
-        Ok(self.app_certificate(&app)?.certificate_pem())
-    }
-
-    /// A certificate app's certificate and key, from the keychain.
-    fn app_certificate(&self, app: &ProviderApp) -> Result<ClientCertificate> {
-        let text = self.client_key(&app.id)?.ok_or_else(|| {
-            Error::Invalid(format!(
-                "the client certificate of provider app '{}/{}' is not in the keychain: register the app again (provider delete, then provider add)",
-                self.tenant().slug,
-                app.name
-            ))
-        })?;
-        Ok(ClientCertificate::from_secret(&text)?)
-    }
-
-    /// A `private_key_jwt` app's key, from the keychain.
-    fn app_key(&self, app: &ProviderApp) -> Result<ClientKey> {
-        let text = self.client_key(&app.id)?.ok_or_else(|| {
-            Error::Invalid(format!(
-                "the private key of provider app '{}/{}' is not in the keychain: register the app again (provider delete, then provider add) and its new public key at the provider",
-                self.tenant().slug,
-                app.name
-            ))
-        })?;
-        Ok(ClientKey::from_secret(&text)?)
     }
 }
 
