@@ -37,6 +37,7 @@ fn main() {
             "unlock_vault",
             "client_public_material",
             "export_client_public_material",
+            "choose_key_file",
         ]),
     ))
     .expect("tauri build script");

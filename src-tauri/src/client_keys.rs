@@ -6,6 +6,7 @@ use grantkeeper_core::model::TenantId;
 use grantkeeper_core::provider_app::ClientPublicMaterial;
 use serde::Deserialize;
 use tauri::AppHandle;
+use tauri_plugin_dialog::DialogExt;
 use ts_rs::TS;
 
 use crate::export::ask_save_path;
@@ -85,4 +86,27 @@ pub async fn export_client_public_material(
         ))
     })?;
     Ok(Some(path.display().to_string()))
+}
+
+/// Asks for a key or certificate file (the native open dialog, PEM files first); its path, or
+/// `None` when cancelled. Only the path reaches the window: the file is read when the app is
+/// added ([`crate::actions::add_provider_app`]).
+#[tauri::command]
+pub async fn choose_key_file(app: AppHandle, title: String) -> CmdResult<Option<String>> {
+    tauri::async_runtime::spawn_blocking(move || {
+        let mut dialog = app
+            .dialog()
+            .file()
+            .set_title(&title)
+            .add_filter("PEM", &["pem", "key", "crt"]);
+        if let Some(dir) = dirs::home_dir() {
+            dialog = dialog.set_directory(dir);
+        }
+        dialog
+            .blocking_pick_file()
+            .and_then(|f| f.into_path().ok())
+            .map(|p| p.display().to_string())
+    })
+    .await
+    .map_err(|e| CommandError::new(format!("internal error: {e}")))
 }

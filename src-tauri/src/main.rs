@@ -111,6 +111,7 @@ fn main() -> ExitCode {
             tray::unlock_vault,
             client_keys::client_public_material,
             client_keys::export_client_public_material,
+            client_keys::choose_key_file,
         ])
         .build(tauri::generate_context!());
     let app = match built {

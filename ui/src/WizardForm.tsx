@@ -476,14 +476,20 @@ export function WizardForm({ model, onCancel }: Props) {
                 {form.clientAuth === "tls_client_auth" && (
                   <label class="field">
                     <span>Client certificate file (PEM path)</span>
-                    <input type="text" name="cert_file" autoComplete="off" placeholder="/home/you/client.pem" value={form.certFile} {...onText((v) => set("certFile", v))} {...field("cert_file")} />
+                    <div class="file-row">
+                      <input type="text" name="cert_file" autoComplete="off" placeholder="/home/you/client.pem" value={form.certFile} {...onText((v) => set("certFile", v))} {...field("cert_file")} />
+                      <ChooseFile title="Client certificate file" onChosen={(p) => set("certFile", p)} name="cert_file" />
+                    </div>
                     {err("cert_file")}
                   </label>
                 )}
                 {(form.clientAuth === "private_key_jwt" || form.clientAuth === "tls_client_auth") && (
                   <label class="field">
                     <span>{form.clientAuth === "private_key_jwt" ? "Your own private key file (optional, PEM path: P-256 or RSA)" : "Its private key file (PEM path; empty when in the certificate file)"}</span>
-                    <input type="text" name="key_file" autoComplete="off" placeholder="/home/you/client-key.pem" value={form.keyFile} {...onText((v) => set("keyFile", v))} {...field("key_file")} />
+                    <div class="file-row">
+                      <input type="text" name="key_file" autoComplete="off" placeholder="/home/you/client-key.pem" value={form.keyFile} {...onText((v) => set("keyFile", v))} {...field("key_file")} />
+                      <ChooseFile title="Private key file" onChosen={(p) => set("keyFile", p)} name="key_file" />
+                    </div>
                     {err("key_file")}
                     <span class="hint">The key moves into the keychain; delete the file afterwards.</span>
                   </label>
@@ -607,5 +613,24 @@ export function WizardForm({ model, onCancel }: Props) {
         </p>
       )}
     </>
+  );
+}
+
+/** "Choose…": the native open dialog fills the path field beside it. */
+function ChooseFile({ title, name, onChosen }: { title: string; name: string; onChosen: (path: string) => void }) {
+  return (
+    <button
+      type="button"
+      class="btn small"
+      data-choose-file={name}
+      onClick={() => {
+        settingsApi.chooseKeyFile(title).then(
+          (path) => path !== null && onChosen(path),
+          (e) => console.warn(errorMessage(e)),
+        );
+      }}
+    >
+      Choose…
+    </button>
   );
 }

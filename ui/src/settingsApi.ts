@@ -28,6 +28,8 @@ export const settingsApi = {
   /** Saves one of them where the native save dialog says; `null` when cancelled. */
   exportClientPublicMaterial: (tenant: TenantId, providerApp: string, kind: PublicMaterialKind) =>
     invoke<string | null>("export_client_public_material", { tenant, providerApp, kind }),
+  /** A key or certificate file's path from the native open dialog; `null` when cancelled. */
+  chooseKeyFile: (title: string) => invoke<string | null>("choose_key_file", { title }),
 };
 
 /** An edit that changes nothing (each field set as needed). */
