@@ -121,7 +121,7 @@ impl TenantVault<'_> {
     pub(super) fn app_certificate(&self, app: &ProviderApp) -> Result<ClientCertificate> {
         let text = self.client_key(&app.id)?.ok_or_else(|| {
             Error::Invalid(format!(
-                "the client certificate of provider app '{}/{}' is not in the keychain: register the app again (provider delete, then provider add)",
+                "the client certificate of provider app '{}/{}' is missing from the system keyring: register the app again (provider delete, then provider add)",
                 self.tenant().slug,
                 app.name
             ))
@@ -133,7 +133,7 @@ impl TenantVault<'_> {
     pub(super) fn app_key(&self, app: &ProviderApp) -> Result<ClientKey> {
         let text = self.client_key(&app.id)?.ok_or_else(|| {
             Error::Invalid(format!(
-                "the private key of provider app '{}/{}' is not in the keychain: register the app again (provider delete, then provider add) and its new public key at the provider",
+                "the private key of provider app '{}/{}' is missing from the system keyring: register the app again (provider delete, then provider add) and its new public key at the provider",
                 self.tenant().slug,
                 app.name
             ))
