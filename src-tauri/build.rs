@@ -35,6 +35,9 @@ fn main() {
             "delete_tenant",
             "tenant_sharing",
             "unlock_vault",
+            "client_public_material",
+            "export_client_public_material",
+            "choose_key_file",
         ]),
     ))
     .expect("tauri build script");

@@ -12,7 +12,7 @@ use grantkeeper_core::deadline::Deadline;
 use grantkeeper_core::grants::{Disclosure, RevokeOutcome};
 use grantkeeper_core::model::{Connection, ConnectionId, ProviderApp, TenantId};
 use grantkeeper_core::oauth::browser;
-use grantkeeper_core::provider_app::ProviderAppSpec;
+use grantkeeper_core::provider_app::{read_key_files, ProviderAppSpec};
 use grantkeeper_core::secret::AccessToken;
 use grantkeeper_core::Vault;
 use serde::{Deserialize, Serialize};
@@ -299,13 +299,32 @@ pub async fn introspect_connection(
 pub async fn add_provider_app(
     app: AppHandle,
     tenant: TenantId,
-    spec: ProviderAppSpec,
+    mut spec: ProviderAppSpec,
+    files: Option<KeyFiles>,
 ) -> CmdResult<ProviderApp> {
+    let files = files.unwrap_or_default();
+    let (key, cert) = read_key_files(
+        files.key_file.as_deref().map(std::path::Path::new),
+        files.cert_file.as_deref().map(std::path::Path::new),
+    )?;
+    spec.client_key_pem = key;
+    spec.client_cert_pem = cert;
     with_vault(app, move |v| {
         Ok(v.tenant(&tenant)?
             .register_provider_app(spec, &app_actor("connect wizard"))?)
     })
     .await
+}
+
+/// Files of the user's own a new provider app authenticates with: a `private_key_jwt` key, or
+/// a `tls_client_auth` certificate (and its key when apart). Their keys move to the keychain.
+#[derive(Debug, Default, Deserialize, TS)]
+#[ts(export)]
+pub struct KeyFiles {
+    /// A PEM private key file (P-256 PKCS #8, or RSA).
+    pub key_file: Option<String>,
+    /// A PEM client certificate file.
+    pub cert_file: Option<String>,
 }
 
 /// Opens a provider link in the system browser after checking it: HTTPS (plain HTTP only on

@@ -64,6 +64,18 @@ fn ask_where(app: &AppHandle, format: ReportFormat) -> Option<PathBuf> {
         .replace([':', '-'], "")
         .replace('T', "-");
     let name = format!("grantkeeper-review-{}.{ext}", &stamp[..15.min(stamp.len())]);
+    ask_save_path(app, "Save grant review", &name, (kind, ext))
+}
+
+/// Where to save a file named `name` by default (the native save dialog, in the Downloads
+/// folder, offering `filter`: a kind's name and extension); blocks until it closes. `None`:
+/// cancelled.
+pub(crate) fn ask_save_path(
+    app: &AppHandle,
+    title: &str,
+    name: &str,
+    filter: (&str, &str),
+) -> Option<PathBuf> {
     #[cfg(debug_assertions)]
     if let Some(dir) = std::env::var_os(TEST_ANSWER_ENV) {
         return Some(PathBuf::from(dir).join(name));
@@ -71,9 +83,9 @@ fn ask_where(app: &AppHandle, format: ReportFormat) -> Option<PathBuf> {
     let mut dialog = app
         .dialog()
         .file()
-        .set_title("Save grant review")
-        .set_file_name(&name)
-        .add_filter(kind, &[ext]);
+        .set_title(title)
+        .set_file_name(name)
+        .add_filter(filter.0, &[filter.1]);
     if let Some(dir) = dirs::download_dir().or_else(dirs::home_dir) {
         dialog = dialog.set_directory(dir);
     }

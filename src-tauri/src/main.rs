@@ -3,6 +3,7 @@
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 mod actions;
+mod client_keys;
 mod demo;
 mod export;
 mod flows;
@@ -108,6 +109,9 @@ fn main() -> ExitCode {
             settings::delete_tenant,
             views::tenant_sharing,
             tray::unlock_vault,
+            client_keys::client_public_material,
+            client_keys::export_client_public_material,
+            client_keys::choose_key_file,
         ])
         .build(tauri::generate_context!());
     let app = match built {

@@ -7,6 +7,7 @@
 // with screenshots run in the light and the dark scheme.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { createHash, createPublicKey, generateKeyPairSync } from "node:crypto";
 import { readFileSync, writeFileSync, mkdtempSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
@@ -163,11 +164,81 @@ for (const s of ["light", "dark"]) test(`tenants: created at the first start and
   }
 });
 
-for (const s of ["light", "dark"]) test(`the wizard shows what to register first; errors in view; Esc asks; apps edited and deleted (${s})`, { timeout: 400_000 }, async () => {
+/** A private_key_jwt app added in the wizard with the user's RSA key file (the path field): the
+ * public JWK is shown before the sign-in (no private member in the DOM), the sign-in works with
+ * it, and the tenant settings show and export the same JWK. */
+async function privateKeyJwtApp(app, { home, work, idp, keyFile, rsaJwk }) {
+  await app.clickOn('[data-tenant-settings] [data-action="close"]');
+  await gone(app, "[data-tenant-settings]");
+  await app.clickOn('[data-action="connect"]');
+  await app.clickOn('[data-wizard] [data-source="issuer"]');
+  await app.choose('[data-wizard] select[name="preset"]', "OpenID Connect (generic)");
+  await app.type('[data-wizard] input[name="issuer"]', idp.issuer);
+  await app.type('[data-wizard] input[name="app_name"]', "idp-key");
+  await app.type('[data-wizard] input[name="client_id"]', "gk-window-key");
+  await app.choose('[data-wizard] select[name="client_auth"]', "(private_key_jwt)");
+  await app.type('[data-wizard] input[name="key_file"]', keyFile);
+  await app.type('[data-wizard] input[name="name"]', "crm-key");
+  // Saving registers the app and stops before the browser: the JWK to register is shown.
+  await app.clickOn('[data-action="open-browser"]');
+  const shown = JSON.parse(await app.waitText('[data-wizard] [data-material-text="jwks"]', 60_000));
+  const jwk = shown.keys[0];
+  assert.deepEqual([jwk.kty, jwk.n, jwk.e, jwk.kid, jwk.alg], ["RSA", rsaJwk.n, rsaJwk.e, rsaJwk.kid, "PS256"]);
+  for (const member of ["d", "p", "q", "dp", "dq", "qi"]) assert.ok(!(member in jwk), `no "${member}" in the JWK`);
+  const dom = await app.source();
+  assert.doesNotMatch(dom, /&quot;d&quot;|"d"\s*:/, "no private exponent anywhere in the DOM");
+  assert.match(await app.waitText('[data-action="open-browser"]'), /Open browser to sign in/);
+  await app.exec("document.querySelector('[data-public-material]').scrollIntoView({ block: 'center' });");
+  await app.screenshot(`wizard-private-key-jwt-${scheme}-960x600`);
+  const [added] = json(home, ["provider", "apps", "acme-corp"]).filter((a) => a.name === "idp-key");
+  assert.equal(added.client_auth, "private_key_jwt");
+  assert.deepEqual(json(home, ["list"]), [], "no sign-in before the key is registered");
+
+  // The provider checks the PS256 assertion against the JWK it was given.
+  await app.clickOn('[data-action="open-browser"]');
+  await app.waitMatch('[data-connection="crm-key"]', /Active/, 90_000);
+  assert.equal((await idp.stats()).token_errors.authorization_code, 0);
+
+  // The tenant settings show the same JWK, and export it through the save dialog's test answer.
+  await app.clickOn('[data-tenant="acme-corp"]');
+  await app.clickOn('[data-action="tenant-settings"]');
+  await press(app, '[data-provider-app="idp-key"] [data-action="edit-app"]');
+  const again = JSON.parse(await app.waitText('[data-app-editor="idp-key"] [data-material-text="jwks"]', 30_000));
+  assert.deepEqual(again, shown);
+  await press(app, '[data-app-editor="idp-key"] [data-export="jwks"]');
+  const saved = await app.waitMatch("[data-material-status]", /Saved to/);
+  const path = join(work, "idp-key-public-jwks.json");
+  assert.ok(saved.includes(path), saved);
+  assert.deepEqual(JSON.parse(readFileSync(path, "utf8")), shown);
+  const pem = readFileSync(keyFile, "utf8");
+  const body = pem.split("\n").filter((l) => l && !l.startsWith("-----")).join("");
+  // The PEM's tail holds the private CRT values (its head holds the public modulus).
+  assert.ok(!(await app.source()).includes(body.slice(-90, -10)), "no part of the private key in the DOM");
+}
+
+for (const s of ["light", "dark"]) test(`the wizard shows what to register first; errors in view; Esc asks; apps edited and deleted${s === "light" ? "; a private_key_jwt app with an RSA key file" : ""} (${s})`, { timeout: 400_000 }, async () => {
   scheme = s;
-  const idp = await startIdp();
+  // The user's own RSA key (PKCS #1 PEM); the provider knows only its public JWK, computed here
+  // by Node (not by Grantkeeper), and takes PS256 assertions only.
+  const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  const { n, e } = createPublicKey(privateKey).export({ format: "jwk" });
+  // Its key id as the provider selects it: the RFC 7638 thumbprint.
+  const kid = createHash("sha256").update(JSON.stringify({ e, kty: "RSA", n })).digest("base64url");
+  const rsaJwk = { kty: "RSA", n, e, kid };
+  const idp = await startIdp({ extraClients: [{
+    client_id: "gk-window-key",
+    application_type: "native",
+    token_endpoint_auth_method: "private_key_jwt",
+    token_endpoint_auth_signing_alg: "PS256",
+    jwks: { keys: [rsaJwk] },
+    redirect_uris: ["http://127.0.0.1/callback"],
+    grant_types: ["authorization_code", "refresh_token"],
+    response_types: ["code"],
+  }] });
   const home = freshHome();
   const work = mkdtempSync(join(tmpdir(), "gk-setup-e2e-"));
+  const keyFile = join(work, "client-key.pem");
+  writeFileSync(keyFile, privateKey.export({ format: "pem", type: "pkcs1" }));
   const actionFile = join(work, "browser-action");
   writeFileSync(actionFile, "ignore");
   cli(home, ["tenant", "add", "Acme Corp"]);
@@ -177,6 +248,7 @@ for (const s of ["light", "dark"]) test(`the wizard shows what to register first
     BROWSER: testBrowser,
     GK_TEST_BROWSER_ACTION_FILE: actionFile,
     GK_TEST_BROWSER_TIMEOUT_MS: "20000",
+    GK_TEST_SAVE_DIALOG_DIR: work,
   });
   try {
     await app.waitContent('[data-tenant="acme-corp"]', /Acme Corp/, 60_000);
@@ -288,6 +360,7 @@ for (const s of ["light", "dark"]) test(`the wizard shows what to register first
     assert.equal(appDeleted.length, 1, "the deletion is recorded");
     assert.deepEqual(json(home, ["list"]), []);
     assert.ok((await idp.stats()).revocations >= 1, "the provider revoked the grant");
+    if (scheme === "light") await privateKeyJwtApp(app, { home, work, idp, keyFile, rsaJwk });
   } catch (e) {
     await app.screenshot("failed-setup-window").catch(() => {});
     throw e;

@@ -25,6 +25,10 @@
 //   idTokenSigningAlgValues  the algorithms clients may ask for in `id_token_signed_response_alg`
 //                    (oidc-provider's enabledJWA), e.g. ["RS256", "HS256"] for ID tokens signed
 //                    with the client secret; default oidc-provider's (asymmetric only)
+//   clientAuthSigningAlgValues  the algorithms private_key_jwt assertions may be signed with
+//                    (oidc-provider's enabledJWA, listed in discovery's
+//                    token_endpoint_auth_signing_alg_values_supported), e.g. ["RS256", "ES256"];
+//                    default oidc-provider's (PS256 among them)
 //   requirePushedAuthorizationRequests  true: authorization requests are accepted only when
 //                    pushed first (RFC 9126); discovery says so. Default false (PAR is offered)
 //   dpop             true, or {"requireNonce": true}: DPoP (RFC 9449) on: discovery advertises
@@ -218,7 +222,10 @@ function providerConfiguration(config, stats) {
       "none",
       ...(config.mtls ? ["tls_client_auth", "self_signed_tls_client_auth"] : []),
     ],
-    ...(config.idTokenSigningAlgValues ? { enabledJWA: { idTokenSigningAlgValues: config.idTokenSigningAlgValues } } : {}),
+    enabledJWA: {
+      ...(config.idTokenSigningAlgValues ? { idTokenSigningAlgValues: config.idTokenSigningAlgValues } : {}),
+      ...(config.clientAuthSigningAlgValues ? { clientAuthSigningAlgValues: config.clientAuthSigningAlgValues } : {}),
+    },
     // With a grace period, refresh tokens live in the storage above; else in the default one.
     ...(reuseGraceSecs > 0 ? { adapter: graceAdapter(reuseGraceSecs, clockTolerance, stats) } : {}),
     // A fresh signing key per run; nothing outlives the process.

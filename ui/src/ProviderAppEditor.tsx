@@ -7,6 +7,7 @@ import type { ProviderApp } from "./bindings/ProviderApp";
 import type { ProviderAppEdited } from "./bindings/ProviderAppEdited";
 import type { RedirectMode } from "./bindings/RedirectMode";
 import type { TenantId } from "./bindings/TenantId";
+import { PublicMaterial } from "./PublicMaterial";
 import { RegisterValues, useRegistration } from "./RegisterValues";
 import { noEdit, settingsApi } from "./settingsApi";
 import { Alert, BusyButton, onText } from "./ui";
@@ -171,6 +172,7 @@ export function ProviderAppEditor({ tenant, app, onSaved, onCancel }: Props) {
         {err("relay_url")}
       </label>
       <RegisterValues reg={registration} />
+      <PublicMaterial tenant={tenant} app={app.id} auth={app.client_auth} />
       {error && error.field === null && (
         <div data-edit-error>
           <Alert message={error.message} onDismiss={() => setError(null)} />

@@ -10,6 +10,7 @@ import type { TenantId } from "./bindings/TenantId";
 import { useShell } from "./ctx";
 import { useBusy } from "./hooks";
 import { withHint } from "./online";
+import { hasPublicMaterial, PublicMaterial } from "./PublicMaterial";
 import { RegisterValues, useRegistration } from "./RegisterValues";
 import { settingsApi } from "./settingsApi";
 import { Alert, BusyButton, RiskBadge, onText } from "./ui";
@@ -17,6 +18,8 @@ import {
   type Source,
   type WizardForm as Form,
   authMethods,
+  AUTH_LABELS,
+  keyFilesOf,
   buildConnectForm,
   buildSpec,
   chosenScopes,
@@ -212,11 +215,15 @@ export function useWizardForm({ initialTenant, reconsent, demo, onAppAdded, begi
         setApps((l) => (l ?? []).map((a) => (a.id === app.id ? edited.app : a)));
       }
       if (appId === "") {
-        const created = await net(api.addProviderApp(form.tenant, buildSpec(form, scopes)));
+        const files = keyFilesOf(form);
+        const spec = buildSpec(form, scopes);
+        const created = await net(files ? api.addProviderApp(form.tenant, spec, files) : api.addProviderApp(form.tenant, spec));
         appId = created.id;
         setApps((l) => [...(l ?? []), created]);
-        setForm((f) => ({ ...f, providerApp: created.id }));
+        setForm((f) => ({ ...f, providerApp: created.id, keyFile: "", certFile: "" }));
         onAppAdded(created);
+        // Its public key or certificate is registered at the provider before any sign-in.
+        if (hasPublicMaterial(created.client_auth)) return;
       }
       begin(await net(api.startConnect(form.tenant, buildConnectForm(form, appId, scopes))));
     }).catch((e) => {
@@ -455,12 +462,38 @@ export function WizardForm({ model, onCancel }: Props) {
                     <option value="">The provider's default</option>
                     {authMethods(preset).map((m) => (
                       <option key={m} value={m}>
-                        {m}
+                        {AUTH_LABELS[m] ?? m}
                       </option>
                     ))}
                   </select>
-                  {form.clientAuth === "private_key_jwt" && <span class="hint">Grantkeeper makes a key pair; register its public key (grantkeeper provider jwk) at the provider before you sign in.</span>}
+                  {form.clientAuth === "private_key_jwt" && (
+                    <span class="hint">Leave the key file empty and Grantkeeper makes a key pair. After saving, register the public key shown here at the provider, then sign in.</span>
+                  )}
+                  {form.clientAuth === "self_signed_tls_client_auth" && (
+                    <span class="hint">Grantkeeper makes a key and a self-signed certificate. After saving, register the certificate shown here at the provider, then sign in.</span>
+                  )}
                 </label>
+                {form.clientAuth === "tls_client_auth" && (
+                  <label class="field">
+                    <span>Client certificate file (PEM path)</span>
+                    <div class="file-row">
+                      <input type="text" name="cert_file" autoComplete="off" placeholder="/home/you/client.pem" value={form.certFile} {...onText((v) => set("certFile", v))} {...field("cert_file")} />
+                      <ChooseFile title="Client certificate file" onChosen={(p) => set("certFile", p)} name="cert_file" />
+                    </div>
+                    {err("cert_file")}
+                  </label>
+                )}
+                {(form.clientAuth === "private_key_jwt" || form.clientAuth === "tls_client_auth") && (
+                  <label class="field">
+                    <span>{form.clientAuth === "private_key_jwt" ? "Your own private key file (optional, PEM path: P-256 or RSA)" : "Its private key file (PEM path; empty when in the certificate file)"}</span>
+                    <div class="file-row">
+                      <input type="text" name="key_file" autoComplete="off" placeholder="/home/you/client-key.pem" value={form.keyFile} {...onText((v) => set("keyFile", v))} {...field("key_file")} />
+                      <ChooseFile title="Private key file" onChosen={(p) => set("keyFile", p)} name="key_file" />
+                    </div>
+                    {err("key_file")}
+                    <span class="hint">The key moves into the keychain; delete the file afterwards.</span>
+                  </label>
+                )}
                 {preset?.redirect.note && <p class="muted small">{preset.redirect.note}</p>}
               </fieldset>
             )}
@@ -555,6 +588,7 @@ export function WizardForm({ model, onCancel }: Props) {
             )}
 
             <RegisterValues reg={registration} />
+            {app && hasPublicMaterial(app.client_auth) && <PublicMaterial tenant={form.tenant} app={app.id} auth={app.client_auth} />}
 
             {submitError && (
               <div data-submit-error>
@@ -579,5 +613,24 @@ export function WizardForm({ model, onCancel }: Props) {
         </p>
       )}
     </>
+  );
+}
+
+/** "Choose…": the native open dialog fills the path field beside it. */
+function ChooseFile({ title, name, onChosen }: { title: string; name: string; onChosen: (path: string) => void }) {
+  return (
+    <button
+      type="button"
+      class="btn small"
+      data-choose-file={name}
+      onClick={() => {
+        settingsApi.chooseKeyFile(title).then(
+          (path) => path !== null && onChosen(path),
+          (e) => console.warn(errorMessage(e)),
+        );
+      }}
+    >
+      Choose…
+    </button>
   );
 }

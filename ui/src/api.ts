@@ -1,6 +1,7 @@
 // Typed calls into the Tauri shell. Every type comes from the Rust side (src/bindings, ts-rs).
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
+import type { KeyFiles } from "./bindings/KeyFiles";
 import type { BulkRevokeResult } from "./bindings/BulkRevokeResult";
 import type { CommandError } from "./bindings/CommandError";
 import type { Connection } from "./bindings/Connection";
@@ -61,8 +62,9 @@ export const api = {
   revokeConnection: (t: Target) => invoke<RevokeOutcome>("revoke_connection", t),
   revokeMany: (grants: GrantRef[]) => invoke<BulkRevokeResult[]>("revoke_many", { grants }),
   introspect: (t: Target) => invoke<Record<string, unknown>>("introspect_connection", t),
-  addProviderApp: (tenant: TenantId, spec: ProviderAppSpec) =>
-    invoke<ProviderApp>("add_provider_app", { tenant, spec }),
+  /** With `files`, the user's own key or certificate files (their keys move to the keychain). */
+  addProviderApp: (tenant: TenantId, spec: ProviderAppSpec, files?: KeyFiles) =>
+    invoke<ProviderApp>("add_provider_app", { tenant, spec, files: files ?? null }),
   openProviderLink: (t: Target, url: string) => invoke<void>("open_provider_link", { ...t, url }),
   startConnect: (tenant: TenantId, form: ConnectForm) =>
     invoke<ConnectStarted>("start_connect", { tenant, form }),

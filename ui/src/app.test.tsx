@@ -145,7 +145,8 @@ vi.mock("./settingsApi", async (importOriginal) => {
     client_detail: "",
     problem: null,
   }));
-  return { ...real, settingsApi: { ...real.settingsApi, registrationValues } };
+  const chooseKeyFile = vi.fn(async () => "/home/u/client-key.pem");
+  return { ...real, settingsApi: { ...real.settingsApi, registrationValues, chooseKeyFile } };
 });
 
 vi.mock("./api", async (importOriginal) => {
@@ -814,6 +815,24 @@ describe("connect wizard", () => {
     await el('[data-wizard] form');
     // The app now exists: it is selected, so a retry does not register it again.
     expect($<HTMLSelectElement>('select[name="provider_app"]')!.value).toBe("app-new");
+  });
+
+  it("offers every method for an unknown provider, and Choose… fills the key file's path", async () => {
+    await el('[data-connection="crm"]');
+    click($('[data-action="connect"]')!);
+    const wizard = await el("[data-wizard]");
+    await waitFor(() => wizard.querySelector<HTMLSelectElement>('select[name="provider_app"]')!.value === "app-idp");
+    choose(wizard.querySelector<HTMLSelectElement>('select[name="provider_app"]')!, "");
+    click(await el('[data-source="issuer"]'));
+    type((await el('input[name="issuer"]')) as HTMLInputElement, "https://id.example.com");
+    // A provider the catalog does not know: every method, each saying what it is.
+    const auth = $<HTMLSelectElement>('select[name="client_auth"]')!;
+    expect([...auth.options].map((o) => o.value)).toContain("self_signed_tls_client_auth");
+    expect([...auth.options].find((o) => o.value === "tls_client_auth")!.textContent).toMatch(/Client certificate/);
+    choose(auth, "private_key_jwt");
+    click(await el('[data-choose-file="key_file"]'));
+    await waitFor(() => $<HTMLInputElement>('input[name="key_file"]')!.value === "/home/u/client-key.pem");
+    // What the saved app shows before the sign-in is tested in the real window (setup-window e2e).
   });
 
   it("validates before opening the browser", async () => {

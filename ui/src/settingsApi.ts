@@ -2,9 +2,11 @@
 // editing and deleting provider apps, creating, renaming and deleting tenants (types from the
 // Rust side, ts-rs). Every decision is the core's.
 import { invoke } from "@tauri-apps/api/core";
+import type { ClientPublicMaterial } from "./bindings/ClientPublicMaterial";
 import type { DeletedConnection } from "./bindings/DeletedConnection";
 import type { ProviderAppEdit } from "./bindings/ProviderAppEdit";
 import type { ProviderAppEdited } from "./bindings/ProviderAppEdited";
+import type { PublicMaterialKind } from "./bindings/PublicMaterialKind";
 import type { Registration } from "./bindings/Registration";
 import type { RegistrationDraft } from "./bindings/RegistrationDraft";
 import type { TenantId } from "./bindings/TenantId";
@@ -20,6 +22,14 @@ export const settingsApi = {
   renameTenant: (tenant: TenantId, name: string) => invoke<void>("rename_tenant", { tenant, name }),
   /** Revokes the tenant's grants at their providers, then deletes its keys and data. */
   deleteTenant: (tenant: TenantId) => invoke<DeletedConnection[]>("delete_tenant", { tenant }),
+  /** A provider app's public JWK set and client certificate (public material only). */
+  clientPublicMaterial: (tenant: TenantId, providerApp: string) =>
+    invoke<ClientPublicMaterial>("client_public_material", { tenant, providerApp }),
+  /** Saves one of them where the native save dialog says; `null` when cancelled. */
+  exportClientPublicMaterial: (tenant: TenantId, providerApp: string, kind: PublicMaterialKind) =>
+    invoke<string | null>("export_client_public_material", { tenant, providerApp, kind }),
+  /** A key or certificate file's path from the native open dialog; `null` when cancelled. */
+  chooseKeyFile: (title: string) => invoke<string | null>("choose_key_file", { title }),
 };
 
 /** An edit that changes nothing (each field set as needed). */

@@ -11,6 +11,8 @@ import {
   defaultVars,
   demoPreset,
   emptyForm,
+  fieldOfError,
+  keyFilesOf,
   parseScopes,
   scopeOptions,
   suggestName,
@@ -162,7 +164,23 @@ describe("requests", () => {
     expect(buildSpec(f, []).client_auth).toBe("private_key_jwt");
     expect("client_auth" in buildSpec({ ...f, clientAuth: "" }, [])).toBe(false);
     expect(authMethods(preset({ auth_methods: ["client_secret_post"] }))).toEqual(["client_secret_post"]);
-    expect(authMethods(null)).toEqual(["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]);
+    expect(authMethods(null)).toEqual([
+      "client_secret_basic",
+      "client_secret_post",
+      "private_key_jwt",
+      "tls_client_auth",
+      "self_signed_tls_client_auth",
+      "none",
+    ]);
+  });
+  it("sends key files only for the methods that take them, and asks a certificate of tls_client_auth", () => {
+    const f = { ...emptyForm("t1"), keyFile: " /k.pem ", certFile: "/c.pem" };
+    expect(keyFilesOf({ ...f, clientAuth: "private_key_jwt" })).toEqual({ key_file: "/k.pem", cert_file: null });
+    expect(keyFilesOf({ ...f, clientAuth: "private_key_jwt", keyFile: "" })).toBeUndefined();
+    expect(keyFilesOf({ ...f, clientAuth: "tls_client_auth" })).toEqual({ key_file: "/k.pem", cert_file: "/c.pem" });
+    expect(keyFilesOf({ ...f, clientAuth: "client_secret_basic" })).toBeUndefined();
+    expect(validate({ ...f, clientAuth: "tls_client_auth", certFile: "" }, null).cert_file).toMatch(/certificate file/);
+    expect(fieldOfError("the key file cannot be used: it is an RSA key shorter than 2048 bits")).toBe("key_file");
   });
   it("builds issuer and explicit specs", () => {
     const f = { ...emptyForm("t1"), source: "issuer" as const, issuer: "https://id.example.com ", clientSecret: "s3cret", port: "8765" };

@@ -3,6 +3,7 @@
 // what the user can fix before the browser opens.
 import type { ClientAuth } from "./bindings/ClientAuth";
 import type { ConnectForm } from "./bindings/ConnectForm";
+import type { KeyFiles } from "./bindings/KeyFiles";
 import type { Preset } from "./bindings/Preset";
 import type { ProviderApp } from "./bindings/ProviderApp";
 import type { ProviderAppEdit } from "./bindings/ProviderAppEdit";
@@ -30,6 +31,11 @@ export type WizardForm = {
   clientSecret: string;
   /** Client authentication ("" = the provider's default, or what discovery says). */
   clientAuth: ClientAuth | "";
+  /** private_key_jwt: the user's own key file ("" = a key pair Grantkeeper makes); with
+   * tls_client_auth: the certificate's key file when apart. */
+  keyFile: string;
+  /** tls_client_auth: the client certificate file. */
+  certFile: string;
   /** Checked scope options. */
   scopes: string[];
   extraScopes: string;
@@ -40,7 +46,33 @@ export type WizardForm = {
 };
 
 /** Every client authentication method, for a provider the catalog does not know. */
-export const ALL_AUTH_METHODS: ClientAuth[] = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"];
+export const ALL_AUTH_METHODS: ClientAuth[] = [
+  "client_secret_basic",
+  "client_secret_post",
+  "private_key_jwt",
+  "tls_client_auth",
+  "self_signed_tls_client_auth",
+  "none",
+];
+
+/** What each method means, as the wizard offers it. */
+export const AUTH_LABELS: Record<ClientAuth, string> = {
+  client_secret_basic: "Client secret, HTTP Basic (client_secret_basic)",
+  client_secret_post: "Client secret in the form (client_secret_post)",
+  private_key_jwt: "Signed assertion with a key pair (private_key_jwt)",
+  tls_client_auth: "Client certificate from a CA (tls_client_auth)",
+  self_signed_tls_client_auth: "Self-signed client certificate (self_signed_tls_client_auth)",
+  none: "Public client, no secret (none)",
+};
+
+/** The key files of a new app's form, when its method takes any. */
+export function keyFilesOf(form: WizardForm): KeyFiles | undefined {
+  const key = form.keyFile.trim();
+  const cert = form.certFile.trim();
+  if (form.clientAuth === "private_key_jwt" && key !== "") return { key_file: key, cert_file: null };
+  if (form.clientAuth === "tls_client_auth" && cert !== "") return { key_file: key === "" ? null : key, cert_file: cert };
+  return undefined;
+}
 
 /** The methods to offer: the ones the catalog says the provider accepts. */
 export function authMethods(preset: Preset | null): ClientAuth[] {
@@ -64,6 +96,8 @@ export function emptyForm(tenant: string): WizardForm {
     clientId: "",
     clientSecret: "",
     clientAuth: "",
+    keyFile: "",
+    certFile: "",
     scopes: [],
     extraScopes: "",
     redirect: "loopback",
@@ -147,6 +181,8 @@ export function validate(form: WizardForm, preset: Preset | null): Record<string
   if (form.appName.trim() === "") errs.app_name = "Name the provider app, e.g. salesforce.";
   else if (!validName(form.appName.trim())) errs.app_name = "Use letters, digits, '-', '_' and '.' only, e.g. salesforce.";
   if (form.clientId.trim() === "") errs.client_id = "Enter the client id from the provider's app registration.";
+  if (form.clientAuth === "tls_client_auth" && form.certFile.trim() === "")
+    errs.cert_file = "Enter the path of the client certificate file (PEM), or choose a self-signed certificate.";
   if (form.source === "preset") {
     if (!preset) errs.preset = "Choose a provider.";
     else
@@ -273,6 +309,8 @@ export function redirectEdit(form: WizardForm, app: ProviderApp): ProviderAppEdi
 
 /** The form field a failure from the core is about, when its message names one. */
 export function fieldOfError(message: string): string | null {
+  if (/\bkey file\b/i.test(message)) return "key_file";
+  if (/certificate file|certificate .*cannot be used/i.test(message)) return "cert_file";
   if (/relay/i.test(message)) return "relay_url";
   if (/provider app '.*' already exists/i.test(message)) return "app_name";
   if (/connection '.*' already exists/i.test(message)) return "name";

@@ -4,6 +4,7 @@
 //! refreshes, revocation and introspection alike.
 
 mod edit;
+mod keys;
 mod registration;
 #[cfg(test)]
 mod tests;
@@ -28,6 +29,7 @@ use crate::secret::{ClientSecret, SecretText};
 use crate::vault::{NewProviderApp, TenantVault};
 
 pub use edit::{ProviderAppEdit, ProviderAppEdited};
+pub use keys::{read_key_files, ClientPublicMaterial};
 pub use registration::{
     registration, ClientKind, Registration, RegistrationDraft, RegistrationField,
     RegistrationProblem, DEFAULT_FIXED_PORT,
@@ -88,7 +90,7 @@ pub struct ProviderAppSpec {
     #[serde(default)]
     #[ts(optional)]
     pub dpop: Option<bool>,
-    /// For `private_key_jwt`: the user's own key pair (a PEM file's text, PKCS #8 P-256)
+    /// For `private_key_jwt`: the user's own key pair (a PEM file's text: PKCS #8 P-256, or RSA)
     /// instead of a generated one. It moves to the keychain; the command line only.
     #[serde(skip)]
     #[ts(skip)]
@@ -124,6 +126,7 @@ impl TenantVault<'_> {
     ) -> Result<ProviderApp> {
         let preset = Catalog::preset_named(spec.preset.as_deref())?;
         let mut advertised = Vec::new();
+        let mut signing_algs = Vec::new();
         let invalid = |e: crate::catalog::CatalogError| Error::Invalid(e.to_string());
         let roots = match &spec.trusted_ca_pem {
             Some(pem) => mtls::ca_certificates(pem)?,
@@ -135,6 +138,9 @@ impl TenantVault<'_> {
                 let http = self.vault.http.for_app(None, &roots);
                 let meta = discovery::discover(&http, issuer)?;
                 advertised = meta.token_endpoint_auth_methods_supported.clone();
+                signing_algs = meta
+                    .token_endpoint_auth_signing_alg_values_supported
+                    .clone();
                 meta.endpoints_for(with_certificate)
             }
             (EndpointSource::Preset { vars }, Some(p)) => {
@@ -201,6 +207,7 @@ impl TenantVault<'_> {
             spec.client_key_pem.as_ref(),
             spec.client_cert_pem.as_ref(),
             &spec.client_id,
+            &signing_algs,
         )?;
         let settings = registration(&RegistrationDraft {
             preset: spec.preset.clone(),
@@ -414,67 +421,6 @@ impl TenantVault<'_> {
     }
 }
 
-impl TenantVault<'_> {
-    /// The public key a `private_key_jwt` or `self_signed_tls_client_auth` provider app
-    /// registers at its provider, as a JWK set (`{"keys": [...]}`; for a certificate, the JWK
-    /// with the certificate in `x5c`); the private key never leaves the keychain.
-    pub fn client_jwk(&self, id_or_name: &str) -> Result<serde_json::Value> {
-        let app = self.provider_app(id_or_name)?;
-        if app.client_auth == Some(ClientAuth::SelfSignedTlsClientAuth) {
-            let jwk = self.app_certificate(&app)?.public_jwk().ok_or_else(|| {
-                Error::Invalid("the app's certificate key is not a P-256 key".into())
-            })?;
-            return Ok(serde_json::json!({ "keys": [jwk] }));
-        }
-        if app.client_auth != Some(ClientAuth::PrivateKeyJwt) {
-            return Err(Error::Invalid(format!(
-                "provider app '{}/{}' has no key of its own: only an app registered with private_key_jwt has one",
-                self.tenant().slug,
-                app.name
-            )));
-        }
-        Ok(serde_json::json!({ "keys": [self.app_key(&app)?.public_jwk()] }))
-    }
-
-    /// The client certificate (PEM, no key) of an app that authenticates with one, to register
-    /// at its provider.
-    pub fn client_certificate(&self, id_or_name: &str) -> Result<String> {
-        let app = self.provider_app(id_or_name)?;
-        if !app.client_auth.is_some_and(ClientAuth::uses_certificate) {
-            return Err(Error::Invalid(format!(
-                "provider app '{}/{}' has no client certificate: only an app registered with tls_client_auth or self_signed_tls_client_auth has one",
-                self.tenant().slug,
-                app.name
-            )));
-        }
-        Ok(self.app_certificate(&app)?.certificate_pem())
-    }
-
-    /// A certificate app's certificate and key, from the keychain.
-    fn app_certificate(&self, app: &ProviderApp) -> Result<ClientCertificate> {
-        let text = self.client_key(&app.id)?.ok_or_else(|| {
-            Error::Invalid(format!(
-                "the client certificate of provider app '{}/{}' is not in the keychain: register the app again (provider delete, then provider add)",
-                self.tenant().slug,
-                app.name
-            ))
-        })?;
-        Ok(ClientCertificate::from_secret(&text)?)
-    }
-
-    /// A `private_key_jwt` app's key, from the keychain.
-    fn app_key(&self, app: &ProviderApp) -> Result<ClientKey> {
-        let text = self.client_key(&app.id)?.ok_or_else(|| {
-            Error::Invalid(format!(
-                "the private key of provider app '{}/{}' is not in the keychain: register the app again (provider delete, then provider add) and its new public key at the provider",
-                self.tenant().slug,
-                app.name
-            ))
-        })?;
-        Ok(ClientKey::from_secret(&text)?)
-    }
-}
-
 /// How an app registered without a chosen method authenticates, when discovery says the
 /// server does not take the default (the preset's method, or HTTP Basic with a secret; a
 /// public client without one): with a secret, the secret method it lists; without one, and no
@@ -506,7 +452,8 @@ pub(crate) fn default_client_auth(
 }
 
 /// The key a registration with `auth` needs, as the keychain keeps it: for `private_key_jwt`
-/// the user's `key_pem` when given, else a key pair generated now; for `tls_client_auth` the
+/// the user's `key_pem` when given (an RSA key signs as the server's `signing_algs` allow), else
+/// a key pair generated now; for `tls_client_auth` the
 /// user's `cert_pem` (certificate and key); for `self_signed_tls_client_auth` a key and a
 /// certificate generated now. `auth` is checked against whether a client secret was given.
 fn client_key_for(
@@ -515,6 +462,7 @@ fn client_key_for(
     key_pem: Option<&SecretText>,
     cert_pem: Option<&SecretText>,
     client_id: &str,
+    signing_algs: &[String],
 ) -> Result<Option<SecretText>> {
     let uses_secret = matches!(
         auth,
@@ -544,7 +492,7 @@ fn client_key_for(
             ))
         }
         Some(ClientAuth::PrivateKeyJwt) => Ok(Some(match key_pem {
-            Some(pem) => ClientKey::from_pem(pem)?.to_secret(),
+            Some(pem) => ClientKey::from_pem(pem, signing_algs)?.to_secret(),
             None => ClientKey::generate().to_secret(),
         })),
         Some(ClientAuth::TlsClientAuth) => match cert_pem {

@@ -8,9 +8,10 @@ use grantkeeper_core::audit::{Actor, ActorKind};
 use grantkeeper_core::catalog::{Catalog, ClientAuth};
 use grantkeeper_core::model::RedirectMode;
 use grantkeeper_core::provider_app::{
-    registration, EndpointSource, ProviderAppEdit, ProviderAppSpec, RegistrationDraft,
+    read_key_files, registration, EndpointSource, ProviderAppEdit, ProviderAppSpec,
+    RegistrationDraft,
 };
-use grantkeeper_core::secret::{ClientSecret, SecretText};
+use grantkeeper_core::secret::ClientSecret;
 
 use super::split_ref;
 use crate::exit::Failure;
@@ -354,6 +355,7 @@ pub fn run(cmd: &ProviderCommand, out: &Output) -> Result<(), Failure> {
             } else {
                 None
             };
+            let (key_pem, cert_pem) = read_key_files(key_file.as_deref(), cert_file.as_deref())?;
             let read = |path: &std::path::Path, what: &str| {
                 std::fs::read_to_string(path).map_err(|e| {
                     Failure::invalid(format!(
@@ -361,22 +363,6 @@ pub fn run(cmd: &ProviderCommand, out: &Output) -> Result<(), Failure> {
                         path.display()
                     ))
                 })
-            };
-            let mut key_pem = key_file
-                .as_deref()
-                .map(|p| read(p, "key").map(SecretText::new))
-                .transpose()?;
-            // A certificate's key may come in its own file: both go to the core as one PEM.
-            let cert_pem = match cert_file {
-                Some(path) => {
-                    let mut text = read(path, "certificate")?;
-                    if let Some(key) = key_pem.take() {
-                        text.push('\n');
-                        text.push_str(key.expose());
-                    }
-                    Some(SecretText::new(text))
-                }
-                None => None,
             };
             let ca_pem = ca_file.as_deref().map(|p| read(p, "CA")).transpose()?;
             let vault = crate::open_vault()?;

@@ -1,7 +1,8 @@
 //! private_key_jwt with the user's own key pair: `provider add --key-file` takes a PKCS #8
 //! P-256 PEM file (made here with openssl), the key moves into the keychain, and the provider,
 //! registered with the public key computed from the file by openssl (not by Grantkeeper),
-//! accepts the app's assertions. Other key files are refused with how to convert them.
+//! accepts the app's assertions. Other key files are refused with how to convert them (RSA
+//! keys: `rsa_key.rs`).
 
 use std::process::Command;
 
@@ -12,7 +13,7 @@ use super::support::{Cli, Idp};
 use super::{files_holding, keychain_private_keys, refreshes_and_revokes, serial};
 
 /// Runs openssl with `args`, asserting success; its stdout.
-fn openssl(args: &[&str]) -> Vec<u8> {
+pub(super) fn openssl(args: &[&str]) -> Vec<u8> {
     let out = Command::new("openssl")
         .args(args)
         .output()
@@ -72,16 +73,6 @@ fn an_imported_key_file_signs_the_apps_assertions_from_the_keychain() {
         "-out",
         sec1.to_str().unwrap(),
     ]);
-    let rsa = dir.path().join("rsa.pem");
-    openssl(&[
-        "genpkey",
-        "-algorithm",
-        "RSA",
-        "-pkeyopt",
-        "rsa_keygen_bits:2048",
-        "-out",
-        rsa.to_str().unwrap(),
-    ]);
     let jwk = public_jwk(&pem);
 
     let mut idp = Idp::start(&json!({}));
@@ -104,7 +95,6 @@ fn an_imported_key_file_signs_the_apps_assertions_from_the_keychain() {
         ])
     };
     add("sec1", sec1.to_str().unwrap()).fails(2, "openssl pkcs8 -topk8");
-    add("rsa", rsa.to_str().unwrap()).fails(2, "it is an RSA key");
     add("missing", "/nonexistent/key.pem").fails(2, "cannot read the key file");
     cli.run(&[
         "provider",

@@ -10,6 +10,7 @@ mod support;
 mod dpop;
 mod imported_key;
 mod mtls;
+mod rsa_key;
 
 use std::sync::{Mutex, MutexGuard};
 
@@ -211,10 +212,14 @@ fn files_holding(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf
 
 /// The keychain's P-256 private keys (PKCS #8, base64) of every vault in this session.
 fn keychain_private_keys() -> Vec<String> {
-    // The DER prefix of a P-256 PKCS #8 key, base64.
+    // The DER prefix of a P-256 PKCS #8 key, base64; an RSA key after its algorithm.
     keychain_secrets()
         .into_iter()
-        .filter(|s| s.starts_with("MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEH"))
+        .filter(|s| {
+            s.starts_with("MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEH")
+                || s.starts_with("RS256:")
+                || s.starts_with("PS256:")
+        })
         .collect()
 }
 

@@ -35,6 +35,9 @@ pub struct ServerMetadata {
     /// Token-endpoint client authentication methods.
     #[serde(default)]
     pub token_endpoint_auth_methods_supported: Vec<String>,
+    /// The algorithms the server accepts for client assertions (`private_key_jwt`).
+    #[serde(default)]
+    pub token_endpoint_auth_signing_alg_values_supported: Vec<String>,
     /// Whether the server sends `iss` in authorization responses (RFC 9207).
     #[serde(default)]
     pub authorization_response_iss_parameter_supported: bool,

@@ -321,6 +321,23 @@ fn discovery_decides_the_authentication_method_when_none_is_chosen() {
         .unwrap();
     assert_eq!(posted.client_auth, Some(ClientSecretPost));
     assert!(t.client_jwk("posted").is_err());
+
+    // What the window shows to register: public material only, from the same functions.
+    let keyed = t.client_public_material("keyed").unwrap();
+    let shown: serde_json::Value = serde_json::from_str(keyed.jwks.as_deref().unwrap()).unwrap();
+    assert_eq!(shown, jwks);
+    assert!(!keyed.jwks.unwrap().contains("\"d\""));
+    assert_eq!(keyed.certificate_pem, None);
+    let none = t.client_public_material("posted").unwrap();
+    assert_eq!((none.jwks, none.certificate_pem), (None, None));
+    let mut self_signed = spec("cert", None);
+    self_signed.client_auth = Some(crate::catalog::ClientAuth::SelfSignedTlsClientAuth);
+    t.register_provider_app(self_signed, &cli()).unwrap();
+    let cert = t.client_public_material("cert").unwrap();
+    let pem = cert.certificate_pem.unwrap();
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
+    assert!(!pem.contains("PRIVATE KEY"));
+    assert!(cert.jwks.unwrap().contains("x5c"));
 }
 
 #[test]
