@@ -47,15 +47,30 @@ fn sources() -> Vec<(String, PathBuf)> {
         .collect()
 }
 
-/// A file's lines before its `#[cfg(test)]` part, comments left out.
+/// A file's lines before its inline `#[cfg(test)]` part, comments left out. A test module kept
+/// in a file of its own (`#[cfg(test)]` then `mod tests;`) ends nothing: the code after it is
+/// read too.
 fn code_lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .take_while(|l| l.trim() != "#[cfg(test)]")
-        .filter(|l| !l.trim_start().starts_with("//"))
-        .map(str::to_owned)
-        .collect()
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines().peekable();
+    let mut code = Vec::new();
+    while let Some(line) = lines.next() {
+        if line.trim() == "#[cfg(test)]" {
+            match lines.peek() {
+                Some(next)
+                    if next.trim_start().starts_with("mod ") && next.trim_end().ends_with(';') =>
+                {
+                    lines.next();
+                    continue;
+                }
+                _ => break,
+            }
+        }
+        if !line.trim_start().starts_with("//") {
+            code.push(line.to_owned());
+        }
+    }
+    code
 }
 
 /// The items `lib.rs` re-exports, by the module that defines them (`crate::Vault` is the vault's).
