@@ -33,6 +33,7 @@ fn main() {
             "delete_provider_app",
             "rename_tenant",
             "delete_tenant",
+            "answer_hand_out",
         ]),
     ))
     .expect("tauri build script");

@@ -14,6 +14,7 @@ import type { Copied } from "./bindings/Copied";
 import type { EventKind } from "./bindings/EventKind";
 import type { ExportResult } from "./bindings/ExportResult";
 import type { GrantRef } from "./bindings/GrantRef";
+import type { HandOutAsked } from "./bindings/HandOutAsked";
 import type { GrantReportRow } from "./bindings/GrantReportRow";
 import type { Preset } from "./bindings/Preset";
 import type { ProviderApp } from "./bindings/ProviderApp";
@@ -66,6 +67,8 @@ export const api = {
   startReconsent: (t: Target) => invoke<ConnectStarted>("start_reconsent", t),
   cancelConnect: (flow: string) => invoke<void>("cancel_connect", { flow }),
   pasteRedirect: (flow: string, url: string) => invoke<void>("paste_redirect", { flow, url }),
+  /** Allow once, or deny, the hand-out the window was asked about. */
+  answerHandOut: (id: number, allow: boolean) => invoke<void>("answer_hand_out", { id, allow }),
 };
 
 /** Backend events: `vault-changed` after any change (window, CLI, agent, background refresh);
@@ -82,6 +85,12 @@ export const events = {
   /** Grantkeeper was started again: this window was brought to the front instead. */
   onSecondInstance: (f: (e: SecondInstance) => void): Promise<UnlistenFn> =>
     listen<SecondInstance>("second-instance", (e) => f(e.payload)),
+  /** The hand-out policy asks whether a program may take a token (`ask` mode). */
+  onHandOutQuestion: (f: (e: HandOutAsked) => void): Promise<UnlistenFn> =>
+    listen<HandOutAsked>("hand-out-question", (e) => f(e.payload)),
+  /** A question timed out (it counts as Deny): its dialog closes. */
+  onHandOutQuestionClosed: (f: (id: number) => void): Promise<UnlistenFn> =>
+    listen<number>("hand-out-question-closed", (e) => f(e.payload)),
 };
 
 /** A fresh id for an operation the user may cancel (128 random bits, hex). */
