@@ -35,6 +35,7 @@ fn main() {
             "delete_tenant",
             "tenant_sharing",
             "unlock_vault",
+            "answer_hand_out",
         ]),
     ))
     .expect("tauri build script");

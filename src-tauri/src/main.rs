@@ -3,6 +3,7 @@
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 mod actions;
+mod ask;
 mod demo;
 mod export;
 mod flows;
@@ -60,13 +61,17 @@ fn main() -> ExitCode {
             instance::focus(app, &argv);
         }));
     }
+    let questions = Arc::new(ask::Questions::default());
+    let asking = questions.clone();
     let built = builder
         .plugin(tauri_plugin_dialog::init())
+        .manage(questions)
         .manage(state::AppState::default())
         .manage(flows::Flows::default())
         .manage(operations::Operations::default())
         .setup(move |app| {
             start_agent(&agent_stop);
+            ask::start(app.handle().clone(), asking.clone(), &agent_stop);
             watch::start(app.handle().clone());
             // The tray loads libayatana-appindicator3 (a dependency of the package) at run time.
             if let Err(e) = tray::start(app.handle()) {
@@ -108,6 +113,7 @@ fn main() -> ExitCode {
             settings::delete_tenant,
             views::tenant_sharing,
             tray::unlock_vault,
+            ask::answer_hand_out,
         ])
         .build(tauri::generate_context!());
     let app = match built {

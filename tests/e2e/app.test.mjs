@@ -4,16 +4,30 @@
 // countdown, refresh now, copy (clipboard + recorded), reveal (recorded, gone from the DOM after),
 // revoke, the grant review's filters, export and bulk revoke, live updates from the CLI.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { startIdp, testBrowser } from "./idp.mjs";
-import { AppSession, cli, freshHome, sleep, waitFor } from "./lib.mjs";
+import { AppSession, cli, cliBin, freshHome, sleep, waitFor } from "./lib.mjs";
 
 const json = (home, args) => JSON.parse(cli(home, [...args, "--json"]));
 const history = (home, target, kind) => json(home, ["history", target, "--kind", kind]);
+
+/** `grantkeeper token TARGET ARGS…` run by this test (a program of the user) in the background:
+ * resolves to its exit code and output once it ends. */
+function tokenLater(home, target, args = []) {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cliBin, ["token", target, ...args], { env: { ...process.env, GRANTKEEPER_HOME: home } });
+    let stdout = "";
+    let stderr = "";
+    p.stdout.on("data", (d) => (stdout += d));
+    p.stderr.on("data", (d) => (stderr += d));
+    p.on("error", reject);
+    p.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
 
 /** The clipboard of the Xvfb display, as another program would read it. */
 function clipboard() {
@@ -118,6 +132,48 @@ test("connect, use, review and revoke grants from the window", { timeout: 420_00
     await app.screenshot("detail");
     await app.exec("document.querySelector('section.detail .history')?.scrollIntoView();");
     await app.screenshot("detail-history");
+
+    // The hand-out policy's "ask": a program's hand-out (the CLI run by this test, answered by
+    // the window's agent) waits for the user's answer in the window. Allow once → exit 0 with
+    // the token; Deny → exit 5 and a hand_out_refused event; no answer in the hand-out's time →
+    // the dialog closes by itself and the hand-out is refused.
+    cli(home, ["policy", "set", "acme-corp/crm", "ask"]);
+    const question = '[data-hand-out-question]';
+    const noQuestion = () => waitFor("the question to close", async () =>
+      (await app.exec("return document.querySelector(arguments[0]) === null;", [question])));
+    const allowed = tokenLater(home, "acme-corp/crm");
+    await app.waitText(question, 30_000);
+    assert.equal(await app.waitText("[data-question-program]"), realpathSync(process.execPath), "the program the kernel names");
+    assert.equal(await app.waitText("[data-question-target]"), "acme-corp/crm");
+    assert.equal(await app.exec("return document.activeElement?.dataset.answer;"), "deny", "Deny has the focus");
+    await app.screenshot("ask-dialog");
+    await app.clickOn('[data-answer="allow"]');
+    const allow = await allowed;
+    assert.equal(allow.code, 0, allow.stderr);
+    assert.equal(allow.stdout.trim(), token);
+    await noQuestion();
+    assert.equal(history(home, "acme-corp/crm", "hand_out_refused").length, 0);
+
+    const denied = tokenLater(home, "acme-corp/crm");
+    await app.clickOn(`${question} [data-answer="deny"]`, 30_000);
+    const deny = await denied;
+    assert.equal(deny.code, 5, deny.stderr);
+    assert.equal(deny.stdout, "", "no token on a refusal");
+    assert.match(deny.stderr, /hand-out policy of acme-corp\/crm refused .*the user denied it in the window/);
+    await noQuestion();
+    let refused = history(home, "acme-corp/crm", "hand_out_refused");
+    assert.equal(refused.length, 1);
+    assert.equal(refused[0].detail.mode, "ask");
+
+    const unanswered = tokenLater(home, "acme-corp/crm", ["--timeout", "2s"]);
+    await app.waitText(question, 30_000);
+    const late = await unanswered;
+    assert.equal(late.code, 5, late.stderr);
+    assert.match(late.stderr, /nobody answered in the window within 2 s/);
+    await noQuestion();
+    refused = history(home, "acme-corp/crm", "hand_out_refused");
+    assert.equal(refused.length, 2);
+    cli(home, ["policy", "set", "acme-corp/crm", "any"]);
     await app.exec("document.dispatchEvent(new KeyboardEvent('keydown', { key: 'Escape', bubbles: true }));");
     await waitFor("the detail to close", async () =>
       (await app.exec("return document.querySelector('section.detail') === null;")));

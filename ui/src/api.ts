@@ -14,6 +14,7 @@ import type { Copied } from "./bindings/Copied";
 import type { EventKind } from "./bindings/EventKind";
 import type { ExportResult } from "./bindings/ExportResult";
 import type { GrantRef } from "./bindings/GrantRef";
+import type { HandOutAsked } from "./bindings/HandOutAsked";
 import type { GrantReportRow } from "./bindings/GrantReportRow";
 import type { Preset } from "./bindings/Preset";
 import type { ProviderApp } from "./bindings/ProviderApp";
@@ -73,6 +74,8 @@ export const api = {
   tenantSharing: () => invoke<TenantSharing[]>("tenant_sharing"),
   /** Lets the window and the agent open the vault from the keychain again. */
   unlockVault: () => invoke<void>("unlock_vault"),
+  /** Allow once, or deny, the hand-out the window was asked about. */
+  answerHandOut: (id: number, allow: boolean) => invoke<void>("answer_hand_out", { id, allow }),
 };
 
 /** Backend events: `vault-changed` after any change (window, CLI, agent, background refresh);
@@ -91,6 +94,12 @@ export const events = {
     listen<SecondInstance>("second-instance", (e) => f(e.payload)),
   /** "Lock now" (tray or window): the vault was closed until the user unlocks it. */
   onVaultLocked: (f: () => void): Promise<UnlistenFn> => listen<null>("vault-locked", () => f()),
+  /** The hand-out policy asks whether a program may take a token (`ask` mode). */
+  onHandOutQuestion: (f: (e: HandOutAsked) => void): Promise<UnlistenFn> =>
+    listen<HandOutAsked>("hand-out-question", (e) => f(e.payload)),
+  /** A question timed out (it counts as Deny): its dialog closes. */
+  onHandOutQuestionClosed: (f: (id: number) => void): Promise<UnlistenFn> =>
+    listen<number>("hand-out-question-closed", (e) => f(e.payload)),
 };
 
 /** A fresh id for an operation the user may cancel (128 random bits, hex). */
