@@ -33,6 +33,10 @@ fn main() {
             "delete_provider_app",
             "rename_tenant",
             "delete_tenant",
+            "start_proxy",
+            "stop_proxy",
+            "proxy_status",
+            "reveal_proxy_bearer",
         ]),
     ))
     .expect("tauri build script");

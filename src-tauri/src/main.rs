@@ -8,7 +8,9 @@ mod export;
 mod flows;
 mod instance;
 mod memory;
+mod notices;
 mod operations;
+mod proxies;
 mod settings;
 mod state;
 mod views;
@@ -61,9 +63,11 @@ fn main() -> ExitCode {
     }
     let built = builder
         .plugin(tauri_plugin_dialog::init())
+        .plugin(tauri_plugin_notification::init())
         .manage(state::AppState::default())
         .manage(flows::Flows::default())
         .manage(operations::Operations::default())
+        .manage(proxies::Proxies::default())
         .setup(move |app| {
             start_agent(&agent_stop);
             watch::start(app.handle().clone());
@@ -101,6 +105,10 @@ fn main() -> ExitCode {
             settings::delete_provider_app,
             settings::rename_tenant,
             settings::delete_tenant,
+            proxies::start_proxy,
+            proxies::stop_proxy,
+            proxies::proxy_status,
+            proxies::reveal_proxy_bearer,
         ])
         .build(tauri::generate_context!());
     let app = match built {
@@ -113,6 +121,7 @@ fn main() -> ExitCode {
     };
     app.run(|app, event| {
         if let tauri::RunEvent::Exit = event {
+            proxies::stop_all(app);
             state::anchor_history(app);
         }
     });
