@@ -36,6 +36,10 @@ fn main() {
             "tenant_sharing",
             "unlock_vault",
             "answer_hand_out",
+            "start_proxy",
+            "stop_proxy",
+            "proxy_status",
+            "reveal_proxy_bearer",
         ]),
     ))
     .expect("tauri build script");

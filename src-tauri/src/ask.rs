@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use grantkeeper_core::oauth::loopback::CancelToken;
 use grantkeeper_core::paths;
@@ -42,7 +43,8 @@ pub fn start(app: AppHandle, questions: Arc<Questions>, stop: &CancelToken) {
     std::thread::spawn(move || {
         let answer = move |question: Question| {
             let id = questions.next.fetch_add(1, Ordering::Relaxed);
-            let wait = question.wait();
+            // A little longer than the asker, whose own timeout then decides (and says so).
+            let wait = question.wait() + Duration::from_millis(500);
             let (tx, rx) = channel();
             lock(&questions).insert(id, tx);
             let shown = app.emit("hand-out-question", HandOutAsked { id, question });

@@ -9,7 +9,9 @@ mod export;
 mod flows;
 mod instance;
 mod memory;
+mod notices;
 mod operations;
+mod proxies;
 mod settings;
 mod state;
 mod tray;
@@ -66,9 +68,11 @@ fn main() -> ExitCode {
     let built = builder
         .plugin(tauri_plugin_dialog::init())
         .manage(questions)
+        .plugin(tauri_plugin_notification::init())
         .manage(state::AppState::default())
         .manage(flows::Flows::default())
         .manage(operations::Operations::default())
+        .manage(proxies::Proxies::default())
         .setup(move |app| {
             start_agent(&agent_stop);
             ask::start(app.handle().clone(), asking.clone(), &agent_stop);
@@ -114,6 +118,10 @@ fn main() -> ExitCode {
             views::tenant_sharing,
             tray::unlock_vault,
             ask::answer_hand_out,
+            proxies::start_proxy,
+            proxies::stop_proxy,
+            proxies::proxy_status,
+            proxies::reveal_proxy_bearer,
         ])
         .build(tauri::generate_context!());
     let app = match built {
@@ -126,6 +134,7 @@ fn main() -> ExitCode {
     };
     app.run(|app, event| {
         if let tauri::RunEvent::Exit = event {
+            proxies::stop_all(app);
             state::anchor_history(app);
         }
     });

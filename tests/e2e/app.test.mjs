@@ -2,7 +2,8 @@
 // Secret Service, the real oidc-provider on 127.0.0.1 and headless Chromium as the system browser.
 // Connect through the wizard (waiting, cancel, then approve), the connection's scopes and live
 // countdown, refresh now, copy (clipboard + recorded), reveal (recorded, gone from the DOM after),
-// revoke, the grant review's filters, export and bulk revoke, live updates from the CLI.
+// revoke, the grant review's filters, export and bulk revoke, live updates from the CLI, a
+// desktop notification when a grant comes to need re-consent.
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
@@ -11,6 +12,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { startIdp, testBrowser } from "./idp.mjs";
 import { AppSession, cli, cliBin, freshHome, sleep, waitFor } from "./lib.mjs";
+import { screenshotScreen, startNotificationServer } from "./notifications.mjs";
 
 const json = (home, args) => JSON.parse(cli(home, [...args, "--json"]));
 const history = (home, target, kind) => json(home, ["history", target, "--kind", kind]);
@@ -48,6 +50,7 @@ test("connect, use, review and revoke grants from the window", { timeout: 420_00
   const work = mkdtempSync(join(tmpdir(), "gk-app-e2e-"));
   const actionFile = join(work, "browser-action");
   let app;
+  const notifications = await startNotificationServer();
   try {
     cli(home, ["tenant", "add", "Acme Corp"]);
     cli(home, ["tenant", "add", "Globex", "--slug", "globex"]);
@@ -185,6 +188,20 @@ test("connect, use, review and revoke grants from the window", { timeout: 420_00
     await sleep(2500);
     assert.throws(() => cli(home, ["refresh", "acme-corp/legacy"]));
     await app.waitMatch('[data-connection="legacy"]', /re-consent/i, 15_000);
+    // The window sends a desktop notification, seen on screen, once.
+    const reconsent = "Re-consent needed: acme-corp/legacy";
+    await waitFor("the notification on screen", () => notifications.displayed() > 0, 15_000);
+    screenshotScreen("notification-reconsent");
+    await sleep(4000); // the window looks again 3 s after a change: no second notification
+    notifications.closeAll();
+    const said = notifications.history();
+    assert.equal(said.length, 1, JSON.stringify(said));
+    assert.equal(said[0].summary, reconsent);
+    assert.match(said.find((n) => n.summary === reconsent).body, /reconnect/);
+    for (const n of said) {
+      assert.ok(!`${n.summary} ${n.body}`.includes(token), "no token in a notification");
+      assert.doesNotMatch(`${n.summary} ${n.body}`, /eyJ|rt-|Bearer/);
+    }
 
     // Offline: the provider is unreachable; refresh fails in plain words and the window says it
     // is offline, while everything that needs no network keeps working.
@@ -247,6 +264,7 @@ test("connect, use, review and revoke grants from the window", { timeout: 420_00
     }, 30_000);
     assert.equal(cli(home, ["audit", "verify"]).includes("intact"), true);
   } finally {
+    await notifications.stop();
     if (app) await app.stop();
     await idp.stop();
     await shortIdp.stop();

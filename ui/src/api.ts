@@ -19,6 +19,7 @@ import type { GrantReportRow } from "./bindings/GrantReportRow";
 import type { Preset } from "./bindings/Preset";
 import type { ProviderApp } from "./bindings/ProviderApp";
 import type { ProviderAppSpec } from "./bindings/ProviderAppSpec";
+import type { ProxyView } from "./bindings/ProxyView";
 import type { RefreshedLate } from "./bindings/RefreshedLate";
 import type { SecondInstance } from "./bindings/SecondInstance";
 import type { ReportFormat } from "./bindings/ReportFormat";
@@ -76,6 +77,12 @@ export const api = {
   unlockVault: () => invoke<void>("unlock_vault"),
   /** Allow once, or deny, the hand-out the window was asked about. */
   answerHandOut: (id: number, allow: boolean) => invoke<void>("answer_hand_out", { id, allow }),
+  // The connection's authenticating proxy, run by the app; revealing its bearer is recorded.
+  startProxy: (t: Target, requireBearer: boolean, apiBase: string | null) =>
+    invoke<ProxyView>("start_proxy", { ...t, requireBearer, apiBase }),
+  stopProxy: (connection: ConnectionId) => invoke<void>("stop_proxy", { connection }),
+  proxyStatus: (connection: ConnectionId) => invoke<ProxyView | null>("proxy_status", { connection }),
+  revealProxyBearer: (connection: ConnectionId) => invoke<string>("reveal_proxy_bearer", { connection }),
 };
 
 /** Backend events: `vault-changed` after any change (window, CLI, agent, background refresh);

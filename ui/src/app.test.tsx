@@ -186,6 +186,7 @@ vi.mock("./api", async (importOriginal) => {
       state.status = state.unlocked ?? state.status;
     }),
     answerHandOut: vi.fn(async () => {}),
+    proxyStatus: vi.fn(async () => null),
   };
   const events = {
     onVaultChanged: vi.fn(async (f: (seq: number) => void) => {
@@ -926,6 +927,16 @@ describe("grant review", () => {
     await waitFor(() => (api.grantReview as ReturnType<typeof vi.fn>).mock.calls.some((c) => c[0].unused_days === 30), 3000);
     expect($('input[type="number"][data-review-filter="refresh_expiring_days"]')).not.toBeNull();
     expect($('input[type="checkbox"][data-review-filter="needs_reconsent"]')).not.toBeNull();
+    const flag = $<HTMLSelectElement>('select[data-review-filter="flag"]')!;
+    expect([...flag.options].map((o) => o.text)).toContain("Refreshes failing");
+    choose(flag, "refresh_failures");
+    await waitFor(() =>
+      (api.grantReview as ReturnType<typeof vi.fn>).mock.calls.some((c) => c[0].flag?.kind === "refresh_failures"),
+    );
+    choose(flag, "any");
+    await waitFor(() => (api.grantReview as ReturnType<typeof vi.fn>).mock.calls.some((c) => c[0].flag === "any"));
+    choose(flag, "");
+    await waitFor(() => (api.grantReview as ReturnType<typeof vi.fn>).mock.calls.at(-1)![0].flag === null);
 
     click($('input[data-select-all]')!);
     await waitFor(() => !bulk.disabled);
