@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { get } from "node:http";
 import { join } from "node:path";
 import { test } from "node:test";
 import { startIdp, testBrowser } from "./idp.mjs";
@@ -28,6 +29,16 @@ function tokenLater(home, target, args = []) {
     p.stderr.on("data", (d) => (stderr += d));
     p.on("error", reject);
     p.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** The HTTP status of a plain GET of `url`. */
+function statusOf(url) {
+  return new Promise((resolve, reject) => {
+    get(url, (res) => {
+      res.resume();
+      resolve(res.statusCode);
+    }).on("error", reject);
   });
 }
 
@@ -177,6 +188,42 @@ test("connect, use, review and revoke grants from the window", { timeout: 420_00
     refused = history(home, "acme-corp/crm", "hand_out_refused");
     assert.equal(refused.length, 2);
     cli(home, ["policy", "set", "acme-corp/crm", "any"]);
+    // The connection's proxy, run by the app: started from the detail, its bearer revealed
+    // (recorded), a call through it to the provider's protected API listed live, then stopped
+    // (its port closes).
+    await app.exec("document.querySelector('section.detail [data-proxy]')?.scrollIntoView();");
+    await app.type('[data-proxy-option="api_base"]', `${idp.issuer}/resource`);
+    await app.clickOn('[data-action="proxy-start"]');
+    const listen = await app.waitText("[data-proxy-listen]");
+    assert.match(listen, /^http:\/\/127\.0\.0\.1:\d+$/);
+    // (Node's fetch turns any 407 into a network error, as the Fetch standard says: plain HTTP.)
+    assert.equal(await statusOf(`${listen}/echo/items`), 407, "no bearer, no call");
+    await app.clickOn('[data-action="proxy-bearer"]');
+    const bearer = (await app.waitText('[data-secret="proxy-bearer"]')).trim();
+    assert.equal(history(home, "acme-corp/crm", "revealed").filter((e) => e.detail.secret === "proxy_bearer").length, 1);
+    const through = await fetch(`${listen}/echo/items?page=2`, { headers: { "proxy-authorization": `Bearer ${bearer}` } });
+    assert.equal(through.status, 200);
+    const echo = await through.json();
+    assert.equal(echo.path, "/resource/echo/items");
+    assert.ok(!JSON.stringify(echo).includes(token), "the token never reaches the client");
+    const callRows = () => app.exec(`return [...document.querySelectorAll('[data-proxy-calls] tbody tr')]
+      .map((tr) => [...tr.cells].map((td) => td.textContent));`);
+    const calls = await waitFor("the call in the list", async () => {
+      const rows = await callRows();
+      return rows.some((r) => r[2] === "/echo/items" && r[3] === "200") ? rows : null;
+    });
+    const ok = calls.find((r) => r[3] === "200");
+    assert.equal(ok[0], "GET");
+    assert.equal(ok[1], "127.0.0.1", "the API's host");
+    assert.match(ok[4], /^\d+(\.\d)? k?B$/);
+    assert.match(ok[5], /^\d+\.\d ms$/);
+    await app.exec("document.querySelector('[data-proxy-calls]')?.scrollIntoView();");
+    await app.screenshot("detail-proxy");
+    await app.clickOn('[data-action="proxy-stop"]');
+    await waitFor("the proxy to stop", async () =>
+      (await app.exec("return document.querySelector('[data-proxy]')?.dataset.proxy;")) === "stopped");
+    await assert.rejects(fetch(`${listen}/echo/items`), "the port is closed");
+    assert.ok(!(await app.source()).includes(bearer), "the bearer is gone from the DOM once stopped");
     await app.exec("document.dispatchEvent(new KeyboardEvent('keydown', { key: 'Escape', bubbles: true }));");
     await waitFor("the detail to close", async () =>
       (await app.exec("return document.querySelector('section.detail') === null;")));
