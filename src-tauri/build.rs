@@ -38,6 +38,11 @@ fn main() {
             "client_public_material",
             "export_client_public_material",
             "choose_key_file",
+            "answer_hand_out",
+            "start_proxy",
+            "stop_proxy",
+            "proxy_status",
+            "reveal_proxy_bearer",
         ]),
     ))
     .expect("tauri build script");

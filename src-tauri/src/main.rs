@@ -4,12 +4,15 @@
 
 mod actions;
 mod client_keys;
+mod ask;
 mod demo;
 mod export;
 mod flows;
 mod instance;
 mod memory;
+mod notices;
 mod operations;
+mod proxies;
 mod settings;
 mod state;
 mod tray;
@@ -61,13 +64,19 @@ fn main() -> ExitCode {
             instance::focus(app, &argv);
         }));
     }
+    let questions = Arc::new(ask::Questions::default());
+    let asking = questions.clone();
     let built = builder
         .plugin(tauri_plugin_dialog::init())
+        .manage(questions)
+        .plugin(tauri_plugin_notification::init())
         .manage(state::AppState::default())
         .manage(flows::Flows::default())
         .manage(operations::Operations::default())
+        .manage(proxies::Proxies::default())
         .setup(move |app| {
             start_agent(&agent_stop);
+            ask::start(app.handle().clone(), asking.clone(), &agent_stop);
             watch::start(app.handle().clone());
             // The tray loads libayatana-appindicator3 (a dependency of the package) at run time.
             if let Err(e) = tray::start(app.handle()) {
@@ -112,6 +121,11 @@ fn main() -> ExitCode {
             client_keys::client_public_material,
             client_keys::export_client_public_material,
             client_keys::choose_key_file,
+            ask::answer_hand_out,
+            proxies::start_proxy,
+            proxies::stop_proxy,
+            proxies::proxy_status,
+            proxies::reveal_proxy_bearer,
         ])
         .build(tauri::generate_context!());
     let app = match built {
@@ -124,6 +138,7 @@ fn main() -> ExitCode {
     };
     app.run(|app, event| {
         if let tauri::RunEvent::Exit = event {
+            proxies::stop_all(app);
             state::anchor_history(app);
         }
     });

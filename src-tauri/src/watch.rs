@@ -1,6 +1,7 @@
 //! Live updates: every change to the vault writes an event, so the newest event's sequence
 //! number tells when anything changed, whoever changed it (this window, the CLI, the agent, a
-//! background refresh). The watcher polls it and tells the window with `vault-changed`.
+//! background refresh). The watcher polls it and tells the window with `vault-changed`, and has
+//! the notices due sent ([`crate::notices`]).
 //!
 //! A team vault changes without any local event (it stops answering, it comes back): a second
 //! watcher asks the core for the shared tenants' status every [`sharing_every`] and sends it
@@ -35,6 +36,7 @@ pub fn start(app: AppHandle) {
     // made in the window's first moments (before a first look taken later) would go unseen.
     std::thread::spawn(move || {
         let mut last = None;
+        let mut notices = crate::notices::Looks::default();
         loop {
             if let Some(seq) = vault_if_open(&app)
                 .and_then(|v| v.recent_events(1).ok())
@@ -46,6 +48,7 @@ pub fn start(app: AppHandle) {
                 if last != Some(seq) {
                     crate::tray::refresh(&app);
                 }
+                notices.tick(&app, last.is_some_and(|l| l != seq));
                 last = Some(seq);
             }
             std::thread::sleep(EVERY);

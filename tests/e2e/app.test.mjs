@@ -2,18 +2,45 @@
 // Secret Service, the real oidc-provider on 127.0.0.1 and headless Chromium as the system browser.
 // Connect through the wizard (waiting, cancel, then approve), the connection's scopes and live
 // countdown, refresh now, copy (clipboard + recorded), reveal (recorded, gone from the DOM after),
-// revoke, the grant review's filters, export and bulk revoke, live updates from the CLI.
+// revoke, the grant review's filters, export and bulk revoke, live updates from the CLI, a
+// desktop notification when a grant comes to need re-consent.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { get } from "node:http";
 import { join } from "node:path";
 import { test } from "node:test";
 import { startIdp, testBrowser } from "./idp.mjs";
-import { AppSession, cli, freshHome, sleep, waitFor } from "./lib.mjs";
+import { AppSession, cli, cliBin, freshHome, sleep, waitFor } from "./lib.mjs";
+import { screenshotScreen, startNotificationServer } from "./notifications.mjs";
 
 const json = (home, args) => JSON.parse(cli(home, [...args, "--json"]));
 const history = (home, target, kind) => json(home, ["history", target, "--kind", kind]);
+
+/** `grantkeeper token TARGET ARGS…` run by this test (a program of the user) in the background:
+ * resolves to its exit code and output once it ends. */
+function tokenLater(home, target, args = []) {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cliBin, ["token", target, ...args], { env: { ...process.env, GRANTKEEPER_HOME: home } });
+    let stdout = "";
+    let stderr = "";
+    p.stdout.on("data", (d) => (stdout += d));
+    p.stderr.on("data", (d) => (stderr += d));
+    p.on("error", reject);
+    p.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** The HTTP status of a plain GET of `url`. */
+function statusOf(url) {
+  return new Promise((resolve, reject) => {
+    get(url, (res) => {
+      res.resume();
+      resolve(res.statusCode);
+    }).on("error", reject);
+  });
+}
 
 /** The clipboard of the Xvfb display, as another program would read it. */
 function clipboard() {
@@ -34,6 +61,7 @@ test("connect, use, review and revoke grants from the window", { timeout: 420_00
   const work = mkdtempSync(join(tmpdir(), "gk-app-e2e-"));
   const actionFile = join(work, "browser-action");
   let app;
+  const notifications = await startNotificationServer();
   try {
     cli(home, ["tenant", "add", "Acme Corp"]);
     cli(home, ["tenant", "add", "Globex", "--slug", "globex"]);
@@ -118,6 +146,84 @@ test("connect, use, review and revoke grants from the window", { timeout: 420_00
     await app.screenshot("detail");
     await app.exec("document.querySelector('section.detail .history')?.scrollIntoView();");
     await app.screenshot("detail-history");
+
+    // The hand-out policy's "ask": a program's hand-out (the CLI run by this test, answered by
+    // the window's agent) waits for the user's answer in the window. Allow once → exit 0 with
+    // the token; Deny → exit 5 and a hand_out_refused event; no answer in the hand-out's time →
+    // the dialog closes by itself and the hand-out is refused.
+    cli(home, ["policy", "set", "acme-corp/crm", "ask"]);
+    const question = '[data-hand-out-question]';
+    const noQuestion = () => waitFor("the question to close", async () =>
+      (await app.exec("return document.querySelector(arguments[0]) === null;", [question])));
+    const allowed = tokenLater(home, "acme-corp/crm");
+    await app.waitText(question, 30_000);
+    assert.equal(await app.waitText("[data-question-program]"), realpathSync(process.execPath), "the program the kernel names");
+    assert.equal(await app.waitText("[data-question-target]"), "acme-corp/crm");
+    assert.equal(await app.exec("return document.activeElement?.dataset.answer;"), "deny", "Deny has the focus");
+    await app.screenshot("ask-dialog");
+    await app.clickOn('[data-answer="allow"]');
+    const allow = await allowed;
+    assert.equal(allow.code, 0, allow.stderr);
+    assert.equal(allow.stdout.trim(), token);
+    await noQuestion();
+    assert.equal(history(home, "acme-corp/crm", "hand_out_refused").length, 0);
+
+    const denied = tokenLater(home, "acme-corp/crm");
+    await app.clickOn(`${question} [data-answer="deny"]`, 30_000);
+    const deny = await denied;
+    assert.equal(deny.code, 5, deny.stderr);
+    assert.equal(deny.stdout, "", "no token on a refusal");
+    assert.match(deny.stderr, /hand-out policy of acme-corp\/crm refused .*the user denied it in the window/);
+    await noQuestion();
+    let refused = history(home, "acme-corp/crm", "hand_out_refused");
+    assert.equal(refused.length, 1);
+    assert.equal(refused[0].detail.mode, "ask");
+
+    const unanswered = tokenLater(home, "acme-corp/crm", ["--timeout", "2s"]);
+    await app.waitText(question, 30_000);
+    const late = await unanswered;
+    assert.equal(late.code, 5, late.stderr);
+    assert.match(late.stderr, /nobody answered in the window within 2 s/);
+    await noQuestion();
+    refused = history(home, "acme-corp/crm", "hand_out_refused");
+    assert.equal(refused.length, 2);
+    cli(home, ["policy", "set", "acme-corp/crm", "any"]);
+    // The connection's proxy, run by the app: started from the detail, its bearer revealed
+    // (recorded), a call through it to the provider's protected API listed live, then stopped
+    // (its port closes).
+    await app.exec("document.querySelector('section.detail [data-proxy]')?.scrollIntoView();");
+    await app.type('[data-proxy-option="api_base"]', `${idp.issuer}/resource`);
+    await app.clickOn('[data-action="proxy-start"]');
+    const listen = await app.waitText("[data-proxy-listen]");
+    assert.match(listen, /^http:\/\/127\.0\.0\.1:\d+$/);
+    // (Node's fetch turns any 407 into a network error, as the Fetch standard says: plain HTTP.)
+    assert.equal(await statusOf(`${listen}/echo/items`), 407, "no bearer, no call");
+    await app.clickOn('[data-action="proxy-bearer"]');
+    const bearer = (await app.waitText('[data-secret="proxy-bearer"]')).trim();
+    assert.equal(history(home, "acme-corp/crm", "revealed").filter((e) => e.detail.secret === "proxy_bearer").length, 1);
+    const through = await fetch(`${listen}/echo/items?page=2`, { headers: { "proxy-authorization": `Bearer ${bearer}` } });
+    assert.equal(through.status, 200);
+    const echo = await through.json();
+    assert.equal(echo.path, "/resource/echo/items");
+    assert.ok(!JSON.stringify(echo).includes(token), "the token never reaches the client");
+    const callRows = () => app.exec(`return [...document.querySelectorAll('[data-proxy-calls] tbody tr')]
+      .map((tr) => [...tr.cells].map((td) => td.textContent));`);
+    const calls = await waitFor("the call in the list", async () => {
+      const rows = await callRows();
+      return rows.some((r) => r[2] === "/echo/items" && r[3] === "200") ? rows : null;
+    });
+    const ok = calls.find((r) => r[3] === "200");
+    assert.equal(ok[0], "GET");
+    assert.equal(ok[1], "127.0.0.1", "the API's host");
+    assert.match(ok[4], /^\d+(\.\d)? k?B$/);
+    assert.match(ok[5], /^\d+\.\d ms$/);
+    await app.exec("document.querySelector('[data-proxy-calls]')?.scrollIntoView();");
+    await app.screenshot("detail-proxy");
+    await app.clickOn('[data-action="proxy-stop"]');
+    await waitFor("the proxy to stop", async () =>
+      (await app.exec("return document.querySelector('[data-proxy]')?.dataset.proxy;")) === "stopped");
+    await assert.rejects(fetch(`${listen}/echo/items`), "the port is closed");
+    assert.ok(!(await app.source()).includes(bearer), "the bearer is gone from the DOM once stopped");
     await app.exec("document.dispatchEvent(new KeyboardEvent('keydown', { key: 'Escape', bubbles: true }));");
     await waitFor("the detail to close", async () =>
       (await app.exec("return document.querySelector('section.detail') === null;")));
@@ -129,6 +235,20 @@ test("connect, use, review and revoke grants from the window", { timeout: 420_00
     await sleep(2500);
     assert.throws(() => cli(home, ["refresh", "acme-corp/legacy"]));
     await app.waitMatch('[data-connection="legacy"]', /re-consent/i, 15_000);
+    // The window sends a desktop notification, seen on screen, once.
+    const reconsent = "Re-consent needed: acme-corp/legacy";
+    await waitFor("the notification on screen", () => notifications.displayed() > 0, 15_000);
+    screenshotScreen("notification-reconsent");
+    await sleep(4000); // the window looks again 3 s after a change: no second notification
+    notifications.closeAll();
+    const said = notifications.history();
+    assert.equal(said.length, 1, JSON.stringify(said));
+    assert.equal(said[0].summary, reconsent);
+    assert.match(said.find((n) => n.summary === reconsent).body, /reconnect/);
+    for (const n of said) {
+      assert.ok(!`${n.summary} ${n.body}`.includes(token), "no token in a notification");
+      assert.doesNotMatch(`${n.summary} ${n.body}`, /eyJ|rt-|Bearer/);
+    }
 
     // Offline: the provider is unreachable; refresh fails in plain words and the window says it
     // is offline, while everything that needs no network keeps working.
@@ -191,6 +311,7 @@ test("connect, use, review and revoke grants from the window", { timeout: 420_00
     }, 30_000);
     assert.equal(cli(home, ["audit", "verify"]).includes("intact"), true);
   } finally {
+    await notifications.stop();
     if (app) await app.stop();
     await idp.stop();
     await shortIdp.stop();

@@ -13,6 +13,7 @@ import type { UsageEvent } from "./bindings/UsageEvent";
 import { useShell } from "./ctx";
 import { DailyChart } from "./DailyChart";
 import { Flags } from "./Flags";
+import { ProxyPanel } from "./ProxyPanel";
 import {
   accountText,
   actorLabel,
@@ -277,6 +278,8 @@ export function Detail({ target, summary, detail, loadError, onClose, onReload, 
             ))}
 
           <Flags anomalies={detail.anomalies} />
+
+          <ProxyPanel target={target} disabled={revoked} />
 
           <dl class="facts">
             <dt>Provider</dt>

@@ -15,10 +15,12 @@ import type { Copied } from "./bindings/Copied";
 import type { EventKind } from "./bindings/EventKind";
 import type { ExportResult } from "./bindings/ExportResult";
 import type { GrantRef } from "./bindings/GrantRef";
+import type { HandOutAsked } from "./bindings/HandOutAsked";
 import type { GrantReportRow } from "./bindings/GrantReportRow";
 import type { Preset } from "./bindings/Preset";
 import type { ProviderApp } from "./bindings/ProviderApp";
 import type { ProviderAppSpec } from "./bindings/ProviderAppSpec";
+import type { ProxyView } from "./bindings/ProxyView";
 import type { RefreshedLate } from "./bindings/RefreshedLate";
 import type { SecondInstance } from "./bindings/SecondInstance";
 import type { ReportFormat } from "./bindings/ReportFormat";
@@ -75,6 +77,14 @@ export const api = {
   tenantSharing: () => invoke<TenantSharing[]>("tenant_sharing"),
   /** Lets the window and the agent open the vault from the keychain again. */
   unlockVault: () => invoke<void>("unlock_vault"),
+  /** Allow once, or deny, the hand-out the window was asked about. */
+  answerHandOut: (id: number, allow: boolean) => invoke<void>("answer_hand_out", { id, allow }),
+  // The connection's authenticating proxy, run by the app; revealing its bearer is recorded.
+  startProxy: (t: Target, requireBearer: boolean, apiBase: string | null) =>
+    invoke<ProxyView>("start_proxy", { ...t, requireBearer, apiBase }),
+  stopProxy: (connection: ConnectionId) => invoke<void>("stop_proxy", { connection }),
+  proxyStatus: (connection: ConnectionId) => invoke<ProxyView | null>("proxy_status", { connection }),
+  revealProxyBearer: (connection: ConnectionId) => invoke<string>("reveal_proxy_bearer", { connection }),
 };
 
 /** Backend events: `vault-changed` after any change (window, CLI, agent, background refresh);
@@ -97,6 +107,12 @@ export const events = {
    * or come back with nothing changing here). */
   onSharingChecked: (f: (list: TenantSharing[]) => void): Promise<UnlistenFn> =>
     listen<TenantSharing[]>("sharing-checked", (e) => f(e.payload)),
+  /** The hand-out policy asks whether a program may take a token (`ask` mode). */
+  onHandOutQuestion: (f: (e: HandOutAsked) => void): Promise<UnlistenFn> =>
+    listen<HandOutAsked>("hand-out-question", (e) => f(e.payload)),
+  /** A question timed out (it counts as Deny): its dialog closes. */
+  onHandOutQuestionClosed: (f: (id: number) => void): Promise<UnlistenFn> =>
+    listen<number>("hand-out-question-closed", (e) => f(e.payload)),
 };
 
 /** A fresh id for an operation the user may cancel (128 random bits, hex). */

@@ -3,6 +3,7 @@
 // (detail, reveal, search, wizard, review, live reload, offline) and the perf marks.
 import { render } from "preact";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import type { HandOutAsked } from "./bindings/HandOutAsked";
 import type { Connection } from "./bindings/Connection";
 import type { ConnectionDetail } from "./bindings/ConnectionDetail";
 import type { ConnectFinished } from "./bindings/ConnectFinished";
@@ -130,6 +131,8 @@ const state = vi.hoisted(() => ({
   refreshedLate: [] as ((e: RefreshedLate) => void)[],
   vaultLocked: [] as (() => void)[],
   unlocked: null as VaultStatus | null,
+  asked: [] as ((e: HandOutAsked) => void)[],
+  questionClosed: [] as ((id: number) => void)[],
 }));
 
 // The core computes what to register; here every form can sign in.
@@ -183,6 +186,8 @@ vi.mock("./api", async (importOriginal) => {
     unlockVault: vi.fn(async () => {
       state.status = state.unlocked ?? state.status;
     }),
+    answerHandOut: vi.fn(async () => {}),
+    proxyStatus: vi.fn(async () => null),
   };
   const events = {
     onVaultChanged: vi.fn(async (f: (seq: number) => void) => {
@@ -203,6 +208,14 @@ vi.mock("./api", async (importOriginal) => {
       return () => {};
     }),
     onSharingChecked: vi.fn(async () => () => {}),
+    onHandOutQuestion: vi.fn(async (f: (e: HandOutAsked) => void) => {
+      state.asked.push(f);
+      return () => {};
+    }),
+    onHandOutQuestionClosed: vi.fn(async (f: (id: number) => void) => {
+      state.questionClosed.push(f);
+      return () => {};
+    }),
   };
   return { ...real, api, events };
 });
@@ -252,6 +265,8 @@ beforeEach(() => {
   state.refreshedLate = [];
   state.vaultLocked = [];
   state.unlocked = null;
+  state.asked = [];
+  state.questionClosed = [];
   vi.clearAllMocks();
   initPerf();
   window.__gkPerf.marks = [];
@@ -597,6 +612,38 @@ describe("detail", () => {
     await waitFor(() => text("[data-cancelled]").includes("Nothing was copied and nothing was stored."));
   });
 
+  it("asks about a hand-out: Allow once, Deny by Escape, closed when it timed out", async () => {
+    await el('[data-connection="crm"]');
+    const ask = (id: number, program: string | null) => {
+      for (const f of state.asked) f({ id, question: { tenant: "acme-corp", connection: "crm", program, pid: program ? 4242 : null, wait_ms: 60000 } });
+    };
+    ask(1, "/usr/bin/python3");
+    ask(2, null);
+    const dialog = await el('[data-hand-out-question="1"]');
+    expect(dialog.getAttribute("role")).toBe("dialog");
+    expect(text("[data-question-program]")).toBe("/usr/bin/python3");
+    expect(dialog.textContent).toContain("(pid 4242)");
+    expect(text("[data-question-target]")).toBe("acme-corp/crm");
+    // Deny has the focus: Enter on a stray keypress never allows.
+    expect(document.activeElement?.getAttribute("data-answer")).toBe("deny");
+    click($('[data-answer="allow"]')!);
+    await waitFor(() => (api.answerHandOut as ReturnType<typeof vi.fn>).mock.calls.length === 1);
+    expect(api.answerHandOut).toHaveBeenCalledWith(1, true);
+    // The next question waits its turn; Escape denies it.
+    const second = await el('[data-hand-out-question="2"]');
+    expect(text("[data-question-program]")).toBe("An unknown program");
+    key(second, "Escape");
+    await waitFor(() => (api.answerHandOut as ReturnType<typeof vi.fn>).mock.calls.length === 2);
+    expect(api.answerHandOut).toHaveBeenLastCalledWith(2, false);
+    await waitFor(() => !$("[data-hand-out-question]"));
+    // A question that timed out in the core closes by itself, unanswered.
+    ask(3, "/usr/bin/node");
+    await el('[data-hand-out-question="3"]');
+    for (const f of state.questionClosed) f(3);
+    await waitFor(() => !$("[data-hand-out-question]"));
+    expect(api.answerHandOut).toHaveBeenCalledTimes(2);
+  });
+
   it("says so when a cancelled refresh was answered after all", async () => {
     await openCrm();
     let fail!: (e: unknown) => void;
@@ -900,6 +947,16 @@ describe("grant review", () => {
     await waitFor(() => (api.grantReview as ReturnType<typeof vi.fn>).mock.calls.some((c) => c[0].unused_days === 30), 3000);
     expect($('input[type="number"][data-review-filter="refresh_expiring_days"]')).not.toBeNull();
     expect($('input[type="checkbox"][data-review-filter="needs_reconsent"]')).not.toBeNull();
+    const flag = $<HTMLSelectElement>('select[data-review-filter="flag"]')!;
+    expect([...flag.options].map((o) => o.text)).toContain("Refreshes failing");
+    choose(flag, "refresh_failures");
+    await waitFor(() =>
+      (api.grantReview as ReturnType<typeof vi.fn>).mock.calls.some((c) => c[0].flag?.kind === "refresh_failures"),
+    );
+    choose(flag, "any");
+    await waitFor(() => (api.grantReview as ReturnType<typeof vi.fn>).mock.calls.some((c) => c[0].flag === "any"));
+    choose(flag, "");
+    await waitFor(() => (api.grantReview as ReturnType<typeof vi.fn>).mock.calls.at(-1)![0].flag === null);
 
     click($('input[data-select-all]')!);
     await waitFor(() => !bulk.disabled);

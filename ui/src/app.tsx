@@ -2,6 +2,7 @@
 // hooks: what is loaded from the vault (useVaultData), the open detail (useDetail), the search
 // (useSearch), live reload (useLive), notes and banners (useNotes), online state (useNet).
 import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
+import { HandOutQuestions } from "./HandOutQuestion";
 import { api, errorMessage, events } from "./api";
 import type { Connection } from "./bindings/Connection";
 import type { ConnectStarted } from "./bindings/ConnectStarted";
@@ -366,6 +367,7 @@ export function App() {
           finish={finish}
         />
       )}
+      <HandOutQuestions onError={addError} />
     </ShellContext.Provider>
   );
 }

@@ -99,6 +99,7 @@ pub fn check_listen(addr: SocketAddr) -> Result<(), ProxyError> {
 
 /// A running proxy; [`Proxy::stop`] ends it and writes the last calls to the history.
 pub struct Proxy {
+    grant: Grant,
     addr: SocketAddr,
     bearer: Option<Bearer>,
     stop: watch::Sender<bool>,
@@ -124,10 +125,15 @@ impl Proxy {
         })?;
         let bearer = options.require_bearer.then(Bearer::generate);
         let (recorder, written, stats) = record::Recorder::spawn(&grant);
-        let shared = Arc::new(forward::Shared::new(grant, bearer.clone(), recorder)?);
+        let shared = Arc::new(forward::Shared::new(
+            grant.clone(),
+            bearer.clone(),
+            recorder,
+        )?);
         let (stop, stopped) = watch::channel(false);
         let accept = tokio::spawn(accept_loop(listener, shared, stopped));
         Ok(Proxy {
+            grant,
             addr,
             bearer,
             stop,
@@ -145,6 +151,30 @@ impl Proxy {
     /// The bearer clients must present, when one is required.
     pub fn bearer(&self) -> Option<&Bearer> {
         self.bearer.as_ref()
+    }
+
+    /// The bearer, to show to the user: the showing is recorded first (a `revealed` event naming
+    /// the proxy's bearer, never its value). `None` when the proxy requires none.
+    pub fn reveal_bearer(
+        &self,
+        actor: &grantkeeper_core::audit::Actor,
+    ) -> grantkeeper_core::Result<Option<&Bearer>> {
+        let Some(bearer) = &self.bearer else {
+            return Ok(None);
+        };
+        let event = grantkeeper_core::audit::NewEvent::new(
+            grantkeeper_core::audit::EventKind::Revealed,
+            actor,
+        )
+        .tenant(&self.grant.tenant)
+        .connection(&self.grant.connection)
+        .detail(serde_json::json!({
+            "secret": "proxy_bearer",
+            "how": "reveal",
+            "listen": self.addr.to_string(),
+        }));
+        self.grant.vault.record_events(&[event])?;
+        Ok(Some(bearer))
     }
 
     /// Counters: calls, refreshes after a 401, retries.

@@ -19,4 +19,9 @@ program: string | null,
 /**
  * Its process id, when known.
  */
-pid: number | null, };
+pid: number | null, 
+/**
+ * How long the asker waits for the answer, in milliseconds: the window's dialog closes as
+ * a Deny when it is over.
+ */
+wait_ms: number, };

@@ -18,8 +18,8 @@ pub enum PolicyCommand {
         target: String,
     },
     /// Set who may take tokens: `any` program of this user, only `listed` programs (by
-    /// executable path), or `ask` in the window each time (refused after 60 s or when no window
-    /// runs). `default` removes a connection's own rule (the tenant default applies), or the
+    /// executable path), or `ask` in the window each time (refused without an answer within
+    /// 60 s or the hand-out's `--timeout`, or when no window runs). `default` removes a connection's own rule (the tenant default applies), or the
     /// tenant default (any program applies).
     Set {
         /// `<tenant>` (its default) or `<tenant>/<connection>`.

@@ -27,7 +27,7 @@ impl TenantVault<'_> {
         actor: &Actor,
     ) -> Result<HandOut> {
         let min_valid = clamp_min_valid(min_valid);
-        self.check_hand_out(id, actor)?;
+        self.check_hand_out(id, actor, deadline)?;
         if let Some(token) = self.hand_out_if_valid(id, min_valid, actor, None)? {
             return Ok(token);
         }

@@ -20,7 +20,8 @@ use ts_rs::TS;
 use crate::error::{Error, Result};
 use crate::oauth::loopback::CancelToken;
 
-/// How long a hand-out waits for the user's answer before it is refused.
+/// The longest a hand-out waits for the user's answer before it is refused; a hand-out with
+/// less time left (`grantkeeper token --timeout`) waits only that long.
 pub const ASK_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One question to the user: may this program take this connection's token?
@@ -35,6 +36,23 @@ pub struct Question {
     pub program: Option<String>,
     /// Its process id, when known.
     pub pid: Option<u32>,
+    /// How long the asker waits for the answer, in milliseconds: the window's dialog closes as
+    /// a Deny when it is over.
+    #[serde(default = "default_wait_ms")]
+    #[ts(type = "number")]
+    pub wait_ms: u64,
+}
+
+impl Question {
+    /// How long the window waits for the user: the asker's wait, at most [`ASK_TIMEOUT`].
+    pub fn wait(&self) -> Duration {
+        let most = u64::try_from(ASK_TIMEOUT.as_millis()).unwrap_or(u64::MAX);
+        Duration::from_millis(self.wait_ms.clamp(1, most))
+    }
+}
+
+fn default_wait_ms() -> u64 {
+    u64::try_from(ASK_TIMEOUT.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The user's answer.
@@ -49,8 +67,10 @@ pub fn socket_path(home: &Path) -> PathBuf {
     crate::paths::socket(home, "ask")
 }
 
-/// Asks the window; `Ok(answer)`, or `Err(why no answer came)` in words for the refusal.
-pub fn ask_window(home: &Path, q: &Question, wait: Duration) -> Result<bool, String> {
+/// Asks the window, waiting [`Question::wait`]; `Ok(answer)`, or `Err(why no answer came)` in
+/// words for the refusal.
+pub fn ask_window(home: &Path, q: &Question) -> Result<bool, String> {
+    let wait = q.wait();
     let path = socket_path(home);
     let no_window =
         || "no Grantkeeper window is running to ask the user (open it and try again)".to_owned();
@@ -64,7 +84,7 @@ pub fn ask_window(home: &Path, q: &Question, wait: Duration) -> Result<bool, Str
     (&stream)
         .write_all(line.as_bytes())
         .map_err(|_| no_window())?;
-    let _ = stream.set_read_timeout(Some(wait.max(Duration::from_millis(1))));
+    let _ = stream.set_read_timeout(Some(wait));
     let mut reader = BufReader::new((&stream).take(4096));
     let mut answer = String::new();
     match reader.read_line(&mut answer) {
@@ -74,7 +94,7 @@ pub fn ask_window(home: &Path, q: &Question, wait: Duration) -> Result<bool, Str
         Ok(_) => Err("the window closed without answering".into()),
         Err(_) => Err(format!(
             "nobody answered in the window within {} s",
-            wait.as_secs()
+            wait.as_secs_f64().round().max(1.0)
         )),
     }
 }

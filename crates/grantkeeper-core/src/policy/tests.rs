@@ -314,15 +314,23 @@ fn ask_is_answered_by_the_window_and_refused_without_one() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("denied it in the window"), "{e}");
-    let asked = asked.lock().unwrap().clone();
+    let mut asked = asked.lock().unwrap().clone();
     assert_eq!(asked.len(), 2);
+    // The window waits as long as the hand-out has left (5 s here), no longer.
+    let wait = asked[0].wait();
+    assert!(
+        wait > Duration::from_secs(4) && wait <= Duration::from_secs(5),
+        "{wait:?}"
+    );
+    asked[0].wait_ms = 0;
     assert_eq!(
         asked[0],
         Question {
             tenant: "acme".into(),
             connection: "crm".into(),
             program: Some("/opt/sync".into()),
-            pid: Some(4242)
+            pid: Some(4242),
+            wait_ms: 0,
         }
     );
     assert_eq!(count(&v, EventKind::HandOutRefused), 2);
@@ -344,9 +352,10 @@ fn an_unanswered_question_times_out_as_a_refusal() {
         connection: "crm".into(),
         program: None,
         pid: None,
+        wait_ms: 300,
     };
     let started = std::time::Instant::now();
-    let e = ask::ask_window(dir.path(), &q, Duration::from_millis(300)).unwrap_err();
+    let e = ask::ask_window(dir.path(), &q).unwrap_err();
     assert!(e.contains("nobody answered"), "{e}");
     assert!(started.elapsed() < Duration::from_secs(2));
     stop.cancel();

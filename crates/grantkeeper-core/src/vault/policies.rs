@@ -12,6 +12,7 @@ use sha2::Sha256;
 
 use crate::audit::{self, Actor, EventKind, NewEvent};
 use crate::crypto::VaultKeys;
+use crate::deadline::Deadline;
 use crate::error::{Error, Result};
 use crate::keychain::EntryName;
 use crate::model::{ConnectionId, Tenant, TenantId};
@@ -210,9 +211,15 @@ impl Vault {
 
 impl TenantVault<'_> {
     /// Checks the hand-out policy before a token goes to `actor`'s program (the command line and
-    /// the agent; see [`policy::gates`]). A refusal is recorded as a `hand_out_refused` event
+    /// the agent; see [`policy::gates`]). An `ask` waits for the user until `deadline`, at most
+    /// [`ask::ASK_TIMEOUT`]. A refusal is recorded as a `hand_out_refused` event
     /// with the program and the reason, and returned as an error saying what to do.
-    pub(crate) fn check_hand_out(&self, id: &ConnectionId, actor: &Actor) -> Result<()> {
+    pub(crate) fn check_hand_out(
+        &self,
+        id: &ConnectionId,
+        actor: &Actor,
+        deadline: &Deadline,
+    ) -> Result<()> {
         if !policy::gates(actor) {
             return Ok(());
         }
@@ -248,8 +255,10 @@ impl TenantVault<'_> {
                     connection: name.clone(),
                     program: program.as_ref().and_then(|p| p.exe.clone()),
                     pid: program.as_ref().map(|p| p.pid),
+                    wait_ms: u64::try_from(ask::ASK_TIMEOUT.min(deadline.remaining()).as_millis())
+                        .unwrap_or(u64::MAX),
                 };
-                match ask::ask_window(self.vault.home(), &question, ask::ASK_TIMEOUT) {
+                match ask::ask_window(self.vault.home(), &question) {
                     Ok(true) => return Ok(()),
                     Ok(false) => "the user denied it in the window".to_owned(),
                     Err(why) => why,
