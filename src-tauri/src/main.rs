@@ -3,8 +3,8 @@
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 mod actions;
-mod client_keys;
 mod ask;
+mod client_keys;
 mod demo;
 mod export;
 mod flows;
