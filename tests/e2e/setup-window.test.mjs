@@ -284,7 +284,8 @@ for (const s of ["light", "dark"]) test(`the wizard shows what to register first
     await app.type('[data-wizard] input[name="extra_scopes"]', "api:read");
     await app.type('[data-wizard] input[name="name"]', "crm");
     await waitFor("the loopback redirect URI", async () => (await registered(app, "redirect_uri")) === "http://127.0.0.1/callback");
-    assert.match(await registered(app, "scopes"), /api:read/);
+    // The scopes follow the typed field as the URI does (once rendered).
+    await waitFor("the scopes to register", async () => /api:read/.test(await registered(app, "scopes")));
 
     // Esc on a changed form asks first; "Cancel" keeps it.
     await escape(app);

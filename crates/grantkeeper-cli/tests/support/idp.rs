@@ -23,32 +23,34 @@ impl Idp {
 
     /// Stops it and starts it again on the same port (so with the same issuer) with another
     /// config; whatever it held is gone.
-    /// A server that is not up within 30 s is killed and started again, twice at most (one run
-    /// of the full suite once saw a restarted server never print its ready line).
     pub fn restart(&mut self, config: &Value) {
         self.stop();
         let port: u16 = self.issuer.rsplit(':').next().unwrap().parse().unwrap();
-        let mut tries = 0;
-        *self = loop {
-            tries += 1;
-            match Self::try_start_on(port, config) {
-                Ok(idp) => break idp,
-                Err(why) if tries < 3 => eprintln!("test IdP restart on port {port}: {why}; again"),
-                Err(why) => panic!("the test IdP did not come back on port {port}: {why}"),
-            }
-        };
+        *self = Self::start_on(port, config);
     }
 
+    /// A server that is not up within 20 s is killed and started again, twice at most: runs of
+    /// the full suite now and then saw a server never print its ready line (its stderr is in
+    /// the message of the last try).
     fn start_on(port: u16, config: &Value) -> Self {
-        Self::try_start_on(port, config).unwrap_or_else(|why| panic!("the test IdP: {why}"))
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match Self::try_start_on(port, config) {
+                Ok(idp) => return idp,
+                Err(why) if tries < 3 => eprintln!("test IdP start on port {port}: {why}; again"),
+                Err(why) => panic!("the test IdP did not start on port {port}: {why}"),
+            }
+        }
     }
 
     /// Starts the server and waits for its ready line; a server that does not print it within
-    /// 30 s is killed.
+    /// 20 s is killed.
     fn try_start_on(port: u16, config: &Value) -> Result<Self, String> {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("idp.json");
         std::fs::write(&cfg, config.to_string()).unwrap();
+        let stderr = dir.path().join("stderr.log");
         let mut child = Kid(Some(
             Command::new("node")
                 .arg(repo_root().join("tests/idp/server.mjs"))
@@ -56,14 +58,16 @@ impl Idp {
                 .arg(&cfg)
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
-                .stderr(Stdio::null())
+                .stderr(std::fs::File::create(&stderr).unwrap())
                 .spawn()
                 .expect("node runs the test IdP"),
         ));
         let lines = line_reader(child.child().stdout.take().unwrap());
-        let line = lines
-            .recv_timeout(Duration::from_secs(30))
-            .map_err(|e| format!("no ready line within 30 s ({e})"))?;
+        let line = lines.recv_timeout(Duration::from_secs(20)).map_err(|e| {
+            let said = std::fs::read_to_string(&stderr).unwrap_or_default();
+            let last: Vec<&str> = said.lines().rev().take(20).collect();
+            format!("no ready line within 20 s ({e}); the end of its stderr: {last:?}")
+        })?;
         let ready: Value = serde_json::from_str(&line).map_err(|e| format!("ready line: {e}"))?;
         Ok(Idp {
             issuer: ready["issuer"].as_str().unwrap().to_owned(),
