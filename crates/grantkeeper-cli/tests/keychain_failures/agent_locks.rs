@@ -92,7 +92,9 @@ fn unlock(home: &Path, bus: &Bus) {
     let out = grantkeeper(home, Some(&bus.address), false, &["agent", "unlock"]);
     assert!(
         out.status.success(),
-        "{}",
+        "agent unlock: {} {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(status(home, bus)["locked"], false);
