@@ -119,25 +119,34 @@ impl TenantVault<'_> {
 
     /// A certificate app's certificate and key, from the keychain.
     pub(super) fn app_certificate(&self, app: &ProviderApp) -> Result<ClientCertificate> {
-        let text = self.client_key(&app.id)?.ok_or_else(|| {
-            Error::Invalid(format!(
-                "the client certificate of provider app '{}/{}' is missing from the system keyring: register the app again (provider delete, then provider add)",
-                self.tenant().slug,
-                app.name
-            ))
-        })?;
+        let text = self.stored_client_key(app, "client certificate", "")?;
         Ok(ClientCertificate::from_secret(&text)?)
     }
 
     /// A `private_key_jwt` app's key, from the keychain.
     pub(super) fn app_key(&self, app: &ProviderApp) -> Result<ClientKey> {
-        let text = self.client_key(&app.id)?.ok_or_else(|| {
+        let text = self.stored_client_key(
+            app,
+            "private key",
+            " and its new public key at the provider",
+        )?;
+        Ok(ClientKey::from_secret(&text)?)
+    }
+
+    /// The app's stored key material, or an error naming `what` is missing and how to register
+    /// the app again (`and_then` adds what else to register).
+    fn stored_client_key(
+        &self,
+        app: &ProviderApp,
+        what: &str,
+        and_then: &str,
+    ) -> Result<SecretText> {
+        self.client_key(&app.id)?.ok_or_else(|| {
             Error::Invalid(format!(
-                "the private key of provider app '{}/{}' is missing from the system keyring: register the app again (provider delete, then provider add) and its new public key at the provider",
+                "the {what} of provider app '{}/{}' is missing from the system keyring: register the app again (provider delete, then provider add){and_then}",
                 self.tenant().slug,
                 app.name
             ))
-        })?;
-        Ok(ClientKey::from_secret(&text)?)
+        })
     }
 }
