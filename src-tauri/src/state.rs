@@ -2,7 +2,7 @@
 //! the clipboard; and the error type every command returns.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use grantkeeper_core::diagnosis::{VaultCause, VaultProblem};
@@ -19,6 +19,9 @@ pub struct AppState {
     // Set on the first use that succeeds (demo mode: with the demo provider started): a failure
     // is not kept, so Try again (or any later command) opens it afresh.
     vault: Mutex<Option<Arc<Vault>>>,
+    /// The newest event's sequence number when the vault was last opened (see
+    /// [`seq_at_open`]).
+    seq_at_open: AtomicI64,
     /// Locked with "Lock now": the vault stays closed until the user unlocks it.
     locked: AtomicBool,
     /// The clipboard, kept open: on X11 the owner must live to serve a copied value.
@@ -136,6 +139,13 @@ pub fn vault_if_open(app: &AppHandle) -> Option<Arc<Vault>> {
         .clone()
 }
 
+/// The newest event's sequence number when the vault was last opened. The vault opens at the
+/// window's first command, so the watcher's first look at it can come after the window changed
+/// it: that look compares with this number, not with nothing.
+pub fn seq_at_open(app: &AppHandle) -> i64 {
+    app.state::<AppState>().seq_at_open.load(Ordering::Acquire)
+}
+
 /// The vault, opened now if it is not yet; else why it cannot be, with the fix. One opening at
 /// a time: callers meanwhile wait for its outcome.
 pub fn open_or_diagnose(app: &AppHandle) -> Result<Arc<Vault>, VaultProblem> {
@@ -169,6 +179,10 @@ pub fn open_or_diagnose(app: &AppHandle) -> Result<Arc<Vault>, VaultProblem> {
         open_vault(&home).map_err(|e| VaultProblem::of(&e, &home))?
     };
     let vault = Arc::new(vault);
+    state.seq_at_open.store(
+        crate::watch::newest_seq(&vault).unwrap_or(0),
+        Ordering::Release,
+    );
     *slot = Some(vault.clone());
     Ok(vault)
 }

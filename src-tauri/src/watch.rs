@@ -9,9 +9,10 @@
 
 use std::time::Duration;
 
+use grantkeeper_core::Vault;
 use tauri::{AppHandle, Emitter};
 
-use crate::state::vault_if_open;
+use crate::state::{seq_at_open, vault_if_open};
 
 /// How often the watcher looks.
 const EVERY: Duration = Duration::from_millis(700);
@@ -32,28 +33,32 @@ fn sharing_every() -> Duration {
 /// Starts the watcher threads.
 pub fn start(app: AppHandle) {
     start_sharing(app.clone());
-    // The first look is taken at once, before the window can load or change anything: a change
-    // made in the window's first moments (before a first look taken later) would go unseen.
+    // The vault opens at the window's first command, and the window can change it before the
+    // watcher's first look: that look compares with the sequence number at the opening.
     std::thread::spawn(move || {
         let mut last = None;
         let mut notices = crate::notices::Looks::default();
         loop {
-            if let Some(seq) = vault_if_open(&app)
-                .and_then(|v| v.recent_events(1).ok())
-                .map(|newest| newest.first().map_or(0, |e| e.seq))
-            {
-                if last.is_some_and(|l| l != seq) {
+            if let Some(seq) = vault_if_open(&app).and_then(|v| newest_seq(&v)) {
+                let changed = last.unwrap_or_else(|| seq_at_open(&app)) != seq;
+                if changed {
                     let _ = app.emit("vault-changed", seq);
                 }
                 if last != Some(seq) {
                     crate::tray::refresh(&app);
                 }
-                notices.tick(&app, last.is_some_and(|l| l != seq));
+                notices.tick(&app, changed);
                 last = Some(seq);
             }
             std::thread::sleep(EVERY);
         }
     });
+}
+
+/// The newest event's sequence number (0 for none); `None` when the vault cannot be read.
+pub fn newest_seq(vault: &Vault) -> Option<i64> {
+    let newest = vault.recent_events(1).ok()?;
+    Some(newest.first().map_or(0, |e| e.seq))
 }
 
 /// Starts the team vault watcher: each check's result goes to the window (also an unchanged
