@@ -1,7 +1,7 @@
 //! Live updates: every change to the vault writes an event, so the newest event's sequence
 //! number tells when anything changed, whoever changed it (this window, the CLI, the agent, a
-//! background refresh). The watcher polls it and tells the window with `vault-changed`, and has
-//! the notices due sent ([`crate::notices`]).
+//! background refresh). The watcher polls it and tells the window with `vault-changed`, has the
+//! notices due sent ([`crate::notices`]) and the tray's counts updated at the same pace.
 //!
 //! A team vault changes without any local event (it stops answering, it comes back): a second
 //! watcher asks the core for the shared tenants' status every [`sharing_every`] and sends it
@@ -39,15 +39,18 @@ pub fn start(app: AppHandle) {
         let mut last = None;
         let mut notices = crate::notices::Looks::default();
         loop {
-            if let Some(seq) = vault_if_open(&app).and_then(|v| newest_seq(&v)) {
+            let vault = vault_if_open(&app);
+            if let Some((vault, seq)) = vault.and_then(|v| newest_seq(&v).map(|s| (v, s))) {
                 let changed = last.unwrap_or_else(|| seq_at_open(&app)) != seq;
                 if changed {
                     let _ = app.emit("vault-changed", seq);
                 }
-                if last != Some(seq) {
+                // The notices and the tray's counts read every grant and the usage history:
+                // both at the notices' pace, and the memory that took goes back afterwards.
+                if notices.tick(&app, &vault, changed) {
                     crate::tray::refresh(&app);
+                    crate::memory::trim_soon(vault);
                 }
-                notices.tick(&app, changed);
                 last = Some(seq);
             }
             std::thread::sleep(EVERY);

@@ -46,10 +46,15 @@ export function chartMax(bars: DayBar[]): number {
   return niceCeil(max);
 }
 
-/** "3 Mar" for a UTC day number. */
+/**
+ * "3 Mar" for a UTC day number. One formatter for all labels: `toLocaleDateString` with options
+ * builds a new one (ICU pattern data, outside the JS heap the collector watches) per call.
+ */
 export function dayLabel(day: number): string {
-  return new Date(day * DAY_MS).toLocaleDateString("en-GB", { day: "numeric", month: "short", timeZone: "UTC" });
+  dayFormat ??= new Intl.DateTimeFormat("en-GB", { day: "numeric", month: "short", timeZone: "UTC" });
+  return dayFormat.format(day * DAY_MS);
 }
+let dayFormat: Intl.DateTimeFormat | undefined;
 
 /** A sentence describing the chart, for screen readers and the chart's title. */
 export function chartSummary(bars: DayBar[]): string {
