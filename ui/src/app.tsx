@@ -112,14 +112,6 @@ export function App() {
     await checkVault();
   }, [checkVault, addError]);
 
-  // A tenant's attention count changes with time alone (a grant expires): list them again then.
-  useEffect(() => {
-    const next = Math.min(...tenants.map((t) => t.recount_at ?? Infinity));
-    if (!Number.isFinite(next)) return;
-    const timer = setTimeout(loadTenants, Math.min(Math.max(next - Date.now(), 0) + 250, 2 ** 31 - 1));
-    return () => clearTimeout(timer);
-  }, [tenants, loadTenants]);
-
   // Live: any vault change reloads what is shown, in place.
   useLiveReload(() => {
     const cur = latest.current;

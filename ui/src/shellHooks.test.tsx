@@ -17,11 +17,13 @@ const backend = vi.hoisted(() => ({
   vaultChanged: [] as ((seq: number) => void)[],
   connectFinished: [] as ((e: ConnectFinished) => void)[],
   lists: [] as { tenant: string | null; resolve: (l: unknown) => void; reject: (e: unknown) => void }[],
+  tenants: [] as TenantSummary[],
 }));
 
 vi.mock("./api", async (importOriginal) => {
   const real = await importOriginal<typeof import("./api")>();
   const api = {
+    listTenants: vi.fn(async () => [...backend.tenants]),
     listConnections: vi.fn(
       (tenant: string | null) => new Promise((resolve, reject) => backend.lists.push({ tenant, resolve, reject })),
     ),
@@ -52,7 +54,7 @@ const { api } = await import("./api");
 const { useNotes, NOTE_MS } = await import("./useNotes");
 const { useNet } = await import("./useNet");
 const { useLiveReload, LIVE_DEBOUNCE_MS } = await import("./useLive");
-const { useConnections, useProviderApps } = await import("./useVaultData");
+const { useConnections, useProviderApps, useTenants, RECOUNT_MIN_MS } = await import("./useVaultData");
 const { searchIndex } = await import("./useSearch");
 const { useConnectFlow, useFinishFeed } = await import("./useConnectFlow");
 const { initPerf } = await import("./perf");
@@ -186,6 +188,47 @@ describe("useLiveReload", () => {
     vi.advanceTimersByTime(LIVE_DEBOUNCE_MS * 2);
     expect(second).toHaveBeenCalledTimes(1);
     expect(backend.vaultChanged).toHaveLength(0);
+  });
+});
+
+describe("useTenants", () => {
+  const tenant = (recount_at: number | null): TenantSummary => ({
+    tenant: { id: "t1", slug: "acme", name: "Acme", notes: "", created_at: 0 },
+    connections: 10_000,
+    needs_attention: 3,
+    attention_label: "3 expiring",
+    recount_at,
+  });
+
+  const advance = (ms: number) =>
+    act(async () => {
+      await vi.advanceTimersByTimeAsync(ms);
+    });
+
+  it("counts again when time changes a count, at most every 30 s however soon that is", async () => {
+    vi.useFakeTimers();
+    const t0 = Date.now();
+    // With many grants the next count change is always a second or two away.
+    backend.tenants = [tenant(t0 + 1_000)];
+    const { result } = renderHook(() => useTenants(() => {}));
+    await act(async () => {
+      result.current.loadTenants();
+      await vi.advanceTimersByTimeAsync(0);
+    });
+    expect(api.listTenants).toHaveBeenCalledTimes(1);
+    // The next answer: a change five minutes away, waited for; then none, never recounted.
+    backend.tenants = [tenant(t0 + 5 * 60_000)];
+    await advance(RECOUNT_MIN_MS - 100);
+    expect(api.listTenants).toHaveBeenCalledTimes(1);
+    await advance(200);
+    expect(api.listTenants).toHaveBeenCalledTimes(2);
+    backend.tenants = [tenant(null)];
+    await advance(5 * 60_000 - RECOUNT_MIN_MS - 1_000);
+    expect(api.listTenants).toHaveBeenCalledTimes(2);
+    await advance(2_000);
+    expect(api.listTenants).toHaveBeenCalledTimes(3);
+    await advance(10 * 60_000);
+    expect(api.listTenants).toHaveBeenCalledTimes(3);
   });
 });
 

@@ -1,6 +1,6 @@
 // What the shell loads from the vault: tenants, the connections list (one tenant's or all, the
 // newest load wins), provider apps (by tenant, as the list needs them) and the catalog.
-import { useCallback, useMemo, useRef, useState } from "preact/hooks";
+import { useCallback, useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api, errorMessage } from "./api";
 import type { Preset } from "./bindings/Preset";
 import type { ProviderApp } from "./bindings/ProviderApp";
@@ -9,11 +9,32 @@ import type { TenantSummary } from "./bindings/TenantSummary";
 import type { ConnectionTable } from "./connectionTable";
 import { markAfterPaint } from "./perf";
 
+/**
+ * The least time between two recounts that time alone asks for: with many grants some count
+ * changes every second or two, and each recount reads every grant.
+ */
+export const RECOUNT_MIN_MS = 30_000;
+
+/** How long until `tenants` should be listed again because a count changes with time; null: never. */
+export function recountDelay(tenants: TenantSummary[], now: number): number | null {
+  const next = Math.min(...tenants.map((t) => t.recount_at ?? Infinity));
+  if (!Number.isFinite(next)) return null;
+  return Math.min(Math.max(next - now + 250, RECOUNT_MIN_MS), 2 ** 31 - 1);
+}
+
+/** The tenants with their counts, listed again when a count changes with time alone. */
 export function useTenants(onError: (message: string) => void) {
   const [tenants, setTenants] = useState<TenantSummary[]>([]);
   const loadTenants = useCallback(() => {
     api.listTenants().then(setTenants, (e) => onError(errorMessage(e)));
   }, [onError]);
+  // A tenant's attention count changes with time alone (a grant expires): list them again then.
+  useEffect(() => {
+    const delay = recountDelay(tenants, Date.now());
+    if (delay === null) return;
+    const timer = setTimeout(loadTenants, delay);
+    return () => clearTimeout(timer);
+  }, [tenants, loadTenants]);
   return { tenants, loadTenants };
 }
 
