@@ -533,11 +533,22 @@ function Claims({ title, view, now, kind }: { title: string; view: JwtView; now:
   );
 }
 
+/**
+ * How many events History shows at first and adds per "Show more": a detail opened is a page of
+ * the newest events, not all 200 loaded (each shown event is DOM the window keeps and re-renders
+ * every second while the detail is open).
+ */
+export const HISTORY_STEP = 50;
+
 function History({ target, history, now }: { target: Target; history: UsageEvent[]; now: number }) {
   const { net } = useShell();
   const [kind, setKind] = useState<EventKind | "">("");
   const [filtered, setFiltered] = useState<UsageEvent[] | null>(null);
   const [error, setError] = useState<string | null>(null);
+  // How many are shown, for one connection and kind: another starts from the first page again.
+  const pageKey = `${target.tenant}/${target.connection}/${kind}`;
+  const [more, setMore] = useState({ key: pageKey, shown: HISTORY_STEP });
+  const shown = more.key === pageKey ? more.shown : HISTORY_STEP;
 
   // One kind: ask the log (the detail holds the newest 200 events of every kind). Reloads when
   // the detail does (history is a new array after every vault change).
@@ -580,7 +591,7 @@ function History({ target, history, now }: { target: Target; history: UsageEvent
         </p>
       )}
       <ol class="history">
-        {events.map((e) => {
+        {events.slice(0, shown).map((e) => {
           const extra = eventNote(e);
           return (
             <li key={e.seq} data-kind={e.kind}>
@@ -604,6 +615,11 @@ function History({ target, history, now }: { target: Target; history: UsageEvent
           );
         })}
       </ol>
+      {events.length > shown && (
+        <button type="button" class="link more" data-action="more-history" onClick={() => setMore({ key: pageKey, shown: shown + HISTORY_STEP })}>
+          Show {Math.min(HISTORY_STEP, events.length - shown)} more of {events.length}
+        </button>
+      )}
       {events.length === 0 && (kind === "" || filtered !== null) && <p class="muted">No events{kind === "" ? "" : " of this kind"}.</p>}
     </div>
   );

@@ -427,6 +427,23 @@ describe("detail", () => {
     await el('[data-scope="openid"]');
   }
 
+  it("shows the newest 50 events, 50 more per click", async () => {
+    const base = detailOf(state.connections.find((c) => c.id === "c-crm")!);
+    const many = Array.from({ length: 120 }, (_, i) => ({ ...base.history[0], seq: 1000 - i, ts: now - i * 60_000 }));
+    vi.mocked(api.connectionDetail).mockImplementationOnce(async () => ({ ...base, history: many }));
+    await openCrm();
+    await waitFor(() => $$("ol.history li").length === 50);
+    const more = () => $<HTMLButtonElement>('[data-action="more-history"]');
+    expect(more()!.textContent).toBe("Show 50 more of 120");
+    click(more()!);
+    await waitFor(() => $$("ol.history li").length === 100);
+    expect(more()!.textContent).toBe("Show 20 more of 120");
+    click(more()!);
+    await waitFor(() => $$("ol.history li").length === 120);
+    expect(more()).toBeNull();
+    expect($("ol.history li:last-child")!.textContent).toMatch(/handed out/);
+  });
+
   it("shows scopes, metadata, claims, chart and history", async () => {
     await openCrm();
     expect(text('[data-scope="openid"]')).toMatch(/low/);
