@@ -179,10 +179,9 @@ pub fn open_or_diagnose(app: &AppHandle) -> Result<Arc<Vault>, VaultProblem> {
         open_vault(&home).map_err(|e| VaultProblem::of(&e, &home))?
     };
     let vault = Arc::new(vault);
-    state.seq_at_open.store(
-        crate::watch::newest_seq(&vault).unwrap_or(0),
-        Ordering::Release,
-    );
+    state
+        .seq_at_open
+        .store(vault.newest_event_seq().unwrap_or(0), Ordering::Release);
     *slot = Some(vault.clone());
     Ok(vault)
 }

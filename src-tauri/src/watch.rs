@@ -9,7 +9,6 @@
 
 use std::time::Duration;
 
-use grantkeeper_core::Vault;
 use tauri::{AppHandle, Emitter};
 
 use crate::state::{seq_at_open, vault_if_open};
@@ -40,7 +39,9 @@ pub fn start(app: AppHandle) {
         let mut notices = crate::notices::Looks::default();
         loop {
             let vault = vault_if_open(&app);
-            if let Some((vault, seq)) = vault.and_then(|v| newest_seq(&v).map(|s| (v, s))) {
+            if let Some((vault, seq)) =
+                vault.and_then(|v| v.newest_event_seq().ok().map(|s| (v, s)))
+            {
                 let changed = last.unwrap_or_else(|| seq_at_open(&app)) != seq;
                 if changed {
                     let _ = app.emit("vault-changed", seq);
@@ -56,12 +57,6 @@ pub fn start(app: AppHandle) {
             std::thread::sleep(EVERY);
         }
     });
-}
-
-/// The newest event's sequence number (0 for none); `None` when the vault cannot be read.
-pub fn newest_seq(vault: &Vault) -> Option<i64> {
-    let newest = vault.recent_events(1).ok()?;
-    Some(newest.first().map_or(0, |e| e.seq))
 }
 
 /// Starts the team vault watcher: each check's result goes to the window (also an unchanged

@@ -47,7 +47,8 @@ pub use event::{
 };
 pub use migrate::{ensure_keyed, Keyed};
 pub use query::{
-    connection_history, daily_counts, events, recent, tenant_events_after, HistoryFilter,
+    connection_history, daily_counts, events, newest_seq, recent, tenant_events_after,
+    HistoryFilter,
 };
 pub use verify::verify;
 

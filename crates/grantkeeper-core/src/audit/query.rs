@@ -48,6 +48,12 @@ pub fn connection_history(
     rows.collect()
 }
 
+/// The newest event's sequence number; 0 when there is none.
+pub fn newest_seq(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT coalesce(max(seq), 0) FROM events")?
+        .query_row([], |r| r.get(0))
+}
+
 /// The newest `limit` events of the whole vault, newest first.
 pub fn recent(conn: &Connection, limit: u32) -> rusqlite::Result<Vec<UsageEvent>> {
     let sql = format!("SELECT {EVENT_COLUMNS} FROM events ORDER BY seq DESC LIMIT ?1");

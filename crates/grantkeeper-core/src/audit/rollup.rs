@@ -284,10 +284,7 @@ fn progress(conn: &Connection) -> rusqlite::Result<(Option<i64>, i64)> {
         .query_row([META_THROUGH], |r| r.get::<_, String>(0))
         .optional()?
         .and_then(|v| v.parse().ok());
-    let newest = conn
-        .prepare_cached("SELECT coalesce(max(seq), 0) FROM events")?
-        .query_row([], |r| r.get(0))?;
-    Ok((through, newest))
+    Ok((through, super::query::newest_seq(conn)?))
 }
 
 type ProgramKey = (String, String);

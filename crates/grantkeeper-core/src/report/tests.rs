@@ -196,7 +196,27 @@ fn report_rows_carry_scopes_with_risk_and_no_secret() {
     assert_eq!(last.detail.as_ref().unwrap()["rows"], 1);
     vault.grant_report(&ConnectionFilter::default()).unwrap();
     assert_eq!(vault.recent_events(1).unwrap()[0].seq, last.seq);
+    assert_eq!(vault.newest_event_seq().unwrap(), last.seq);
     assert!(vault.verify_history().unwrap().is_intact());
+}
+
+#[test]
+fn the_newest_event_number_moves_with_each_change_and_only_then() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = Vault::open(dir.path(), Arc::new(MemoryKeychain::default())).unwrap();
+    assert_eq!(vault.newest_event_seq().unwrap(), 0);
+    let actor = Actor::new(ActorKind::Cli);
+    vault
+        .create_tenant("acme", Some("acme"), "", &actor)
+        .unwrap();
+    let first = vault.newest_event_seq().unwrap();
+    assert_eq!(first, vault.recent_events(1).unwrap()[0].seq);
+    vault.list_tenants().unwrap();
+    assert_eq!(vault.newest_event_seq().unwrap(), first);
+    vault
+        .create_tenant("globex", Some("globex"), "", &actor)
+        .unwrap();
+    assert!(vault.newest_event_seq().unwrap() > first);
 }
 
 #[test]

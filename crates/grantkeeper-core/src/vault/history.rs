@@ -17,6 +17,12 @@ impl Vault {
         Ok(audit::connection_history(&self.conn(), id, before, limit)?)
     }
 
+    /// The newest event's sequence number (0 for none): every change writes an event, so a
+    /// watcher that sees it move knows the vault changed, whoever changed it.
+    pub fn newest_event_seq(&self) -> Result<i64> {
+        Ok(audit::newest_seq(&self.conn())?)
+    }
+
     /// The newest events of the whole vault.
     pub fn recent_events(&self, limit: u32) -> Result<Vec<UsageEvent>> {
         Ok(audit::recent(&self.conn(), limit)?)
