@@ -535,10 +535,10 @@ function Claims({ title, view, now, kind }: { title: string; view: JwtView; now:
 
 /**
  * How many events History shows at first and adds per "Show more": a detail opened is a page of
- * the newest events, not all 200 loaded (each shown event is DOM the window keeps and re-renders
- * every second while the detail is open).
+ * the newest events, not all 200 loaded (each shown event is DOM the window keeps until its
+ * collector runs).
  */
-export const HISTORY_STEP = 50;
+const HISTORY_STEP = 50;
 
 function History({ target, history, now }: { target: Target; history: UsageEvent[]; now: number }) {
   const { net } = useShell();

@@ -16,7 +16,7 @@ import { markAfterPaint } from "./perf";
 export const RECOUNT_MIN_MS = 30_000;
 
 /** How long until `tenants` should be listed again because a count changes with time; null: never. */
-export function recountDelay(tenants: TenantSummary[], now: number): number | null {
+function recountDelay(tenants: TenantSummary[], now: number): number | null {
   const next = Math.min(...tenants.map((t) => t.recount_at ?? Infinity));
   if (!Number.isFinite(next)) return null;
   return Math.min(Math.max(next - now + 250, RECOUNT_MIN_MS), 2 ** 31 - 1);
