@@ -47,14 +47,14 @@ export function chartMax(bars: DayBar[]): number {
 }
 
 /**
- * "3 Mar" for a UTC day number. One formatter for all labels: `toLocaleDateString` with options
- * builds a new one (ICU pattern data, outside the JS heap the collector watches) per call.
+ * "3 Mar" for a UTC day number. Written out rather than through `Intl`: the window then needs no
+ * ICU formatter (and its data pages) to show a chart.
  */
 export function dayLabel(day: number): string {
-  dayFormat ??= new Intl.DateTimeFormat("en-GB", { day: "numeric", month: "short", timeZone: "UTC" });
-  return dayFormat.format(day * DAY_MS);
+  const d = new Date(day * DAY_MS);
+  return `${d.getUTCDate()} ${MONTHS[d.getUTCMonth()]}`;
 }
-let dayFormat: Intl.DateTimeFormat | undefined;
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
 /** A sentence describing the chart, for screen readers and the chart's title. */
 export function chartSummary(bars: DayBar[]): string {

@@ -158,7 +158,9 @@ describe("claims and links", () => {
   });
   it("formats exact times and plurals", () => {
     expect(exactTime(null)).toBe("");
-    expect(exactTime(now)).toMatch(/\d/);
+    expect(exactTime(now)).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC[+−]\d\d:\d\d$/);
+    const local = new Date(2026, 10, 30, 22, 41, 4);
+    expect(exactTime(local.getTime()).startsWith("2026-11-30 22:41:04 UTC")).toBe(true);
     expect(plural(1, "grant")).toBe("1 grant");
     expect(plural(3, "grant")).toBe("3 grants");
     expect(plural(2, "entry", "entries")).toBe("2 entries");

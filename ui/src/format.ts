@@ -52,20 +52,20 @@ export function countdown(at: number | null, now: number): string {
   return `in ${Math.floor(diff / DAY)} d`;
 }
 
-/** The exact local time of a timestamp, for titles. */
+/**
+ * The exact local time of a timestamp with its offset from UTC, for titles:
+ * "2026-11-30 22:41:24 UTC+01:00". Written out rather than through `Intl`, so that the window's
+ * tooltips need no ICU formatter (and its data pages) in the web process.
+ */
 export function exactTime(at: number | null): string {
   if (at === null) return "";
-  exactFormat ??= new Intl.DateTimeFormat(undefined, {
-    year: "numeric",
-    month: "short",
-    day: "numeric",
-    hour: "2-digit",
-    minute: "2-digit",
-    second: "2-digit",
-  });
-  return exactFormat.format(at);
+  const d = new Date(at);
+  const two = (n: number) => String(n).padStart(2, "0");
+  const offset = -d.getTimezoneOffset();
+  const sign = offset < 0 ? "−" : "+";
+  const zone = `UTC${sign}${two(Math.floor(Math.abs(offset) / 60))}:${two(Math.abs(offset) % 60)}`;
+  return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())} ${zone}`;
 }
-let exactFormat: Intl.DateTimeFormat | undefined;
 
 export type Badge = GrantState;
 
