@@ -25,28 +25,40 @@ pub struct Looks {
 
 impl Default for Looks {
     fn default() -> Self {
-        Self {
-            started: Instant::now(),
-            last: None,
-            pending: false,
-        }
+        Self::starting_at(Instant::now())
     }
 }
 
 impl Looks {
+    fn starting_at(started: Instant) -> Self {
+        Self {
+            started,
+            last: None,
+            pending: false,
+        }
+    }
+
+    /// Whether to look at `now`, `changed` when the vault changed since the last call; a yes
+    /// counts as the look.
+    fn due(&mut self, now: Instant, changed: bool) -> bool {
+        self.pending |= changed;
+        let due = match self.last {
+            None => now - self.started >= FIRST,
+            Some(at) => (self.pending && now - at >= AFTER_CHANGE) || now - at >= EVERY,
+        };
+        if due {
+            self.last = Some(now);
+            self.pending = false;
+        }
+        due
+    }
+
     /// Called by the watcher on each of its looks; `changed` when the vault changed since the
     /// last one. Sends the notices due, when it is time to look; says whether it looked.
     pub fn tick(&mut self, app: &AppHandle, vault: &Vault, changed: bool) -> bool {
-        self.pending |= changed;
-        let due = match self.last {
-            None => self.started.elapsed() >= FIRST,
-            Some(at) => (self.pending && at.elapsed() >= AFTER_CHANGE) || at.elapsed() >= EVERY,
-        };
-        if !due {
+        if !self.due(Instant::now(), changed) {
             return false;
         }
-        self.last = Some(Instant::now());
-        self.pending = false;
         match vault.take_notices() {
             Ok(notices) => {
                 for n in notices {
@@ -64,5 +76,38 @@ impl Looks {
             Err(e) => eprintln!("grantkeeper: the notifications could not be worked out: {e}"),
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn looks_come_5_s_after_start_3_s_after_a_change_and_every_minute() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut looks = Looks::starting_at(t0);
+        assert!(!looks.due(at(0), true), "not at start, even after a change");
+        assert!(!looks.due(at(4), false));
+        assert!(
+            looks.due(at(5), false),
+            "the first look, 5 s after the start"
+        );
+        assert!(
+            !looks.due(at(6), true),
+            "a change within 3 s of a look waits"
+        );
+        assert!(!looks.due(at(7), false));
+        assert!(
+            looks.due(at(8), false),
+            "the change is looked at 3 s after the last look"
+        );
+        assert!(!looks.due(at(12), false), "no change: no look");
+        assert!(!looks.due(at(67), false));
+        assert!(
+            looks.due(at(68), false),
+            "a look every minute without changes"
+        );
     }
 }
