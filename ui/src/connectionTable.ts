@@ -1,19 +1,83 @@
 // The connections list as the window holds it: the column form the shell sends (one array per
-// field), read by index. A full `ConnectionRow` object is made only for a row that is shown or
-// opened, so 10,000 connections stay a few dozen arrays instead of 50,000 small objects.
+// field, each text field packed into one string), read by index. A full `ConnectionRow` object is
+// made only for a row that is shown or opened, so 10,000 connections stay a few dozen arrays and
+// strings instead of 100,000 small objects and strings.
 import type { ConnectionColumns } from "./bindings/ConnectionColumns";
 import type { ConnectionRow } from "./bindings/ConnectionRow";
 import type { GrantState } from "./bindings/GrantState";
+import type { PackedStrings } from "./bindings/PackedStrings";
 import type { StatusStep } from "./bindings/StatusStep";
 
 /** How many made rows a table keeps (the rendered window and a little more). */
 const ROW_CACHE = 512;
 
+/** A packed text column read by row: each value is one `slice` of the column's text. */
+export class TextColumn {
+  private readonly text: string;
+  private readonly starts: Int32Array;
+  /** Per row: where its value ends, -1 when absent. */
+  private readonly ends: Int32Array;
+
+  constructor(packed: PackedStrings) {
+    const n = packed.ends.length;
+    this.text = packed.text;
+    this.starts = new Int32Array(n);
+    this.ends = new Int32Array(n);
+    let at = 0;
+    for (let i = 0; i < n; i++) {
+      const end = packed.ends[i];
+      this.starts[i] = at;
+      this.ends[i] = end ?? -1;
+      if (end !== null) at = end;
+    }
+  }
+
+  /** Packs `values` (as the shell does). */
+  static pack(values: (string | null)[]): PackedStrings {
+    const ends: (number | null)[] = [];
+    let at = 0;
+    for (const v of values) ends.push(v === null ? null : (at += v.length));
+    return { text: values.join(""), ends };
+  }
+
+  get length(): number {
+    return this.ends.length;
+  }
+
+  /** Row `i`'s value; null when absent. */
+  get(i: number): string | null {
+    const end = this.ends[i];
+    return end < 0 ? null : this.text.slice(this.starts[i], end);
+  }
+
+  /** The first row whose value is `value`, or -1 (compares in place, making no strings). */
+  indexOf(value: string): number {
+    for (let i = 0; i < this.ends.length; i++) {
+      const start = this.starts[i];
+      if (this.ends[i] - start === value.length && this.text.startsWith(value, start)) return i;
+    }
+    return -1;
+  }
+}
+
 export class ConnectionTable {
   /** Rows made so far, by index (the same object each time, so rendered rows compare equal). */
   private made = new Map<number, ConnectionRow>();
+  private readonly ids: TextColumn;
+  private readonly names: TextColumn;
+  private readonly subjects: TextColumn;
+  private readonly usernames: TextColumn;
+  private readonly orgIds: TextColumn;
+  private readonly details: TextColumn;
 
-  constructor(readonly cols: ConnectionColumns) {}
+  constructor(readonly cols: ConnectionColumns) {
+    this.ids = new TextColumn(cols.id);
+    this.names = new TextColumn(cols.name);
+    this.subjects = new TextColumn(cols.subject);
+    this.usernames = new TextColumn(cols.username);
+    this.orgIds = new TextColumn(cols.org_id);
+    this.details = new TextColumn(cols.status_detail);
+  }
 
   /** A table of `rows` (tests, lists built in the window). */
   static of(rows: ConnectionRow[]): ConnectionTable {
@@ -23,18 +87,19 @@ export class ConnectionTable {
       const i = list.indexOf(v);
       return i >= 0 ? i : list.push(v) - 1;
     };
+    const text = (f: (r: ConnectionRow) => string | null) => TextColumn.pack(rows.map(f));
     const cols: ConnectionColumns = {
       tenants,
       apps,
-      id: [],
+      id: text((r) => r.id),
       tenant: [],
       app: [],
-      name: [],
-      subject: [],
-      username: [],
-      org_id: [],
+      name: text((r) => r.name),
+      subject: text((r) => r.account.subject),
+      username: text((r) => r.account.username),
+      org_id: text((r) => r.account.org_id),
       status: [],
-      status_detail: [],
+      status_detail: text((r) => r.status_detail),
       step_start: [],
       step_from: [],
       step_state: [],
@@ -46,15 +111,9 @@ export class ConnectionTable {
       last_used_at: [],
     };
     for (const r of rows) {
-      cols.id.push(r.id);
       cols.tenant.push(at(tenants, r.tenant_id));
       cols.app.push(at(apps, r.provider_app_id));
-      cols.name.push(r.name);
-      cols.subject.push(r.account.subject);
-      cols.username.push(r.account.username);
-      cols.org_id.push(r.account.org_id);
       cols.status.push(r.status);
-      cols.status_detail.push(r.status_detail);
       cols.step_start.push(cols.step_from.length);
       for (const s of r.status_steps) {
         cols.step_from.push(s.from);
@@ -72,15 +131,27 @@ export class ConnectionTable {
   }
 
   get length(): number {
-    return this.cols.id.length;
+    return this.ids.length;
   }
 
   id(i: number): string {
-    return this.cols.id[i];
+    return this.ids.get(i) ?? "";
   }
 
   name(i: number): string {
-    return this.cols.name[i];
+    return this.names.get(i) ?? "";
+  }
+
+  subject(i: number): string | null {
+    return this.subjects.get(i);
+  }
+
+  username(i: number): string | null {
+    return this.usernames.get(i);
+  }
+
+  orgId(i: number): string | null {
+    return this.orgIds.get(i);
   }
 
   tenantId(i: number): string {
@@ -93,7 +164,7 @@ export class ConnectionTable {
 
   /** The account as shown: user name, else subject, else a dash (as `accountText`). */
   account(i: number): string {
-    return this.cols.username[i] ?? this.cols.subject[i] ?? "—";
+    return this.username(i) ?? this.subject(i) ?? "—";
   }
 
   /** Row `i`'s status at `now`: the state of its last step begun by then (as `stepAt`). */
@@ -121,13 +192,13 @@ export class ConnectionTable {
     if (hit) return hit;
     const c = this.cols;
     const r: ConnectionRow = {
-      id: c.id[i],
+      id: this.id(i),
       tenant_id: this.tenantId(i),
       provider_app_id: this.appId(i),
-      name: c.name[i],
-      account: { subject: c.subject[i], username: c.username[i], org_id: c.org_id[i] },
+      name: this.name(i),
+      account: { subject: this.subject(i), username: this.username(i), org_id: this.orgId(i) },
       status: c.status[i],
-      status_detail: c.status_detail[i],
+      status_detail: this.details.get(i),
       status_steps: this.steps(i),
       access_expires_at: c.access_expires_at[i],
       has_refresh_token: c.has_refresh_token[i],
@@ -147,6 +218,6 @@ export class ConnectionTable {
 
   /** The index of the connection with id `id`, or -1. */
   indexOf(id: string): number {
-    return this.cols.id.indexOf(id);
+    return this.ids.indexOf(id);
   }
 }

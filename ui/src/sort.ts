@@ -39,7 +39,7 @@ export class ListKeys {
 
   /** Lowercased name. */
   name(i: number): string {
-    this.names ??= this.table.cols.name.map((n) => n.toLowerCase());
+    this.names ??= Array.from({ length: this.table.length }, (_, j) => this.table.name(j).toLowerCase());
     return this.names[i];
   }
 
@@ -70,7 +70,7 @@ export class ListKeys {
   /** Lowercased haystack for the text filter: name, account, org, provider app id, extra words. */
   haystack(i: number): string {
     this.hays ??= Array.from({ length: this.table.length }, (_, j) =>
-      [this.name(j), this.accountKey(j), this.table.cols.org_id[j] ?? "", this.table.appId(j), ...this.extra(this.table, j).map((w) => w ?? "")]
+      [this.name(j), this.accountKey(j), this.table.orgId(j) ?? "", this.table.appId(j), ...this.extra(this.table, j).map((w) => w ?? "")]
         .join("\u0000")
         .toLowerCase(),
     );

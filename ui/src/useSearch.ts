@@ -34,23 +34,23 @@ export function searchIndex(
     items.push(makeItem(`tenant:${t.tenant.slug}`, "tenant", t.tenant.name, `${t.tenant.slug} · ${t.connections} connections`, [t.tenant.notes]));
   }
   const conns = new Map<string, number>();
-  const cols = connections.cols;
   for (let i = 0; i < connections.length; i++) {
     const tenantId = connections.tenantId(i);
     const appId = connections.appId(i);
     const slug = slugs.get(tenantId) ?? "";
-    const id = `connection:${slug}/${cols.name[i]}`;
+    const name = connections.name(i);
+    const id = `connection:${slug}/${name}`;
     const p = providerLabel(appId, apps, presetNames);
     const account = connections.account(i);
     conns.set(id, i);
     items.push(
-      makeItem(id, "connection", cols.name[i], [slug, account === "—" ? "" : account, p.app].filter((x) => x !== "").join(" · "), [
+      makeItem(id, "connection", name, [slug, account === "—" ? "" : account, p.app].filter((x) => x !== "").join(" · "), [
         appId,
         names.get(tenantId) ?? null,
         p.provider,
-        cols.subject[i],
-        cols.username[i],
-        cols.org_id[i],
+        connections.subject(i),
+        connections.username(i),
+        connections.orgId(i),
       ]),
     );
   }

@@ -22,8 +22,10 @@ use crate::timefmt::format_rfc3339;
 use crate::{ConnectionFilter, Vault};
 
 mod columns;
+mod packed;
 mod rows;
 pub use columns::ConnectionColumns;
+pub use packed::PackedStrings;
 pub use rows::ConnectionRow;
 
 /// One scope of a grant.

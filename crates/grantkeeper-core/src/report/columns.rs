@@ -1,7 +1,9 @@
 //! The connections list in column form, the shape it travels to the window in: one array per
-//! field instead of one object per connection, each tenant and provider app id once. A window
-//! holding 10,000 connections keeps a few dozen arrays instead of about 50,000 small objects
-//! (the rows, their accounts and status steps), and parsing it leaves that much less garbage.
+//! field instead of one object per connection, each tenant and provider app id once, and each
+//! text field packed into one string ([`PackedStrings`]). A window holding 10,000 connections
+//! keeps a few dozen arrays and strings instead of about 100,000 small objects and strings (the
+//! rows, their accounts, status steps, ids and names), and parsing it leaves that much less
+//! garbage.
 
 use std::collections::HashMap;
 
@@ -13,10 +15,11 @@ use crate::model::{
 };
 use crate::status::{GrantState, StatusStep};
 
-use super::ConnectionRow;
+use super::{ConnectionRow, PackedStrings};
 
 /// The connections list, one array per field of [`ConnectionRow`]: row `i` is element `i` of
-/// each per-row array. Build it from rows with `From`, read a row back with [`Self::row`].
+/// each per-row array or packed column. Build it from rows with `From`, read a row back with
+/// [`Self::row`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[ts(export)]
 pub struct ConnectionColumns {
@@ -25,23 +28,23 @@ pub struct ConnectionColumns {
     /// The distinct provider apps, in order of first appearance.
     pub apps: Vec<ProviderAppId>,
     /// Per row: identifier.
-    pub id: Vec<ConnectionId>,
+    pub id: PackedStrings,
     /// Per row: index into `tenants`.
     pub tenant: Vec<u32>,
     /// Per row: index into `apps`.
     pub app: Vec<u32>,
     /// Per row: name.
-    pub name: Vec<String>,
+    pub name: PackedStrings,
     /// Per row: the account's subject.
-    pub subject: Vec<Option<String>>,
+    pub subject: PackedStrings,
     /// Per row: the account's user name.
-    pub username: Vec<Option<String>>,
+    pub username: PackedStrings,
     /// Per row: the account's organization.
-    pub org_id: Vec<Option<String>>,
+    pub org_id: PackedStrings,
     /// Per row: the stored state.
     pub status: Vec<ConnectionStatus>,
     /// Per row: why it is not active.
-    pub status_detail: Vec<Option<String>>,
+    pub status_detail: PackedStrings,
     /// Per row: where its status steps start in the `step_*` arrays; one more entry than rows,
     /// so row `i`'s steps are `step_start[i]..step_start[i + 1]`.
     pub step_start: Vec<u32>,
@@ -82,24 +85,25 @@ fn intern<T: Clone + Eq + std::hash::Hash>(
 
 impl From<Vec<ConnectionRow>> for ConnectionColumns {
     fn from(rows: Vec<ConnectionRow>) -> Self {
+        let text = |field: fn(&ConnectionRow) -> Option<&str>| rows.iter().map(field).collect();
         let mut out = Self {
+            id: text(|r| Some(r.id.as_str())),
+            name: text(|r| Some(&r.name)),
+            subject: text(|r| r.account.subject.as_deref()),
+            username: text(|r| r.account.username.as_deref()),
+            org_id: text(|r| r.account.org_id.as_deref()),
+            status_detail: text(|r| r.status_detail.as_deref()),
             step_start: Vec::with_capacity(rows.len() + 1),
             ..Self::default()
         };
         let mut tenants = HashMap::new();
         let mut apps = HashMap::new();
         for r in rows {
-            out.id.push(r.id);
             out.tenant
                 .push(intern(r.tenant_id, &mut out.tenants, &mut tenants));
             out.app
                 .push(intern(r.provider_app_id, &mut out.apps, &mut apps));
-            out.name.push(r.name);
-            out.subject.push(r.account.subject);
-            out.username.push(r.account.username);
-            out.org_id.push(r.account.org_id);
             out.status.push(r.status);
-            out.status_detail.push(r.status_detail);
             out.step_start.push(step_index(out.step_from.len()));
             for s in r.status_steps {
                 out.step_from.push(s.from);
@@ -132,21 +136,23 @@ impl ConnectionColumns {
         self.id.is_empty()
     }
 
-    /// Row `i` as a [`ConnectionRow`]; `None` past the end.
+    /// Row `i` as a [`ConnectionRow`]; `None` past the end. Reading the packed text walks it,
+    /// so this is for checks of a few rows, not for reading the whole list.
     pub fn row(&self, i: usize) -> Option<ConnectionRow> {
         let steps = *self.step_start.get(i)? as usize..*self.step_start.get(i + 1)? as usize;
+        let text = |column: &PackedStrings| column.get(i).flatten().map(str::to_owned);
         Some(ConnectionRow {
-            id: self.id[i].clone(),
+            id: ConnectionId::from_string(text(&self.id)?),
             tenant_id: self.tenants[self.tenant[i] as usize].clone(),
             provider_app_id: self.apps[self.app[i] as usize].clone(),
-            name: self.name[i].clone(),
+            name: text(&self.name)?,
             account: AccountIdentity {
-                subject: self.subject[i].clone(),
-                username: self.username[i].clone(),
-                org_id: self.org_id[i].clone(),
+                subject: text(&self.subject),
+                username: text(&self.username),
+                org_id: text(&self.org_id),
             },
             status: self.status[i],
-            status_detail: self.status_detail[i].clone(),
+            status_detail: text(&self.status_detail),
             status_steps: steps
                 .map(|s| StatusStep {
                     from: self.step_from[s],

@@ -370,6 +370,9 @@ fn connection_columns_keep_each_rows_status_steps_and_ids() {
     assert_eq!(columns.tenant, [0, 1, 0]);
     assert_eq!(columns.app, [0, 1, 1]);
     assert_eq!(columns.step_start, [0, 2, 2, 3]);
+    assert_eq!(columns.name.text, "c2c0c1");
+    assert_eq!(columns.name.ends, [Some(2), Some(4), Some(6)]);
+    assert_eq!(columns.subject.ends, [None, None, None]);
     let back: Vec<_> = (0..rows.len()).map(|i| columns.row(i).unwrap()).collect();
     assert_eq!(back, rows);
 }
