@@ -1,6 +1,6 @@
 // The connection table: sortable, filterable and virtualized (only the visible rows plus an
 // overscan are in the DOM), with a roving focus for ↑/↓/Enter.
-import { Component } from "preact";
+import { Component, type RefObject } from "preact";
 import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
 import type { ConnectionRow } from "./bindings/ConnectionRow";
 import type { TenantId } from "./bindings/TenantId";
@@ -37,19 +37,13 @@ export function ConnectionsView({ connections, tenant, openId, onOpen, reveal, o
   const [text, setText] = useState("");
   const [status, setStatus] = useState<Badge | "">("");
   const [activeId, setActiveId] = useState<string | null>(null);
-  const [scrollTop, setScrollTop] = useState(0);
-  const [viewport, setViewport] = useState(0);
-  const [header, setHeader] = useState(36);
   const scrollRef = useRef<HTMLDivElement>(null);
   const theadRef = useRef<HTMLTableSectionElement>(null);
   const focusIndex = useRef<number | null>(null);
   const slowNow = useNow(slowTicker);
-
-  const tenantInfo = useMemo(() => {
-    const m = new Map<string, { slug: string; name: string }>();
-    for (const t of tenants) m.set(t.tenant.id, { slug: t.tenant.slug, name: t.tenant.name });
-    return m;
-  }, [tenants]);
+  const tenantInfo = useTenantInfo(tenants);
+  const { viewport, header } = useViewport(scrollRef, theadRef, connections !== null && connections.length > 0);
+  const { scrollTop, setScrollTop, onScroll } = useScrollTop(scrollRef, tenant, setActiveId);
 
   // The sort and filter keys of this load, each built on first use (lowercased names, accounts;
   // the text filter's haystacks once a filter is typed).
@@ -75,41 +69,6 @@ export function ConnectionsView({ connections, tenant, openId, onOpen, reveal, o
     const i = table.indexOf(id);
     return i < 0 ? -1 : filtered.indexOf(i);
   };
-
-  // Viewport size and header height.
-  useLayoutEffect(() => {
-    const el = scrollRef.current;
-    if (!el) return;
-    const measure = () => {
-      setViewport(el.clientHeight || window.innerHeight || 600);
-      if (theadRef.current && theadRef.current.offsetHeight > 0) setHeader(theadRef.current.offsetHeight);
-    };
-    measure();
-    if (typeof ResizeObserver === "function") {
-      const ro = new ResizeObserver(measure);
-      ro.observe(el);
-      return () => ro.disconnect();
-    }
-    window.addEventListener("resize", measure);
-    return () => window.removeEventListener("resize", measure);
-  }, [connections !== null && connections.length > 0]);
-
-  // A new tenant starts at the top.
-  useEffect(() => {
-    if (scrollRef.current) scrollRef.current.scrollTop = 0;
-    setScrollTop(0);
-    setActiveId(null);
-  }, [tenant]);
-
-  const frame = useRef(0);
-  const onScroll = () => {
-    if (frame.current) return;
-    frame.current = requestAnimationFrame(() => {
-      frame.current = 0;
-      if (scrollRef.current) setScrollTop(scrollRef.current.scrollTop);
-    });
-  };
-  useEffect(() => () => cancelAnimationFrame(frame.current), []);
 
   const scrollTo = (index: number, center = false) => {
     const el = scrollRef.current;
@@ -179,21 +138,7 @@ export function ConnectionsView({ connections, tenant, openId, onOpen, reveal, o
     else focusIndex.current = next;
   };
 
-  // Stable row callbacks (rows compare props shallowly).
-  const latest = useRef({ filtered, table, onOpen });
-  latest.current = { filtered, table, onOpen };
-  const onRowClick = useCallback((index: number) => {
-    const { filtered, table, onOpen } = latest.current;
-    const r = filtered[index];
-    if (r === undefined) return;
-    setActiveId(table.id(r));
-    onOpen(table.row(r));
-  }, []);
-  const onRowFocus = useCallback((index: number) => {
-    const { filtered, table } = latest.current;
-    const r = filtered[index];
-    if (r !== undefined) setActiveId(table.id(r));
-  }, []);
+  const { onRowClick, onRowFocus } = useRowHandlers({ filtered, table, onOpen }, setActiveId);
 
   const sortHeader = (key: SortKey, label: string, cls: string, title?: string) => {
     const s = ariaSort(sort, key);
@@ -340,6 +285,84 @@ type RowProps = {
   onClick: (index: number) => void;
   onFocus: (index: number) => void;
 };
+
+// The hooks below keep callbacks and effects across renders. They live outside the view on
+// purpose: a closure made in the view's body keeps that render's whole scope alive (the engine
+// shares one scope object among a render's closures), so an effect or callback kept from an older
+// render would keep that render's 10,000-row table too.
+
+/** Tenant names and slugs by id. */
+function useTenantInfo(tenants: { tenant: { id: string; slug: string; name: string } }[]) {
+  return useMemo(() => {
+    const m = new Map<string, { slug: string; name: string }>();
+    for (const t of tenants) m.set(t.tenant.id, { slug: t.tenant.slug, name: t.tenant.name });
+    return m;
+  }, [tenants]);
+}
+
+/** The scroll area's height and the table header's, measured again when rows appear and on resize. */
+function useViewport(scrollRef: RefObject<HTMLDivElement>, theadRef: RefObject<HTMLTableSectionElement>, hasRows: boolean) {
+  const [viewport, setViewport] = useState(0);
+  const [header, setHeader] = useState(36);
+  useLayoutEffect(() => {
+    const el = scrollRef.current;
+    if (!el) return;
+    const measure = () => {
+      setViewport(el.clientHeight || window.innerHeight || 600);
+      if (theadRef.current && theadRef.current.offsetHeight > 0) setHeader(theadRef.current.offsetHeight);
+    };
+    measure();
+    if (typeof ResizeObserver === "function") {
+      const ro = new ResizeObserver(measure);
+      ro.observe(el);
+      return () => ro.disconnect();
+    }
+    window.addEventListener("resize", measure);
+    return () => window.removeEventListener("resize", measure);
+  }, [hasRows]);
+  return { viewport, header };
+}
+
+/** The list's scroll position, read once per frame while scrolling; a new tenant starts at the top. */
+function useScrollTop(scrollRef: RefObject<HTMLDivElement>, tenant: TenantId | null, setActiveId: (id: string | null) => void) {
+  const [scrollTop, setScrollTop] = useState(0);
+  useEffect(() => {
+    if (scrollRef.current) scrollRef.current.scrollTop = 0;
+    setScrollTop(0);
+    setActiveId(null);
+  }, [tenant]);
+  const frame = useRef(0);
+  const onScroll = useCallback(() => {
+    if (frame.current) return;
+    frame.current = requestAnimationFrame(() => {
+      frame.current = 0;
+      if (scrollRef.current) setScrollTop(scrollRef.current.scrollTop);
+    });
+  }, []);
+  useEffect(() => () => cancelAnimationFrame(frame.current), []);
+  return { scrollTop, setScrollTop, onScroll };
+}
+
+type Shown = { filtered: number[]; table: ConnectionTable; onOpen: (c: ConnectionRow) => void };
+
+/** Stable row callbacks (rows compare props shallowly) that act on the list shown now. */
+function useRowHandlers(shown: Shown, setActiveId: (id: string) => void) {
+  const latest = useRef(shown);
+  latest.current = shown;
+  const onRowClick = useCallback((index: number) => {
+    const { filtered, table, onOpen } = latest.current;
+    const r = filtered[index];
+    if (r === undefined) return;
+    setActiveId(table.id(r));
+    onOpen(table.row(r));
+  }, []);
+  const onRowFocus = useCallback((index: number) => {
+    const { filtered, table } = latest.current;
+    const r = filtered[index];
+    if (r !== undefined) setActiveId(table.id(r));
+  }, []);
+  return { onRowClick, onRowFocus };
+}
 
 /**
  * One table row. It listens to the shared 1 s ticker itself, so only the rendered rows update

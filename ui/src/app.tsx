@@ -71,6 +71,9 @@ export function App() {
   );
   const { tenant, connections, load: loadConnections, select } = useConnections({ onError: addError, onLoaded });
   const search = useSearch({ tenant, connections, tenants, apps, presetNames, onError: addError });
+  // The shell's closures test this, not the list: a closure kept from an older render would keep
+  // that render's list alive (see ConnectionsView's hooks).
+  const listMissing = connections === null;
 
   // Everything the async handlers need, current.
   const latest = useRef({ tenant, wizard, status });
@@ -226,7 +229,7 @@ export function App() {
           onTenant={selectTenant}
           onView={(v) => {
             setView(v);
-            if (v === "connections" && connections === null) void loadConnections(tenant, true);
+            if (v === "connections" && listMissing) void loadConnections(tenant, true);
           }}
           onConnect={openWizard}
           onSearch={() => search.setOpen(true)}

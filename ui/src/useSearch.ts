@@ -1,7 +1,7 @@
 // The Ctrl+K search's state: open or not, every tenant's connections (the list already shown
 // when it is all of them, else loaded once per opening and dropped on a vault change), and the
 // index of actions, tenants and connections it searches.
-import { useCallback, useEffect, useMemo, useState } from "preact/hooks";
+import { useCallback, useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { api, errorMessage } from "./api";
 import type { ConnectionRow } from "./bindings/ConnectionRow";
 import type { ProviderApp } from "./bindings/ProviderApp";
@@ -74,11 +74,14 @@ type Options = {
 export function useSearch({ tenant, connections, tenants, apps, presetNames, onError }: Options) {
   const [open, setOpen] = useState(false);
   const [all, setAll] = useState<ConnectionTable | null>(null);
+  // Read through a ref, not captured: a closure kept from an older render would keep its list.
+  const shownAll = useRef<ConnectionTable | null>(null);
+  shownAll.current = tenant === null ? connections : null;
 
   useEffect(() => {
     if (!open || all) return;
-    if (tenant === null && connections) {
-      setAll(connections);
+    if (shownAll.current) {
+      setAll(shownAll.current);
       return;
     }
     let live = true;
