@@ -169,15 +169,34 @@ fn grantkeeper(home: &Path, bus: Option<&str>, display: bool, args: &[&str]) -> 
     if !display {
         cmd.env_remove("DISPLAY");
     }
-    let child = cmd.spawn().unwrap();
-    let pid = child.id();
-    let guard = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(60));
-        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-    });
-    let out = child.wait_with_output().unwrap();
-    drop(guard);
-    out
+    let mut child = cmd.spawn().unwrap();
+    // Read both pipes aside, so the child never blocks on a full one while it is waited for.
+    let drain = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    // Killed through its handle, before it is reaped: never another process that reuses the pid.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            break child.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
 }
 
 fn assert_keychain_failure(out: &Output, expect: &str) {

@@ -800,6 +800,8 @@ fn stall(idp: &Idp, ms: u64) {
     let out = std::process::Command::new("curl")
         .args([
             "-sf",
+            "--max-time",
+            "10",
             "-X",
             "POST",
             "-H",

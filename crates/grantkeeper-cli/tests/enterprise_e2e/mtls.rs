@@ -149,8 +149,15 @@ fn mtls_client(id: &str, auth: &str, extra: Value) -> Value {
 
 /// Every secret of the session's keychain, as secret-tool prints them (PEM texts whole).
 fn keychain_dump() -> String {
-    let out = Command::new("secret-tool")
-        .args(["search", "--all", "service", "grantkeeper"])
+    let out = Command::new("timeout")
+        .args([
+            "30",
+            "secret-tool",
+            "search",
+            "--all",
+            "service",
+            "grantkeeper",
+        ])
         .output()
         .expect("secret-tool runs");
     String::from_utf8_lossy(&out.stdout).into_owned()

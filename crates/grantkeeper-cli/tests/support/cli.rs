@@ -165,7 +165,7 @@ pub fn keychain_secrets() -> Vec<String> {
     let out = Command::new("sh")
         .args([
             "-c",
-            "stdbuf -o0 -e0 secret-tool search --all service grantkeeper 2>&1",
+            "timeout 30 stdbuf -o0 -e0 secret-tool search --all service grantkeeper 2>&1",
         ])
         .output()
         .expect("secret-tool runs");

@@ -215,8 +215,16 @@ impl Gk {
     /// The refresh token in the keychain (`secret-tool lookup`), if any.
     pub fn keychain_refresh_token(&self, connection: &str) -> Option<String> {
         let user = self.refresh_entry(connection);
-        let out = Command::new("secret-tool")
-            .args(["lookup", "service", "grantkeeper", "username", &user])
+        let out = Command::new("timeout")
+            .args([
+                "30",
+                "secret-tool",
+                "lookup",
+                "service",
+                "grantkeeper",
+                "username",
+                &user,
+            ])
             .stdin(Stdio::null())
             .stderr(Stdio::null())
             .output()

@@ -90,7 +90,7 @@ pub fn secret_tool_items(vault_id: &str) -> Vec<(Vec<String>, String)> {
     let out = Command::new("sh")
         .args([
             "-c",
-            "stdbuf -o0 -e0 secret-tool search --all service grantkeeper 2>&1",
+            "timeout 30 stdbuf -o0 -e0 secret-tool search --all service grantkeeper 2>&1",
         ])
         .output()
         .expect("secret-tool runs");
@@ -136,35 +136,69 @@ pub struct Idp {
 }
 
 impl Idp {
-    /// Starts it with a JSON config (see tests/idp/server.mjs).
+    /// Starts it with a JSON config (see tests/idp/server.mjs). A server that prints no ready
+    /// line within 20 s is killed and started again, twice at most: runs of the full suite now
+    /// and then see a server that never does (its stderr is in the last try's message).
     pub fn start(config: &serde_json::Value) -> Self {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match Self::try_start(config) {
+                Ok(idp) => return idp,
+                Err(why) if tries < 3 => eprintln!("test IdP start: {why}; again"),
+                Err(why) => panic!("the test IdP did not start: {why}"),
+            }
+        }
+    }
+
+    fn try_start(config: &serde_json::Value) -> Result<Self, String> {
         use std::io::BufRead;
         let dir = tempfile::tempdir().unwrap().keep();
         let cfg = dir.join("idp.json");
         std::fs::write(&cfg, config.to_string()).unwrap();
+        let stderr = dir.join("stderr.log");
         let mut child = Command::new("node")
             .arg(repo_root().join("tests/idp/server.mjs"))
             .args(["--port", "0", "--config"])
             .arg(&cfg)
+            .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&stderr).unwrap())
             .spawn()
             .expect("node runs the test IdP");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let ready: serde_json::Value = serde_json::from_str(&line).expect("the IdP's ready line");
-        Idp {
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .ok()
+            .filter(|line| !line.is_empty());
+        let Some(line) = line else {
+            let _ = child.kill();
+            let _ = child.wait();
+            let said = std::fs::read_to_string(&stderr).unwrap_or_default();
+            let last: Vec<&str> = said.lines().rev().take(20).collect();
+            return Err(format!(
+                "no ready line within 20 s; the end of its stderr: {last:?}"
+            ));
+        };
+        let ready: serde_json::Value =
+            serde_json::from_str(&line).map_err(|e| format!("ready line: {e}"))?;
+        Ok(Idp {
             issuer: ready["issuer"].as_str().unwrap().to_owned(),
             child,
-        }
+        })
     }
 
     /// The server-side counters.
     pub fn stats(&self) -> serde_json::Value {
         let out = Command::new("curl")
-            .args(["-sf", &format!("{}/__test/stats", self.issuer)])
+            .args(["-sf", "--max-time", "10"])
+            .arg(format!("{}/__test/stats", self.issuer))
             .output()
             .unwrap();
         serde_json::from_slice(&out.stdout).unwrap()
