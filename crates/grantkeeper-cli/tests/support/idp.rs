@@ -38,7 +38,13 @@ impl Idp {
             tries += 1;
             match Self::try_start_on(port, config) {
                 Ok(idp) => return idp,
-                Err(why) if tries < 3 => eprintln!("test IdP start on port {port}: {why}; again"),
+                // Straight to stderr, past the test harness's capture: a run shows each retry.
+                Err(why) if tries < 3 => {
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "test IdP start on port {port}: {why}; again"
+                    );
+                }
                 Err(why) => panic!("the test IdP did not start on port {port}: {why}"),
             }
         }

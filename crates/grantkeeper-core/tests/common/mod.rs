@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
@@ -145,7 +146,10 @@ impl Idp {
             tries += 1;
             match Self::try_start(config) {
                 Ok(idp) => return idp,
-                Err(why) if tries < 3 => eprintln!("test IdP start: {why}; again"),
+                // Straight to stderr, past the test harness's capture: a run shows each retry.
+                Err(why) if tries < 3 => {
+                    let _ = writeln!(std::io::stderr(), "test IdP start: {why}; again");
+                }
                 Err(why) => panic!("the test IdP did not start: {why}"),
             }
         }
