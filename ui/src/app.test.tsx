@@ -1,8 +1,10 @@
 // @vitest-environment jsdom
 // The whole window against a mocked backend: the selectors WebDriver tests rely on, the flows
 // (detail, reveal, search, wizard, review, live reload, offline) and the perf marks.
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { render } from "preact";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, onTestFinished, vi } from "vitest";
 import type { HandOutAsked } from "./bindings/HandOutAsked";
 import type { Connection } from "./bindings/Connection";
 import type { ConnectionDetail } from "./bindings/ConnectionDetail";
@@ -740,6 +742,66 @@ describe("detail", () => {
     expect(api.startReconsent).toHaveBeenCalledWith({ tenant: "t-acme", connection: "c-crm" });
     for (const f of state.connectFinished) f({ flow: "flow-2", tenant: "t-acme", connection: crm, error: null, cancelled: false });
     await waitFor(() => !$("[data-wizard]"));
+  });
+});
+
+describe("memory", () => {
+  /** A full collection (V8 with --expose-gc), run until weak references to garbage clear. */
+  async function collect() {
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    for (let i = 0; i < 4; i++) {
+      // A weak reference's target stays alive until the job that made or read it ends.
+      await new Promise((r) => setTimeout(r, 0));
+      gc();
+    }
+  }
+
+  // A closure the window keeps (an effect, a memo, a callback) holds the scope of the render
+  // that made it, with everything that render's closures captured: a list captured there lives
+  // as long as the closure. Both V8 and the window's JavaScriptCore share one scope per call.
+  it("keeps only the list it shows, after reloads, tenant switches, a detail and the search", async () => {
+    // Rows are found without selectors: jsdom's selector engine keeps its last answer to each
+    // query, and an old row kept there would keep the list its handlers were made with.
+    const shownRow = (name: string) => [...document.getElementsByTagName("tr")].find((r) => r.dataset.connection === name);
+    render(null, root);
+    const lists: WeakRef<ConnectionTable>[] = [];
+    const listConnections = api.listConnections as ReturnType<typeof vi.fn>;
+    const usual = listConnections.getMockImplementation()!;
+    onTestFinished(() => void listConnections.mockImplementation(usual));
+    listConnections.mockImplementation(async (t: string | null) => {
+      const table = ConnectionTable.of(state.connections.filter((c) => t === null || c.tenant_id === t).map((c) => rowOf(c)));
+      lists.push(new WeakRef(table));
+      return table;
+    });
+    /** The `n`th list asked for, and then shown. */
+    const shown = async (n: number) => {
+      await waitFor(() => lists.length === n);
+      await new Promise((r) => setTimeout(r, 20));
+      return waitFor(() => shownRow("crm"));
+    };
+    render(<App />, root);
+    await shown(1);
+    click(await el('[data-tenant="acme-corp"]'));
+    await shown(2);
+    click(await el("[data-tenant-all]"));
+    click((await shown(3)).cells[0]);
+    await el('[data-scope="openid"]');
+    state.connections = [crm, old, conn({ id: "c-new", tenant_id: "t-acme", name: "fresh" })];
+    for (const f of state.vaultChanged) f(20);
+    await waitFor(() => shownRow("fresh"));
+    key(document, "k", { ctrlKey: true });
+    await el("[data-search-result]");
+    key(document.activeElement ?? document, "Escape");
+    await waitFor(() => !$("[data-search-result]"));
+    expect(lists).toHaveLength(4);
+
+    // The mock's own record of what it returned would keep every list.
+    listConnections.mockClear();
+    const garbage = new WeakRef({ rows: 1 });
+    await collect();
+    expect(garbage.deref()).toBeUndefined();
+    expect(lists.map((l) => l.deref() !== undefined)).toEqual([false, false, false, true]);
   });
 });
 
