@@ -6,6 +6,7 @@
 
 #[path = "keychain_failures/agent_locks.rs"]
 mod agent_locks;
+mod support;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -13,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_grantkeeper");
+use support::{reader, Kid, BIN};
 
 /// A private D-Bus session bus, killed on drop.
 struct Bus {
@@ -169,33 +170,14 @@ fn grantkeeper(home: &Path, bus: Option<&str>, display: bool, args: &[&str]) -> 
     if !display {
         cmd.env_remove("DISPLAY");
     }
-    let mut child = cmd.spawn().unwrap();
-    // Read both pipes aside, so the child never blocks on a full one while it is waited for.
-    let drain = |mut pipe: Box<dyn std::io::Read + Send>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = pipe.read_to_end(&mut bytes);
-            bytes
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().unwrap()));
-    let stderr = drain(Box::new(child.stderr.take().unwrap()));
-    // Killed through its handle, before it is reaped: never another process that reuses the pid.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            break child.wait().unwrap();
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let mut kid = Kid(Some(cmd.spawn().unwrap()));
+    let stdout = reader(kid.child().stdout.take().unwrap());
+    let stderr = reader(kid.child().stderr.take().unwrap());
+    let status = kid.wait_for(Duration::from_secs(60), &format!("grantkeeper {args:?}"));
     Output {
         status,
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
+        stdout: stdout.join().unwrap().into_bytes(),
+        stderr: stderr.join().unwrap().into_bytes(),
     }
 }
 

@@ -17,7 +17,7 @@ mod process;
 pub use bao::{Bao, MOUNT};
 pub use cli::{closed_port, keychain_secrets, Cli};
 pub use idp::{enc, http, http_with_headers, Idp};
-pub use process::{line_reader, vm_rss_kb, Gk, Kid};
+pub use process::{line_reader, reader, vm_rss_kb, Gk, Kid};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

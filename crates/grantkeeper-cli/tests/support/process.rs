@@ -267,7 +267,8 @@ pub fn vm_rss_kb(pid: u32) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
-pub(super) fn reader(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+/// Reads a child's pipe to its end on a thread of its own (so a full pipe never blocks the child).
+pub fn reader(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
     std::thread::spawn(move || {
         let mut s = String::new();
         let _ = r.read_to_string(&mut s);
